@@ -1,0 +1,261 @@
+"""Descriptors, manifests, indexes and image configs as frozen values, with their JSON forms.
+
+`to_json()` gives the dict that goes over the wire; `from_json()` reads one back, keeping
+what it does not model out of the way rather than failing on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ocibuild.oci.digest import Digest, sha256_digest
+from ocibuild.oci.json import canonical_json
+from ocibuild.oci.mediatypes import MediaType
+
+
+def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v not in (None, "", [], {})}
+
+
+@dataclass(frozen=True)
+class Platform:
+    architecture: str = "amd64"
+    os: str = "linux"
+    variant: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return _drop_empty({"architecture": self.architecture, "os": self.os, "variant": self.variant})
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Platform:
+        return cls(d.get("architecture", ""), d.get("os", ""), d.get("variant", ""))
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: Digest
+    size: int
+    annotations: dict[str, str] = field(default_factory=dict)
+    platform: Platform | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        if self.platform:
+            d["platform"] = self.platform.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Descriptor:
+        platform = d.get("platform")
+        return cls(
+            media_type=d["mediaType"],
+            digest=Digest(d["digest"]),
+            size=int(d["size"]),
+            annotations=dict(d.get("annotations") or {}),
+            platform=Platform.from_json(platform) if platform else None,
+        )
+
+    @classmethod
+    def of(cls, media_type: str, data: bytes, **kw: Any) -> Descriptor:
+        return cls(media_type, sha256_digest(data), len(data), **kw)
+
+    def with_annotations(self, **annotations: str) -> Descriptor:
+        return replace(self, annotations={**self.annotations, **annotations})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    media_type: str = MediaType.OCI_MANIFEST
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": self.media_type,
+            "config": self.config.to_json(),
+            "layers": [layer.to_json() for layer in self.layers],
+        }
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        return d
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Manifest:
+        return cls(
+            config=Descriptor.from_json(d["config"]),
+            layers=tuple(Descriptor.from_json(x) for x in d.get("layers", [])),
+            media_type=d.get("mediaType", MediaType.OCI_MANIFEST),
+            annotations=dict(d.get("annotations") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Index:
+    manifests: tuple[Descriptor, ...]
+    media_type: str = MediaType.OCI_INDEX
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": self.media_type,
+            "manifests": [m.to_json() for m in self.manifests],
+        }
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        return d
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Index:
+        return cls(
+            manifests=tuple(Descriptor.from_json(x) for x in d.get("manifests", [])),
+            media_type=d.get("mediaType", MediaType.OCI_INDEX),
+            annotations=dict(d.get("annotations") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class History:
+    created: str = ""
+    created_by: str = ""
+    comment: str = ""
+    empty_layer: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        d = _drop_empty({"created": self.created, "created_by": self.created_by, "comment": self.comment})
+        if self.empty_layer:
+            d["empty_layer"] = True
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> History:
+        return cls(
+            d.get("created", ""),
+            d.get("created_by", ""),
+            d.get("comment", ""),
+            bool(d.get("empty_layer", False)),
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The `config` section of an image config: what a runtime uses to start a container."""
+
+    env: tuple[str, ...] = ()
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str = ""
+    user: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    exposed_ports: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    stop_signal: str = ""
+
+    def env_dict(self) -> dict[str, str]:
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in self.env)
+
+    def with_env(self, updates: dict[str, str]) -> RuntimeConfig:
+        merged = self.env_dict()
+        merged.update(updates)
+        return replace(self, env=tuple(f"{k}={v}" for k, v in merged.items()))
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.env:
+            d["Env"] = list(self.env)
+        if self.cmd is not None:
+            d["Cmd"] = list(self.cmd)
+        if self.entrypoint is not None:
+            d["Entrypoint"] = list(self.entrypoint)
+        if self.working_dir:
+            d["WorkingDir"] = self.working_dir
+        if self.user:
+            d["User"] = self.user
+        if self.labels:
+            d["Labels"] = dict(self.labels)
+        if self.exposed_ports:
+            d["ExposedPorts"] = {p: {} for p in self.exposed_ports}
+        if self.volumes:
+            d["Volumes"] = {v: {} for v in self.volumes}
+        if self.stop_signal:
+            d["StopSignal"] = self.stop_signal
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> RuntimeConfig:
+        d = d or {}
+        cmd = d.get("Cmd")
+        entrypoint = d.get("Entrypoint")
+        return cls(
+            env=tuple(d.get("Env") or ()),
+            cmd=tuple(cmd) if cmd is not None else None,
+            entrypoint=tuple(entrypoint) if entrypoint is not None else None,
+            working_dir=d.get("WorkingDir") or "",
+            user=d.get("User") or "",
+            labels=dict(d.get("Labels") or {}),
+            exposed_ports=tuple(sorted(d.get("ExposedPorts") or {})),
+            volumes=tuple(sorted(d.get("Volumes") or {})),
+            stop_signal=d.get("StopSignal") or "",
+        )
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The image configuration blob: platform, runtime config, layer diff_ids and history."""
+
+    architecture: str = "amd64"
+    os: str = "linux"
+    created: str = ""
+    author: str = ""
+    config: RuntimeConfig = field(default_factory=RuntimeConfig)
+    diff_ids: tuple[Digest, ...] = ()
+    history: tuple[History, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "architecture": self.architecture,
+            "os": self.os,
+            "config": self.config.to_json(),
+            "rootfs": {"type": "layers", "diff_ids": [str(x) for x in self.diff_ids]},
+            "history": [h.to_json() for h in self.history],
+        }
+        if self.created:
+            d["created"] = self.created
+        if self.author:
+            d["author"] = self.author
+        return d
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ImageConfig:
+        rootfs = d.get("rootfs") or {}
+        return cls(
+            architecture=d.get("architecture", ""),
+            os=d.get("os", ""),
+            created=d.get("created", ""),
+            author=d.get("author", ""),
+            config=RuntimeConfig.from_json(d.get("config")),
+            diff_ids=tuple(Digest(x) for x in rootfs.get("diff_ids") or ()),
+            history=tuple(History.from_json(h) for h in d.get("history") or ()),
+        )
+
+    @property
+    def platform(self) -> Platform:
+        return Platform(self.architecture, self.os)

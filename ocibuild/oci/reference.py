@@ -1,0 +1,115 @@
+"""Image references, normalized the way docker does.
+
+`centos:6.7` -> `docker.io/library/centos:6.7`; `paterno/centos67base` ->
+`docker.io/paterno/centos67base:latest`; `localhost:5000/x@sha256:...` keeps its digest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ocibuild.errors import OcibuildError
+from ocibuild.oci.digest import Digest, is_digest
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
+DOCKER_HUB_CREDENTIALS_KEY = "https://index.docker.io/v1/"
+DEFAULT_TAG = "latest"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPO = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DOMAIN = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+
+
+class ReferenceError(OcibuildError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: Digest | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def endpoint(self) -> str:
+        """The host to talk to: Docker Hub's API lives on another host than its name."""
+        return DOCKER_HUB_ENDPOINT if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def credentials_key(self) -> str:
+        return DOCKER_HUB_CREDENTIALS_KEY if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def identifier(self) -> str:
+        """What goes after /manifests/: the digest if pinned, else the tag."""
+        return str(self.digest) if self.digest else (self.tag or DEFAULT_TAG)
+
+    def with_tag(self, tag: str) -> Reference:
+        return Reference(self.registry, self.repository, tag, None)
+
+    def with_digest(self, digest: Digest) -> Reference:
+        return Reference(self.registry, self.repository, self.tag, digest)
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+    @property
+    def familiar(self) -> str:
+        """The short form docker prints (`paterno/centos67base:latest`)."""
+        name = self.repository if self.registry == DOCKER_HUB else self.name
+        if self.registry == DOCKER_HUB and name.startswith("library/"):
+            name = name[len("library/") :]
+        return str(Reference("", name, self.tag, self.digest)).lstrip("/")
+
+
+def parse_reference(text: str, default_tag: str = DEFAULT_TAG) -> Reference:
+    """Parse a reference; a missing tag becomes `default_tag` unless a digest pins it."""
+    original = text
+    text = text.strip()
+    if not text:
+        raise ReferenceError("empty image reference")
+    digest = None
+    if "@" in text:
+        text, _, digest_text = text.partition("@")
+        if not is_digest(digest_text):
+            raise ReferenceError(f"{original!r}: {digest_text!r} is not a sha256 digest")
+        digest = Digest(digest_text)
+    tag = ""
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        text, tag = text[:colon], text[colon + 1 :]
+        if not _TAG.match(tag):
+            raise ReferenceError(f"{original!r}: invalid tag {tag!r}")
+    first, sep, rest = text.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        if not _DOMAIN.match(first):
+            raise ReferenceError(f"{original!r}: invalid registry {first!r}")
+        registry, repository = first, rest
+    else:
+        registry, repository = DOCKER_HUB, text
+    if registry in ("index.docker.io", "registry-1.docker.io"):
+        registry = DOCKER_HUB
+    if registry == DOCKER_HUB and "/" not in repository:
+        repository = f"library/{repository}"
+    if not _REPO.match(repository):
+        raise ReferenceError(
+            f"{original!r}: invalid repository name {repository!r} "
+            "(lowercase letters, digits and separators . _ - /)"
+        )
+    if not tag and digest is None:
+        tag = default_tag
+    return Reference(registry, repository, tag, digest)

@@ -1,0 +1,166 @@
+"""YAML nodes -> typed dataclasses, with every error pointing at a file, line and column.
+
+Field types drive decoding: `str`, `int`, `bool`, `float`, `list[T]`, `dict[str, T]`,
+`T | None`, unions of a scalar, a list and a dataclass (picked by the node's kind), and nested
+dataclasses. Keys are field names, or `metadata["key"]` (for `from`). A field named `origin`
+receives where the mapping was written. Unknown keys are refused with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Union
+
+import yaml
+
+from ocibuild.errors import Origin, RecipeError
+
+_constructor = yaml.constructor.SafeConstructor()
+
+
+def origin_of(node: yaml.Node, file: str) -> Origin:
+    return Origin(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def yaml_key(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("key", f.name)
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list or origin is tuple:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(tp, str(tp))
+
+
+def scalar_value(node: yaml.Node, file: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise RecipeError("expected a single value here", origin_of(node, file))
+    return _constructor.construct_object(node, deep=True)
+
+
+def decode(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
+    at = origin_of(node, file)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and len(args) < len(typing.get_args(tp)):
+            return None
+        for arg in args:
+            if _accepts(node, arg):
+                return decode(node, arg, file, what)
+        raise RecipeError(f"{what}: expected {describe(tp)}", at)
+    if origin is list or origin is tuple:
+        if not isinstance(node, yaml.SequenceNode):
+            raise RecipeError(f"{what}: expected a list", at)
+        (item,) = typing.get_args(tp)[:1]
+        values = [decode(n, item, file, f"{what} item") for n in node.value]
+        return values if origin is list else tuple(values)
+    if origin is dict:
+        if not isinstance(node, yaml.MappingNode):
+            raise RecipeError(f"{what}: expected a mapping", at)
+        _, value_type = typing.get_args(tp)
+        out = {}
+        for key_node, value_node in node.value:
+            key = str(scalar_value(key_node, file))
+            out[key] = decode(value_node, value_type, file, f"{what} {key!r}")
+        return out
+    if dataclasses.is_dataclass(tp):
+        return decode_dataclass(node, tp, file, what)
+    if tp is Any:
+        return _constructor.construct_object(node, deep=True)
+    value = scalar_value(node, file)
+    if tp is str:
+        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+            raise RecipeError(f"{what}: expected a string, got {value!r}", at)
+        return str(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{what}: expected true or false, got {value!r}", at)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                return int(str(value), 0)
+            except ValueError:
+                raise RecipeError(f"{what}: expected an integer, got {value!r}", at) from None
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{what}: expected a number, got {value!r}", at)
+        return float(value)
+    raise TypeError(f"cannot decode {tp}")  # pragma: no cover - a programming error
+
+
+def _accepts(node: yaml.Node, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        return isinstance(node, yaml.SequenceNode)
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return isinstance(node, yaml.MappingNode)
+    return isinstance(node, yaml.ScalarNode)
+
+
+def decode_dataclass(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
+    at = origin_of(node, file)
+    if not isinstance(node, yaml.MappingNode):
+        raise RecipeError(f"{what}: expected a mapping", at)
+    hints = typing.get_type_hints(tp)
+    fields = {
+        yaml_key(f): f
+        for f in dataclasses.fields(tp)
+        if f.name != "origin" and f.init and not f.metadata.get("internal")
+    }
+    values: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = str(scalar_value(key_node, file))
+        f = fields.get(key)
+        if f is None:
+            raise RecipeError(
+                f"unknown key {key!r} in {what}{did_you_mean(key, fields)}", origin_of(key_node, file)
+            )
+        if f.name in values:
+            raise RecipeError(f"key {key!r} given twice", origin_of(key_node, file))
+        values[f.name] = decode(value_node, hints[f.name], file, key)
+        check = f.metadata.get("check")
+        if check:
+            try:
+                values[f.name] = check(values[f.name])
+            except ValueError as e:
+                raise RecipeError(f"{key}: {e}", origin_of(value_node, file)) from None
+    for key, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in values:
+            raise RecipeError(f"{what}: missing required key {key!r}", at)
+    if "origin" in {f.name for f in dataclasses.fields(tp)}:
+        values["origin"] = at
+    try:
+        return tp(**values)
+    except ValueError as e:
+        raise RecipeError(f"{what}: {e}", at) from None
+
+
+def compose(text: str, file: str) -> yaml.Node | None:
+    """Parse YAML into nodes (keeping positions); malformed YAML names its line."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        origin = Origin(file, mark.line + 1, mark.column + 1) if mark else Origin(file)
+        raise RecipeError(f"malformed YAML: {e.problem or e.context}", origin) from None
+    except yaml.YAMLError as e:
+        raise RecipeError(f"malformed YAML: {e}", Origin(file)) from None

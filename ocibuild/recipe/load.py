@@ -1,0 +1,142 @@
+"""Read a recipe file: YAML -> validated `Recipe`, or a `RecipeError` naming file and line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from ocibuild.errors import Origin, RecipeError
+from ocibuild.layer.codec import COMPRESSIONS
+from ocibuild.oci.reference import ReferenceError, parse_reference
+from ocibuild.recipe.decode import compose, decode, decode_dataclass, did_you_mean, origin_of, scalar_value
+from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
+from ocibuild.sources import SOURCES
+
+
+def load_recipe(path: Path | str) -> Recipe:
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file {file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"cannot read recipe file {file}: {e}") from None
+    root = compose(text, file)
+    if root is None:
+        raise RecipeError("the recipe is empty: it needs an 'images:' list", Origin(file, 1))
+    images_node = _images_node(root, file)
+    recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe")
+    images = [_image(node, file) for node in images_node.value]
+    if not images:
+        raise RecipeError("'images:' is empty", origin_of(images_node, file))
+    result = Recipe(
+        images=images,
+        mirror=recipe.mirror,
+        source_date_epoch=recipe.source_date_epoch,
+        compression=recipe.compression,
+        compression_level=recipe.compression_level,
+        path=path.resolve(),
+        origin=Origin(file, 1),
+    )
+    _check_names(result, file)
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _RecipeHead:
+    mirror: str | None = None
+    source_date_epoch: int | None = None
+    compression: str = "gzip"
+    compression_level: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}")
+        if self.source_date_epoch is not None and self.source_date_epoch < 0:
+            raise ValueError("source_date_epoch must not be negative")
+
+
+def _images_node(root: yaml.Node, file: str) -> yaml.SequenceNode:
+    if not isinstance(root, yaml.MappingNode):
+        raise RecipeError("a recipe is a mapping with an 'images:' list", origin_of(root, file))
+    for key, value in root.value:
+        if scalar_value(key, file) == "images":
+            if not isinstance(value, yaml.SequenceNode):
+                raise RecipeError("'images:' must be a list of images", origin_of(value, file))
+            return value
+    raise RecipeError("missing required key 'images'", origin_of(root, file))
+
+
+def _without(node: yaml.MappingNode, key: str) -> yaml.MappingNode:
+    kept = [(k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.value == key)]
+    return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
+
+
+def _image(node: yaml.Node, file: str) -> ImageSpec:
+    if not isinstance(node, yaml.MappingNode):
+        raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
+    layers_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "layers"), None)
+    image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image")
+    layers = _layers(layers_node, file) if layers_node is not None else []
+    image = dataclasses.replace(image, layers=layers)
+    for ref in (image.name, *(_tag_ref(image.name, t) for t in image.tags)):
+        try:
+            parse_reference(ref)
+        except ReferenceError as e:
+            raise RecipeError(str(e), image.origin) from None
+    if image.compression is not None and image.compression not in COMPRESSIONS:
+        raise RecipeError(f"compression must be one of {', '.join(COMPRESSIONS)}", image.origin)
+    return image
+
+
+def _tag_ref(name: str, tag: str) -> str:
+    if "/" in tag or ":" in tag:
+        return tag
+    return str(parse_reference(name).with_tag(tag))
+
+
+def _layers(node: yaml.Node, file: str) -> list[LayerSpec]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise RecipeError("'layers:' must be a list", origin_of(node, file))
+    out = []
+    for item in node.value:
+        at = origin_of(item, file)
+        if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
+            raise RecipeError(
+                f"each layer is one source: {{{' | '.join(sorted(SOURCES))}: ...}}", at
+            )
+        key_node, value_node = item.value[0]
+        name = str(scalar_value(key_node, file))
+        kind = SOURCES.get(name)
+        if kind is None:
+            raise RecipeError(
+                f"unknown layer source {name!r}{did_you_mean(name, SOURCES)}; "
+                f"known sources: {', '.join(sorted(SOURCES))}",
+                origin_of(key_node, file),
+            )
+        out.append(LayerSpec(name, decode(value_node, kind.spec, file, name), at))
+    return out
+
+
+def _check_names(recipe: Recipe, file: str) -> None:
+    seen: dict[str, Origin | None] = {}
+    for image in recipe.images:
+        for ref in image_refs(image):
+            if ref in seen:
+                raise RecipeError(f"image {ref} is defined twice (first at {seen[ref]})", image.origin)
+            seen[ref] = image.origin
+        if image.from_ != SCRATCH and "#" not in image.from_:
+            try:
+                parse_reference(image.from_)
+            except ReferenceError as e:
+                raise RecipeError(f"from: {e}", image.origin) from None
+
+
+def image_refs(image: ImageSpec) -> list[str]:
+    """Every full reference an image is stored and pushed under: its name and its tags."""
+    refs = [str(parse_reference(image.name))]
+    refs += [str(parse_reference(_tag_ref(image.name, t))) for t in image.tags]
+    return list(dict.fromkeys(refs))

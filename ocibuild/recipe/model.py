@@ -1,0 +1,61 @@
+"""Recipe format v1 as typed data (see docs/recipe.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocibuild.errors import Origin
+
+SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    source: str
+    spec: Any
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class SetupSpec:
+    product: str
+    version: str = ""
+    qualifiers: str = ""
+    into: str = "/products"
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    from_: str = field(default=SCRATCH, metadata={"key": "from"})
+    tags: list[str] = field(default_factory=list)
+    layers: list[LayerSpec] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cmd: list[str] | str | None = None
+    entrypoint: list[str] | str | None = None
+    workdir: str | None = None
+    user: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    setup: SetupSpec | None = None
+    compression: str | None = None
+    compression_level: int | None = None
+    platform: str = "linux/amd64"
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    images: list[ImageSpec]
+    mirror: str | None = None
+    source_date_epoch: int | None = None
+    compression: str = "gzip"
+    compression_level: int | None = None
+    path: Path = field(default=Path("."), metadata={"internal": True})
+    origin: Origin | None = None
+
+    def image(self, name: str) -> ImageSpec | None:
+        return next((i for i in self.images if name in (i.name, *i.tags)), None)

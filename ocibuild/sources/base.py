@@ -1,0 +1,98 @@
+"""The layer-source interface: a source turns its recipe spec into layer plans.
+
+A source is one module that defines a spec dataclass (decoded from the recipe, unknown keys
+refused) and a `plan(spec, ctx)` function returning `LayerPlan`s. A plan names the layer by a
+cache key (a hash of everything its content depends on) and yields the layer's entries lazily,
+only when the builder has to write it. Sources never touch the store, never print: they report
+through `ctx.report` and raise `SourceError` naming the file, URL or recipe line at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ocibuild.errors import Origin
+from ocibuild.layer.entry import Entry
+
+
+class LowerFS(Protocol):
+    """Read-only view of the image below the layer being planned (base image + earlier layers)."""
+
+    def read(self, path: str) -> bytes | None:
+        """Content of a regular file at `path` (image-absolute or relative), or None."""
+
+    def collect(self, match: Callable[[str], bool]) -> dict[str, bytes]:
+        """Content of every regular file whose image-relative path matches, in one pass."""
+
+
+class Reporter(Protocol):
+    """Progress and messages from library code; the CLI renders them, tests may record them."""
+
+    def __call__(self, event: str, /, **fields: Any) -> None: ...
+
+
+def silent(event: str, /, **fields: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    recipe_file: Path
+    origin: Origin
+    layer_index: int
+    source_date_epoch: int
+    mirror: str
+    cache_dir: Path
+    offline: bool = False
+    update_lock: bool = False
+    lower: LowerFS | None = None
+    report: Reporter = silent
+    lock: Any = None  # ocibuild.fetch.LockFile of the recipe: pinned download digests
+    content_digest: Callable[[Entry], str] = field(default=lambda e: hash_content(e))
+
+    @property
+    def recipe_dir(self) -> Path:
+        return self.recipe_file.parent
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    key: str
+    description: str
+    entries: Callable[[], Iterable[Entry]]
+    created_by: str
+    user: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    name: str
+    spec: Any
+    plan: Callable[[Any, SourceContext], list[LayerPlan]]
+    needs_lower: bool = False
+    description: str = ""
+
+
+def hash_content(entry: Entry) -> str:
+    """sha256 of a file entry's content (the builder passes a cached version for local files)."""
+    h = hashlib.sha256()
+    if entry.open is not None:
+        with entry.open() as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def input_key(*parts: Any) -> str:
+    """A stable hash of JSON-able parts: the cache key of a layer's inputs."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()

@@ -1,0 +1,198 @@
+"""`files`: local files and directories (COPY/ADD), and inline content."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ocibuild.errors import Origin, SourceError, UnsafePathError
+from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
+from ocibuild.layer.tarstream import sorted_entries
+from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+
+
+def parse_mode(value: str | int) -> int:
+    if isinstance(value, int):
+        mode = value
+    else:
+        try:
+            mode = int(value, 8)
+        except ValueError:
+            raise ValueError(f"mode {value!r} is not an octal number like \"0644\"") from None
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"mode {oct(mode)} is out of range")
+    return mode
+
+
+def parse_owner(value: str | int) -> tuple[int, int]:
+    text = str(value)
+    uid, _, gid = text.partition(":")
+    try:
+        return int(uid), int(gid or uid)
+    except ValueError:
+        raise ValueError(f"owner {text!r} must be numeric, like \"1000:1000\"") from None
+
+
+@dataclass(frozen=True)
+class FileItem:
+    dest: str
+    src: str | None = None
+    content: str | None = None
+    mode: str | int | None = field(default=None, metadata={"check": lambda v: None if v is None else parse_mode(v)})
+    owner: str | int | None = field(default=None, metadata={"check": lambda v: None if v is None else parse_owner(v)})
+    exclude: list[str] = field(default_factory=list)
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        if (self.src is None) == (self.content is None):
+            raise ValueError("give exactly one of 'src' or 'content'")
+
+
+def _excluded(rel: str, patterns: list[str]) -> bool:
+    name = posixpath.basename(rel)
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _xattrs(path: Path) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in sorted(names):
+        if name.startswith("security.selinux"):
+            continue
+        try:
+            out[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return out
+
+
+def _item_entries(item: FileItem, ctx: SourceContext) -> list[Entry]:
+    origin = item.origin or ctx.origin
+    try:
+        dest = clean_path(item.dest, "dest")
+    except UnsafePathError as e:
+        raise SourceError(f"{origin}: {e}") from None
+    uid, gid = item.owner if isinstance(item.owner, tuple) else (0, 0)
+    mode = item.mode if isinstance(item.mode, int) else None
+    if item.content is not None:
+        if item.dest.endswith("/"):
+            raise SourceError(f"{origin}: dest {item.dest!r} of inline content must be a file path")
+        data = item.content.encode()
+        return [bytes_entry(dest, data, mode=0o644 if mode is None else mode, uid=uid, gid=gid)]
+    src = Path(os.path.expanduser(item.src or ""))
+    if not src.is_absolute():
+        src = ctx.recipe_dir / src
+    try:
+        st = src.lstat()
+    except FileNotFoundError:
+        raise SourceError(f"{origin}: src {item.src!r} does not exist ({src})") from None
+    except OSError as e:
+        raise SourceError(f"{origin}: src {item.src!r}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        return list(_walk(src, dest, item, uid, gid, mode, origin))
+    if item.dest.endswith("/"):
+        dest = posixpath.join(dest, src.name)
+    return [_entry_for(src, src.lstat(), dest, uid, gid, mode, {}, origin)]
+
+
+def _walk(
+    root: Path, dest: str, item: FileItem, uid: int, gid: int, mode: int | None, origin: Origin
+) -> Iterator[Entry]:
+    links: dict[tuple[int, int], str] = {}
+    if dest:
+        yield Entry(dest, Kind.DIR, mode=stat.S_IMODE(root.stat().st_mode), uid=uid, gid=gid)
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
+        base = Path(dirpath)
+        rel_dir = base.relative_to(root).as_posix()
+        kept = []
+        for name in sorted(dirnames):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if not _excluded(rel, item.exclude):
+                kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(kept) + sorted(filenames):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if name in filenames and _excluded(rel, item.exclude):
+                continue
+            path = base / name
+            st = path.lstat()
+            target = posixpath.join(dest, rel) if dest else rel
+            yield _entry_for(path, st, target, uid, gid, mode, links, origin)
+
+
+def _raise(e: OSError) -> None:
+    raise SourceError(f"cannot read {e.filename}: {e.strerror}")
+
+
+def _entry_for(
+    path: Path,
+    st: os.stat_result,
+    dest: str,
+    uid: int,
+    gid: int,
+    mode: int | None,
+    links: dict[tuple[int, int], str],
+    origin: Origin,
+) -> Entry:
+    perm = stat.S_IMODE(st.st_mode)
+    xattrs = _xattrs(path)
+    if stat.S_ISDIR(st.st_mode):
+        return Entry(dest, Kind.DIR, mode=perm, uid=uid, gid=gid, xattrs=xattrs)
+    if stat.S_ISLNK(st.st_mode):
+        return Entry(dest, Kind.SYMLINK, mode=0o777, uid=uid, gid=gid, link=os.readlink(path))
+    if stat.S_ISREG(st.st_mode):
+        if st.st_nlink > 1:
+            first = links.setdefault((st.st_dev, st.st_ino), dest)
+            if first != dest:
+                return Entry(dest, Kind.HARDLINK, mode=perm, uid=uid, gid=gid, link=first)
+        return Entry(
+            dest,
+            Kind.FILE,
+            mode=perm if mode is None else mode,
+            uid=uid,
+            gid=gid,
+            size=st.st_size,
+            open=lambda p=path: open(p, "rb"),  # type: ignore[misc]
+            xattrs=xattrs,
+            source=str(path),
+        )
+    raise SourceError(f"{origin}: {path} is not a regular file, directory or symlink")
+
+
+def entries_key(entries: list[Entry], ctx: SourceContext) -> list[object]:
+    """What the layer depends on: metadata of every entry and the sha256 of file contents."""
+    out: list[object] = []
+    for e in entries:
+        content = ""
+        if e.kind is Kind.FILE and e.open is not None:
+            content = ctx.content_digest(e)
+        out.append([e.path, e.kind.value, e.mode, e.uid, e.gid, e.uname, e.gname, e.size, e.link,
+                    sorted((k, v.hex()) for k, v in e.xattrs.items()), content])
+    return out
+
+
+def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
+    entries = sorted_entries(e for item in spec for e in _item_entries(item, ctx))
+    key = input_key("files", entries_key(entries, ctx))
+    count = sum(1 for e in entries if e.kind is Kind.FILE)
+    size = sum(e.size for e in entries)
+    dests = ", ".join(item.dest for item in spec[:3]) + (", ..." if len(spec) > 3 else "")
+    return [
+        LayerPlan(
+            key=key,
+            description=f"files: {count} files, {size} bytes -> {dests}",
+            entries=lambda: entries,
+            created_by=f"ocibuild files {dests}",
+        )
+    ]
+
+
+KIND = SourceKind("files", list[FileItem], plan, description="local files and directories, inline content")

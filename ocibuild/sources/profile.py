@@ -1,0 +1,41 @@
+"""`profile`: login-shell setup lines, as a script in /etc/profile.d/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ocibuild.layer.entry import bytes_entry
+from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    lines: str
+    name: str = ""
+
+
+def profile_script(lines: str) -> bytes:
+    return ("# written by ocibuild: sourced by login shells\n" + lines.rstrip("\n") + "\n").encode()
+
+
+def plan(spec: str | ProfileSpec, ctx: SourceContext) -> list[LayerPlan]:
+    if isinstance(spec, str):
+        spec = ProfileSpec(lines=spec)
+    name = spec.name or f"ocibuild-{ctx.layer_index:02d}"
+    if "/" in name or name.startswith("."):
+        from ocibuild.errors import SourceError
+
+        raise SourceError(f"{ctx.origin}: profile name {name!r} must be a plain file name")
+    path = f"etc/profile.d/{name if name.endswith('.sh') else name + '.sh'}"
+    data = profile_script(spec.lines)
+    return [
+        LayerPlan(
+            key=input_key("profile", path, data.decode()),
+            description=f"profile: /{path}",
+            entries=lambda: [bytes_entry(path, data)],
+            created_by=f"ocibuild profile /{path}: {spec.lines.strip().splitlines()[0] if spec.lines.strip() else ''}",
+        )
+    ]
+
+
+KIND = SourceKind("profile", str | ProfileSpec, plan, description="login-shell lines in /etc/profile.d")

@@ -1,0 +1,31 @@
+"""`remove`: OCI whiteouts that hide paths of the layers below."""
+
+from __future__ import annotations
+
+from ocibuild.errors import SourceError, UnsafePathError
+from ocibuild.layer.entry import clean_path, whiteout_entry
+from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+
+
+def plan(spec: list[str], ctx: SourceContext) -> list[LayerPlan]:
+    paths = []
+    for raw in spec:
+        try:
+            path = clean_path(raw, "remove path")
+        except UnsafePathError as e:
+            raise SourceError(f"{ctx.origin}: {e}") from None
+        if not path:
+            raise SourceError(f"{ctx.origin}: cannot remove the image root")
+        paths.append(path)
+    paths = sorted(set(paths))
+    return [
+        LayerPlan(
+            key=input_key("remove", paths),
+            description=f"remove: {', '.join('/' + p for p in paths)}",
+            entries=lambda: [whiteout_entry(p) for p in paths],
+            created_by=f"ocibuild remove {' '.join('/' + p for p in paths)}",
+        )
+    ]
+
+
+KIND = SourceKind("remove", list[str], plan, description="whiteouts over lower layers")

@@ -1,0 +1,56 @@
+"""Drop blobs that no reference in index.json reaches."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocibuild.oci.mediatypes import INDEXES
+from ocibuild.store.layout import Store
+
+
+@dataclass(frozen=True)
+class GcResult:
+    removed: int
+    freed: int
+    kept: int
+
+
+def reachable(store: Store) -> set[str]:
+    seen: set[str] = set()
+    pending = [d.digest for d in store.index().manifests]
+    while pending:
+        digest = pending.pop()
+        if digest in seen or not store.has_blob(digest):
+            continue
+        seen.add(digest)
+        try:
+            data = json.loads(store.read_blob(digest))
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        if data.get("mediaType") in INDEXES or "manifests" in data:
+            pending.extend(m["digest"] for m in data.get("manifests", []))
+        if "config" in data and "layers" in data:
+            seen.add(data["config"]["digest"])
+            seen.update(layer["digest"] for layer in data["layers"])
+    return seen
+
+
+def collect(store: Store, dry_run: bool = False) -> GcResult:
+    with store.exclusive_lock():
+        keep = reachable(store)
+        removed: set[str] = set()
+        freed = 0
+        for path in sorted(store.blobs.iterdir()):
+            digest = "sha256:" + path.name
+            if path.name.startswith(".tmp-") or digest not in keep:
+                freed += path.stat().st_size
+                removed.add(digest)
+                if not dry_run:
+                    Path(path).unlink(missing_ok=True)
+        if not dry_run:
+            store.state.forget_layers(removed)
+    return GcResult(len(removed), freed, len(keep))

@@ -1,0 +1,272 @@
+"""The local store: an OCI image layout directory, written atomically and safe to share.
+
+    STORE/oci-layout, STORE/index.json, STORE/blobs/sha256/<hex>     (the OCI layout)
+    STORE/.ocibuild/{state.db, build.lock, index.lock}              (ours)
+
+Blobs land under a temporary name and are renamed to their digest once verified; index.json is
+replaced whole, under a lock. Builds hold the build lock shared; gc holds it alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
+from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, canonical_json
+from ocibuild.oci.digest import Digest, is_digest
+from ocibuild.oci.mediatypes import INDEXES
+from ocibuild.oci.reference import ReferenceError, parse_reference
+from ocibuild.store.atomic import atomic_write_bytes
+from ocibuild.store.lock import file_lock
+from ocibuild.store.state import State
+
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
+CHUNK = 1 << 20
+
+
+def default_store_path() -> Path:
+    if env := os.environ.get("OCIBUILD_STORE"):
+        return Path(env)
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "ocibuild" / "store"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    ref: str
+    descriptor: Descriptor
+    manifest: Manifest
+    config: ImageConfig
+
+
+class PendingBlob:
+    """A blob being written under a temporary name; `commit` moves it to its digest's name."""
+
+    def __init__(self, store: Store, file: BinaryIO, tmp: Path) -> None:
+        self.store, self.file, self.tmp = store, file, tmp
+        self.committed: Digest | None = None
+
+    def commit(self, digest: Digest) -> Path:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        target = self.store.blob_path(digest)
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, target)
+        self.committed = digest
+        return target
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.blobs = self.root / "blobs" / "sha256"
+        self.meta = self.root / ".ocibuild"
+        self.state = State(self.meta / "state.db")
+
+    @classmethod
+    def open(cls, root: Path | None = None, create: bool = True) -> Store:
+        store = cls(root or default_store_path())
+        layout = store.root / "oci-layout"
+        if not layout.exists():
+            if not create:
+                raise StoreError(f"{store.root}: not an OCI image layout (no oci-layout file)")
+            store.blobs.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(layout, canonical_json({"imageLayoutVersion": MediaType.OCI_LAYOUT_VERSION}))
+        else:
+            try:
+                version = json.loads(layout.read_text())["imageLayoutVersion"]
+            except (ValueError, KeyError) as e:
+                raise StoreError(f"{layout}: not a valid oci-layout file ({e})") from e
+            if not str(version).startswith("1."):
+                raise StoreError(f"{layout}: unsupported image layout version {version}")
+            store.blobs.mkdir(parents=True, exist_ok=True)
+        if not (store.root / "index.json").exists():
+            with file_lock(store.meta / "index.lock"):
+                if not (store.root / "index.json").exists():
+                    store._write_index(Index(()))
+        return store
+
+    # -- blobs --------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / Digest(digest).hex
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).exists()
+
+    def blob_size(self, digest: str) -> int:
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
+
+    def read_blob(self, digest: str) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    @contextmanager
+    def pending_blob(self) -> Iterator[PendingBlob]:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
+        pending = PendingBlob(self, os.fdopen(fd, "wb"), Path(tmp))
+        try:
+            yield pending
+        finally:
+            if pending.committed is None:
+                pending.file.close()
+                Path(tmp).unlink(missing_ok=True)
+
+    def put_blob(self, data: bytes) -> Digest:
+        digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+        if not self.has_blob(digest):
+            with self.pending_blob() as pending:
+                pending.file.write(data)
+                pending.commit(digest)
+        return digest
+
+    def put_json(self, media_type: str, data: bytes) -> Descriptor:
+        return Descriptor(media_type, self.put_blob(data), len(data))
+
+    def ingest(self, chunks: Iterable[bytes], expected: Descriptor, source: str = "") -> Path:
+        """Store a blob streamed from elsewhere, verifying size and digest before it is named."""
+        with self.pending_blob() as pending:
+            h = hashlib.sha256()
+            size = 0
+            for chunk in chunks:
+                h.update(chunk)
+                size += len(chunk)
+                if size > expected.size:
+                    break
+                pending.file.write(chunk)
+            actual = Digest("sha256:" + h.hexdigest())
+            where = f" from {source}" if source else ""
+            if size != expected.size:
+                raise DigestMismatchError(
+                    f"blob {expected.digest}{where}: got {size} bytes or more, expected {expected.size}"
+                )
+            if actual != expected.digest:
+                raise DigestMismatchError(f"blob{where}: content has digest {actual}, expected {expected.digest}")
+            return pending.commit(actual)
+
+    def verify_blob(self, digest: str) -> None:
+        h = hashlib.sha256()
+        with self.open_blob(digest) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        if "sha256:" + h.hexdigest() != digest:
+            raise DigestMismatchError(f"blob {digest} in {self.root} is corrupt (sha256:{h.hexdigest()})")
+
+    # -- index and references -----------------------------------------------------------------
+
+    def index(self) -> Index:
+        path = self.root / "index.json"
+        try:
+            return Index.from_json(json.loads(path.read_bytes()))
+        except FileNotFoundError:
+            return Index(())
+        except (ValueError, KeyError) as e:
+            raise StoreError(f"{path}: not a valid image index ({e})") from e
+
+    def _write_index(self, index: Index) -> None:
+        atomic_write_bytes(self.root / "index.json", index.to_bytes())
+
+    def refs(self) -> dict[str, Descriptor]:
+        return {
+            d.annotations[REF_ANNOTATION]: d
+            for d in self.index().manifests
+            if REF_ANNOTATION in d.annotations
+        }
+
+    def tag(self, refs: Iterable[str], descriptor: Descriptor) -> None:
+        """Point each of `refs` at `descriptor`, in one atomic update of index.json."""
+        refs = list(refs)
+        with file_lock(self.meta / "index.lock"):
+            kept = [
+                d for d in self.index().manifests if d.annotations.get(REF_ANNOTATION) not in refs
+            ]
+            bare = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size, platform=descriptor.platform)
+            added = [bare.with_annotations(**{REF_ANNOTATION: r}) for r in refs]
+            manifests = sorted(kept + added, key=lambda d: d.annotations.get(REF_ANNOTATION, ""))
+            self._write_index(Index(tuple(manifests)))
+
+    def untag(self, ref: str) -> None:
+        full = self.normalize(ref)
+        with file_lock(self.meta / "index.lock"):
+            manifests = self.index().manifests
+            kept = tuple(d for d in manifests if d.annotations.get(REF_ANNOTATION) != full)
+            if len(kept) == len(manifests):
+                raise NotFoundError(f"{ref}: no such image in the store {self.root}")
+            self._write_index(Index(kept))
+
+    @staticmethod
+    def normalize(ref: str) -> str:
+        try:
+            return str(parse_reference(ref))
+        except ReferenceError:
+            return ref
+
+    def resolve(self, ref: str) -> Descriptor:
+        """The descriptor a reference (full or familiar, or a manifest digest) points at."""
+        refs = self.refs()
+        for candidate in (ref, self.normalize(ref)):
+            if candidate in refs:
+                return refs[candidate]
+        digest = ref.rpartition("@")[2]
+        if is_digest(digest):
+            for d in self.index().manifests:
+                if d.digest == digest:
+                    return d
+            if self.has_blob(digest):
+                return Descriptor(MediaType.OCI_MANIFEST, Digest(digest), self.blob_size(digest))
+        raise NotFoundError(f"{ref}: no such image in the store {self.root}")
+
+    def manifest(self, descriptor: Descriptor, platform: str = "linux/amd64") -> tuple[Descriptor, Manifest]:
+        """The image manifest of `descriptor`, choosing `platform` if it is an index."""
+        data = json.loads(self.read_blob(descriptor.digest))
+        media_type = data.get("mediaType", descriptor.media_type)
+        if media_type in INDEXES or "manifests" in data:
+            index = Index.from_json(data)
+            for d in index.manifests:
+                if d.platform is None or str(d.platform) == platform:
+                    return self.manifest(d, platform)
+            raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
+        return descriptor, Manifest.from_json(data)
+
+    def config(self, manifest: Manifest) -> ImageConfig:
+        return ImageConfig.from_json(json.loads(self.read_blob(manifest.config.digest)))
+
+    def image(self, ref: str) -> StoredImage:
+        descriptor, manifest = self.manifest(self.resolve(ref))
+        return StoredImage(ref, descriptor, manifest, self.config(manifest))
+
+    def images(self) -> list[StoredImage]:
+        out = []
+        for ref in self.refs():
+            try:
+                out.append(self.image(ref))
+            except (NotFoundError, DigestMismatchError, ValueError, KeyError):
+                continue
+        return out
+
+    # -- locks --------------------------------------------------------------------------------
+
+    def build_lock(self):  # type: ignore[no-untyped-def]
+        """Held (shared) while blobs are written that are not yet indexed; gc takes it alone."""
+        return file_lock(self.meta / "build.lock", shared=True)
+
+    def exclusive_lock(self):  # type: ignore[no-untyped-def]
+        return file_lock(self.meta / "build.lock", shared=False)

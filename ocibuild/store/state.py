@@ -1,0 +1,94 @@
+"""What the store remembers beside the OCI layout: the layer cache, where blobs were seen in
+registries (for cross-repository mounts), and what the last build made (for `push`)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocibuild.oci.digest import Digest
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS layers (
+    key TEXT PRIMARY KEY, digest TEXT NOT NULL, size INTEGER NOT NULL, diff_id TEXT NOT NULL,
+    media_type TEXT NOT NULL, tar_size INTEGER NOT NULL, entries INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_repos (
+    digest TEXT NOT NULL, registry TEXT NOT NULL, repository TEXT NOT NULL, seen REAL NOT NULL,
+    PRIMARY KEY (digest, registry, repository));
+CREATE TABLE IF NOT EXISTS last_build (ref TEXT PRIMARY KEY, recipe TEXT NOT NULL, seq INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class CachedLayer:
+    digest: Digest
+    size: int
+    diff_id: Digest
+    media_type: str
+    tar_size: int
+    entries: int
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=60)) as db:
+            db.executescript(_SCHEMA)
+            with db:
+                yield db
+
+    def cached_layer(self, key: str) -> CachedLayer | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT digest, size, diff_id, media_type, tar_size, entries FROM layers WHERE key=?",
+                (key,),
+            ).fetchone()
+        if not row:
+            return None
+        return CachedLayer(Digest(row[0]), row[1], Digest(row[2]), row[3], row[4], row[5])
+
+    def remember_layer(self, key: str, layer: CachedLayer) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",
+                (key, layer.digest, layer.size, layer.diff_id, layer.media_type, layer.tar_size, layer.entries),
+            )
+
+    def forget_layers(self, digests: set[str]) -> None:
+        with self._db() as db:
+            db.executemany("DELETE FROM layers WHERE digest=?", [(d,) for d in digests])
+            db.executemany("DELETE FROM blob_repos WHERE digest=?", [(d,) for d in digests])
+
+    def record_blob_repo(self, digest: str, registry: str, repository: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO blob_repos VALUES (?,?,?,?)",
+                (digest, registry, repository, time.time()),
+            )
+
+    def blob_repos(self, digest: str, registry: str) -> list[str]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT repository FROM blob_repos WHERE digest=? AND registry=? ORDER BY seen DESC",
+                (digest, registry),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def set_last_build(self, refs: list[str], recipe: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM last_build")
+            db.executemany(
+                "INSERT INTO last_build VALUES (?,?,?)", [(r, recipe, i) for i, r in enumerate(refs)]
+            )
+
+    def last_build(self) -> list[tuple[str, str]]:
+        with self._db() as db:
+            return [(r[0], r[1]) for r in db.execute("SELECT ref, recipe FROM last_build ORDER BY seq")]
