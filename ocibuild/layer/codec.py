@@ -34,7 +34,9 @@ class Compression:
 
     def __post_init__(self) -> None:
         if self.algorithm not in COMPRESSIONS:
-            raise ValueError(f"unknown compression {self.algorithm!r} (one of {', '.join(COMPRESSIONS)})")
+            raise ValueError(
+                f"unknown compression {self.algorithm!r} (one of {', '.join(COMPRESSIONS)})"
+            )
         low, high = LEVEL_RANGE[self.algorithm]
         if self.level is not None and not low <= self.level <= high:
             raise ValueError(f"{self.algorithm} level {self.level} is outside {low}..{high}")

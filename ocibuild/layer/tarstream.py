@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from dataclasses import replace
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 from ocibuild.errors import LayerError
 from ocibuild.layer.entry import Entry, Kind
@@ -145,7 +145,9 @@ def _content(entry: Entry) -> Iterator[bytes]:
             remaining -= len(chunk)
             yield chunk
         if stream.read(1):
-            raise LayerError(f"{entry.path}: content is longer than its size {entry.size} (changed while building?)")
+            raise LayerError(
+                f"{entry.path}: content is longer than its size {entry.size} (changed while building?)"
+            )
     pad = -entry.size % BLOCK
     if pad:
         yield b"\0" * pad

@@ -25,7 +25,9 @@ class Platform:
     variant: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return _drop_empty({"architecture": self.architecture, "os": self.os, "variant": self.variant})
+        return _drop_empty(
+            {"architecture": self.architecture, "os": self.os, "variant": self.variant}
+        )
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Platform:
@@ -44,7 +46,11 @@ class Descriptor:
     platform: Platform | None = None
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+        d: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": str(self.digest),
+            "size": self.size,
+        }
         if self.annotations:
             d["annotations"] = dict(self.annotations)
         if self.platform:
@@ -137,7 +143,9 @@ class History:
     empty_layer: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        d = _drop_empty({"created": self.created, "created_by": self.created_by, "comment": self.comment})
+        d = _drop_empty(
+            {"created": self.created, "created_by": self.created_by, "comment": self.comment}
+        )
         if self.empty_layer:
             d["empty_layer"] = True
         return d

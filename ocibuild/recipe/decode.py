@@ -44,7 +44,9 @@ def describe(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(tp, str(tp))
+    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(
+        tp, str(tp)
+    )
 
 
 def scalar_value(node: yaml.Node, file: str) -> Any:
@@ -58,7 +60,11 @@ def decode(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and len(args) < len(typing.get_args(tp)):
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag.endswith(":null")
+            and len(args) < len(typing.get_args(tp))
+        ):
             return None
         for arg in args:
             if _accepts(node, arg):
@@ -131,7 +137,8 @@ def decode_dataclass(node: yaml.Node, tp: Any, file: str, what: str = "value") -
         f = fields.get(key)
         if f is None:
             raise RecipeError(
-                f"unknown key {key!r} in {what}{did_you_mean(key, fields)}", origin_of(key_node, file)
+                f"unknown key {key!r} in {what}{did_you_mean(key, fields)}",
+                origin_of(key_node, file),
             )
         if f.name in values:
             raise RecipeError(f"key {key!r} given twice", origin_of(key_node, file))

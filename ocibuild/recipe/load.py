@@ -10,7 +10,14 @@ import yaml
 from ocibuild.errors import Origin, RecipeError
 from ocibuild.layer.codec import COMPRESSIONS
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.recipe.decode import compose, decode, decode_dataclass, did_you_mean, origin_of, scalar_value
+from ocibuild.recipe.decode import (
+    compose,
+    decode,
+    decode_dataclass,
+    did_you_mean,
+    origin_of,
+    scalar_value,
+)
 from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
 from ocibuild.sources import SOURCES
 
@@ -71,14 +78,18 @@ def _images_node(root: yaml.Node, file: str) -> yaml.SequenceNode:
 
 
 def _without(node: yaml.MappingNode, key: str) -> yaml.MappingNode:
-    kept = [(k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.value == key)]
+    kept = [
+        (k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.value == key)
+    ]
     return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
 
 
 def _image(node: yaml.Node, file: str) -> ImageSpec:
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
-    layers_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "layers"), None)
+    layers_node = next(
+        (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "layers"), None
+    )
     image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image")
     layers = _layers(layers_node, file) if layers_node is not None else []
     image = dataclasses.replace(image, layers=layers)
@@ -126,7 +137,9 @@ def _check_names(recipe: Recipe, file: str) -> None:
     for image in recipe.images:
         for ref in image_refs(image):
             if ref in seen:
-                raise RecipeError(f"image {ref} is defined twice (first at {seen[ref]})", image.origin)
+                raise RecipeError(
+                    f"image {ref} is defined twice (first at {seen[ref]})", image.origin
+                )
             seen[ref] = image.origin
         if image.from_ != SCRATCH and "#" not in image.from_:
             try:

@@ -54,7 +54,7 @@ class Recipe:
     source_date_epoch: int | None = None
     compression: str = "gzip"
     compression_level: int | None = None
-    path: Path = field(default=Path("."), metadata={"internal": True})
+    path: Path = field(default=Path(), metadata={"internal": True})
     origin: Origin | None = None
 
     def image(self, name: str) -> ImageSpec | None:

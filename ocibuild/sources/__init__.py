@@ -3,6 +3,16 @@
 from ocibuild.sources import files, profile, remove
 from ocibuild.sources.base import LayerPlan, LowerFS, Reporter, SourceContext, SourceKind, input_key
 
-SOURCES: dict[str, SourceKind] = {kind.name: kind for kind in (files.KIND, profile.KIND, remove.KIND)}
+SOURCES: dict[str, SourceKind] = {
+    kind.name: kind for kind in (files.KIND, profile.KIND, remove.KIND)
+}
 
-__all__ = ["SOURCES", "LayerPlan", "LowerFS", "Reporter", "SourceContext", "SourceKind", "input_key"]
+__all__ = [
+    "SOURCES",
+    "LayerPlan",
+    "LowerFS",
+    "Reporter",
+    "SourceContext",
+    "SourceKind",
+    "input_key",
+]

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from ocibuild.errors import Origin
 from ocibuild.layer.entry import Entry
+from ocibuild.report import Reporter, silent
 
 
 class LowerFS(Protocol):
@@ -30,14 +31,14 @@ class LowerFS(Protocol):
         """Content of every regular file whose image-relative path matches, in one pass."""
 
 
-class Reporter(Protocol):
-    """Progress and messages from library code; the CLI renders them, tests may record them."""
-
-    def __call__(self, event: str, /, **fields: Any) -> None: ...
-
-
-def silent(event: str, /, **fields: Any) -> None:
-    return None
+def hash_content(entry: Entry) -> str:
+    """sha256 of a file entry's content (the builder passes a cached version for local files)."""
+    h = hashlib.sha256()
+    if entry.open is not None:
+        with entry.open() as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class SourceContext:
     lower: LowerFS | None = None
     report: Reporter = silent
     lock: Any = None  # ocibuild.fetch.LockFile of the recipe: pinned download digests
-    content_digest: Callable[[Entry], str] = field(default=lambda e: hash_content(e))
+    content_digest: Callable[[Entry], str] = hash_content
 
     @property
     def recipe_dir(self) -> Path:
@@ -77,16 +78,6 @@ class SourceKind:
     plan: Callable[[Any, SourceContext], list[LayerPlan]]
     needs_lower: bool = False
     description: str = ""
-
-
-def hash_content(entry: Entry) -> str:
-    """sha256 of a file entry's content (the builder passes a cached version for local files)."""
-    h = hashlib.sha256()
-    if entry.open is not None:
-        with entry.open() as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def input_key(*parts: Any) -> str:

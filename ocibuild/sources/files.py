@@ -23,7 +23,7 @@ def parse_mode(value: str | int) -> int:
         try:
             mode = int(value, 8)
         except ValueError:
-            raise ValueError(f"mode {value!r} is not an octal number like \"0644\"") from None
+            raise ValueError(f'mode {value!r} is not an octal number like "0644"') from None
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"mode {oct(mode)} is out of range")
     return mode
@@ -35,7 +35,7 @@ def parse_owner(value: str | int) -> tuple[int, int]:
     try:
         return int(uid), int(gid or uid)
     except ValueError:
-        raise ValueError(f"owner {text!r} must be numeric, like \"1000:1000\"") from None
+        raise ValueError(f'owner {text!r} must be numeric, like "1000:1000"') from None
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,12 @@ class FileItem:
     dest: str
     src: str | None = None
     content: str | None = None
-    mode: str | int | None = field(default=None, metadata={"check": lambda v: None if v is None else parse_mode(v)})
-    owner: str | int | None = field(default=None, metadata={"check": lambda v: None if v is None else parse_owner(v)})
+    mode: str | int | None = field(
+        default=None, metadata={"check": lambda v: None if v is None else parse_mode(v)}
+    )
+    owner: str | int | None = field(
+        default=None, metadata={"check": lambda v: None if v is None else parse_owner(v)}
+    )
     exclude: list[str] = field(default_factory=list)
     origin: Origin | None = None
 
@@ -174,8 +178,21 @@ def entries_key(entries: list[Entry], ctx: SourceContext) -> list[object]:
         content = ""
         if e.kind is Kind.FILE and e.open is not None:
             content = ctx.content_digest(e)
-        out.append([e.path, e.kind.value, e.mode, e.uid, e.gid, e.uname, e.gname, e.size, e.link,
-                    sorted((k, v.hex()) for k, v in e.xattrs.items()), content])
+        out.append(
+            [
+                e.path,
+                e.kind.value,
+                e.mode,
+                e.uid,
+                e.gid,
+                e.uname,
+                e.gname,
+                e.size,
+                e.link,
+                sorted((k, v.hex()) for k, v in e.xattrs.items()),
+                content,
+            ]
+        )
     return out
 
 
@@ -195,4 +212,6 @@ def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
     ]
 
 
-KIND = SourceKind("files", list[FileItem], plan, description="local files and directories, inline content")
+KIND = SourceKind(
+    "files", list[FileItem], plan, description="local files and directories, inline content"
+)

@@ -38,4 +38,6 @@ def plan(spec: str | ProfileSpec, ctx: SourceContext) -> list[LayerPlan]:
     ]
 
 
-KIND = SourceKind("profile", str | ProfileSpec, plan, description="login-shell lines in /etc/profile.d")
+KIND = SourceKind(
+    "profile", str | ProfileSpec, plan, description="login-shell lines in /etc/profile.d"
+)

@@ -1,5 +1,11 @@
 """The local store: an OCI image layout, its locks and state, gc, and archive export."""
 
-from ocibuild.store.layout import REF_ANNOTATION, PendingBlob, Store, StoredImage, default_store_path
+from ocibuild.store.layout import (
+    REF_ANNOTATION,
+    PendingBlob,
+    Store,
+    StoredImage,
+    default_store_path,
+)
 
 __all__ = ["REF_ANNOTATION", "PendingBlob", "Store", "StoredImage", "default_store_path"]

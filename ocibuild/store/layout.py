@@ -80,7 +80,9 @@ class Store:
             if not create:
                 raise StoreError(f"{store.root}: not an OCI image layout (no oci-layout file)")
             store.blobs.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(layout, canonical_json({"imageLayoutVersion": MediaType.OCI_LAYOUT_VERSION}))
+            atomic_write_bytes(
+                layout, canonical_json({"imageLayoutVersion": MediaType.OCI_LAYOUT_VERSION})
+            )
         else:
             try:
                 version = json.loads(layout.read_text())["imageLayoutVersion"]
@@ -159,7 +161,9 @@ class Store:
                     f"blob {expected.digest}{where}: got {size} bytes or more, expected {expected.size}"
                 )
             if actual != expected.digest:
-                raise DigestMismatchError(f"blob{where}: content has digest {actual}, expected {expected.digest}")
+                raise DigestMismatchError(
+                    f"blob{where}: content has digest {actual}, expected {expected.digest}"
+                )
             return pending.commit(actual)
 
     def verify_blob(self, digest: str) -> None:
@@ -168,7 +172,9 @@ class Store:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
         if "sha256:" + h.hexdigest() != digest:
-            raise DigestMismatchError(f"blob {digest} in {self.root} is corrupt (sha256:{h.hexdigest()})")
+            raise DigestMismatchError(
+                f"blob {digest} in {self.root} is corrupt (sha256:{h.hexdigest()})"
+            )
 
     # -- index and references -----------------------------------------------------------------
 
@@ -198,7 +204,12 @@ class Store:
             kept = [
                 d for d in self.index().manifests if d.annotations.get(REF_ANNOTATION) not in refs
             ]
-            bare = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size, platform=descriptor.platform)
+            bare = Descriptor(
+                descriptor.media_type,
+                descriptor.digest,
+                descriptor.size,
+                platform=descriptor.platform,
+            )
             added = [bare.with_annotations(**{REF_ANNOTATION: r}) for r in refs]
             manifests = sorted(kept + added, key=lambda d: d.annotations.get(REF_ANNOTATION, ""))
             self._write_index(Index(tuple(manifests)))
@@ -234,7 +245,9 @@ class Store:
                 return Descriptor(MediaType.OCI_MANIFEST, Digest(digest), self.blob_size(digest))
         raise NotFoundError(f"{ref}: no such image in the store {self.root}")
 
-    def manifest(self, descriptor: Descriptor, platform: str = "linux/amd64") -> tuple[Descriptor, Manifest]:
+    def manifest(
+        self, descriptor: Descriptor, platform: str = "linux/amd64"
+    ) -> tuple[Descriptor, Manifest]:
         """The image manifest of `descriptor`, choosing `platform` if it is an index."""
         data = json.loads(self.read_blob(descriptor.digest))
         media_type = data.get("mediaType", descriptor.media_type)

@@ -59,7 +59,15 @@ class State:
         with self._db() as db:
             db.execute(
                 "INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",
-                (key, layer.digest, layer.size, layer.diff_id, layer.media_type, layer.tar_size, layer.entries),
+                (
+                    key,
+                    layer.digest,
+                    layer.size,
+                    layer.diff_id,
+                    layer.media_type,
+                    layer.tar_size,
+                    layer.entries,
+                ),
             )
 
     def forget_layers(self, digests: set[str]) -> None:
@@ -86,9 +94,12 @@ class State:
         with self._db() as db:
             db.execute("DELETE FROM last_build")
             db.executemany(
-                "INSERT INTO last_build VALUES (?,?,?)", [(r, recipe, i) for i, r in enumerate(refs)]
+                "INSERT INTO last_build VALUES (?,?,?)",
+                [(r, recipe, i) for i, r in enumerate(refs)],
             )
 
     def last_build(self) -> list[tuple[str, str]]:
         with self._db() as db:
-            return [(r[0], r[1]) for r in db.execute("SELECT ref, recipe FROM last_build ORDER BY seq")]
+            return [
+                (r[0], r[1]) for r in db.execute("SELECT ref, recipe FROM last_build ORDER BY seq")
+            ]

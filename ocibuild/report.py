@@ -1,0 +1,18 @@
+"""How library code tells about progress: a callback `report(event, **fields)`.
+
+Events: `layer` (key, description, status: planned/cached/building/built, done, total),
+`blob` (digest, size, done, status), `fetch` (url, what, size, done, status),
+`message` (message, level), plus those of each command. The CLI renders them; tests record them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Reporter(Protocol):
+    def __call__(self, event: str, /, **fields: Any) -> None: ...
+
+
+def silent(event: str, /, **fields: Any) -> None:
+    return None
