@@ -1,0 +1,5 @@
+import sys
+
+from ocibuild.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""The command line: parse options, set up logging and progress, call the library."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from ocibuild import __version__
+from ocibuild.cli.state import CliState
+from ocibuild.errors import OcibuildError
+
+log = logging.getLogger("ocibuild")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ocibuild")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="OCIBUILD_STORE",
+    help="Local OCI image layout [default: $OCIBUILD_STORE, else ${XDG_DATA_HOME:-~/.local/share}/ocibuild/store].",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages; errors only.")
+@click.option("-v", "--verbose", count=True, help="More detail (-vv: debug logging).")
+@click.pass_context
+def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) -> None:
+    """ocibuild: build OCI images of HEP software without a daemon, push them, and time them
+    on HPC sites.
+
+    \b
+      ocibuild recipe recipes/art-1.18.yaml    build every image of a recipe file
+      ocibuild push                            push what the last build made
+      ocibuild bench --target cori ...         the per-event timing study
+    """
+    state = CliState(store_path=store_path, quiet=quiet, verbose=verbose)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _register(module_name: str) -> None:
+    import importlib
+
+    for command in importlib.import_module(module_name).COMMANDS:
+        cli.add_command(command)
+
+
+_register("ocibuild.cli.build")
+_register("ocibuild.cli.store")
+# command modules register here
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="ocibuild",
+            standalone_mode=False,
+        )
+    except OcibuildError as e:
+        click.echo(f"error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,107 @@
+"""`ocibuild recipe`: build every image a recipe file describes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ocibuild.build import PULL_POLICIES, BuildOptions, build_recipe
+from ocibuild.cli.state import CliState
+from ocibuild.layer.codec import COMPRESSIONS
+
+
+@click.command("recipe")
+@click.argument("recipe_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    help="Build only this image (and what it is built from). Repeatable.",
+)
+@click.option("--no-cache", is_flag=True, help="Rebuild every layer, ignoring the layer cache.")
+@click.option(
+    "--mirror",
+    help="UPS scisoft root URL or directory [default: $OCIBUILD_SCISOFT, the recipe's mirror:, https://scisoft.fnal.gov/scisoft].",
+)
+@click.option("--offline", is_flag=True, help="Use only the download cache; no network.")
+@click.option(
+    "--update-lock",
+    is_flag=True,
+    help="Accept downloads that differ from the recipe's .lock file, and rewrite it.",
+)
+@click.option(
+    "--pull",
+    type=click.Choice(PULL_POLICIES),
+    default="missing",
+    show_default=True,
+    help="When to pull registry base images.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(COMPRESSIONS),
+    help="Layer compression [default: the recipe's, else gzip].",
+)
+@click.option(
+    "--level", "compression_level", type=int, help="Compression level (gzip 0-3, zstd 1-19)."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Layers written at once.",
+)
+@click.option("--insecure", is_flag=True, help="Allow plain HTTP registries for base images.")
+@click.option(
+    "--ca-cert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="CA certificate for registries.",
+)
+@click.pass_obj
+def recipe_command(
+    state: CliState,
+    recipe_file: Path,
+    images: tuple[str, ...],
+    no_cache: bool,
+    mirror: str | None,
+    offline: bool,
+    update_lock: bool,
+    pull: str,
+    compression: str | None,
+    compression_level: int | None,
+    jobs: int,
+    insecure: bool,
+    ca_cert: Path | None,
+) -> None:
+    """Build every image RECIPE_FILE describes, in dependency order, into the local store.
+
+    Unchanged layers come from the cache; each image is tagged under all its references.
+    Prints each built reference and its manifest digest.
+    """
+    remote = None
+    if insecure or ca_cert:
+        from ocibuild.remote import RemoteOptions
+
+        remote = RemoteOptions(insecure=insecure, ca_cert=ca_cert)
+    options = BuildOptions(
+        no_cache=no_cache,
+        mirror=mirror,
+        offline=offline,
+        update_lock=update_lock,
+        pull=pull,
+        remote=remote,
+        jobs=jobs,
+        compression=compression,
+        compression_level=compression_level,
+        images=images,
+    )
+    built = build_recipe(recipe_file, state.store(), options, state.reporter())
+    state.close()
+    for image in built:
+        for ref in image.refs:
+            click.echo(f"{ref}@{image.descriptor.digest}")
+
+
+COMMANDS = [recipe_command]

@@ -1,0 +1,39 @@
+"""Read layer blobs back: decompress by media type, iterate tar members as a stream."""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from ocibuild.errors import LayerError
+from ocibuild.oci.mediatypes import layer_compression
+
+
+@contextmanager
+def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
+    """The tar stream inside a layer blob of any OCI or Docker layer media type."""
+    compression = layer_compression(media_type)
+    if compression == "gzip":
+        from isal import igzip
+
+        with igzip.GzipFile(fileobj=blob, mode="rb") as stream:
+            yield stream  # type: ignore[misc]
+    elif compression == "zstd":
+        import zstandard
+
+        with zstandard.ZstdDecompressor().stream_reader(blob, closefd=False) as stream:
+            yield stream  # type: ignore[misc]
+    else:
+        yield blob
+
+
+def members(tar_stream: BinaryIO, what: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """Stream the members of a tar; read a member's content with `tar.extractfile(info)`."""
+    try:
+        with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
+            for info in tar:
+                yield info, tar
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise LayerError(f"{what}: not a readable tar layer ({e})") from None

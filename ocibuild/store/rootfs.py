@@ -1,0 +1,69 @@
+"""The merged filesystem of an image's layers, read without unpacking: what a layer source
+sees of the image below it (`LowerFS`)."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Sequence
+
+from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_path
+from ocibuild.layer.reader import decompressed, members
+from ocibuild.oci import Descriptor
+from ocibuild.store.layout import Store
+
+
+class ImageFS:
+    """Files of the union of `layers` (bottom first), honouring OCI whiteouts."""
+
+    def __init__(self, store: Store, layers: Sequence[Descriptor]) -> None:
+        self.store = store
+        self.layers = list(layers)
+
+    def read(self, path: str) -> bytes | None:
+        wanted = clean_path(path)
+        return self.collect(lambda p: p == wanted).get(wanted)
+
+    def collect(self, match: Callable[[str], bool]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        shadowed: set[str] = set()  # paths an upper layer already decided (file, dir or gone)
+        hidden: set[str] = set()  # prefixes removed by whiteouts of upper layers
+        opaque: set[str] = set()  # dirs whose lower contents upper layers made opaque
+        for layer in reversed(self.layers):
+            layer_hidden: set[str] = set()
+            layer_opaque: set[str] = set()
+            layer_paths: set[str] = set()
+            with self.store.open_blob(layer.digest) as blob, decompressed(blob, layer.media_type) as tar:
+                for info, archive in members(tar, f"layer {layer.digest}"):
+                    path = clean_path(info.name)
+                    parent, name = posixpath.split(path)
+                    if name == OPAQUE_WHITEOUT:
+                        layer_opaque.add(parent)
+                        continue
+                    if name.startswith(WHITEOUT_PREFIX):
+                        layer_hidden.add(posixpath.join(parent, name[len(WHITEOUT_PREFIX) :]))
+                        continue
+                    layer_paths.add(path)
+                    if path in shadowed or _under(path, hidden) or _under_strict(path, opaque):
+                        continue
+                    if info.isfile() and match(path):
+                        f = archive.extractfile(info)
+                        if f is not None:
+                            found[path] = f.read()
+            shadowed |= layer_paths
+            hidden |= layer_hidden
+            opaque |= layer_opaque
+        return found
+
+
+def _under(path: str, prefixes: set[str]) -> bool:
+    if not prefixes:
+        return False
+    while path:
+        if path in prefixes:
+            return True
+        path = posixpath.dirname(path)
+    return False
+
+
+def _under_strict(path: str, dirs: set[str]) -> bool:
+    return bool(dirs) and _under(posixpath.dirname(path), dirs)
