@@ -23,7 +23,7 @@ def parse_mode(value: str | int) -> int:
         try:
             mode = int(value, 8)
         except ValueError:
-            raise ValueError(f'mode {value!r} is not an octal number like "0644"') from None
+            raise ValueError(f'{value!r} is not an octal number like "0644"') from None
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"mode {oct(mode)} is out of range")
     return mode
@@ -35,7 +35,7 @@ def parse_owner(value: str | int) -> tuple[int, int]:
     try:
         return int(uid), int(gid or uid)
     except ValueError:
-        raise ValueError(f'owner {text!r} must be numeric, like "1000:1000"') from None
+        raise ValueError(f'{text!r} must be numeric, like "1000:1000"') from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,174 @@
+"""Registry auth: the `WWW-Authenticate` challenge, basic credentials and bearer tokens.
+
+A registry answers 401 with a challenge. `Basic` wants the user's credentials on every request;
+`Bearer` sends us to a token service (realm, service) that hands out a token for some scopes
+(`repository:NAME:pull,push`), anonymously or for the user's credentials. Tokens are cached per
+set of scopes until they expire, and dropped when the registry refuses one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+from ocibuild.errors import AuthError, RegistryError
+from ocibuild.remote.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+_PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
+_DEFAULT_TOKEN_LIFETIME = 60
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # "basic" or "bearer"
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def realm(self) -> str:
+        return self.params.get("realm", "")
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """The challenges of a `WWW-Authenticate` header (`Bearer realm="...",service="..."`)."""
+    challenges: list[Challenge] = []
+    pos = 0
+    while pos < len(header):
+        scheme = re.match(r"[\s,]*([A-Za-z][A-Za-z0-9_-]*)", header[pos:])
+        if not scheme:
+            break
+        pos += scheme.end()
+        params: dict[str, str] = {}
+        while m := _PARAM.match(header, pos):
+            value = m.group(2) if m.group(2) is not None else m.group(3)
+            params[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", value)
+            pos = m.end()
+        challenges.append(Challenge(scheme.group(1).lower(), params))
+    return challenges
+
+
+def pick_challenge(header: str) -> Challenge | None:
+    """The challenge to answer: bearer if offered, else basic."""
+    found = {c.scheme: c for c in parse_challenges(header)}
+    return found.get("bearer") or found.get("basic")
+
+
+def repository_scope(repository: str, actions: str) -> str:
+    return f"repository:{repository}:{actions}"
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str = field(repr=False)
+    expires: float
+
+
+class Authenticator:
+    """The auth state of one registry, shared by the threads that talk to it."""
+
+    def __init__(
+        self,
+        registry: str,
+        session: requests.Session,
+        credentials: Callable[[], Credentials | None],
+        timeout: tuple[float, float],
+    ) -> None:
+        self.registry = registry
+        self.session = session
+        self._lookup = credentials
+        self._credentials: Credentials | None = None
+        self._looked_up = False
+        self.timeout = timeout
+        self.challenge: Challenge | None = None
+        self._tokens: dict[frozenset[str], _Token] = {}
+        self._lock = threading.Lock()
+
+    def credentials(self) -> Credentials | None:
+        with self._lock:
+            if not self._looked_up:
+                self._credentials = self._lookup()
+                self._looked_up = True
+            return self._credentials
+
+    def header(self, scopes: Iterable[str]) -> dict[str, str]:
+        """The Authorization header to send for a request needing `scopes` (may fetch a token)."""
+        challenge = self.challenge
+        if challenge is None:
+            return {}
+        if challenge.scheme == "basic":
+            creds = self.credentials()
+            if creds is None:
+                raise AuthError(
+                    f"{self.registry} requires a user name and password: run `ocibuild login {self.registry}`"
+                )
+            return {"Authorization": creds.basic()}
+        return {"Authorization": "Bearer " + self._token(frozenset(scopes), challenge)}
+
+    def refused(self, response: requests.Response, scopes: Iterable[str]) -> None:
+        """Take in a 401: learn the challenge and forget the token the registry refused."""
+        challenge = pick_challenge(response.headers.get("WWW-Authenticate", ""))
+        if challenge is None:
+            raise AuthError(f"{self.registry} answered 401 without a challenge we can answer")
+        with self._lock:
+            self.challenge = challenge
+            self._tokens.pop(frozenset(scopes), None)
+
+    def _token(self, scopes: frozenset[str], challenge: Challenge) -> str:
+        with self._lock:
+            cached = self._tokens.get(scopes)
+            if cached and cached.expires > time.monotonic():
+                return cached.value
+        token = self._fetch_token(scopes, challenge)
+        with self._lock:
+            self._tokens[scopes] = token
+        return token.value
+
+    def _fetch_token(self, scopes: frozenset[str], challenge: Challenge) -> _Token:
+        realm = challenge.realm
+        if not realm.startswith(("https://", "http://")):
+            raise AuthError(f"{self.registry}: bearer challenge without a usable realm ({realm!r})")
+        params: list[tuple[str, str]] = []
+        if service := challenge.params.get("service"):
+            params.append(("service", service))
+        params += [("scope", s) for s in sorted(scopes)]
+        creds = self.credentials()
+        headers = {}
+        if creds is not None:
+            params.append(("account", creds.username))
+            headers["Authorization"] = creds.basic()
+        where = f"token service {urlsplit(realm).netloc} of {self.registry}"
+        started = time.monotonic()
+        try:
+            response = self.session.get(realm, params=params, headers=headers, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise RegistryError(f"{where}: {e.__class__.__name__}: {_first_line(e)}") from None
+        if response.status_code in (401, 403):
+            who = f"user {creds.username!r}" if creds else "anonymous access"
+            raise AuthError(
+                f"{where} refused {who} (HTTP {response.status_code})"
+                + ("" if creds else f": run `ocibuild login {self.registry}`")
+            )
+        if response.status_code != 200:
+            raise RegistryError(f"{where} answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+            value = body.get("token") or body.get("access_token")
+            lifetime = int(body.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
+        except (ValueError, AttributeError):
+            value, lifetime = None, 0
+        if not value or not isinstance(value, str):
+            raise AuthError(f"{where} answered without a token")
+        log.debug("token for %s: %s, valid %d s", self.registry, " ".join(sorted(scopes)) or "-", lifetime)
+        return _Token(value, started + lifetime - min(30.0, lifetime / 10))
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0][:300] if str(e) else ""

@@ -1,0 +1,49 @@
+"""How to talk to registries: TLS, concurrency, manifest format, chunking, retries, credentials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1 << 20
+FORMATS = ("oci", "docker")
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """Settings of one push or pull; `RemoteOptions()` suits a public HTTPS registry.
+
+    `insecure` allows plain HTTP and unverified TLS; `ca_cert` adds a CA bundle to verify TLS.
+    Blobs up to `chunk_threshold` bytes go in one PUT, larger ones in PATCH chunks of
+    `chunk_size` (or the registry's `OCI-Chunk-Min-Length`, if larger). Failed requests are
+    retried `retries` times, waiting `backoff` * 2^n seconds (with jitter, at most
+    `max_backoff`) or what `Retry-After` asks (at most `max_retry_after`).
+    `docker_config` is a directory holding `config.json`, like `$DOCKER_CONFIG`.
+    """
+
+    insecure: bool = False
+    ca_cert: Path | None = None
+    concurrency: int = 4
+    format: str = "oci"
+    platform: str = "linux/amd64"
+    chunk_threshold: int = 256 * MiB
+    chunk_size: int = 64 * MiB
+    retries: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    docker_config: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown manifest format {self.format!r} (one of {', '.join(FORMATS)})")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
+        if self.chunk_size < 1 or self.chunk_threshold < 0:
+            raise ValueError("chunk_size must be positive and chunk_threshold not negative")
+        if self.retries < 0 or self.backoff < 0:
+            raise ValueError("retries and backoff must not be negative")
+        if self.platform.count("/") not in (1, 2):
+            raise ValueError(f"platform {self.platform!r} is not os/arch[/variant]")

@@ -1,0 +1,101 @@
+"""The layer writer: deterministic PAX tar, one-pass hashing, codecs."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+
+import pytest
+import zstandard
+
+from ocibuild.errors import LayerError, UnsafePathError
+from ocibuild.layer import Entry, Kind, bytes_entry, clean_path, dir_entry, whiteout_entry
+from ocibuild.layer.codec import Compression
+from ocibuild.layer.tarstream import sorted_entries
+from ocibuild.layer.writer import write_layer
+
+
+def sample_entries() -> list[Entry]:
+    return [
+        bytes_entry("usr/bin/tool", b"#!/bin/sh\necho hi\n", mode=0o755),
+        Entry("usr/bin/alias", Kind.SYMLINK, mode=0o777, link="tool"),
+        Entry("usr/lib/a.so", Kind.HARDLINK, link="usr/lib/b.so"),
+        bytes_entry("usr/lib/b.so", b"\x7fELF" * 1000, mode=0o644, uid=1000, gid=100),
+        dir_entry("opt", mode=0o700),
+        Entry("etc/x", Kind.FILE, size=3, open=lambda: io.BytesIO(b"abc"), xattrs={"user.k": b"v"}),
+    ]
+
+
+def layer(entries: list[Entry], algorithm: str = "gzip", mtime: int = 0) -> tuple[bytes, object]:
+    out = io.BytesIO()
+    blob = write_layer(sorted_entries(entries), out, Compression(algorithm), mtime)
+    return out.getvalue(), blob
+
+
+def members(tar_bytes: bytes) -> list[tarfile.TarInfo]:
+    return list(tarfile.open(fileobj=io.BytesIO(tar_bytes)))
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "zstd", "none"])
+def test_digests_match_content(algorithm: str) -> None:
+    data, blob = layer(sample_entries(), algorithm)
+    tar = {"gzip": gzip.decompress, "none": bytes, "zstd": lambda d: zstandard.ZstdDecompressor().stream_reader(io.BytesIO(d)).read()}[algorithm](data)
+    assert blob.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert blob.diff_id == "sha256:" + hashlib.sha256(tar).hexdigest()
+    assert blob.size == len(data) and blob.tar_size == len(tar)
+
+
+def test_same_entries_in_any_order_give_same_bytes() -> None:
+    entries = sample_entries()
+    first, _ = layer(entries)
+    second, _ = layer(list(reversed(entries)))
+    assert first == second
+
+
+def test_tar_is_sorted_with_parents_and_fixed_metadata() -> None:
+    data, _ = layer(sample_entries(), "none", mtime=1451606400)
+    infos = members(data)
+    names = [i.name for i in infos]
+    assert names == ["etc", "etc/x", "opt", "usr", "usr/bin", "usr/bin/alias", "usr/bin/tool", "usr/lib", "usr/lib/a.so", "usr/lib/b.so"]
+    assert all(i.mtime == 1451606400 for i in infos)
+    by_name = {i.name: i for i in infos}
+    assert by_name["opt"].mode == 0o700 and by_name["usr"].mode == 0o755
+    # the hardlink group's first path in sorted order carries the content
+    assert by_name["usr/lib/a.so"].isfile() and by_name["usr/lib/a.so"].size == 4000
+    assert by_name["usr/lib/b.so"].islnk() and by_name["usr/lib/b.so"].linkname == "usr/lib/a.so"
+    assert by_name["usr/bin/alias"].issym() and by_name["usr/bin/alias"].linkname == "tool"
+    assert by_name["etc/x"].pax_headers["SCHILY.xattr.user.k"] == "v"
+
+
+def test_content_shorter_than_size_is_an_error() -> None:
+    bad = Entry("f", Kind.FILE, size=10, open=lambda: io.BytesIO(b"abc"))
+    with pytest.raises(LayerError, match="short"):
+        layer([bad])
+
+
+def test_duplicate_file_in_unsorted_stream_is_an_error() -> None:
+    out = io.BytesIO()
+    with pytest.raises(LayerError, match="twice"):
+        write_layer([bytes_entry("a", b"1"), bytes_entry("a", b"2")], out, Compression("none"))
+
+
+def test_whiteout_and_clean_path() -> None:
+    assert whiteout_entry("/tmp/junk").path == "tmp/.wh.junk"
+    assert clean_path("/a/./b//c/") == "a/b/c"
+    with pytest.raises(UnsafePathError):
+        clean_path("../etc/passwd")
+    with pytest.raises(UnsafePathError):
+        clean_path("/a/../../b")
+
+
+def test_gzip_output_does_not_depend_on_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocibuild.layer import codec
+
+    entries = [bytes_entry(f"f{i}", bytes(range(256)) * 4096 * (i + 1)) for i in range(4)]
+    monkeypatch.setattr(codec, "threads", lambda: 1)
+    one, _ = layer(entries)
+    monkeypatch.setattr(codec, "threads", lambda: 4)
+    four, _ = layer(entries)
+    assert one == four
