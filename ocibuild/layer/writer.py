@@ -1,9 +1,16 @@
-"""The one pass: entries -> tar (hashed: diff_id) -> compressor -> blob (hashed: digest)."""
+"""The one pass: entries -> tar (hashed: diff_id) -> compressor -> blob (hashed: digest).
+
+A producer thread assembles the tar (reading files releases the GIL) while this thread hashes
+and feeds the compressor, whose own threads compress; chunks are batched to about 1 MiB and the
+queue between the two is bounded, so memory stays flat whatever the layer's size.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -11,6 +18,9 @@ from ocibuild.layer.codec import Compression, compressor
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.tarstream import tar_stream
 from ocibuild.oci.digest import Digest
+
+BATCH = 1 << 20
+QUEUE_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,52 @@ class HashingWriter:
         pass
 
 
+def batched(chunks: Iterable[bytes], size: int = BATCH) -> Iterator[bytes]:
+    buffer = bytearray()
+    for chunk in chunks:
+        if not buffer and len(chunk) >= size:
+            yield chunk
+            continue
+        buffer += chunk
+        if len(buffer) >= size:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def _in_thread(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Iterate `chunks` in a producer thread, through a bounded queue."""
+    pipe: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUE_DEPTH)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        pipe.put(chunk, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            pipe.put(None)
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            pipe.put(e)
+
+    thread = threading.Thread(target=produce, name="tar-producer", daemon=True)
+    thread.start()
+    try:
+        while (item := pipe.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def write_layer(
     entries: Iterable[Entry],
     sink: BinaryIO,
@@ -73,7 +129,7 @@ def write_layer(
         count += 1
 
     with compressor(blob, compression) as out:  # type: ignore[arg-type]
-        for chunk in tar_stream(entries, mtime, on_entry=counted):
+        for chunk in _in_thread(batched(tar_stream(entries, mtime, on_entry=counted))):
             tar_hash.update(chunk)
             out.write(chunk)
             tar_size += len(chunk)

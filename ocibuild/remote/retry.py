@@ -21,7 +21,7 @@ class TransientError(RegistryError):
 
 
 def retryable_status(status: int) -> bool:
-    return status in RETRY_STATUSES or status >= 500
+    return status in RETRY_STATUSES or (status >= 500 and status not in (501, 505))
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -45,7 +45,3 @@ def backoff_delay(attempt: int, options: RemoteOptions, retry_after: float | Non
         return min(retry_after, options.max_retry_after)
     ceiling = min(options.max_backoff, options.backoff * 2 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def sleep(seconds: float) -> None:
-    time.sleep(seconds)

@@ -172,11 +172,16 @@ def _entry_for(
 
 
 def entries_key(entries: list[Entry], ctx: SourceContext) -> list[object]:
-    """What the layer depends on: metadata of every entry and the sha256 of file contents."""
+    """What the layer depends on: metadata of every entry, and for content either its sha256
+    (inline content) or, for host files, their identity (device, inode, size, mtime, ctime),
+    which changes whenever the content does, as make and git's index rely on."""
     out: list[object] = []
     for e in entries:
-        content = ""
-        if e.kind is Kind.FILE and e.open is not None:
+        content: object = ""
+        if e.kind is Kind.FILE and e.source:
+            st = os.stat(e.source)
+            content = [e.source, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        elif e.kind is Kind.FILE and e.open is not None:
             content = ctx.content_digest(e)
         out.append(
             [

@@ -1,0 +1,117 @@
+"""Layer writing: ocibuild against umoci, buildah and the plain compression floor, same run.
+
+Builds the deterministic payload (bench/payload.py, ~1 GB in ~12,000 files by default) into one
+layer, and times (wall clock, peak RSS):
+
+  ocibuild gzip layer         ocibuild recipe --no-cache (isal gzip, all cores)
+  ocibuild zstd layer         ocibuild recipe --no-cache --compression zstd
+  umoci repack                umoci repack of the same tree (gzip)
+  buildah bud + push oci:     COPY of the tree, then push to an OCI layout (if buildah exists)
+  tar | pigz -6 -p N          the gzip floor
+  tar | zstd -3 -T0           the zstd floor
+
+Targets on a 2-core machine: gzip layer >= 3x faster than umoci repack; zstd layer within 1.5x
+of tar | zstd -3 -T0; ocibuild peak memory under 300 MB.
+
+    python3 bench/layer_bench.py [--size-mb 1000] [--files 12000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Timing, have, table, timed  # noqa: E402
+from payload import generate  # noqa: E402
+
+RECIPE = """\
+source_date_epoch: 1451606400
+images:
+  - name: localhost/bench/payload:latest
+    layers:
+      - files: [{src: payload, dest: /payload}]
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--files", type=int, default=12000)
+    parser.add_argument("--workdir", type=Path, help="Where to put the payload and outputs [default: a temp dir].")
+    args = parser.parse_args()
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="ocibuild-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    payload = work / "payload"
+    if not payload.exists():
+        print(f"generating {args.size_mb} MB payload in {args.files} files under {payload} ...", flush=True)
+        generate(payload, args.size_mb, args.files)
+    (work / "payload.yaml").write_text(RECIPE)
+    cores = len(os.sched_getaffinity(0))
+    python = sys.executable
+    timings: list[Timing] = []
+
+    def fresh(name: str) -> Path:
+        path = work / name
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    # warm the page cache once so every tool reads the same way
+    timed("warm-up", f"tar cf - -C {work} payload > /dev/null")
+    for algorithm in ("gzip", "zstd"):
+        store = fresh(f"store-{algorithm}")
+        timings.append(
+            timed(
+                f"ocibuild {algorithm} layer",
+                f"{python} -m ocibuild -q --store {store} recipe --no-cache --compression {algorithm} {work / 'payload.yaml'}",
+            )
+        )
+    if have("umoci"):
+        layout = fresh("umoci-layout")
+        bundle = fresh("umoci-bundle")
+        timed("umoci setup", f"umoci init --layout {layout} && umoci new --image {layout}:t && umoci unpack --image {layout}:t {bundle} && cp -a {payload} {bundle}/rootfs/payload")
+        timings.append(timed("umoci repack", f"umoci repack --image {layout}:t {bundle}"))
+    if have("buildah"):
+        context = fresh("buildah-context")
+        context.mkdir()
+        shutil.copytree(payload, context / "payload", symlinks=True)
+        (context / "Containerfile").write_text("FROM scratch\nCOPY payload /payload\n")
+        storage = fresh("buildah-storage")
+        flags = f"--root {storage}/root --runroot {storage}/run --storage-driver vfs"
+        oci_dir = fresh("buildah-oci")
+        timings.append(
+            timed(
+                "buildah bud (COPY) + push oci:",
+                f"buildah {flags} bud --isolation chroot -q -t bench:latest {context} >/dev/null && buildah {flags} push -q bench:latest oci:{oci_dir}:bench",
+            )
+        )
+        shutil.rmtree(storage, ignore_errors=True)
+    if have("pigz"):
+        timings.append(timed(f"tar | pigz -6 -p {cores}", f"tar cf - -C {work} payload | pigz -6 -p {cores} > {work}/floor.tar.gz"))
+    if have("zstd"):
+        timings.append(timed("tar | zstd -3 -T0", f"tar cf - -C {work} payload | zstd -q -3 -T0 > {work}/floor.tar.zst"))
+
+    print()
+    print(f"payload: {args.size_mb} MB in {args.files} files; {cores} cores")
+    print(table(timings, "ocibuild gzip layer"))
+    by = {t.name: t for t in timings}
+    gz, zst = by["ocibuild gzip layer"], by["ocibuild zstd layer"]
+    print()
+    if "umoci repack" in by:
+        ratio = by["umoci repack"].seconds / gz.seconds
+        print(f"gzip layer vs umoci repack: {ratio:.2f}x faster (target >= 3x): {'ok' if ratio >= 3 else 'MISSED'}")
+    if "tar | zstd -3 -T0" in by:
+        ratio = zst.seconds / by["tar | zstd -3 -T0"].seconds
+        print(f"zstd layer vs tar|zstd -3 -T0: {ratio:.2f}x (target <= 1.5x): {'ok' if ratio <= 1.5 else 'MISSED'}")
+    peak = max(gz.peak_mb, zst.peak_mb)
+    print(f"ocibuild peak memory: {peak:.0f} MB (target < 300 MB): {'ok' if peak < 300 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

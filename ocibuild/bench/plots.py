@@ -1,0 +1,87 @@
+"""The paper's Figure 2 (per-module time per event, per target) and Figure 3 (worker modules
+together vs the output module, per target) as PNG files. matplotlib is an optional extra
+(`pip install 'ocibuild[plots]'`): it is imported only here, only when a plot is drawn."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ocibuild.bench.report import TargetTimings, target_splits
+from ocibuild.errors import BenchError
+from ocibuild.store.atomic import atomic_writer
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise BenchError(
+            "plots need matplotlib, which is not installed: pip install 'ocibuild[plots]' "
+            "(or ask for the tables only)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grouped_boxes(ax: Any, groups: list[str], targets: Sequence[str], data: dict[tuple[str, str], list[float]]) -> None:
+    width = 0.8 / max(len(targets), 1)
+    for i, target in enumerate(targets):
+        positions = [g + (i - (len(targets) - 1) / 2) * width for g in range(len(groups))]
+        values = [data.get((group, target), []) or [float("nan")] for group in groups]
+        boxes = ax.boxplot(values, positions=positions, widths=width * 0.9, patch_artist=True, showfliers=True,
+                           flierprops={"markersize": 2})
+        color = f"C{i}"
+        for box in boxes["boxes"]:
+            box.set_facecolor(color)
+            box.set_alpha(0.6)
+        ax.plot([], [], color=color, linewidth=6, alpha=0.6, label=target)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=30, ha="right")
+    ax.legend()
+
+
+def figure2(targets: Sequence[TargetTimings], out: Path) -> Path:
+    """Time per event of each module (named by its type, as in the paper), per target."""
+    plt = _pyplot()
+    data: dict[tuple[str, str], list[float]] = defaultdict(list)
+    groups: list[str] = []
+    for t in targets:
+        for db in t.dbs:
+            for m in db.modules:
+                name = f"{m.label}:{m.type}"
+                if name not in groups:
+                    groups.append(name)
+                data[name, t.target].append(m.time)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(groups) * max(len(targets), 1)), 5))
+    _grouped_boxes(ax, groups, [t.target for t in targets], data)
+    ax.set_ylabel("time per event (s)")
+    ax.set_title("Module timing per event, per platform")
+    return _save(plt, fig, out)
+
+
+def figure3(targets: Sequence[TargetTimings], out: Path) -> Path:
+    """Worker modules together vs the output module, time per event, per target."""
+    plt = _pyplot()
+    data: dict[tuple[str, str], list[float]] = {}
+    for t in targets:
+        splits = target_splits(t)
+        data["workers", t.target] = [s.workers for s in splits]
+        data["output", t.target] = [s.output for s in splits]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    _grouped_boxes(ax, ["workers", "output"], [t.target for t in targets], data)
+    ax.set_ylabel("time per event (s)")
+    ax.set_title("Worker modules vs output module, per platform")
+    return _save(plt, fig, out)
+
+
+def _save(plt: Any, fig: Any, out: Path) -> Path:
+    fig.tight_layout()
+    with atomic_writer(out) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return out

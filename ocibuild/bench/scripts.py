@@ -1,0 +1,122 @@
+"""Job scripts: one per bench run, running the workload once per repeat, in N nodes x M tasks.
+
+For a Shifter target the script has the paper's form (listing 3.8):
+
+    #!/bin/bash -l
+
+    #SBATCH --image=docker:IMAGE
+    #SBATCH --partition=debug
+    #SBATCH --nodes=1
+    #SBATCH --time=00:09:30
+
+    shifter --volume=$SCRATCH/test_out:/mnt /bin/bash -cl "cd /mnt; CMD >out.txt 2>&1"
+
+Each repeat (and task) runs in a directory of its own: WORKDIR/rNN (WORKDIR/rNN/tMMM with more
+than one task, MMM being Slurm's task rank). The workload's output goes to out.txt there.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from ocibuild.bench.targets import Target
+
+OUT_FILE = "out.txt"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    run_id: str
+    workdir: str  # as the script writes it; may hold $VARIABLES the job's shell expands
+    repeats: int = 1
+    nodes: int = 1
+    tasks_per_node: int = 1
+    hyperthreads: bool = False
+
+    @property
+    def tasks(self) -> int:
+        return self.nodes * self.tasks_per_node
+
+    def repeat_dir(self, repeat: int) -> str:
+        return f"{self.workdir}/r{repeat:02d}"
+
+    def task_dirs(self, repeat: int) -> list[str]:
+        base = self.repeat_dir(repeat)
+        return [base] if self.tasks == 1 else [f"{base}/t{t:03d}" for t in range(self.tasks)]
+
+
+def double_quoted(text: str) -> str:
+    """`text` inside double quotes, taken literally by the shell that reads the script."""
+    return '"' + re.sub(r'([\\"$`])', r"\\\1", text) + '"'
+
+
+def run_line(target: Target, image: str | None, host_dir: str, command: str) -> str:
+    """The shell line running `command` once, in `host_dir` (mounted at the target's mount)."""
+    inner = f"cd {target.mount}; {command} >{OUT_FILE} 2>&1"
+    runtime = shlex.join(target.runtime_command)
+    shell = shlex.join(target.inner_shell)
+    options = "".join(f"{shlex.quote(o)} " for o in target.run_options)
+    volume = f"{host_dir}:{target.mount}"
+    if target.runtime == "native":
+        return f"(cd {host_dir} && {command} >{OUT_FILE} 2>&1)"
+    assert image, f"runtime {target.runtime} needs an image"
+    if target.runtime == "shifter":
+        return f"{runtime} {options}--volume={volume} {shell} {double_quoted(inner)}"
+    if target.runtime == "apptainer":
+        return f"{runtime} exec {options}--bind {volume} {shlex.quote(image)} {shell} {double_quoted(inner)}"
+    return f"{runtime} run --rm {options}-v {volume} {shlex.quote(image)} {shell} {double_quoted(inner)}"
+
+
+def sbatch_directives(target: Target, layout: RunLayout, image: str | None) -> list[str]:
+    slurm = target.batch
+    options = []
+    if target.runtime == "shifter":
+        options.append(f"--image=docker:{image}")
+    if slurm.partition:
+        options.append(f"--partition={slurm.partition}")
+    options.append(f"--nodes={layout.nodes}")
+    if layout.tasks_per_node > 1:
+        options.append(f"--ntasks-per-node={layout.tasks_per_node}")
+    options.append(f"--time={slurm.time}")
+    for name in ("constraint", "account", "qos"):
+        value = getattr(slurm, name)
+        if value:
+            options.append(f"--{name}={value}")
+    if layout.hyperthreads:
+        options.append("--hint=multithread")
+    options.append(f"--job-name=ocibench-{layout.run_id}")
+    options += slurm.directives
+    return [f"#SBATCH {o}" for o in options]
+
+
+def job_script(target: Target, layout: RunLayout, image: str | None, command: str) -> str:
+    lines = [f"#!{target.shell}", ""]
+    if target.scheduler == "slurm":
+        lines += [*sbatch_directives(target, layout, image), ""]
+    lines.append("set -e")
+    lines += target.batch.setup
+    for repeat in range(1, layout.repeats + 1):
+        lines += _repeat_lines(target, layout, image, command, repeat)
+    return "\n".join(lines) + "\n"
+
+
+def _repeat_lines(target: Target, layout: RunLayout, image: str | None, command: str, repeat: int) -> list[str]:
+    if layout.tasks == 1:
+        (directory,) = layout.task_dirs(repeat)
+        return [f"mkdir -p {directory}", run_line(target, image, directory, command)]
+    if target.scheduler == "slurm":
+        per_task = (
+            f'd={layout.repeat_dir(repeat)}/t$(printf %03d "$SLURM_PROCID"); mkdir -p "$d"; '
+            + run_line(target, image, "$d", command)
+        )
+        return [
+            f"srun --nodes={layout.nodes} --ntasks-per-node={layout.tasks_per_node} "
+            f"/bin/sh -c {shlex.quote(per_task)}"
+        ]
+    lines = ["pids="]
+    for directory in layout.task_dirs(repeat):
+        lines += [f"mkdir -p {directory}", run_line(target, image, directory, command) + " &", 'pids="$pids $!"']
+    lines.append('for p in $pids; do wait "$p"; done')
+    return lines

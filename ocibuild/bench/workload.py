@@ -1,0 +1,93 @@
+"""The study workload (bench/workloads/art_study.c): its size, its command line, and its build
+as one static binary (gcc -static with the distribution's static sqlite3 and zlib), so that it
+runs unchanged natively and in any image."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocibuild.errors import BenchError
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+WORKLOAD_DIR = CHECKOUT / "bench" / "workloads"
+SOURCE = WORKLOAD_DIR / "art_study.c"
+DEFAULT_BINARY = WORKLOAD_DIR / "build" / "art-study"
+PROGRAM = "art-study"
+LIBRARIES = ["-lsqlite3", "-lz", "-lm", "-lpthread"]
+PT_INTERP = 3
+
+
+@dataclass(frozen=True)
+class StudySize:
+    """The paper's art study: 500 events of 250,000 integers, 10 worker modules."""
+
+    events: int = 500
+    ints: int = 250_000
+    modules: int = 10
+
+    def __post_init__(self) -> None:
+        if self.events < 1 or self.ints < 1 or self.modules < 1:
+            raise BenchError(f"the study needs at least one event, integer and module, got {self}")
+
+
+def study_command(size: StudySize, program: str = PROGRAM) -> str:
+    """The shell command running the study in the current directory."""
+    return shlex.join([
+        program, "--events", str(size.events), "--ints", str(size.ints), "--modules", str(size.modules),
+        "--output-dir", ".",
+    ])
+
+
+def build_workload(output: Path = DEFAULT_BINARY, source: Path = SOURCE, cc: str = "gcc") -> Path:
+    """Compile the workload statically to `output` (written under a temporary name, then renamed)."""
+    if not source.is_file():
+        raise BenchError(f"workload source {source} does not exist (a source checkout of ocibuild has it)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    os.close(fd)
+    argv = [cc, "-O2", "-static", "-o", tmp, str(source), *LIBRARIES]
+    try:
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise BenchError(f"cannot build the workload: compiler {cc!r} not found") from None
+        if proc.returncode != 0:
+            raise BenchError(
+                f"building {source} failed ({shlex.join(argv)}); it needs gcc and the static libraries "
+                f"of libsqlite3-dev and zlib1g-dev:\n{proc.stderr.strip()}"
+            )
+        if not is_static(Path(tmp)):
+            raise BenchError(f"{cc} did not produce a static binary from {source}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, output)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return output
+
+
+def is_static(binary: Path) -> bool:
+    """True for an ELF executable without a program interpreter (no dynamic loader)."""
+    with open(binary, "rb") as f:
+        header = f.read(64)
+        if header[:4] != b"\x7fELF" or header[4] != 2:
+            return False
+        order = "little" if header[5] == 1 else "big"
+        phoff = int.from_bytes(header[32:40], order)
+        phentsize = int.from_bytes(header[54:56], order)
+        phnum = int.from_bytes(header[56:58], order)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    types = (int.from_bytes(table[i : i + 4], order) for i in range(0, len(table), phentsize))
+    return PT_INTERP not in types
+
+
+def ensure_workload(binary: Path = DEFAULT_BINARY) -> Path:
+    """The built workload, building it first when it is missing or older than its source."""
+    if binary.is_file() and (not SOURCE.is_file() or binary.stat().st_mtime >= SOURCE.stat().st_mtime):
+        return binary
+    return build_workload(binary)

@@ -1,0 +1,28 @@
+"""The registry client: push, pull, login over the Distribution HTTP API.
+
+    pull_image(store, "docker.io/library/centos:6.7", RemoteOptions(), report) -> Descriptor
+    push_image(store, ref, RemoteOptions(format="docker"), report, to="site:5000/") -> PushResult
+
+`report(event, **fields)` receives progress: `blob` events (digest, size, done, status one of
+uploading / uploaded / skipped / mounted / downloading / downloaded / present), and `push`,
+`pushed`, `pull`, `pulled`, `retry`, `ratelimit`, `warning`; each has a human `message`.
+"""
+
+from ocibuild.remote.credentials import Credentials, find_credentials
+from ocibuild.remote.login import login, logout
+from ocibuild.remote.options import RemoteOptions
+from ocibuild.remote.pull import pull_image
+from ocibuild.remote.push import PushResult, push_image, push_images, target_reference
+
+__all__ = [
+    "Credentials",
+    "PushResult",
+    "RemoteOptions",
+    "find_credentials",
+    "login",
+    "logout",
+    "pull_image",
+    "push_image",
+    "push_images",
+    "target_reference",
+]

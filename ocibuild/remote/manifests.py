@@ -1,0 +1,145 @@
+"""Manifests over the Distribution API (fetched verified, pushed last) and their conversion
+between the OCI and Docker v2 schema 2 media types."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+import requests
+
+from ocibuild.errors import DigestMismatchError, RegistryError
+from ocibuild.oci import Descriptor, Index, Manifest, MediaType, Platform, sha256_digest
+from ocibuild.oci.digest import Digest, is_digest
+from ocibuild.oci.mediatypes import INDEXES, MANIFESTS, to_docker, to_oci
+from ocibuild.remote.retry import TransientError
+from ocibuild.remote.transport import RegistryClient, describe
+
+MAX_MANIFEST_SIZE = 4 << 20
+ACCEPT = ", ".join(
+    [MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST, MediaType.DOCKER_MANIFEST_LIST]
+)
+
+
+@dataclass(frozen=True)
+class RemoteManifest:
+    """A manifest or index as the registry sent it: its verified bytes and their descriptor."""
+
+    descriptor: Descriptor
+    data: bytes
+
+    @property
+    def is_index(self) -> bool:
+        return self.descriptor.media_type in INDEXES
+
+    def json(self) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.data)
+
+
+def manifest_path(repository: str, identifier: str) -> str:
+    return f"/v2/{repository}/manifests/{identifier}"
+
+
+def get_manifest(client: RegistryClient, repository: str, identifier: str, scopes: tuple[str, ...]) -> RemoteManifest:
+    """Fetch a manifest; its sha256 must match the digest asked for and the one announced."""
+    where = f"{client.registry}/{repository}:{identifier}" if not is_digest(identifier) else (
+        f"{client.registry}/{repository}@{identifier}"
+    )
+
+    def attempt() -> tuple[bytes, str]:
+        response = client.attempt(
+            "GET", manifest_path(repository, identifier), scopes=scopes, headers={"Accept": ACCEPT}, stream=True
+        )
+        with response:
+            if response.status_code == 404:
+                raise RegistryError(f"{where}: no such manifest (HTTP 404)")
+            if response.status_code != 200:
+                raise client.error("GET", response, scopes)
+            data = bytearray()
+            try:
+                for chunk in response.iter_content(1 << 16):
+                    data += chunk
+                    if len(data) > MAX_MANIFEST_SIZE:
+                        raise RegistryError(f"{where}: manifest larger than {MAX_MANIFEST_SIZE} bytes")
+            except requests.RequestException as e:
+                raise TransientError(f"{where}: transfer broken ({describe(e)})") from None
+            announced = response.headers.get("Docker-Content-Digest", "")
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        digest = sha256_digest(bytes(data))
+        if is_digest(identifier) and digest != identifier:
+            raise DigestMismatchError(f"{where}: the registry sent a manifest with digest {digest}")
+        if is_digest(announced) and announced != digest:
+            raise DigestMismatchError(
+                f"{where}: the manifest has digest {digest}, the registry announced {announced}"
+            )
+        return bytes(data), content_type
+
+    data, content_type = client.retrying(attempt)
+    try:
+        parsed = json.loads(data)
+    except ValueError as e:
+        raise RegistryError(f"{where}: manifest is not JSON ({e})") from None
+    kind = parsed.get("mediaType") if isinstance(parsed, dict) else None
+    kind = kind or content_type
+    if kind not in MANIFESTS | INDEXES:
+        raise RegistryError(f"{where}: unsupported manifest type {kind or 'unknown'} (schema 1 is not supported)")
+    return RemoteManifest(Descriptor(kind, sha256_digest(data), len(data)), data)
+
+
+def put_manifest(
+    client: RegistryClient,
+    repository: str,
+    identifier: str,
+    media_type: str,
+    data: bytes,
+    scopes: tuple[str, ...],
+) -> Digest:
+    response = client.request(
+        "PUT",
+        manifest_path(repository, identifier),
+        scopes=scopes,
+        headers={"Content-Type": media_type},
+        body=data,
+        expect=(200, 201, 204),
+    )
+    response.close()
+    digest = sha256_digest(data)
+    stored = response.headers.get("Docker-Content-Digest")
+    if stored and stored != digest:
+        raise RegistryError(f"{client.registry}/{repository}: manifest stored as {stored}, sent as {digest}")
+    return digest
+
+
+def choose_platform(index: Index, platform: str, where: str) -> Descriptor:
+    """The manifest of `platform` (`os/arch[/variant]`) in an index."""
+    os_, arch, *rest = platform.split("/")
+    wanted = Platform(arch, os_, rest[0] if rest else "")
+    for descriptor in index.manifests:
+        p = descriptor.platform
+        if p and p.os == wanted.os and p.architecture == wanted.architecture:
+            if not wanted.variant or p.variant == wanted.variant:
+                return descriptor
+    available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
+    raise RegistryError(f"{where}: no image for {platform} in its index (it has: {available})")
+
+
+def convert(media_type: str, data: bytes, fmt: str) -> tuple[str, bytes]:
+    """The manifest in `fmt` ("oci" or "docker"): unchanged bytes if it already is, else the same
+    layers and config under the other family's media types."""
+    docker = fmt == "docker"
+    if media_type not in MANIFESTS:
+        raise RegistryError(f"cannot push a {media_type}: only image manifests are pushed")
+    if (media_type == MediaType.DOCKER_MANIFEST) == docker:
+        return media_type, data
+    mapping = to_docker if docker else to_oci
+    manifest = Manifest.from_json(json.loads(data))
+    try:
+        converted = replace(
+            manifest,
+            media_type=mapping(manifest.media_type),
+            config=replace(manifest.config, media_type=mapping(manifest.config.media_type)),
+            layers=tuple(replace(layer, media_type=mapping(layer.media_type)) for layer in manifest.layers),
+        )
+    except ValueError as e:
+        raise RegistryError(f"cannot push as {fmt}: {e}") from None
+    return converted.media_type, converted.to_bytes()

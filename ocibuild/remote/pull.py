@@ -1,0 +1,87 @@
+"""Pull an image into the store: the manifest (the platform's, from an index), its blobs
+verified by size and digest as they stream in, and only then the manifest and its tag."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from ocibuild.errors import RegistryError
+from ocibuild.oci import Descriptor, Index, Manifest
+from ocibuild.oci.reference import parse_reference
+from ocibuild.remote.auth import repository_scope
+from ocibuild.remote.blobs import download_blob
+from ocibuild.remote.manifests import choose_platform, get_manifest
+from ocibuild.remote.options import RemoteOptions
+from ocibuild.remote.progress import BlobProgress
+from ocibuild.remote.transport import RegistryClient, Report
+from ocibuild.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def pull_image(store: Store, ref: str, options: RemoteOptions, report: Report) -> Descriptor:
+    """Fetch `ref` into the store, tag it under its full reference, and return the descriptor
+    of the image manifest stored. Nothing is tagged unless every digest checked out."""
+    reference = parse_reference(ref)
+    where = str(reference)
+    scopes = (repository_scope(reference.repository, "pull"),)
+    report("pull", ref=where, message=f"pulling {where}")
+    with RegistryClient(reference.registry, options, report) as client, store.build_lock():
+        top = get_manifest(client, reference.repository, reference.identifier, scopes)
+        image = top
+        platform = None
+        if top.is_index:
+            chosen = choose_platform(Index.from_json(top.json()), options.platform, where)
+            platform = chosen.platform
+            image = get_manifest(client, reference.repository, chosen.digest, scopes)
+            if image.is_index:
+                raise RegistryError(f"{where}: an index inside an index is not supported")
+        manifest = Manifest.from_json(image.json())
+        blobs = list({d.digest: d for d in (manifest.config, *manifest.layers)}.values())
+        with ThreadPoolExecutor(options.concurrency, thread_name_prefix="pull") as pool:
+            futures = []
+            for descriptor in blobs:
+                progress = BlobProgress(report, descriptor, "downloading")
+                if store.has_blob(descriptor.digest):
+                    progress.emit("present")
+                    continue
+                futures.append(
+                    pool.submit(_fetch, client, reference.repository, store, descriptor, scopes, progress)
+                )
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        config = store.config(manifest)
+        wanted = options.platform.split("/")
+        if platform is None:
+            platform = config.platform
+            if [platform.os, platform.architecture] != wanted[:2]:
+                report("warning", message=f"{where} is an image for {platform}, not {options.platform}")
+        store.put_blob(image.data)
+        descriptor = Descriptor(
+            image.descriptor.media_type, image.descriptor.digest, image.descriptor.size, platform=platform
+        )
+        store.tag([where], descriptor)
+        for blob in blobs:
+            store.state.record_blob_repo(blob.digest, reference.registry, reference.repository)
+    report("pulled", ref=where, digest=str(descriptor.digest), message=f"pulled {where}@{descriptor.digest}")
+    return descriptor
+
+
+def _fetch(
+    client: RegistryClient,
+    repository: str,
+    store: Store,
+    descriptor: Descriptor,
+    scopes: tuple[str, ...],
+    progress: BlobProgress,
+) -> None:
+    progress.emit("downloading", 0)
+    download_blob(client, repository, store, descriptor, scopes, progress)
+    progress.emit("downloaded")
+

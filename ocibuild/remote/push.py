@@ -1,0 +1,186 @@
+"""Push images of the store: every blob confirmed in the target repository (already there,
+mounted from another repository of the same registry, or uploaded), then the manifest."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from ocibuild.errors import AuthError
+from ocibuild.oci import Descriptor
+from ocibuild.oci.digest import Digest
+from ocibuild.oci.reference import Reference, parse_reference
+from ocibuild.remote.auth import repository_scope
+from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob
+from ocibuild.remote.manifests import convert, put_manifest
+from ocibuild.remote.options import RemoteOptions
+from ocibuild.remote.progress import BlobProgress
+from ocibuild.remote.transport import RegistryClient, Report
+from ocibuild.store import Store
+
+log = logging.getLogger(__name__)
+
+MOUNT_CANDIDATES = 2
+
+
+@dataclass(frozen=True)
+class PushResult:
+    source: str
+    reference: str
+    digest: Digest
+    media_type: str
+    size: int
+    uploaded: tuple[Digest, ...]
+    mounted: tuple[Digest, ...]
+    skipped: tuple[Digest, ...]
+    bytes_uploaded: int
+    seconds: float
+
+
+def target_reference(source: str, to: str | None = None) -> Reference:
+    """Where `source` goes: itself; `to` if it is a reference (keeping the source's tag if `to`
+    names none); or, if `to` ends with `/`, the same repository under that registry/prefix."""
+    src = parse_reference(source)
+    if not to:
+        return src
+    if to.endswith("/"):
+        text = f"{to.rstrip('/')}/{src.repository}"
+        text += f":{src.tag}" if src.tag else ""
+        return parse_reference(text + (f"@{src.digest}" if src.digest else ""))
+    target = parse_reference(to, default_tag="")
+    if not target.tag and not target.digest:
+        target = target.with_tag(src.tag or "latest")
+    return target
+
+
+def push_image(
+    store: Store, ref: str, options: RemoteOptions, report: Report, to: str | None = None
+) -> PushResult:
+    return push_images(store, [(ref, target_reference(ref, to))], options, report)[0]
+
+
+def push_images(
+    store: Store, pairs: Sequence[tuple[str, Reference]], options: RemoteOptions, report: Report
+) -> list[PushResult]:
+    """Push each (source ref in the store, target reference), sharing connections, tokens and
+    the blobs already confirmed between them."""
+    results = []
+    with ExitStack() as stack:
+        stack.enter_context(store.build_lock())
+        pool = stack.enter_context(ThreadPoolExecutor(options.concurrency, thread_name_prefix="push"))
+        pusher = _Pusher(store, options, report, pool, stack)
+        for source, target in pairs:
+            results.append(pusher.push(source, target))
+    return results
+
+
+class _Pusher:
+    """State shared by the pushes of one command: clients per registry, confirmed blobs."""
+
+    def __init__(
+        self, store: Store, options: RemoteOptions, report: Report, pool: ThreadPoolExecutor, stack: ExitStack
+    ) -> None:
+        self.store, self.options, self.report, self.pool, self.stack = store, options, report, pool, stack
+        self.clients: dict[str, RegistryClient] = {}
+        self.blobs: dict[tuple[str, str, str], Future[str]] = {}
+
+    def client(self, registry: str) -> RegistryClient:
+        if registry not in self.clients:
+            client = RegistryClient(registry, self.options, self.report)
+            self.clients[registry] = self.stack.enter_context(client)
+        return self.clients[registry]
+
+    def push(self, source: str, target: Reference) -> PushResult:
+        started = time.monotonic()
+        image = self.store.image(source)
+        media_type, data = convert(
+            image.descriptor.media_type, self.store.read_blob(image.descriptor.digest), self.options.format
+        )
+        self.report("push", source=source, target=str(target), message=f"pushing {source} to {target}")
+        client = self.client(target.registry)
+        scopes = (repository_scope(target.repository, "pull,push"),)
+        blobs = list({d.digest: d for d in (image.manifest.config, *image.manifest.layers)}.values())
+        own: dict[Digest, Future[str]] = {}
+        for descriptor in blobs:
+            key = (target.registry, target.repository, descriptor.digest)
+            if key not in self.blobs:
+                self.blobs[key] = own[descriptor.digest] = self.pool.submit(
+                    self._ensure_blob, client, target.repository, descriptor, scopes
+                )
+        futures = [self.blobs[(target.registry, target.repository, d.digest)] for d in blobs]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        digest = put_manifest(client, target.repository, target.tag or str(target.digest), media_type, data, scopes)
+        if target.digest and target.digest != digest:
+            log.warning("%s: pushed manifest has digest %s", target, digest)
+        status = {d.digest: own[d.digest].result() if d.digest in own else "skipped" for d in blobs}
+        result = PushResult(
+            source=source,
+            reference=str(target),
+            digest=digest,
+            media_type=media_type,
+            size=len(data),
+            uploaded=tuple(d for d, s in status.items() if s == "uploaded"),
+            mounted=tuple(d for d, s in status.items() if s == "mounted"),
+            skipped=tuple(d for d, s in status.items() if s == "skipped"),
+            bytes_uploaded=sum(d.size for d in blobs if status[d.digest] == "uploaded"),
+            seconds=time.monotonic() - started,
+        )
+        self.report(
+            "pushed",
+            ref=str(target),
+            digest=str(digest),
+            message=(
+                f"pushed {target}@{digest}: {len(result.uploaded)} blobs uploaded, "
+                f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
+            ),
+        )
+        return result
+
+    def _ensure_blob(
+        self, client: RegistryClient, repository: str, descriptor: Descriptor, scopes: tuple[str, ...]
+    ) -> str:
+        """Make sure the registry holds a blob in `repository`; returns how."""
+        progress = BlobProgress(self.report, descriptor, "uploading")
+        status = "skipped"
+        if not blob_exists(client, repository, descriptor, scopes):
+            session, status = self._mount(client, repository, descriptor, scopes)
+            if status != "mounted":
+                progress.emit("uploading", 0)
+                upload_blob(client, repository, self.store, descriptor, scopes, progress, session)
+                status = "uploaded"
+        progress.emit(status)
+        self.store.state.record_blob_repo(descriptor.digest, client.registry, repository)
+        return status
+
+    def _mount(
+        self, client: RegistryClient, repository: str, descriptor: Descriptor, scopes: tuple[str, ...]
+    ) -> tuple[UploadSession | None, str]:
+        """Try a cross-repository mount from where the store saw the blob in this registry.
+        Returns (an upload session the registry opened instead, or None; the status)."""
+        sources = [r for r in self.store.state.blob_repos(descriptor.digest, client.registry) if r != repository]
+        session = None
+        for source in sources[:MOUNT_CANDIDATES]:
+            try:
+                session = start_upload(
+                    client,
+                    repository,
+                    (*scopes, repository_scope(source, "pull")),
+                    mount=(descriptor.digest, source),
+                )
+            except AuthError as e:
+                log.debug("no mount of %s from %s: %s", descriptor.digest, source, e)
+                continue
+            if session is None:
+                log.debug("mounted %s from %s", descriptor.digest, source)
+                return None, "mounted"
+        return session, "upload"

@@ -1,0 +1,312 @@
+"""Product tarballs -> layer entries under the products root, streamed, never unpacked.
+
+Each tarball is decompressed and parsed by a reader thread (bzip2, gzip and xz decompressors
+run outside the GIL, so readers of several tarballs use several cores) that hands members and
+their content to the layer writer through a buffer of bounded size. Entries come in the
+tarball's own order: the tarball is pinned by sha256, so the order is deterministic. A FILE
+entry's content is read from the stream when the writer asks for it, before the next entry.
+
+Unsafe members reject the tarball: absolute paths, `..`, links leaving the products root,
+device and other special files.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import lzma
+import posixpath
+import tarfile
+import threading
+import zlib
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ocibuild.errors import LayerError, SourceError, UnsafePathError
+from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
+
+CHUNK = 1 << 20
+READ_AHEAD_BYTES = 32 << 20  # per tarball: what a reader may decompress before it is consumed
+HEADER_COST = 512  # what one member's metadata counts against the read-ahead budget
+
+
+@dataclass(frozen=True)
+class ProductTarball:
+    """A fetched product tarball: what it is, where it came from, where it is cached."""
+
+    product: str
+    version: str
+    url: str
+    path: Path
+    size: int
+    sha256: str
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.version}: {self.url}"
+
+
+@contextlib.contextmanager
+def open_tarball(path: Path) -> Iterator[BinaryIO]:
+    """The tar stream of a .tar.bz2, .tar.gz, .tar.xz or plain .tar, by its magic bytes."""
+    with open(path, "rb") as raw:
+        magic = raw.read(6)
+        raw.seek(0)
+        if magic.startswith(b"BZh"):
+            with bz2.BZ2File(raw) as stream:
+                yield stream  # type: ignore[misc]
+        elif magic.startswith(b"\x1f\x8b"):
+            from isal import igzip
+
+            with igzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                yield stream  # type: ignore[misc]
+        elif magic.startswith(b"\xfd7zXZ\x00"):
+            with lzma.LZMAFile(raw) as stream:
+                yield stream  # type: ignore[misc]
+        else:
+            yield raw
+
+
+def tarball_entries(
+    tarballs: Sequence[ProductTarball], into: str, readers: int = 2
+) -> Iterator[Entry]:
+    """Entries of `tarballs` under `into`, one tarball after the other, with up to `readers`
+    tarballs decompressing at once."""
+    into = clean_path(into)
+    waiting = deque(tarballs)
+    running: deque[_Reader] = deque()
+    seen: dict[str, tuple[Kind, ProductTarball]] = {}
+
+    def start_next() -> None:
+        if waiting:
+            reader = _Reader(waiting.popleft(), into)
+            reader.start()
+            running.append(reader)
+
+    try:
+        for _ in range(max(1, readers)):
+            start_next()
+        while running:
+            yield from _reader_entries(running[0], seen)
+            running.popleft()
+            start_next()
+    finally:
+        for reader in running:
+            reader.cancel()
+
+
+def _reader_entries(
+    reader: _Reader, seen: dict[str, tuple[Kind, ProductTarball]]
+) -> Iterator[Entry]:
+    tarball = reader.tarball
+    current: _MemberStream | None = None
+    while True:
+        kind, value = reader.buffer.get()
+        if kind == "data":
+            continue  # content of a file the writer did not read (an empty read is allowed)
+        if current is not None:
+            current.expire()
+            current = None
+        if kind == "error":
+            raise value
+        if kind == "end":
+            return
+        entry: Entry = value
+        _check_unique(entry, tarball, seen)
+        if entry.kind is Kind.FILE and entry.size:
+            stream = current = _MemberStream(reader.buffer, entry)
+            entry = replace(entry, open=lambda stream=stream: stream)  # type: ignore[misc]
+        yield entry
+
+
+def _check_unique(
+    entry: Entry, tarball: ProductTarball, seen: dict[str, tuple[Kind, ProductTarball]]
+) -> None:
+    if entry.kind is Kind.HARDLINK:
+        target = seen.get(entry.link)
+        if target is None or target[0] is not Kind.FILE:
+            raise SourceError(
+                f"{tarball}: hard link {entry.path} -> {entry.link}: the target is not a file "
+                "earlier in the tarball"
+            )
+    previous = seen.get(entry.path)
+    if previous is not None and not (previous[0] is Kind.DIR and entry.kind is Kind.DIR):
+        other = previous[1]
+        where = "twice in the tarball" if other is tarball else f"also in {other}"
+        raise SourceError(f"{tarball}: {entry.path} is {where}")
+    seen[entry.path] = (entry.kind, tarball)
+
+
+class _Closed(Exception):
+    pass
+
+
+class _Buffer:
+    """A queue bounded by the bytes it holds, between a reader thread and the layer writer."""
+
+    def __init__(self, budget: int) -> None:
+        self._items: deque[tuple[tuple[str, Any], int]] = deque()
+        self._bytes = 0
+        self._budget = budget
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, item: tuple[str, Any], cost: int) -> None:
+        with self._cond:
+            while not self._closed and self._items and self._bytes + cost > self._budget:
+                self._cond.wait()
+            if self._closed:
+                raise _Closed
+            self._items.append((item, cost))
+            self._bytes += cost
+            self._cond.notify_all()
+
+    def get(self) -> tuple[str, Any]:
+        with self._cond:
+            while not self._items:
+                self._cond.wait()
+            item, cost = self._items.popleft()
+            self._bytes -= cost
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._bytes = 0
+            self._cond.notify_all()
+
+
+class _MemberStream:
+    """The content of one file entry, read from the reader's buffer; valid until the
+    entries generator moves on to the next entry."""
+
+    def __init__(self, buffer: _Buffer, entry: Entry) -> None:
+        self._buffer = buffer
+        self._path = entry.path
+        self._remaining = entry.size
+        self._chunk = memoryview(b"")
+        self._expired = False
+
+    def expire(self) -> None:
+        self._expired = True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._expired:
+            raise LayerError(f"{self._path}: content read after the next entry was requested")
+        if not self._remaining:
+            return b""
+        if not self._chunk:
+            kind, value = self._buffer.get()
+            if kind == "error":
+                raise value
+            if kind != "data":
+                raise LayerError(f"{self._path}: content ended early in the tarball stream")
+            self._chunk = memoryview(value)
+        n = len(self._chunk) if size < 0 else min(size, len(self._chunk))
+        n = min(n, self._remaining)
+        data = bytes(self._chunk[:n])
+        self._chunk = self._chunk[n:]
+        self._remaining -= n
+        return data
+
+    def __enter__(self) -> _MemberStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _Reader(threading.Thread):
+    def __init__(self, tarball: ProductTarball, into: str) -> None:
+        super().__init__(name=f"ups-reader-{tarball.product}", daemon=True)
+        self.tarball = tarball
+        self.into = into
+        self.buffer = _Buffer(READ_AHEAD_BYTES)
+
+    def cancel(self) -> None:
+        self.buffer.close()
+
+    def run(self) -> None:
+        try:
+            self._read()
+            self.buffer.put(("end", None), 0)
+        except _Closed:
+            return
+        except SourceError as e:
+            self._fail(e)
+        except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+            detail = str(e) or type(e).__name__
+            self._fail(
+                SourceError(
+                    f"{self.tarball}: not a readable tarball (truncated or damaged?): {detail}"
+                )
+            )
+        except Exception as e:  # reported to the consumer, whatever it is
+            self._fail(e)
+
+    def _fail(self, error: Exception) -> None:
+        with contextlib.suppress(_Closed):
+            self.buffer.put(("error", error), 0)
+
+    def _read(self) -> None:
+        with (
+            open_tarball(self.tarball.path) as stream,
+            tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar,
+        ):
+            for info in tar:
+                entry = member_entry(info, self.into, self.tarball)
+                self.buffer.put(("entry", entry), HEADER_COST)
+                if entry.kind is not Kind.FILE or not info.size:
+                    continue
+                content = tar.extractfile(info)
+                assert content is not None
+                remaining = info.size
+                while remaining:
+                    chunk = content.read(min(CHUNK, remaining))
+                    if not chunk:
+                        raise EOFError(f"{info.name}: content ends {remaining} bytes early")
+                    remaining -= len(chunk)
+                    self.buffer.put(("data", chunk), len(chunk))
+
+
+def member_entry(info: tarfile.TarInfo, into: str, tarball: ProductTarball) -> Entry:
+    """The entry of one tarball member, placed under `into`; unsafe members raise."""
+    try:
+        rel = check_relative(info.name, "member")
+    except UnsafePathError as e:
+        raise UnsafePathError(f"{tarball}: {e}") from None
+    path = posixpath.join(into, rel) if rel else into
+    mode = info.mode & 0o7777
+    if info.isdir():
+        return Entry(path, Kind.DIR, mode=mode)
+    if info.isreg():
+        return Entry(path, Kind.FILE, mode=mode, size=info.size)
+    if info.issym():
+        _check_link_inside(rel, info.linkname, into, tarball)
+        return Entry(path, Kind.SYMLINK, mode=0o777, link=info.linkname)
+    if info.islnk():
+        try:
+            target = check_relative(info.linkname, f"hard link {info.name} ->")
+        except UnsafePathError as e:
+            raise UnsafePathError(f"{tarball}: {e}") from None
+        return Entry(path, Kind.HARDLINK, mode=mode, link=posixpath.join(into, target))
+    kind = "device" if info.ischr() or info.isblk() else "special file"
+    raise UnsafePathError(f"{tarball}: member {info.name!r} is a {kind}")
+
+
+def _check_link_inside(rel: str, target: str, into: str, tarball: ProductTarball) -> None:
+    if not target or "\x00" in target:
+        raise UnsafePathError(f"{tarball}: symlink {rel!r} has an invalid target")
+    if target.startswith("/"):
+        resolved = posixpath.normpath(target).lstrip("/")
+        inside = not into or resolved == into or resolved.startswith(into + "/")
+    else:
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        inside = resolved != ".." and not resolved.startswith("../")
+    if not inside:
+        root = "/" + into if into else "/"
+        raise UnsafePathError(f"{tarball}: symlink {rel!r} -> {target!r} leaves {root}")
