@@ -71,6 +71,9 @@ def _relink_hardlinks(ordered: list[Entry]) -> list[Entry]:
 
 
 def tar_header(entry: Entry, mtime: int) -> bytes:
+    fast = _ustar_header(entry, mtime)
+    if fast is not None:
+        return fast
     info = tarfile.TarInfo(entry.path + ("/" if entry.kind is Kind.DIR and entry.path else ""))
     info.type = _TYPES[entry.kind]
     info.mode = entry.mode & 0o7777
@@ -88,6 +91,55 @@ def tar_header(entry: Entry, mtime: int) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
+_USTAR_LIMIT = 0o7777777  # the largest uid/gid/dev number a 8-byte octal field holds
+
+
+def _ustar_header(entry: Entry, mtime: int) -> bytes | None:
+    """The same bytes `tarfile` writes for an entry that needs no PAX extension, built
+    directly: layers of many small files spend most of their time in headers."""
+    name = entry.path + ("/" if entry.kind is Kind.DIR and entry.path else "")
+    if (
+        entry.xattrs
+        or not name.isascii()
+        or not entry.link.isascii()
+        or not entry.uname.isascii()
+        or not entry.gname.isascii()
+        or len(name) > 100
+        or len(entry.link) > 100
+        or max(entry.uid, entry.gid, entry.devmajor, entry.devminor) > _USTAR_LIMIT
+        or not 0 <= mtime <= 0o77777777777
+    ):
+        return None
+    size = entry.size if entry.kind is Kind.FILE else 0
+    if size > 0o77777777777:
+        return None
+    header = b"".join(
+        (
+            name.encode().ljust(100, b"\0"),
+            b"%07o\0" % (entry.mode & 0o7777),
+            b"%07o\0" % entry.uid,
+            b"%07o\0" % entry.gid,
+            b"%011o\0" % size,
+            b"%011o\0" % mtime,
+            b"        ",
+            _TYPES[entry.kind],
+            entry.link.encode().ljust(100, b"\0"),
+            b"ustar\x0000",
+            entry.uname.encode()[:32].ljust(32, b"\0"),
+            entry.gname.encode()[:32].ljust(32, b"\0"),
+            *(
+                (b"%07o\0" % entry.devmajor, b"%07o\0" % entry.devminor)
+                if entry.kind in (Kind.CHAR, Kind.BLOCK)
+                else (b"\0" * 16,)
+            ),
+            b"\0" * 155,
+        )
+    )
+    checksum = sum(header)
+    header = header[:148] + b"%06o\0 " % checksum + header[156:]
+    return header.ljust(BLOCK, b"\0")
+
+
 def tar_stream(
     entries: Iterable[Entry],
     mtime: int = 0,
@@ -100,7 +152,11 @@ def tar_stream(
     for entry in entries:
         if not entry.path:
             continue  # the root itself is never an entry of a layer
-        for parent in _ancestors(entry.path):
+        if posixpath.dirname(entry.path) in seen:
+            parents: list[str] = []
+        else:
+            parents = _ancestors(entry.path)
+        for parent in parents:
             if parent not in seen:
                 seen[parent] = Kind.DIR
                 yield tar_header(Entry(parent, Kind.DIR, mode=0o755), mtime)

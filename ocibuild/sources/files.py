@@ -6,7 +6,6 @@ import fnmatch
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +61,7 @@ def _excluded(rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def _xattrs(path: Path) -> dict[str, bytes]:
+def _xattrs(path: str) -> dict[str, bytes]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
@@ -78,7 +77,7 @@ def _xattrs(path: Path) -> dict[str, bytes]:
     return out
 
 
-def _item_entries(item: FileItem, ctx: SourceContext) -> list[Entry]:
+def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, object]) -> list[Entry]:
     origin = item.origin or ctx.origin
     try:
         dest = clean_path(item.dest, "dest")
@@ -91,7 +90,7 @@ def _item_entries(item: FileItem, ctx: SourceContext) -> list[Entry]:
             raise SourceError(f"{origin}: dest {item.dest!r} of inline content must be a file path")
         data = item.content.encode()
         return [bytes_entry(dest, data, mode=0o644 if mode is None else mode, uid=uid, gid=gid)]
-    src = Path(os.path.expanduser(item.src or ""))
+    src = Path(item.src or "").expanduser()
     if not src.is_absolute():
         src = ctx.recipe_dir / src
     try:
@@ -100,87 +99,101 @@ def _item_entries(item: FileItem, ctx: SourceContext) -> list[Entry]:
         raise SourceError(f"{origin}: src {item.src!r} does not exist ({src})") from None
     except OSError as e:
         raise SourceError(f"{origin}: src {item.src!r}: {e.strerror}") from None
+    copy = _Copy(item.exclude, uid, gid, mode, origin, identities)
     if stat.S_ISDIR(st.st_mode):
-        return list(_walk(src, dest, item, uid, gid, mode, origin))
-    if item.dest.endswith("/"):
-        dest = posixpath.join(dest, src.name)
-    return [_entry_for(src, src.lstat(), dest, uid, gid, mode, {}, origin)]
+        if dest:
+            copy.add(str(src), st, dest)
+        copy.walk(str(src), dest, "")
+    else:
+        if item.dest.endswith("/"):
+            dest = posixpath.join(dest, src.name)
+        copy.add(str(src), st, dest)
+    return copy.entries
 
 
-def _walk(
-    root: Path, dest: str, item: FileItem, uid: int, gid: int, mode: int | None, origin: Origin
-) -> Iterator[Entry]:
-    links: dict[tuple[int, int], str] = {}
-    if dest:
-        yield Entry(dest, Kind.DIR, mode=stat.S_IMODE(root.stat().st_mode), uid=uid, gid=gid)
-    for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
-        base = Path(dirpath)
-        rel_dir = base.relative_to(root).as_posix()
-        kept = []
-        for name in sorted(dirnames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if not _excluded(rel, item.exclude):
-                kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(kept) + sorted(filenames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if name in filenames and _excluded(rel, item.exclude):
+@dataclass
+class _Copy:
+    """Entries for a host tree: symlinks kept, hardlinks kept as links, excluded names left out."""
+
+    exclude: list[str]
+    uid: int
+    gid: int
+    mode: int | None
+    origin: Origin
+    identities: dict[str, object]
+    entries: list[Entry] = field(default_factory=list)
+    links: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def walk(self, directory: str, dest: str, rel_dir: str) -> None:
+        try:
+            with os.scandir(directory) as it:
+                children = sorted(it, key=lambda d: d.name)
+        except OSError as e:
+            raise SourceError(f"{self.origin}: cannot read {directory}: {e.strerror}") from None
+        for child in children:
+            rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
+            if _excluded(rel, self.exclude):
                 continue
-            path = base / name
-            st = path.lstat()
-            target = posixpath.join(dest, rel) if dest else rel
-            yield _entry_for(path, st, target, uid, gid, mode, links, origin)
+            st = child.stat(follow_symlinks=False)
+            target = f"{dest}/{rel}" if dest else rel
+            self.add(child.path, st, target)
+            if stat.S_ISDIR(st.st_mode):
+                self.walk(child.path, dest, rel)
+
+    def add(self, path: str, st: os.stat_result, dest: str) -> None:
+        perm = stat.S_IMODE(st.st_mode)
+        uid, gid = self.uid, self.gid
+        if stat.S_ISDIR(st.st_mode):
+            self.entries.append(
+                Entry(dest, Kind.DIR, mode=perm, uid=uid, gid=gid, xattrs=_xattrs(path))
+            )
+        elif stat.S_ISLNK(st.st_mode):
+            self.entries.append(
+                Entry(dest, Kind.SYMLINK, mode=0o777, uid=uid, gid=gid, link=os.readlink(path))
+            )
+        elif stat.S_ISREG(st.st_mode):
+            if st.st_nlink > 1:
+                first = self.links.setdefault((st.st_dev, st.st_ino), dest)
+                if first != dest:
+                    self.entries.append(
+                        Entry(dest, Kind.HARDLINK, mode=perm, uid=uid, gid=gid, link=first)
+                    )
+                    return
+            self.identities[dest] = [
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            ]
+            self.entries.append(
+                Entry(
+                    dest,
+                    Kind.FILE,
+                    mode=perm if self.mode is None else self.mode,
+                    uid=uid,
+                    gid=gid,
+                    size=st.st_size,
+                    open=lambda p=path: open(p, "rb"),  # type: ignore[misc]
+                    xattrs=_xattrs(path),
+                    source=path,
+                )
+            )
+        else:
+            raise SourceError(f"{self.origin}: {path} is not a regular file, directory or symlink")
 
 
-def _raise(e: OSError) -> None:
-    raise SourceError(f"cannot read {e.filename}: {e.strerror}")
-
-
-def _entry_for(
-    path: Path,
-    st: os.stat_result,
-    dest: str,
-    uid: int,
-    gid: int,
-    mode: int | None,
-    links: dict[tuple[int, int], str],
-    origin: Origin,
-) -> Entry:
-    perm = stat.S_IMODE(st.st_mode)
-    xattrs = _xattrs(path)
-    if stat.S_ISDIR(st.st_mode):
-        return Entry(dest, Kind.DIR, mode=perm, uid=uid, gid=gid, xattrs=xattrs)
-    if stat.S_ISLNK(st.st_mode):
-        return Entry(dest, Kind.SYMLINK, mode=0o777, uid=uid, gid=gid, link=os.readlink(path))
-    if stat.S_ISREG(st.st_mode):
-        if st.st_nlink > 1:
-            first = links.setdefault((st.st_dev, st.st_ino), dest)
-            if first != dest:
-                return Entry(dest, Kind.HARDLINK, mode=perm, uid=uid, gid=gid, link=first)
-        return Entry(
-            dest,
-            Kind.FILE,
-            mode=perm if mode is None else mode,
-            uid=uid,
-            gid=gid,
-            size=st.st_size,
-            open=lambda p=path: open(p, "rb"),  # type: ignore[misc]
-            xattrs=xattrs,
-            source=str(path),
-        )
-    raise SourceError(f"{origin}: {path} is not a regular file, directory or symlink")
-
-
-def entries_key(entries: list[Entry], ctx: SourceContext) -> list[object]:
+def entries_key(
+    entries: list[Entry], ctx: SourceContext, identities: dict[str, object]
+) -> list[object]:
     """What the layer depends on: metadata of every entry, and for content either its sha256
-    (inline content) or, for host files, their identity (device, inode, size, mtime, ctime),
-    which changes whenever the content does, as make and git's index rely on."""
+    (inline content) or, for host files, their identity (path, device, inode, size, mtime,
+    ctime), which changes whenever the content does, as make and git's index rely on."""
     out: list[object] = []
     for e in entries:
         content: object = ""
         if e.kind is Kind.FILE and e.source:
-            st = os.stat(e.source)
-            content = [e.source, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            content = [e.source, identities.get(e.path)]
         elif e.kind is Kind.FILE and e.open is not None:
             content = ctx.content_digest(e)
         out.append(
@@ -202,8 +215,9 @@ def entries_key(entries: list[Entry], ctx: SourceContext) -> list[object]:
 
 
 def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
-    entries = sorted_entries(e for item in spec for e in _item_entries(item, ctx))
-    key = input_key("files", entries_key(entries, ctx))
+    identities: dict[str, object] = {}
+    entries = sorted_entries(e for item in spec for e in _item_entries(item, ctx, identities))
+    key = input_key("files", entries_key(entries, ctx, identities))
     count = sum(1 for e in entries if e.kind is Kind.FILE)
     size = sum(e.size for e in entries)
     dests = ", ".join(item.dest for item in spec[:3]) + (", ..." if len(spec) > 3 else "")

@@ -17,7 +17,16 @@ from tests.core.conftest import copy_project, ocibuild
 
 def build(project: Path, store: Path, *extra: str) -> dict[str, str]:
     out = subprocess.run(
-        ["python3", "-m", "ocibuild", "--store", str(store), "recipe", str(project / "hep.yaml"), *extra],
+        [
+            "python3",
+            "-m",
+            "ocibuild",
+            "--store",
+            str(store),
+            "recipe",
+            str(project / "hep.yaml"),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -26,7 +35,9 @@ def build(project: Path, store: Path, *extra: str) -> dict[str, str]:
     return dict(line.split("@", 1) for line in out.stdout.split())
 
 
-def test_same_recipe_same_digest_in_fresh_stores_at_other_times(project: Path, tmp_path: Path) -> None:
+def test_same_recipe_same_digest_in_fresh_stores_at_other_times(
+    project: Path, tmp_path: Path
+) -> None:
     first = build(project, tmp_path / "s1")
     time.sleep(1.1)
     other = copy_project(project, tmp_path / "copy")
@@ -88,7 +99,12 @@ def test_skopeo_inspect_shows_the_config(project: Path, tmp_path: Path) -> None:
         text=True,
     )
     config = json.loads(out.stdout)["config"]
-    assert config["Env"] == ["LANG=C", "PATH=/usr/bin:/bin", "FOO=1", "STUDY_PATH=/usr/bin:/bin:/study"]
+    assert config["Env"] == [
+        "LANG=C",
+        "PATH=/usr/bin:/bin",
+        "FOO=1",
+        "STUDY_PATH=/usr/bin:/bin:/study",
+    ]
     assert config["Cmd"] == ["/bin/sh", "-l"]
     assert config["Labels"] == {"Vendor": "FNAL", "License": "BSD"}
     assert config["User"] == "1000"
@@ -123,16 +139,34 @@ def test_changing_one_file_rebuilds_only_its_layer_and_later(project: Path, tmp_
 
 def test_two_builds_at_once_share_the_store(project: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = ["python3", "-m", "ocibuild", "--store", str(store), "recipe", "--no-cache", str(project / "hep.yaml")]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    cmd = [
+        "python3",
+        "-m",
+        "ocibuild",
+        "--store",
+        str(store),
+        "recipe",
+        "--no-cache",
+        str(project / "hep.yaml"),
+    ]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert outs[0][0] == outs[1][0]
-    subprocess.run(["skopeo", "inspect", f"oci:{store}:example.org/hep/base:latest"], check=True, capture_output=True)
+    subprocess.run(
+        ["skopeo", "inspect", f"oci:{store}:example.org/hep/base:latest"],
+        check=True,
+        capture_output=True,
+    )
     assert not [p for p in (store / "blobs" / "sha256").iterdir() if p.name.startswith(".tmp")]
 
 
-def test_images_inspect_gc(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_images_inspect_gc(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = tmp_path / "store"
     assert ocibuild("--store", str(store), "-q", "recipe", str(project / "hep.yaml")) == 0
     capsys.readouterr()
@@ -147,5 +181,7 @@ def test_images_inspect_gc(project: Path, tmp_path: Path, capsys: pytest.Capture
     after = len(list((store / "blobs" / "sha256").iterdir()))
     assert after < before
     for ref in ("example.org/hep/base:1.0",):
-        subprocess.run(["umoci", "stat", "--image", f"{store}:{ref}"], check=True, capture_output=True)
+        subprocess.run(
+            ["umoci", "stat", "--image", f"{store}:{ref}"], check=True, capture_output=True
+        )
     assert ocibuild("--store", str(store), "inspect", "example.org/hep/study:1.0") == 1

@@ -66,11 +66,15 @@ def test_bad_recipe(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str
     (tmp_path / "bad.yaml").write_text(text)
     store = tmp_path / "store"
     # a first good build, so "unchanged" means something
-    (tmp_path / "good.yaml").write_text("images:\n  - name: a/good\n    layers:\n      - files: [{src: ok.txt, dest: /ok}]\n")
+    (tmp_path / "good.yaml").write_text(
+        "images:\n  - name: a/good\n    layers:\n      - files: [{src: ok.txt, dest: /ok}]\n"
+    )
     assert ocibuild("--store", str(store), "-q", "recipe", str(tmp_path / "good.yaml")) == 0
     before = snapshot(store)
     capsys.readouterr()
-    code = ocibuild("--store", str(store), "--quiet", "recipe", "--pull", "never", str(tmp_path / "bad.yaml"))
+    code = ocibuild(
+        "--store", str(store), "--quiet", "recipe", "--pull", "never", str(tmp_path / "bad.yaml")
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert message in err, err

@@ -41,7 +41,11 @@ def members(tar_bytes: bytes) -> list[tarfile.TarInfo]:
 @pytest.mark.parametrize("algorithm", ["gzip", "zstd", "none"])
 def test_digests_match_content(algorithm: str) -> None:
     data, blob = layer(sample_entries(), algorithm)
-    tar = {"gzip": gzip.decompress, "none": bytes, "zstd": lambda d: zstandard.ZstdDecompressor().stream_reader(io.BytesIO(d)).read()}[algorithm](data)
+    tar = {
+        "gzip": gzip.decompress,
+        "none": bytes,
+        "zstd": lambda d: zstandard.ZstdDecompressor().stream_reader(io.BytesIO(d)).read(),
+    }[algorithm](data)
     assert blob.digest == "sha256:" + hashlib.sha256(data).hexdigest()
     assert blob.diff_id == "sha256:" + hashlib.sha256(tar).hexdigest()
     assert blob.size == len(data) and blob.tar_size == len(tar)
@@ -58,7 +62,18 @@ def test_tar_is_sorted_with_parents_and_fixed_metadata() -> None:
     data, _ = layer(sample_entries(), "none", mtime=1451606400)
     infos = members(data)
     names = [i.name for i in infos]
-    assert names == ["etc", "etc/x", "opt", "usr", "usr/bin", "usr/bin/alias", "usr/bin/tool", "usr/lib", "usr/lib/a.so", "usr/lib/b.so"]
+    assert names == [
+        "etc",
+        "etc/x",
+        "opt",
+        "usr",
+        "usr/bin",
+        "usr/bin/alias",
+        "usr/bin/tool",
+        "usr/lib",
+        "usr/lib/a.so",
+        "usr/lib/b.so",
+    ]
     assert all(i.mtime == 1451606400 for i in infos)
     by_name = {i.name: i for i in infos}
     assert by_name["opt"].mode == 0o700 and by_name["usr"].mode == 0o755
@@ -99,3 +114,42 @@ def test_gzip_output_does_not_depend_on_thread_count(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(codec, "threads", lambda: 4)
     four, _ = layer(entries)
     assert one == four
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        Entry("a/b", Kind.FILE, 0o644, 1000, 100, "hep", "users", 12345),
+        Entry("d", Kind.DIR, 0o755),
+        Entry("l", Kind.SYMLINK, 0o777, link="../x"),
+        Entry("h", Kind.HARDLINK, link="a/b"),
+        Entry("c", Kind.CHAR, 0o600, devmajor=1, devminor=3),
+        Entry("x" * 99, Kind.FILE, 0o4755, size=2**33 - 1),
+        Entry("f", Kind.FIFO, 0o644),
+    ],
+)
+def test_fast_headers_are_what_tarfile_writes(entry: Entry) -> None:
+    from ocibuild.layer.tarstream import _ustar_header
+
+    info = tarfile.TarInfo(entry.path + ("/" if entry.kind is Kind.DIR else ""))
+    info.type = {
+        Kind.FILE: tarfile.REGTYPE,
+        Kind.DIR: tarfile.DIRTYPE,
+        Kind.SYMLINK: tarfile.SYMTYPE,
+        Kind.HARDLINK: tarfile.LNKTYPE,
+        Kind.CHAR: tarfile.CHRTYPE,
+        Kind.FIFO: tarfile.FIFOTYPE,
+    }[entry.kind]
+    info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
+    info.uname, info.gname, info.mtime = entry.uname, entry.gname, 1451606400
+    info.size = entry.size if entry.kind is Kind.FILE else 0
+    info.linkname, info.devmajor, info.devminor = entry.link, entry.devmajor, entry.devminor
+    assert _ustar_header(entry, 1451606400) == info.tobuf(
+        tarfile.PAX_FORMAT, "utf-8", "surrogateescape"
+    )
+
+
+def test_long_and_unicode_names_use_pax() -> None:
+    long_name = "p/" + "x" * 150
+    data, _ = layer([bytes_entry(long_name, b"1"), bytes_entry("café", b"2")], "none")
+    assert [m.name for m in members(data)] == ["café", "p", long_name]

@@ -31,7 +31,21 @@ def test_podman_loads_and_runs(fmt: str, tmp_path: Path, podman: Podman, busybox
     assert ocibuild("--store", str(store), "-q", "recipe", str(tmp_path / "bb.yaml")) == 0
     archive = tmp_path / f"image.{fmt}.tar"
     tag = f"localhost/ocibuild-test/{fmt}:1.0"
-    assert ocibuild("--store", str(store), "export", "example.org/hep/busybox:1.0", "--format", fmt, "-o", str(archive), "--tag", tag) == 0
+    assert (
+        ocibuild(
+            "--store",
+            str(store),
+            "export",
+            "example.org/hep/busybox:1.0",
+            "--format",
+            fmt,
+            "-o",
+            str(archive),
+            "--tag",
+            tag,
+        )
+        == 0
+    )
     loaded = podman("load", "-i", str(archive)).stdout
     assert "Loaded image" in loaded
     out = podman.run(tag)
