@@ -312,23 +312,28 @@ class _Builder:
         return pool.submit(self.write, key, plan, compression, mtime)
 
     def write(self, key: str, plan: LayerPlan, compression: Compression, mtime: int) -> BuiltLayer:
-        self.report(
-            "layer", key=key, description=plan.description, status="building", done=0, total=None
-        )
-        started = time.monotonic()
-
-        def progress(done: int) -> None:
+        def progress(done: int, status: str = "building") -> None:
             self.report(
                 "layer",
                 key=key,
                 description=plan.description,
-                status="building",
+                status=status,
                 done=done,
-                total=None,
+                total=plan.size_hint,
             )
 
+        progress(0)
+        started = time.monotonic()
+        shown = [started]
+
+        def throttled(done: int) -> None:
+            now = time.monotonic()
+            if now - shown[0] >= 0.1:
+                shown[0] = now
+                progress(done)
+
         with self.store.pending_blob() as pending:
-            blob = write_layer(plan.entries(), pending.file, compression, mtime, progress)
+            blob = write_layer(plan.entries(), pending.file, compression, mtime, throttled)
             pending.commit(blob.digest)
         self.store.state.remember_layer(
             key,

@@ -16,3 +16,11 @@ class Reporter(Protocol):
 
 def silent(event: str, /, **fields: Any) -> None:
     return None
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

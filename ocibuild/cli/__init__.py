@@ -58,6 +58,8 @@ def _register(module_name: str) -> None:
 _register("ocibuild.cli.build")
 _register("ocibuild.cli.store")
 # command modules register here
+_register("ocibuild.cli.bench")
+_register("ocibuild.cli.registry")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

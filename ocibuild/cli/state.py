@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ocibuild.report import Reporter, silent
+from ocibuild.report import Reporter, human_size, silent
 from ocibuild.store import Store
 
 
@@ -38,14 +38,6 @@ class CliState:
             self._display.close()
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
 class Display:
     """Renders report events: rich progress bars per layer / blob / download on a terminal."""
 
@@ -67,7 +59,7 @@ class Display:
 
             self._progress = Progress(
                 TextColumn("{task.fields[status]:>9}"),
-                TextColumn("{task.description}", overflow="ellipsis"),
+                TextColumn("{task.description}"),
                 BarColumn(bar_width=24),
                 DownloadColumn(),
                 TransferSpeedColumn(),

@@ -69,6 +69,7 @@ class LayerPlan:
     created_by: str
     user: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    size_hint: int | None = None  # about how many tar bytes, for progress bars
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.layer.tarstream import sorted_entries
+from ocibuild.report import human_size
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
 
 
@@ -224,9 +225,10 @@ def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
     return [
         LayerPlan(
             key=key,
-            description=f"files: {count} files, {size} bytes -> {dests}",
+            description=f"files: {count} files, {human_size(size)} -> {dests}",
             entries=lambda: entries,
             created_by=f"ocibuild files {dests}",
+            size_hint=size + 512 * (len(entries) + 2),
         )
     ]
 
