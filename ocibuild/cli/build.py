@@ -104,4 +104,14 @@ def recipe_command(
             click.echo(f"{ref}@{image.descriptor.digest}")
 
 
-COMMANDS = [recipe_command]
+@click.command("schema")
+def schema_command() -> None:
+    """Print the JSON schema of recipe files (format v1), for editors and checkers."""
+    import json
+
+    from ocibuild.recipe.schema import recipe_schema
+
+    click.echo(json.dumps(recipe_schema(), indent=2))
+
+
+COMMANDS = [recipe_command, schema_command]

@@ -79,3 +79,21 @@ def test_bad_recipe(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code != 0
     assert message in err, err
     assert snapshot(store) == before
+
+
+def test_schema_lists_every_key_the_decoder_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert ocibuild("schema") == 0
+    schema = json.loads(capsys.readouterr().out)
+    image = schema["properties"]["images"]["items"]
+    assert {"name", "from", "tags", "layers", "env", "cmd", "setup", "labels"} <= set(
+        image["properties"]
+    )
+    sources = {
+        next(iter(option["properties"]))
+        for option in image["properties"]["layers"]["items"]["oneOf"]
+    }
+    assert {"files", "profile", "remove"} <= sources
+    files_item = image["properties"]["layers"]["items"]["oneOf"][sorted(sources).index("files")]
+    assert files_item["properties"]["files"]["items"]["required"] == ["dest"]
