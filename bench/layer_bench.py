@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Timing, have, table, timed  # noqa: E402
-from payload import generate  # noqa: E402
+from common import Timing, have, table, timed
+from payload import generate
 
 RECIPE = """\
 source_date_epoch: 1451606400

@@ -14,6 +14,7 @@ from typing import BinaryIO, Protocol
 from ocibuild.oci.mediatypes import MediaType
 
 COMPRESSIONS = ("gzip", "zstd", "none")
+GZIP_BLOCK = 4 << 20  # part of the output format: changing it changes every gzip layer digest
 DEFAULT_LEVEL = {"gzip": 2, "zstd": 3, "none": 0}
 LEVEL_RANGE = {"gzip": (0, 3), "zstd": (1, 19), "none": (0, 0)}
 MEDIA_TYPE = {
@@ -64,7 +65,11 @@ def compressor(sink: BinaryIO, compression: Compression):  # type: ignore[no-unt
         from isal import igzip_threaded
 
         writer = igzip_threaded.open(
-            sink, "wb", compresslevel=compression.effective_level, threads=threads()
+            sink,
+            "wb",
+            compresslevel=compression.effective_level,
+            threads=threads(),
+            block_size=GZIP_BLOCK,
         )
         try:
             yield writer
