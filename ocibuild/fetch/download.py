@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocibuild.errors import FetchError, LockError
+from ocibuild.errors import DigestMismatchError, FetchError, LockError
 from ocibuild.fetch.lockfile import LockFile, Pin
 from ocibuild.report import Reporter, silent
 from ocibuild.store.atomic import atomic_write_bytes
@@ -64,16 +64,12 @@ class Fetcher:
 
     def cached(self, url: str) -> Fetched | None:
         pin = self.lock.get(url) if self.lock else None
-        sha = pin.sha256 if pin else None
-        if sha is None:
-            try:
-                sha = self._url_index(url).read_text().strip()
-            except FileNotFoundError:
-                return None
-        path = self._blob(sha)
+        if pin is None:
+            return self._by_url(url)
+        path = self._blob(pin.sha256)
         if not path.exists():
             return None
-        return Fetched(url, path, path.stat().st_size, sha)
+        return Fetched(url, path, path.stat().st_size, pin.sha256)
 
     def fetch(self, url: str, what: str = "") -> Fetched:
         """Return the file at `url` from the cache or the network, checked against the lock."""
@@ -99,6 +95,36 @@ class Fetcher:
             )
         self._pin(fetched)
         return fetched
+
+    def fetch_fresh(self, url: str, what: str = "", sha256: str | None = None) -> Fetched:
+        """Download `url` again (a repository index changes under its URL), never pinning it in
+        the lock. With `sha256` known in advance the cached blob is used and a download checked;
+        offline, the last download of the URL is used."""
+        label = f"{what}: " if what else ""
+        if sha256:
+            path = self._blob(sha256)
+            if path.exists():
+                self.report("fetch", url=url, what=what, size=path.stat().st_size, status="cached")
+                return Fetched(url, path, path.stat().st_size, sha256)
+        if self.offline:
+            hit = self._by_url(url)
+            if hit is None or (sha256 and hit.sha256 != sha256):
+                raise FetchError(
+                    f"{label}{url} is not in the download cache {self.cache_dir} (offline)"
+                )
+            return hit
+        fetched = self._download(url, what)
+        if sha256 and fetched.sha256 != sha256:
+            raise DigestMismatchError(f"{label}{url}: sha256 {fetched.sha256}, expected {sha256}")
+        return fetched
+
+    def _by_url(self, url: str) -> Fetched | None:
+        try:
+            sha = self._url_index(url).read_text().strip()
+        except FileNotFoundError:
+            return None
+        path = self._blob(sha)
+        return Fetched(url, path, path.stat().st_size, sha) if path.exists() else None
 
     def fetch_all(self, requests: Sequence[tuple[str, str]]) -> list[Fetched]:
         """Fetch (url, what) pairs in parallel; the first failure is raised."""

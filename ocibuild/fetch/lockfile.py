@@ -1,7 +1,9 @@
 """`<recipe>.lock`: the sha256 and size of every file a recipe's sources downloaded.
 
 pullProducts checks no checksums; ocibuild pins what it fetched the first time and refuses a
-changed file afterwards (unless told `--update-lock`).
+changed file afterwards (unless told `--update-lock`). Package sources also record here what
+they resolved (`resolved`: the exact package set of a layer), so a rebuild installs the same
+packages even after the repository moved on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ocibuild.errors import LockError
 from ocibuild.store.atomic import atomic_write_bytes
@@ -25,9 +28,15 @@ class Pin:
 
 
 class LockFile:
-    def __init__(self, path: Path | None, pins: dict[str, Pin] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        pins: dict[str, Pin] | None = None,
+        resolved: dict[str, Any] | None = None,
+    ) -> None:
         self.path = path
         self._pins = dict(pins or {})
+        self._resolved = dict(resolved or {})
         self._changed = False
         self._mutex = threading.Lock()
 
@@ -49,9 +58,10 @@ class LockFile:
             pins = {
                 url: Pin(url, int(p["size"]), str(p["sha256"])) for url, p in data["files"].items()
             }
+            resolved = dict(data.get("resolved", {}))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise LockError(f"{path}: malformed lock file ({e})") from None
-        return cls(path, pins)
+        return cls(path, pins, resolved)
 
     def get(self, url: str) -> Pin | None:
         with self._mutex:
@@ -63,6 +73,19 @@ class LockFile:
                 self._pins[pin.url] = pin
                 self._changed = True
 
+    def resolution(self, key: str) -> Any:
+        """What a source resolved for inputs hashed to `key` (e.g. the package set a package
+        layer installs), as it recorded it; None if nothing is recorded."""
+        with self._mutex:
+            return self._resolved.get(key)
+
+    def set_resolution(self, key: str, value: Any) -> None:
+        """Record a JSON-able resolution, so the next build installs the same thing."""
+        with self._mutex:
+            if self._resolved.get(key) != value:
+                self._resolved[key] = value
+                self._changed = True
+
     @property
     def changed(self) -> bool:
         return self._changed
@@ -71,6 +94,9 @@ class LockFile:
         if not self._changed or self.path is None:
             return
         files = {url: {"size": p.size, "sha256": p.sha256} for url, p in sorted(self._pins.items())}
-        text = json.dumps({"version": LOCK_VERSION, "files": files}, indent=1, sort_keys=True)
+        data: dict[str, Any] = {"version": LOCK_VERSION, "files": files}
+        if self._resolved:
+            data["resolved"] = self._resolved
+        text = json.dumps(data, indent=1, sort_keys=True)
         atomic_write_bytes(self.path, (text + "\n").encode())
         self._changed = False

@@ -1,0 +1,185 @@
+"""The .deb format: an `ar` archive of `debian-binary`, `control.tar.*` and `data.tar.*`."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from ocibuild.errors import SourceError
+from ocibuild.layer.entry import Entry, Kind, check_relative, check_symlink
+from ocibuild.ospkg.compress import compression_of, decompressed
+from ocibuild.ospkg.cpio import MemberContent
+from ocibuild.ospkg.deb822 import paragraphs
+from ocibuild.ospkg.install import PackageFiles, PayloadFile
+
+AR_MAGIC = b"!<arch>\n"
+AR_HEADER = 60
+INSTALL_SCRIPTS = ("preinst", "postinst", "config", "triggers")
+_KINDS = {
+    tarfile.REGTYPE: Kind.FILE,
+    tarfile.AREGTYPE: Kind.FILE,
+    tarfile.DIRTYPE: Kind.DIR,
+    tarfile.SYMTYPE: Kind.SYMLINK,
+    tarfile.LNKTYPE: Kind.HARDLINK,
+    tarfile.CHRTYPE: Kind.CHAR,
+    tarfile.BLKTYPE: Kind.BLOCK,
+    tarfile.FIFOTYPE: Kind.FIFO,
+}
+
+
+@dataclass(frozen=True)
+class ArMember:
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class DebArchive:
+    path: Path
+    what: str
+    control: dict[str, str]
+    control_files: dict[str, bytes]  # md5sums, conffiles, maintainer scripts, ...
+    data: ArMember
+
+    @property
+    def conffiles(self) -> list[str]:
+        text = self.control_files.get("conffiles", b"").decode(errors="replace")
+        return [line.strip() for line in text.splitlines() if line.strip().startswith("/")]
+
+    @property
+    def install_scripts(self) -> tuple[str, ...]:
+        return tuple(name for name in INSTALL_SCRIPTS if name in self.control_files)
+
+
+def ar_members(f: BinaryIO, what: str) -> list[ArMember]:
+    if f.read(len(AR_MAGIC)) != AR_MAGIC:
+        raise SourceError(f"{what}: not a .deb (ar) archive")
+    members = []
+    offset = len(AR_MAGIC)
+    while True:
+        header = f.read(AR_HEADER)
+        if not header:
+            return members
+        if len(header) != AR_HEADER or header[58:60] != b"`\n":
+            raise SourceError(f"{what}: corrupt ar member header at byte {offset}")
+        try:
+            size = int(header[48:58].strip())
+        except ValueError:
+            raise SourceError(f"{what}: corrupt ar member size at byte {offset}") from None
+        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+        members.append(ArMember(name, offset + AR_HEADER, size))
+        offset += AR_HEADER + size + (size % 2)
+        f.seek(offset)
+
+
+@contextmanager
+def _tar(f: BinaryIO, member: ArMember, what: str) -> Iterator[tarfile.TarFile]:
+    f.seek(member.offset)
+    window = MemberContent(f, member.size, what)
+    with decompressed(window, compression_of(member.name), f"{what} {member.name}") as stream:  # type: ignore[arg-type]
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                yield tar
+        except (tarfile.TarError, EOFError) as e:
+            raise SourceError(f"{what}: {member.name} is not a readable tar ({e})") from None
+
+
+def read_deb(path: Path, what: str) -> DebArchive:
+    with open(path, "rb") as f:
+        members = {m.name: m for m in ar_members(f, what)}
+        control_member = next((m for n, m in members.items() if n.startswith("control.tar")), None)
+        data_member = next((m for n, m in members.items() if n.startswith("data.tar")), None)
+        if control_member is None or data_member is None:
+            raise SourceError(f"{what}: a .deb needs control.tar and data.tar members")
+        control_files: dict[str, bytes] = {}
+        with _tar(f, control_member, what) as tar:
+            for info in tar:
+                name = info.name.removeprefix("./")
+                if info.isfile() and "/" not in name and name:
+                    stream = tar.extractfile(info)
+                    control_files[name] = stream.read() if stream else b""
+    if "control" not in control_files:
+        raise SourceError(f"{what}: control.tar has no control file")
+    found = list(paragraphs(control_files.pop("control").decode("utf-8", "replace").splitlines()))
+    if not found or "Package" not in found[0]:
+        raise SourceError(f"{what}: malformed control file")
+    return DebArchive(path, what, found[0], control_files, data_member)
+
+
+def _members(deb: DebArchive) -> Iterator[tuple[PayloadFile, tarfile.TarFile, tarfile.TarInfo]]:
+    with open(deb.path, "rb") as f, _tar(f, deb.data, deb.what) as tar:
+        for info in tar:
+            path = check_relative(info.name.removeprefix("./"), f"{deb.what}: payload entry")
+            if not path:
+                continue
+            kind = _KINDS.get(info.type)
+            if kind is None:
+                raise SourceError(f"{deb.what}: /{path} has an unsupported tar type {info.type!r}")
+            link = ""
+            if kind is Kind.SYMLINK:
+                link = info.linkname
+                check_symlink(path, link, f"{deb.what}: symlink")
+            elif kind is Kind.HARDLINK:
+                link = check_relative(
+                    info.linkname.removeprefix("./"), f"{deb.what}: hardlink target"
+                )
+            yield (
+                PayloadFile(
+                    path=path,
+                    kind=kind,
+                    mode=info.mode & 0o7777,
+                    uid=info.uid,
+                    gid=info.gid,
+                    uname=info.uname,
+                    gname=info.gname,
+                    size=info.size if kind is Kind.FILE else 0,
+                    link=link,
+                    devmajor=info.devmajor,
+                    devminor=info.devminor,
+                ),
+                tar,
+                info,
+            )
+
+
+@dataclass(frozen=True)
+class DebListing:
+    files: PackageFiles
+    paths: list[str]  # in archive order, for dpkg's info/<package>.list
+    conffile_md5: dict[str, str]
+    file_md5: dict[str, str]  # other regular files, for info/<package>.md5sums if it has none
+
+
+def list_deb(deb: DebArchive, label: str) -> DebListing:
+    """One pass over data.tar: every path, with a content digest of each regular file."""
+    files, paths, md5s, conffile_md5s = [], [], {}, {}
+    conffiles = {c.lstrip("/") for c in deb.conffiles}
+    for pf, tar, info in _members(deb):
+        paths.append(pf.path)
+        if pf.kind is Kind.FILE:
+            sha, md5 = hashlib.sha256(), hashlib.md5()
+            stream = tar.extractfile(info)
+            while stream and (chunk := stream.read(1 << 20)):
+                sha.update(chunk)
+                md5.update(chunk)
+            pf = replace(pf, digest=sha.hexdigest())
+            (conffile_md5s if pf.path in conffiles else md5s)[pf.path] = md5.hexdigest()
+        files.append(pf)
+    return DebListing(PackageFiles(label, files), paths, conffile_md5s, md5s)
+
+
+def data_entries(deb: DebArchive, owned: Callable[[str], bool]) -> Iterator[Entry]:
+    """Non-directory entries of data.tar that this package installs, in archive order."""
+    for pf, tar, info in _members(deb):
+        if pf.kind is Kind.DIR or not owned(pf.path):
+            continue
+        if pf.kind is Kind.FILE:
+            yield pf.entry(open=lambda t=tar, i=info: t.extractfile(i))
+        else:
+            yield pf.entry()

@@ -1,0 +1,126 @@
+"""What the package sources (rpm, deb) share: the base image's files they read, downloads
+checked against the index, the lock's record of what a layer resolved, and reporting."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ocibuild.errors import DigestMismatchError, LockError
+from ocibuild.fetch import Fetched, Fetcher, Pin
+from ocibuild.layer.entry import Entry, bytes_entry
+from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
+from ocibuild.sources.base import SourceContext
+
+
+def nonempty(values: list[Any]) -> list[Any]:
+    """Recipe check of the `repos:` and `packages:` lists."""
+    if not values:
+        raise ValueError("must not be empty")
+    return values
+
+
+def fetcher_for(ctx: SourceContext) -> Fetcher:
+    return Fetcher(ctx.cache_dir, ctx.lock, ctx.offline, ctx.update_lock, ctx.report)
+
+
+def lower_files(ctx: SourceContext, paths: Iterable[str]) -> dict[str, bytes]:
+    """The base image's files at `paths` (one pass over its layers), with the package record."""
+    if ctx.lower is None:
+        return {}
+    wanted = {*paths, RECORD_PATH}
+    return ctx.lower.collect(lambda p: p in wanted)
+
+
+def base_record(lower: dict[str, bytes]) -> list[PackageRecord]:
+    return load_record(lower.get(RECORD_PATH))
+
+
+def record_entry(base: list[PackageRecord], added: list[PackageRecord]) -> Entry:
+    return bytes_entry(RECORD_PATH, record_bytes(base, added))
+
+
+def content_key(files: dict[str, bytes]) -> dict[str, str]:
+    """What a layer depends on of the base image's files: their sha256 by path."""
+    return {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())}
+
+
+def pinned_resolution(ctx: SourceContext, key: str) -> Any:
+    if ctx.lock is None or ctx.update_lock:
+        return None
+    return ctx.lock.resolution(key)
+
+
+def lock_entries(ctx: SourceContext, pinned: Any, kind: type) -> list[dict[str, Any]]:
+    """The recorded resolution as a list of field mappings of `kind`, or a LockError."""
+    names = {f.name for f in fields(kind)}
+    if not isinstance(pinned, list) or not all(
+        isinstance(p, dict) and set(p) == names for p in pinned
+    ):
+        where = ctx.lock.path if ctx.lock is not None else "the lock file"
+        raise LockError(f"{where}: malformed package resolution; rebuild with --update-lock")
+    return pinned
+
+
+def remember_resolution(ctx: SourceContext, key: str, value: Any) -> None:
+    if ctx.lock is not None:
+        ctx.lock.set_resolution(key, value)
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    what: str  # "rpm bash-4.1.2-33.el6.x86_64", for messages
+    checksum_type: str
+    checksum: str
+
+
+def download_packages(ctx: SourceContext, downloads: Sequence[Download]) -> list[Fetched]:
+    """Fetch package files in parallel, each checked against its index's checksum, and pin them
+    in the lock. Files are cached by content, so a fixed mirror is never shadowed by a bad
+    download of the same URL."""
+    fetcher = fetcher_for(ctx)
+
+    def one(d: Download) -> Fetched:
+        if d.checksum_type == "sha256":
+            fetched = fetcher.fetch_fresh(d.url, d.what, sha256=d.checksum)
+        else:
+            hit = fetcher.cached(d.url)
+            if hit is not None and file_digest(hit, d.checksum_type) == d.checksum:
+                fetched = hit
+            else:
+                fetched = fetcher.fetch_fresh(d.url, d.what)
+                actual = file_digest(fetched, d.checksum_type)
+                if actual != d.checksum:
+                    raise DigestMismatchError(
+                        f"{d.what}: {d.url}: {d.checksum_type} {actual}, "
+                        f"the repository index says {d.checksum}"
+                    )
+        if ctx.lock is not None:
+            ctx.lock.set(Pin(d.url, fetched.size, fetched.sha256))
+        return fetched
+
+    with ThreadPoolExecutor(max_workers=max(1, fetcher.parallel)) as pool:
+        return list(pool.map(one, downloads))
+
+
+def file_digest(fetched: Fetched, algorithm: str) -> str:
+    name = {"sha": "sha1"}.get(algorithm, algorithm)
+    h = hashlib.new(name)
+    with open(fetched.path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def report_skipped(ctx: SourceContext, kind: str, records: Sequence[PackageRecord]) -> None:
+    skipped = [f"{r.name} ({', '.join(r.skipped_scripts)})" for r in records if r.skipped_scripts]
+    if skipped:
+        ctx.report(
+            "message",
+            message=f"{kind}: install scripts not run (recorded in /{RECORD_PATH}): "
+            + ", ".join(skipped),
+        )

@@ -1,0 +1,206 @@
+"""`rpm`: packages from yum repositories, resolved and unpacked without running rpm or yum.
+
+    - rpm:
+        repos: ["${CENTOS_VAULT:-https://vault.centos.org}/6.7/os/x86_64/"]
+        packages: [gcc, redhat-lsb-core, libgcc.i686]
+        exclude: ["*-debuginfo"]
+
+The resolution (the exact packages and their checksums) is recorded in the recipe's lock file
+and reused until `--update-lock`, so rebuilds install the same packages and give the same layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ocibuild.errors import Origin, SourceError
+from ocibuild.layer.entry import Entry
+from ocibuild.ospkg.accounts import IdMap
+from ocibuild.ospkg.compress import compression_of, decompressed
+from ocibuild.ospkg.record import PackageRecord
+from ocibuild.ospkg.repomd import RpmPackage, parse_primary, parse_repomd
+from ocibuild.ospkg.repourl import canonical, expand
+from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
+from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
+from ocibuild.ospkg.sourcing import (
+    Download,
+    base_record,
+    content_key,
+    download_packages,
+    fetcher_for,
+    lock_entries,
+    lower_files,
+    nonempty,
+    pinned_resolution,
+    record_entry,
+    remember_resolution,
+    report_skipped,
+)
+from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+
+
+@dataclass(frozen=True)
+class RpmSpec:
+    repos: list[str] = field(metadata={"check": nonempty})
+    packages: list[str] = field(metadata={"check": nonempty})
+    exclude: list[str] = field(default_factory=list)
+    arch: str = "x86_64"
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One package a layer installs, as the lock file records it."""
+
+    name: str
+    evr: str
+    arch: str
+    repo: str  # canonical repository URL
+    href: str
+    base: str
+    checksum_type: str
+    checksum: str
+    size: int
+
+    @property
+    def nevra(self) -> str:
+        return f"{self.name}-{self.evr}.{self.arch}"
+
+    @classmethod
+    def of(cls, package: RpmPackage, repo: str) -> Resolved:
+        return cls(
+            package.name,
+            str(package.evr),
+            package.arch,
+            repo,
+            package.href,
+            package.base,
+            package.checksum_type,
+            package.checksum,
+            package.size,
+        )
+
+
+def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
+    origin = spec.origin or ctx.origin
+    try:
+        urls = {canonical(u).rstrip("/"): expand(u).rstrip("/") for u in spec.repos}
+    except ValueError as e:
+        raise SourceError(f"{origin}: {e}") from None
+    lower = lower_files(ctx, ACCOUNT_FILES)
+    record = base_record(lower)
+    installed = sorted(
+        (InstalledRpm(r.name, r.evr, r.arch) for r in record if r.type == "rpm"),
+        key=lambda i: (i.name, i.arch),
+    )
+    key = input_key("rpm", list(urls), spec.packages, spec.exclude, spec.arch, installed)
+    pinned = pinned_resolution(ctx, key)
+    if pinned is not None:
+        packages = [Resolved(**p) for p in lock_entries(ctx, pinned, Resolved)]
+    else:
+        packages = _resolve(spec, ctx, urls, installed, origin)
+        remember_resolution(ctx, key, [p.__dict__ for p in packages])
+    layer_key = input_key("rpm-layer", [p.__dict__ for p in packages], content_key(lower))
+    requested = ", ".join(spec.packages[:4]) + (", ..." if len(spec.packages) > 4 else "")
+
+    def entries() -> Iterator[Entry]:
+        return _entries(packages, urls, lower, record, ctx)
+
+    return [
+        LayerPlan(
+            key=layer_key,
+            description=f"rpm: {len(packages)} packages for {requested}",
+            entries=entries,
+            created_by=f"ocibuild rpm install {' '.join(spec.packages)}",
+        )
+    ]
+
+
+def _resolve(
+    spec: RpmSpec,
+    ctx: SourceContext,
+    urls: dict[str, str],
+    installed: list[InstalledRpm],
+    origin: Origin,
+) -> list[Resolved]:
+    available: list[RpmPackage] = []
+    repo_of: dict[str, str] = {}
+    for repo, url in urls.items():
+        available += _repository(url, ctx)
+        repo_of[url] = repo
+    resolver = RpmResolver(available, spec.arch, spec.exclude, installed)
+    try:
+        chosen = resolver.resolve(spec.packages)
+    except SourceError as e:
+        raise SourceError(f"{origin}: rpm: {e}") from None
+    ctx.report(
+        "message", message=f"rpm: {len(chosen)} packages to install for {', '.join(spec.packages)}"
+    )
+    return [Resolved.of(p, repo_of[p.repo]) for p in chosen]
+
+
+def _repository(url: str, ctx: SourceContext) -> list[RpmPackage]:
+    fetcher = fetcher_for(ctx)
+    repomd_url = f"{url}/repodata/repomd.xml"
+    repomd = fetcher.fetch_fresh(repomd_url, "repository index")
+    files = parse_repomd(repomd.path.read_bytes(), repomd_url)
+    primary = files["primary"]
+    primary_url = f"{url}/{primary.href}"
+    sha = primary.checksum if primary.checksum_type == "sha256" else None
+    fetched = fetcher.fetch_fresh(primary_url, "package list", sha256=sha)
+    with (
+        open(fetched.path, "rb") as f,
+        decompressed(f, compression_of(primary.href), primary_url) as xml,
+    ):
+        return list(parse_primary(xml, url, primary_url))
+
+
+def _entries(
+    packages: list[Resolved],
+    urls: dict[str, str],
+    lower: dict[str, bytes],
+    record: list[PackageRecord],
+    ctx: SourceContext,
+) -> Iterator[Entry]:
+    downloads = [
+        Download(
+            (p.base or urls[p.repo]).rstrip("/") + "/" + p.href.lstrip("/"),
+            f"rpm {p.nevra}",
+            p.checksum_type,
+            p.checksum,
+        )
+        for p in packages
+    ]
+    fetched = download_packages(ctx, downloads)
+    rpms = [
+        read_rpm(Path(f.path), f"rpm {p.nevra} ({f.url})")
+        for p, f in zip(packages, fetched, strict=True)
+    ]
+    ids = IdMap.from_files(lower.get("etc/passwd"), lower.get("etc/group")).merged(
+        shipped_accounts(rpms)
+    )
+    unknown: dict[str, str] = {}
+    records = [
+        PackageRecord("rpm", p.name, p.evr, p.arch, p.repo, rpm.header.scriptlets)
+        for p, rpm in zip(packages, rpms, strict=True)
+    ]
+    report_skipped(ctx, "rpm", records)
+    yield from layer_entries(rpms, ids, unknown.setdefault)
+    if unknown:
+        names = ", ".join(f"{n} (/{p})" for n, p in sorted(unknown.items()))
+        ctx.report(
+            "message",
+            message=f"rpm: owners unknown to /etc/passwd or /etc/group, given id 0: {names}",
+        )
+    yield record_entry(record, records)
+
+
+KIND = SourceKind(
+    "rpm",
+    RpmSpec,
+    plan,
+    needs_lower=True,
+    description="rpm packages from yum repositories, unpacked without running scriptlets",
+)
