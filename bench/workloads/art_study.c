@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -354,6 +355,23 @@ static void join(char *out, size_t size, const char *dir, const char *name) {
     else snprintf(out, size, "%s/%s", dir, name);
 }
 
+/* Where the events ran: the bench records it per task (batch jobs run away from the submit host). */
+static void print_host(void) {
+    struct utsname u;
+    char line[512], model[256] = "unknown";
+    FILE *cpuinfo = fopen("/proc/cpuinfo", "r");
+    while (cpuinfo && fgets(line, sizeof line, cpuinfo)) {
+        char *colon = strchr(line, ':');
+        if (colon && strncmp(line, "model name", 10) == 0) {
+            snprintf(model, sizeof model, "%s", colon + 2);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    }
+    if (cpuinfo) fclose(cpuinfo);
+    printf("art-study: host %s, cpu %s\n", uname(&u) == 0 ? u.nodename : "unknown", model);
+}
+
 static const char *ordinal(long n) {
     if (n % 100 >= 11 && n % 100 <= 13) return "th";
     switch (n % 10) {
@@ -393,6 +411,7 @@ int main(int argc, char **argv) {
 
     printf("art-study: %ld events x %zu ints, %zu worker modules + 1 output module\n", opt.events, n, nmods);
     printf("art-study: events -> %s (zlib level 1), timing -> %s\n", data_path, db_path);
+    print_host();
     fflush(stdout);
     for (long e = 0; e < opt.events; e++) {
         if (e == 0) printf("art-study: first event begins at %.6f (unix time)\n", wall_clock());

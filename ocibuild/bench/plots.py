@@ -28,13 +28,21 @@ def _pyplot() -> Any:
     return plt
 
 
-def _grouped_boxes(ax: Any, groups: list[str], targets: Sequence[str], data: dict[tuple[str, str], list[float]]) -> None:
+def _grouped_boxes(
+    ax: Any, groups: list[str], targets: Sequence[str], data: dict[tuple[str, str], list[float]]
+) -> None:
     width = 0.8 / max(len(targets), 1)
     for i, target in enumerate(targets):
         positions = [g + (i - (len(targets) - 1) / 2) * width for g in range(len(groups))]
         values = [data.get((group, target), []) or [float("nan")] for group in groups]
-        boxes = ax.boxplot(values, positions=positions, widths=width * 0.9, patch_artist=True, showfliers=True,
-                           flierprops={"markersize": 2})
+        boxes = ax.boxplot(
+            values,
+            positions=positions,
+            widths=width * 0.9,
+            patch_artist=True,
+            showfliers=True,
+            flierprops={"markersize": 2},
+        )
         color = f"C{i}"
         for box in boxes["boxes"]:
             box.set_facecolor(color)
@@ -57,8 +65,10 @@ def figure2(targets: Sequence[TargetTimings], out: Path) -> Path:
                 if name not in groups:
                     groups.append(name)
                 data[name, t.target].append(m.time)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(groups) * max(len(targets), 1)), 5))
+    width = min(24.0, max(8.0, 0.35 * len(groups) * max(len(targets), 1)))
+    fig, ax = plt.subplots(figsize=(width, 5))
     _grouped_boxes(ax, groups, [t.target for t in targets], data)
+    ax.set_yscale("log")  # module times span orders of magnitude
     ax.set_ylabel("time per event (s)")
     ax.set_title("Module timing per event, per platform")
     return _save(plt, fig, out)

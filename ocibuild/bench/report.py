@@ -117,7 +117,9 @@ def module_table(targets: Sequence[TargetTimings]) -> list[ModuleRow]:
 def _module_row(target: str, module: str, times: list[float]) -> ModuleRow:
     mean = statistics.fmean(times)
     rms = statistics.fmean((x - mean) ** 2 for x in times) ** 0.5
-    return ModuleRow(target, module, len(times), statistics.median(times), mean, min(times), max(times), rms)
+    return ModuleRow(
+        target, module, len(times), statistics.median(times), mean, min(times), max(times), rms
+    )
 
 
 def _relative(value: float | None) -> str:
@@ -164,5 +166,7 @@ def module_csv(rows: Iterable[ModuleRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["test", "module", "events", *_MODULE_FIELDS])
     for r in rows:
-        writer.writerow([r.target, r.module, r.events, *(repr(getattr(r, f)) for f in _MODULE_FIELDS)])
+        writer.writerow(
+            [r.target, r.module, r.events, *(repr(getattr(r, f)) for f in _MODULE_FIELDS)]
+        )
     return out.getvalue()

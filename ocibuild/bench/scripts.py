@@ -34,6 +34,7 @@ class RunLayout:
     nodes: int = 1
     tasks_per_node: int = 1
     hyperthreads: bool = False
+    input_dir: str | None = None  # copied into every task directory before the workload starts
 
     @property
     def tasks(self) -> int:
@@ -46,21 +47,36 @@ class RunLayout:
         base = self.repeat_dir(repeat)
         return [base] if self.tasks == 1 else [f"{base}/t{t:03d}" for t in range(self.tasks)]
 
+    def make_dir(self, directory: str) -> str:
+        line = f"mkdir -p {directory}"
+        return (
+            f"{line} && cp -R {shlex.quote(self.input_dir)}/. {directory}/"
+            if self.input_dir
+            else line
+        )
+
 
 def double_quoted(text: str) -> str:
     """`text` inside double quotes, taken literally by the shell that reads the script."""
     return '"' + re.sub(r'([\\"$`])', r"\\\1", text) + '"'
 
 
+def redirected(command: str) -> str:
+    """`command >out.txt 2>&1`, as the paper writes it; a list of commands is grouped first."""
+    if re.search(r"[;&|\n]", command):
+        command = f"{{ {command}; }}"
+    return f"{command} >{OUT_FILE} 2>&1"
+
+
 def run_line(target: Target, image: str | None, host_dir: str, command: str) -> str:
     """The shell line running `command` once, in `host_dir` (mounted at the target's mount)."""
-    inner = f"cd {target.mount}; {command} >{OUT_FILE} 2>&1"
+    inner = f"cd {target.mount}; {redirected(command)}"
     runtime = shlex.join(target.runtime_command)
     shell = shlex.join(target.inner_shell)
     options = "".join(f"{shlex.quote(o)} " for o in target.run_options)
     volume = f"{host_dir}:{target.mount}"
     if target.runtime == "native":
-        return f"(cd {host_dir} && {command} >{OUT_FILE} 2>&1)"
+        return f"(cd {host_dir} && {redirected(command)})"
     assert image, f"runtime {target.runtime} needs an image"
     if target.runtime == "shifter":
         return f"{runtime} {options}--volume={volume} {shell} {double_quoted(inner)}"
@@ -102,13 +118,15 @@ def job_script(target: Target, layout: RunLayout, image: str | None, command: st
     return "\n".join(lines) + "\n"
 
 
-def _repeat_lines(target: Target, layout: RunLayout, image: str | None, command: str, repeat: int) -> list[str]:
+def _repeat_lines(
+    target: Target, layout: RunLayout, image: str | None, command: str, repeat: int
+) -> list[str]:
     if layout.tasks == 1:
         (directory,) = layout.task_dirs(repeat)
-        return [f"mkdir -p {directory}", run_line(target, image, directory, command)]
+        return [layout.make_dir(directory), run_line(target, image, directory, command)]
     if target.scheduler == "slurm":
         per_task = (
-            f'd={layout.repeat_dir(repeat)}/t$(printf %03d "$SLURM_PROCID"); mkdir -p "$d"; '
+            f'd={layout.repeat_dir(repeat)}/t$(printf %03d "$SLURM_PROCID"); {layout.make_dir("$d")}; '
             + run_line(target, image, "$d", command)
         )
         return [
@@ -117,6 +135,10 @@ def _repeat_lines(target: Target, layout: RunLayout, image: str | None, command:
         ]
     lines = ["pids="]
     for directory in layout.task_dirs(repeat):
-        lines += [f"mkdir -p {directory}", run_line(target, image, directory, command) + " &", 'pids="$pids $!"']
+        lines += [
+            layout.make_dir(directory),
+            run_line(target, image, directory, command) + " &",
+            'pids="$pids $!"',
+        ]
     lines.append('for p in $pids; do wait "$p"; done')
     return lines

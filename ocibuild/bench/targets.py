@@ -7,8 +7,10 @@ A target says how the workload runs there: the container runtime (or none), the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ TARGETS_ENV = "OCIBUILD_BENCH_TARGETS"
 _VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
 
 
-def _one_of(choices: tuple[str, ...], what: str):  # type: ignore[no-untyped-def]
+def _one_of(choices: tuple[str, ...], what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in choices:
             raise ValueError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
@@ -34,7 +36,9 @@ def _one_of(choices: tuple[str, ...], what: str):  # type: ignore[no-untyped-def
 
 def _no_blanks(value: str) -> str:
     if any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} must not contain blanks (it is written unquoted in job scripts)")
+        raise ValueError(
+            f"{value!r} must not contain blanks (it is written unquoted in job scripts)"
+        )
     return value
 
 
@@ -110,7 +114,7 @@ def load_target(path: Path) -> Target:
         target = decode_dataclass(node, Target, file, "target")
     except RecipeError as e:
         raise BenchError(str(e)) from None
-    return Target(**{**target.__dict__, "file": file})
+    return dataclasses.replace(target, file=file)
 
 
 def target_dirs(extra: list[Path] | None = None) -> list[Path]:
@@ -135,15 +139,23 @@ def find_target(name_or_file: str, dirs: list[Path] | None = None) -> Target:
         if path.is_file():
             return load_target(path)
     known = sorted({p.stem for d in searched if d.is_dir() for p in d.glob("*.yaml")})
-    raise BenchError(f"unknown bench target {name_or_file!r}; known targets: {', '.join(known) or 'none'}")
+    raise BenchError(
+        f"unknown bench target {name_or_file!r}; known targets: {', '.join(known) or 'none'}"
+    )
 
 
-def expand_scratch(target: Target, default: Path) -> Path:
-    """The scratch directory as this host sees it: $VARIABLES from the environment."""
+def expand_scratch(target: Target, default: Path, required: bool = True) -> Path:
+    """The scratch directory as this host sees it: $VARIABLES from the environment (left as
+    they are when not `required`, for showing scripts)."""
     if not target.scratch:
         return default
-    missing = [m.strip("{}") for m in _VARIABLE.findall(target.scratch)
-               if m.strip("{}") not in os.environ and m.strip("{}") not in target.env]
+    missing = [
+        m.strip("{}")
+        for m in _VARIABLE.findall(target.scratch)
+        if m.strip("{}") not in os.environ and m.strip("{}") not in target.env
+    ]
+    if missing and not required:
+        return Path(target.scratch)
     if missing:
         raise BenchError(
             f"{target.file or target.name}: scratch {target.scratch!r} needs ${missing[0]}, which is not set"

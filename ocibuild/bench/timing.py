@@ -71,7 +71,9 @@ def _read(conn: sqlite3.Connection, file: str) -> TimingDb:
     module_cols = _columns(conn, "TimeModule")
     event_cols = _columns(conn, "TimeEvent")
     if not module_cols or not event_cols:
-        missing = " and ".join(t for t, c in (("TimeModule", module_cols), ("TimeEvent", event_cols)) if not c)
+        missing = " and ".join(
+            t for t, c in (("TimeModule", module_cols), ("TimeEvent", event_cols)) if not c
+        )
         raise BenchError(f"{file}: not a TimeTracker database: no {missing} table")
     if "pathmoduleid" in module_cols:
         schema = ART1
@@ -87,12 +89,15 @@ def _read(conn: sqlite3.Connection, file: str) -> TimingDb:
     _require(file, "TimeModule", module_cols, wanted)
     _require(file, "TimeEvent", event_cols, ["time"])
     select = ", ".join(module_cols[c] for c in wanted)
-    modules = [_module_row(file, schema, row) for row in conn.execute(f"SELECT {select} FROM TimeModule")]
+    modules = [
+        _module_row(file, schema, row) for row in conn.execute(f"SELECT {select} FROM TimeModule")
+    ]
     if not modules:
         raise BenchError(f"{file}: the TimeModule table is empty: no module was timed")
-    event_times = [_seconds(file, "TimeEvent", row[0]) for row in conn.execute(
-        f"SELECT {event_cols['time']} FROM TimeEvent"
-    )]
+    event_times = [
+        _seconds(file, "TimeEvent", row[0])
+        for row in conn.execute(f"SELECT {event_cols['time']} FROM TimeEvent")
+    ]
     return TimingDb(file, schema, tuple(modules), tuple(event_times))
 
 
@@ -122,5 +127,7 @@ def _module_row(file: str, schema: str, row: tuple[object, ...]) -> ModuleTime:
 
 def _integer(file: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BenchError(f"{file}: TimeModule has a Run/Subrun/Event that is not an integer: {value!r}")
+        raise BenchError(
+            f"{file}: TimeModule has a Run/Subrun/Event that is not an integer: {value!r}"
+        )
     return value

@@ -37,23 +37,34 @@ class StudySize:
 
 def study_command(size: StudySize, program: str = PROGRAM) -> str:
     """The shell command running the study in the current directory."""
-    return shlex.join([
-        program, "--events", str(size.events), "--ints", str(size.ints), "--modules", str(size.modules),
-        "--output-dir", ".",
-    ])
+    return shlex.join(
+        [
+            program,
+            "--events",
+            str(size.events),
+            "--ints",
+            str(size.ints),
+            "--modules",
+            str(size.modules),
+            "--output-dir",
+            ".",
+        ]
+    )
 
 
 def build_workload(output: Path = DEFAULT_BINARY, source: Path = SOURCE, cc: str = "gcc") -> Path:
     """Compile the workload statically to `output` (written under a temporary name, then renamed)."""
     if not source.is_file():
-        raise BenchError(f"workload source {source} does not exist (a source checkout of ocibuild has it)")
+        raise BenchError(
+            f"workload source {source} does not exist (a source checkout of ocibuild has it)"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
     os.close(fd)
     argv = [cc, "-O2", "-static", "-o", tmp, str(source), *LIBRARIES]
     try:
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True)
+            proc = subprocess.run(argv, check=False, capture_output=True, text=True)
         except FileNotFoundError:
             raise BenchError(f"cannot build the workload: compiler {cc!r} not found") from None
         if proc.returncode != 0:
@@ -88,6 +99,8 @@ def is_static(binary: Path) -> bool:
 
 def ensure_workload(binary: Path = DEFAULT_BINARY) -> Path:
     """The built workload, building it first when it is missing or older than its source."""
-    if binary.is_file() and (not SOURCE.is_file() or binary.stat().st_mtime >= SOURCE.stat().st_mtime):
+    if binary.is_file() and (
+        not SOURCE.is_file() or binary.stat().st_mtime >= SOURCE.stat().st_mtime
+    ):
         return binary
     return build_workload(binary)

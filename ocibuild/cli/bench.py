@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import signal
-import sys
 import threading
 from contextlib import suppress
 from pathlib import Path
@@ -154,7 +153,7 @@ def bench(
         tasks_per_node=tasks_per_node,
         hyperthreads=hyperthreads,
         results_root=results,
-        argv=("ocibuild", *sys.argv[1:]) if sys.argv[0].endswith("ocibuild") else tuple(sys.argv),
+        argv=_command_line(ctx),
         timeout=timeout,
     )
     store = _store(state)
@@ -170,6 +169,25 @@ def bench(
         return
     run = run_bench(request, store, state.reporter())
     _summary(run)
+
+
+def _command_line(ctx: click.Context) -> tuple[str, ...]:
+    """The bench command as given (its options that differ from the defaults), for the metadata."""
+    args = ["ocibuild", "bench"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if (
+            value in (None, False, ())
+            or value == param.default
+            or not isinstance(param, click.Option)
+        ):
+            continue
+        option = max(param.opts, key=len)
+        if param.is_flag:
+            args.append(option)
+        else:
+            args += [a for v in (value if param.multiple else [value]) for a in (option, str(v))]
+    return tuple(args)
 
 
 def _store(state: CliState) -> Store | None:
@@ -300,11 +318,16 @@ def build_workload_command(output: Path, cc: str) -> None:
     multiple=True,
     help="A SPANK plugin to load (e.g. a site's Shifter plugin).",
 )
-def local_slurm_command(directory: Path, cpus: int | None, spank: tuple[Path, ...]) -> None:
+@click.option(
+    "--feature", multiple=True, help="A node feature, for targets with a constraint (e.g. haswell)."
+)
+def local_slurm_command(
+    directory: Path, cpus: int | None, spank: tuple[Path, ...], feature: tuple[str, ...]
+) -> None:
     """Run a single-node Slurm (munged, slurmctld, slurmd) under DIRECTORY until interrupted."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with local_slurm(directory, cpus, spank) as cluster:
+    with local_slurm(directory, cpus, spank, feature) as cluster:
         click.echo(
             f"Slurm is up: export SLURM_CONF={shlex.quote(str(cluster.conf))}  (Ctrl-C stops it)"
         )

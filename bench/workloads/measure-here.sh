@@ -1,0 +1,66 @@
+#!/bin/bash
+# The paper's study on one machine like the project's CI hosts (Debian 12, root): the workload
+# natively, in podman, and as Cori-style Slurm jobs through a real local Slurm with the Shifter
+# stand-ins of tests/bench/standins (test doubles translating to podman: Shifter cannot run
+# here). Prints Table 2 and writes the tables and plots to OUT/report.
+#
+#   bench/workloads/measure-here.sh OUT [REPEATS] [ocibuild bench options, e.g. --events 100]
+#
+# Runs one target after the other (never two at once: they would share the CPUs), in REPEATS
+# rounds of native, podman, cori, so that whatever else loads the machine meanwhile is spread over
+# the three; the report pools each target's rounds.
+set -euo pipefail
+out=$(realpath -m "${1:?usage: measure-here.sh OUT [REPEATS] [bench options]}")
+repeats=${2:-3}
+shift $(( $# >= 2 ? 2 : 1 ))
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+standins=$repo/tests/bench/standins
+ref=localhost/ocibuild/bench-study:latest
+mkdir -p "$out"
+ocibuild() { (cd "$repo" && exec python -m ocibuild --store "$out/store" "$@"); }
+
+ocibuild bench build-workload
+ocibuild recipe "$repo/recipes/bench-study.yaml"
+
+# podman as it works on these machines: runc, vfs, no default ulimits (DESIGN.md)
+podman=(podman --root "$out/podman/storage" --runroot "$out/podman/run" --storage-driver vfs
+        --runtime runc --cgroup-manager cgroupfs)
+mkdir -p "$out/podman"
+printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n' \
+    > "$out/podman/containers.conf"
+export CONTAINERS_CONF=$out/podman/containers.conf
+cat > "$out/podman.yaml" <<EOF
+name: podman
+description: podman on this host (runc, vfs storage)
+runtime: podman
+command: [$(IFS=,; echo "${podman[*]}")]
+run_options: [--network, none]
+EOF
+
+# a local Slurm with the Shifter SPANK stand-in, and a login profile putting the stand-ins on PATH
+gcc -shared -fPIC "$standins/shifter_spank.c" -o "$out/shifter_spank.so"
+(cd "$repo" && exec python -m ocibuild bench local-slurm "$out/slurm" --cpus "$(nproc)" \
+    --spank "$out/shifter_spank.so" --feature haswell) > "$out/local-slurm.log" 2>&1 &
+slurm_pid=$!
+trap 'kill $slurm_pid; wait $slurm_pid || true' EXIT
+until grep -q "Slurm is up" "$out/local-slurm.log"; do
+    kill -0 $slurm_pid || { cat "$out/local-slurm.log"; exit 1; }
+    sleep 0.2
+done
+export SLURM_CONF=$out/slurm/slurm.conf
+export SCRATCH=$out/scratch HOME=$out/home
+export SHIFTER_STANDIN_PODMAN="${podman[*]}"
+mkdir -p "$SCRATCH" "$HOME"
+echo "export PATH=$standins:\$PATH" > "$HOME/.bash_profile"
+export PATH=$standins:$PATH
+"${podman[@]}" image exists "$ref" || {
+    ocibuild export "$ref" --format docker-archive -o "$out/image.tar"
+    "${podman[@]}" load -i "$out/image.tar"
+}
+
+for _ in $(seq "$repeats"); do
+    for target in native "$out/podman.yaml" cori; do
+        ocibuild bench --target "$target" --image "$ref" --results "$out/results" "$@"
+    done
+done
+ocibuild bench report "$out"/results/* -o "$out/report"

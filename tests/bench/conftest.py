@@ -1,0 +1,124 @@
+"""Fixtures of the bench tests: the study workload built static, its image built with ocibuild and
+loaded into podman, a real single-node Slurm, and the Shifter stand-ins (test doubles: Shifter
+cannot run here) on PATH."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ocibuild.bench.localslurm import LocalSlurm, local_slurm
+from ocibuild.bench.workload import ensure_workload
+from ocibuild.build import build_recipe
+from ocibuild.store import Store
+from ocibuild.store.export import export_image
+from tests.podman import Podman
+
+REPO = Path(__file__).resolve().parents[2]
+STANDINS = Path(__file__).parent / "standins"
+RECIPE = REPO / "recipes" / "bench-study.yaml"
+STUDY_REF = "localhost/ocibuild/bench-study:latest"
+
+
+@pytest.fixture(scope="session")
+def workload() -> Path:
+    """The study workload, built by the bench's own build step where the recipe takes it from."""
+    return ensure_workload()
+
+
+@pytest.fixture(scope="session")
+def study_store(tmp_path_factory: pytest.TempPathFactory, workload: Path) -> Store:
+    store = Store.open(tmp_path_factory.mktemp("bench-store") / "store")
+    build_recipe(RECIPE, store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def study_image(
+    study_store: Store, podman: Podman, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The study image, loaded into the session's podman (as a site's image gateway would have it)."""
+    archive = tmp_path_factory.mktemp("bench-archive") / "bench-study.tar"
+    export_image(study_store, STUDY_REF, "docker-archive", archive)
+    podman("load", "-i", str(archive))
+    return STUDY_REF
+
+
+def write_target(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="session")
+def podman_target(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The podman target with the options podman needs on these machines (DESIGN.md)."""
+    return write_target(
+        tmp_path_factory.mktemp("targets") / "podman-here.yaml",
+        f"name: podman-here\n"
+        f"runtime: podman\n"
+        f"command: {podman.base_args}\n"
+        f"run_options: [--network, none]\n"
+        f"env: {{CONTAINERS_CONF: {podman.root / 'containers.conf'}}}\n",
+    )
+
+
+@pytest.fixture(scope="session")
+def spank_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("spank") / "shifter_spank.so"
+    subprocess.run(
+        [
+            "gcc",
+            "-Wall",
+            "-Werror",
+            "-shared",
+            "-fPIC",
+            str(STANDINS / "shifter_spank.c"),
+            "-o",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory, spank_plugin: Path) -> Iterator[LocalSlurm]:
+    """A real Slurm whose node has Cori's "haswell" feature, and the Shifter SPANK stand-in."""
+    with local_slurm(
+        tmp_path_factory.mktemp("slurm"),
+        cpus=2,
+        spank_plugins=(spank_plugin,),
+        features=("haswell",),
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def slurm_env(slurm: LocalSlurm, monkeypatch: pytest.MonkeyPatch) -> LocalSlurm:
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    return slurm
+
+
+@pytest.fixture
+def shifter_standins(podman: Podman, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """`shifter` and `shifterimg` test doubles first on PATH, translating to this session's podman;
+    $SCRATCH for the Cori target's run directories. Batch scripts of the paper's form start a
+    login shell (`#!/bin/bash -l`), which resets PATH from /etc/profile: the login profile of the
+    job's $HOME puts the stand-ins back, as a site's profile or `module load shifter` would."""
+    path = f"{STANDINS}:{os.environ['PATH']}"
+    monkeypatch.setenv("PATH", path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bash_profile").write_text(f"export PATH={shlex.quote(str(STANDINS))}:$PATH\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SHIFTER_STANDIN_PODMAN", shlex.join(podman.base_args))
+    monkeypatch.setenv("CONTAINERS_CONF", str(podman.root / "containers.conf"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("SCRATCH", str(scratch))
+    return scratch
