@@ -27,6 +27,16 @@ class ReferenceError(OcibuildError, ValueError):
     pass
 
 
+def registry_endpoint(registry: str) -> str:
+    """The host to talk to: Docker Hub's API lives on another host than its name."""
+    return DOCKER_HUB_ENDPOINT if registry == DOCKER_HUB else registry
+
+
+def registry_credentials_key(registry: str) -> str:
+    """The key credentials are filed under (docker's config.json, credential helpers)."""
+    return DOCKER_HUB_CREDENTIALS_KEY if registry == DOCKER_HUB else registry
+
+
 @dataclass(frozen=True)
 class Reference:
     registry: str
@@ -40,12 +50,11 @@ class Reference:
 
     @property
     def endpoint(self) -> str:
-        """The host to talk to: Docker Hub's API lives on another host than its name."""
-        return DOCKER_HUB_ENDPOINT if self.registry == DOCKER_HUB else self.registry
+        return registry_endpoint(self.registry)
 
     @property
     def credentials_key(self) -> str:
-        return DOCKER_HUB_CREDENTIALS_KEY if self.registry == DOCKER_HUB else self.registry
+        return registry_credentials_key(self.registry)
 
     @property
     def identifier(self) -> str:

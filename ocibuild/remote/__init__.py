@@ -5,7 +5,7 @@
 
 `report(event, **fields)` receives progress: `blob` events (digest, size, done, status one of
 uploading / uploaded / skipped / mounted / downloading / downloaded / present), and `push`,
-`pushed`, `pull`, `pulled`, `retry`, `ratelimit`, `warning`; each has a human `message`.
+`pushed`, `pull`, `pulled`, `retry`, `ratelimit`, `message`; each has a human `message`.
 """
 
 from ocibuild.remote.credentials import Credentials, find_credentials

@@ -80,6 +80,7 @@ class Authenticator:
         session: requests.Session,
         credentials: Callable[[], Credentials | None],
         timeout: tuple[float, float],
+        verify: bool | str = True,
     ) -> None:
         self.registry = registry
         self.session = session
@@ -87,9 +88,11 @@ class Authenticator:
         self._credentials: Credentials | None = None
         self._looked_up = False
         self.timeout = timeout
+        self.verify = verify
         self.challenge: Challenge | None = None
         self._tokens: dict[frozenset[str], _Token] = {}
         self._lock = threading.Lock()
+        self._fetching = threading.Lock()
 
     def credentials(self) -> Credentials | None:
         with self._lock:
@@ -112,24 +115,31 @@ class Authenticator:
             return {"Authorization": creds.basic()}
         return {"Authorization": "Bearer " + self._token(frozenset(scopes), challenge)}
 
-    def refused(self, response: requests.Response, scopes: Iterable[str]) -> None:
-        """Take in a 401: learn the challenge and forget the token the registry refused."""
+    def refused(self, response: requests.Response, scopes: Iterable[str], sent: str = "") -> None:
+        """Take in a 401 to a request that carried `sent` (its Authorization header): learn the
+        challenge and forget that token, unless another thread has replaced it already."""
         challenge = pick_challenge(response.headers.get("WWW-Authenticate", ""))
         if challenge is None:
             raise AuthError(f"{self.registry} answered 401 without a challenge we can answer")
+        key = frozenset(scopes)
         with self._lock:
             self.challenge = challenge
-            self._tokens.pop(frozenset(scopes), None)
+            cached = self._tokens.get(key)
+            if cached and sent == "Bearer " + cached.value:
+                del self._tokens[key]
 
     def _token(self, scopes: frozenset[str], challenge: Challenge) -> str:
-        with self._lock:
-            cached = self._tokens.get(scopes)
+        # one fetch at a time, so that parallel requests wait for a token rather than each
+        # asking the token service for its own
+        with self._fetching:
+            with self._lock:
+                cached = self._tokens.get(scopes)
             if cached and cached.expires > time.monotonic():
                 return cached.value
-        token = self._fetch_token(scopes, challenge)
-        with self._lock:
-            self._tokens[scopes] = token
-        return token.value
+            token = self._fetch_token(scopes, challenge)
+            with self._lock:
+                self._tokens[scopes] = token
+            return token.value
 
     def _fetch_token(self, scopes: frozenset[str], challenge: Challenge) -> _Token:
         realm = challenge.realm
@@ -147,7 +157,9 @@ class Authenticator:
         where = f"token service {urlsplit(realm).netloc} of {self.registry}"
         started = time.monotonic()
         try:
-            response = self.session.get(realm, params=params, headers=headers, timeout=self.timeout)
+            response = self.session.get(
+                realm, params=params, headers=headers, timeout=self.timeout, verify=self.verify
+            )
         except requests.RequestException as e:
             raise RegistryError(f"{where}: {e.__class__.__name__}: {_first_line(e)}") from None
         if response.status_code in (401, 403):
@@ -166,7 +178,9 @@ class Authenticator:
             value, lifetime = None, 0
         if not value or not isinstance(value, str):
             raise AuthError(f"{where} answered without a token")
-        log.debug("token for %s: %s, valid %d s", self.registry, " ".join(sorted(scopes)) or "-", lifetime)
+        log.debug(
+            "token for %s: %s, valid %d s", self.registry, " ".join(sorted(scopes)) or "-", lifetime
+        )
         return _Token(value, started + lifetime - min(30.0, lifetime / 10))
 
 

@@ -29,7 +29,9 @@ class FileRange:
     """Bytes `[offset, offset + length)` of a file as a sized iterable: a request body that
     streams from disk (its length gives the Content-Length) and can be sent again."""
 
-    def __init__(self, path: Path, offset: int, length: int, progress: Callable[[int], None]) -> None:
+    def __init__(
+        self, path: Path, offset: int, length: int, progress: Callable[[int], None]
+    ) -> None:
         self.path, self.offset, self.length, self.progress = path, offset, length, progress
 
     def __len__(self) -> int:
@@ -42,7 +44,9 @@ class FileRange:
             while left:
                 chunk = f.read(min(READ_SIZE, left))
                 if not chunk:
-                    raise StoreError(f"{self.path} is shorter than its {self.offset + self.length} bytes")
+                    raise StoreError(
+                        f"{self.path} is shorter than its {self.offset + self.length} bytes"
+                    )
                 left -= len(chunk)
                 yield chunk
                 self.progress(self.offset + self.length - left)
@@ -59,7 +63,9 @@ def blob_path(repository: str, digest: str) -> str:
     return f"/v2/{repository}/blobs/{digest}"
 
 
-def blob_exists(client: RegistryClient, repository: str, descriptor: Descriptor, scopes: tuple[str, ...]) -> bool:
+def blob_exists(
+    client: RegistryClient, repository: str, descriptor: Descriptor, scopes: tuple[str, ...]
+) -> bool:
     response = client.request(
         "HEAD", blob_path(repository, descriptor.digest), scopes=scopes, expect=(200, 404)
     )
@@ -86,6 +92,13 @@ def start_upload(
     return UploadSession(_location(response), 0, _int(response.headers.get("OCI-Chunk-Min-Length")))
 
 
+def _new_session(client: RegistryClient, repository: str, scopes: tuple[str, ...]) -> UploadSession:
+    session = start_upload(client, repository, scopes)
+    if session is None:
+        raise RegistryError(f"{client.registry}/{repository}: an upload was answered as a mount")
+    return session
+
+
 def upload_blob(
     client: RegistryClient,
     repository: str,
@@ -100,18 +113,28 @@ def upload_blob(
     options = client.options
     path = store.blob_path(descriptor.digest)
     size = descriptor.size
+    if store.blob_size(descriptor.digest) != size:
+        raise StoreError(
+            f"blob {descriptor.digest} in {store.root} is not the {size} bytes its manifest says"
+        )
     failures = 0
     while True:
         try:
-            if session is None:
-                session = start_upload(client, repository, scopes)
-                assert session is not None
+            session = session or _new_session(client, repository, scopes)
             if session.offset == 0 and size <= options.chunk_threshold:
-                _complete(client, session, descriptor, scopes, lambda: FileRange(path, 0, size, progress.update))
+                _complete(
+                    client,
+                    session,
+                    descriptor,
+                    scopes,
+                    lambda: FileRange(path, 0, size, progress.update),
+                )
                 return
             chunk = max(options.chunk_size, session.min_chunk)
             while session.offset < size:
-                session = _send_chunk(client, session, path, min(chunk, size - session.offset), scopes, progress)
+                session = _send_chunk(
+                    client, session, path, min(chunk, size - session.offset), scopes, progress
+                )
                 failures = 0
             _complete(client, session, descriptor, scopes, None)
             return
@@ -169,7 +192,9 @@ def _complete(
         raise RegistryError(f"{client.registry} stored blob {descriptor.digest} as {stored}")
 
 
-def _resume(client: RegistryClient, session: UploadSession, scopes: tuple[str, ...]) -> UploadSession | None:
+def _resume(
+    client: RegistryClient, session: UploadSession, scopes: tuple[str, ...]
+) -> UploadSession | None:
     """Where an interrupted upload stands, from the registry; None if it is gone."""
     try:
         response = client.attempt("GET", session.location, scopes=scopes)
@@ -198,7 +223,9 @@ def download_blob(
     source = f"{client.registry}/{repository}"
 
     def attempt() -> requests.Response:
-        response = client.attempt("GET", blob_path(repository, descriptor.digest), scopes=scopes, stream=True)
+        response = client.attempt(
+            "GET", blob_path(repository, descriptor.digest), scopes=scopes, stream=True
+        )
         with response:
             if response.status_code != 200:
                 raise client.error("GET", response, scopes)
@@ -232,7 +259,9 @@ def download_blob(
 def _location(response: requests.Response, default: str = "") -> str:
     location = response.headers.get("Location") or default
     if not location:
-        raise RegistryError(f"{response.request.method} {redact(response.url)}: no Location in the answer")
+        raise RegistryError(
+            f"{response.request.method} {redact(response.url)}: no Location in the answer"
+        )
     return urljoin(response.url, location)
 
 

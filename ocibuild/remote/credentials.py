@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.errors import AuthError
-from ocibuild.oci.reference import DOCKER_HUB, DOCKER_HUB_CREDENTIALS_KEY
+from ocibuild.oci.reference import DOCKER_HUB
 from ocibuild.store.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ def find_credentials(registry_key: str, docker_config: Path | None = None) -> Cr
     return None
 
 
-def store_credentials(registry_key: str, creds: Credentials, docker_config: Path | None = None) -> str:
+def store_credentials(
+    registry_key: str, creds: Credentials, docker_config: Path | None = None
+) -> str:
     """Save credentials (in a helper if the config names one); returns where they went."""
     path = write_file(docker_config)
     config = _read_config(path)
@@ -188,7 +190,9 @@ def _decode_entry(entry: dict[str, Any], path: Path, registry: str) -> Credentia
         except (ValueError, UnicodeDecodeError):
             sep = ""
         if not sep:
-            raise AuthError(f"credentials file {path}: the auth of {registry} is not base64 user:password")
+            raise AuthError(
+                f"credentials file {path}: the auth of {registry} is not base64 user:password"
+            )
         return Credentials(user, password)
     if entry.get("username") and "password" in entry:
         return Credentials(str(entry["username"]), str(entry["password"]))
@@ -205,9 +209,16 @@ def _helper_get(helper: str, registry_key: str, path: Path) -> Credentials | Non
         data = json.loads(out)
         username, secret = str(data["Username"]), str(data["Secret"])
     except (ValueError, KeyError, TypeError):
-        raise AuthError(f"{HELPER_PREFIX}{helper} (named in {path}) gave an answer that is not its JSON") from None
+        raise AuthError(
+            f"{HELPER_PREFIX}{helper} (named in {path}) gave an answer that is not its JSON"
+        ) from None
     if username == "<token>":
-        log.warning("%s%s holds an identity token for %s: not supported, ignored", HELPER_PREFIX, helper, registry_key)
+        log.warning(
+            "%s%s holds an identity token for %s: not supported, ignored",
+            HELPER_PREFIX,
+            helper,
+            registry_key,
+        )
         return None
     return Credentials(username, secret)
 
@@ -215,18 +226,29 @@ def _helper_get(helper: str, registry_key: str, path: Path) -> Credentials | Non
 def _run_helper(helper: str, action: str, stdin: str, path: Path, secret: str = "") -> str:
     program = shutil.which(HELPER_PREFIX + helper)
     if program is None:
-        raise AuthError(f"credential helper {HELPER_PREFIX}{helper} (named in {path}) is not on PATH")
+        raise AuthError(
+            f"credential helper {HELPER_PREFIX}{helper} (named in {path}) is not on PATH"
+        )
     try:
         proc = subprocess.run(
-            [program, action], input=stdin, capture_output=True, text=True, timeout=_HELPER_TIMEOUT
+            [program, action],
+            check=False,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=_HELPER_TIMEOUT,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise AuthError(f"{HELPER_PREFIX}{helper} {action} failed: {e.__class__.__name__}") from None
+        raise AuthError(
+            f"{HELPER_PREFIX}{helper} {action} failed: {e.__class__.__name__}"
+        ) from None
     if proc.returncode != 0:
         # helpers report failures on stdout ("credentials not found in native keychain")
         lines = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
         reason = lines[0][:200] if lines else "no message"
         if secret and secret in reason:
             reason = "(message withheld: it quotes the secret)"
-        raise AuthError(f"{HELPER_PREFIX}{helper} {action} failed (exit {proc.returncode}): {reason}")
+        raise AuthError(
+            f"{HELPER_PREFIX}{helper} {action} failed (exit {proc.returncode}): {reason}"
+        )
     return proc.stdout

@@ -17,7 +17,12 @@ from ocibuild.remote.transport import RegistryClient, describe
 
 MAX_MANIFEST_SIZE = 4 << 20
 ACCEPT = ", ".join(
-    [MediaType.OCI_MANIFEST, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST, MediaType.DOCKER_MANIFEST_LIST]
+    [
+        MediaType.OCI_MANIFEST,
+        MediaType.OCI_INDEX,
+        MediaType.DOCKER_MANIFEST,
+        MediaType.DOCKER_MANIFEST_LIST,
+    ]
 )
 
 
@@ -40,15 +45,19 @@ def manifest_path(repository: str, identifier: str) -> str:
     return f"/v2/{repository}/manifests/{identifier}"
 
 
-def get_manifest(client: RegistryClient, repository: str, identifier: str, scopes: tuple[str, ...]) -> RemoteManifest:
+def get_manifest(
+    client: RegistryClient, repository: str, identifier: str, scopes: tuple[str, ...]
+) -> RemoteManifest:
     """Fetch a manifest; its sha256 must match the digest asked for and the one announced."""
-    where = f"{client.registry}/{repository}:{identifier}" if not is_digest(identifier) else (
-        f"{client.registry}/{repository}@{identifier}"
-    )
+    where = f"{client.registry}/{repository}{'@' if is_digest(identifier) else ':'}{identifier}"
 
     def attempt() -> tuple[bytes, str]:
         response = client.attempt(
-            "GET", manifest_path(repository, identifier), scopes=scopes, headers={"Accept": ACCEPT}, stream=True
+            "GET",
+            manifest_path(repository, identifier),
+            scopes=scopes,
+            headers={"Accept": ACCEPT},
+            stream=True,
         )
         with response:
             if response.status_code == 404:
@@ -60,7 +69,9 @@ def get_manifest(client: RegistryClient, repository: str, identifier: str, scope
                 for chunk in response.iter_content(1 << 16):
                     data += chunk
                     if len(data) > MAX_MANIFEST_SIZE:
-                        raise RegistryError(f"{where}: manifest larger than {MAX_MANIFEST_SIZE} bytes")
+                        raise RegistryError(
+                            f"{where}: manifest larger than {MAX_MANIFEST_SIZE} bytes"
+                        )
             except requests.RequestException as e:
                 raise TransientError(f"{where}: transfer broken ({describe(e)})") from None
             announced = response.headers.get("Docker-Content-Digest", "")
@@ -82,7 +93,9 @@ def get_manifest(client: RegistryClient, repository: str, identifier: str, scope
     kind = parsed.get("mediaType") if isinstance(parsed, dict) else None
     kind = kind or content_type
     if kind not in MANIFESTS | INDEXES:
-        raise RegistryError(f"{where}: unsupported manifest type {kind or 'unknown'} (schema 1 is not supported)")
+        raise RegistryError(
+            f"{where}: unsupported manifest type {kind or 'unknown'} (schema 1 is not supported)"
+        )
     return RemoteManifest(Descriptor(kind, sha256_digest(data), len(data)), data)
 
 
@@ -106,7 +119,9 @@ def put_manifest(
     digest = sha256_digest(data)
     stored = response.headers.get("Docker-Content-Digest")
     if stored and stored != digest:
-        raise RegistryError(f"{client.registry}/{repository}: manifest stored as {stored}, sent as {digest}")
+        raise RegistryError(
+            f"{client.registry}/{repository}: manifest stored as {stored}, sent as {digest}"
+        )
     return digest
 
 
@@ -116,9 +131,9 @@ def choose_platform(index: Index, platform: str, where: str) -> Descriptor:
     wanted = Platform(arch, os_, rest[0] if rest else "")
     for descriptor in index.manifests:
         p = descriptor.platform
-        if p and p.os == wanted.os and p.architecture == wanted.architecture:
-            if not wanted.variant or p.variant == wanted.variant:
-                return descriptor
+        same = p and p.os == wanted.os and p.architecture == wanted.architecture
+        if same and (not wanted.variant or p.variant == wanted.variant):
+            return descriptor
     available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
     raise RegistryError(f"{where}: no image for {platform} in its index (it has: {available})")
 
@@ -138,7 +153,9 @@ def convert(media_type: str, data: bytes, fmt: str) -> tuple[str, bytes]:
             manifest,
             media_type=mapping(manifest.media_type),
             config=replace(manifest.config, media_type=mapping(manifest.config.media_type)),
-            layers=tuple(replace(layer, media_type=mapping(layer.media_type)) for layer in manifest.layers),
+            layers=tuple(
+                replace(layer, media_type=mapping(layer.media_type)) for layer in manifest.layers
+            ),
         )
     except ValueError as e:
         raise RegistryError(f"cannot push as {fmt}: {e}") from None

@@ -26,8 +26,8 @@ class RemoteOptions:
     concurrency: int = 4
     format: str = "oci"
     platform: str = "linux/amd64"
-    chunk_threshold: int = 256 * MiB
-    chunk_size: int = 64 * MiB
+    chunk_threshold: int = 1024 * MiB
+    chunk_size: int = 256 * MiB
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 30.0
@@ -38,7 +38,9 @@ class RemoteOptions:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise ValueError(f"unknown manifest format {self.format!r} (one of {', '.join(FORMATS)})")
+            raise ValueError(
+                f"unknown manifest format {self.format!r} (one of {', '.join(FORMATS)})"
+            )
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
         if self.chunk_size < 1 or self.chunk_threshold < 0:

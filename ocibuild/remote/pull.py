@@ -3,7 +3,7 @@ verified by size and digest as they stream in, and only then the manifest and it
 
 from __future__ import annotations
 
-import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ocibuild.errors import RegistryError
@@ -14,13 +14,12 @@ from ocibuild.remote.blobs import download_blob
 from ocibuild.remote.manifests import choose_platform, get_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
-from ocibuild.remote.transport import RegistryClient, Report
+from ocibuild.remote.transport import RegistryClient
+from ocibuild.report import Reporter
 from ocibuild.store import Store
 
-log = logging.getLogger(__name__)
 
-
-def pull_image(store: Store, ref: str, options: RemoteOptions, report: Report) -> Descriptor:
+def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter) -> Descriptor:
     """Fetch `ref` into the store, tag it under its full reference, and return the descriptor
     of the image manifest stored. Nothing is tagged unless every digest checked out."""
     reference = parse_reference(ref)
@@ -39,20 +38,24 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Report) -
                 raise RegistryError(f"{where}: an index inside an index is not supported")
         manifest = Manifest.from_json(image.json())
         blobs = list({d.digest: d for d in (manifest.config, *manifest.layers)}.values())
+        cancel = threading.Event()
         with ThreadPoolExecutor(options.concurrency, thread_name_prefix="pull") as pool:
             futures = []
             for descriptor in blobs:
-                progress = BlobProgress(report, descriptor, "downloading")
+                progress = BlobProgress(report, descriptor, "downloading", cancel)
                 if store.has_blob(descriptor.digest):
                     progress.emit("present")
                     continue
                 futures.append(
-                    pool.submit(_fetch, client, reference.repository, store, descriptor, scopes, progress)
+                    pool.submit(
+                        _fetch, client, reference.repository, store, descriptor, scopes, progress
+                    )
                 )
             try:
                 for future in futures:
                     future.result()
             except BaseException:
+                cancel.set()  # stops the downloads in flight at their next chunk
                 for future in futures:
                     future.cancel()
                 raise
@@ -61,15 +64,24 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Report) -
         if platform is None:
             platform = config.platform
             if [platform.os, platform.architecture] != wanted[:2]:
-                report("warning", message=f"{where} is an image for {platform}, not {options.platform}")
+                message = f"{where} is an image for {platform}, not {options.platform}"
+                report("message", message=message, level="warning")
         store.put_blob(image.data)
         descriptor = Descriptor(
-            image.descriptor.media_type, image.descriptor.digest, image.descriptor.size, platform=platform
+            image.descriptor.media_type,
+            image.descriptor.digest,
+            image.descriptor.size,
+            platform=platform,
         )
         store.tag([where], descriptor)
         for blob in blobs:
             store.state.record_blob_repo(blob.digest, reference.registry, reference.repository)
-    report("pulled", ref=where, digest=str(descriptor.digest), message=f"pulled {where}@{descriptor.digest}")
+    report(
+        "pulled",
+        ref=where,
+        digest=str(descriptor.digest),
+        message=f"pulled {where}@{descriptor.digest}",
+    )
     return descriptor
 
 
@@ -84,4 +96,3 @@ def _fetch(
     progress.emit("downloading", 0)
     download_blob(client, repository, store, descriptor, scopes, progress)
     progress.emit("downloaded")
-

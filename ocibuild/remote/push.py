@@ -4,6 +4,7 @@ mounted from another repository of the same registry, or uploaded), then the man
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +20,8 @@ from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, uplo
 from ocibuild.remote.manifests import convert, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
-from ocibuild.remote.transport import RegistryClient, Report
+from ocibuild.remote.transport import RegistryClient
+from ocibuild.report import Reporter
 from ocibuild.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,20 +60,22 @@ def target_reference(source: str, to: str | None = None) -> Reference:
 
 
 def push_image(
-    store: Store, ref: str, options: RemoteOptions, report: Report, to: str | None = None
+    store: Store, ref: str, options: RemoteOptions, report: Reporter, to: str | None = None
 ) -> PushResult:
     return push_images(store, [(ref, target_reference(ref, to))], options, report)[0]
 
 
 def push_images(
-    store: Store, pairs: Sequence[tuple[str, Reference]], options: RemoteOptions, report: Report
+    store: Store, pairs: Sequence[tuple[str, Reference]], options: RemoteOptions, report: Reporter
 ) -> list[PushResult]:
     """Push each (source ref in the store, target reference), sharing connections, tokens and
     the blobs already confirmed between them."""
     results = []
     with ExitStack() as stack:
         stack.enter_context(store.build_lock())
-        pool = stack.enter_context(ThreadPoolExecutor(options.concurrency, thread_name_prefix="push"))
+        pool = stack.enter_context(
+            ThreadPoolExecutor(options.concurrency, thread_name_prefix="push")
+        )
         pusher = _Pusher(store, options, report, pool, stack)
         for source, target in pairs:
             results.append(pusher.push(source, target))
@@ -82,11 +86,21 @@ class _Pusher:
     """State shared by the pushes of one command: clients per registry, confirmed blobs."""
 
     def __init__(
-        self, store: Store, options: RemoteOptions, report: Report, pool: ThreadPoolExecutor, stack: ExitStack
+        self,
+        store: Store,
+        options: RemoteOptions,
+        report: Reporter,
+        pool: ThreadPoolExecutor,
+        stack: ExitStack,
     ) -> None:
-        self.store, self.options, self.report, self.pool, self.stack = store, options, report, pool, stack
+        self.store = store
+        self.options = options
+        self.report = report
+        self.pool = pool
+        self.stack = stack
         self.clients: dict[str, RegistryClient] = {}
         self.blobs: dict[tuple[str, str, str], Future[str]] = {}
+        self.cancel = threading.Event()
 
     def client(self, registry: str) -> RegistryClient:
         if registry not in self.clients:
@@ -98,12 +112,18 @@ class _Pusher:
         started = time.monotonic()
         image = self.store.image(source)
         media_type, data = convert(
-            image.descriptor.media_type, self.store.read_blob(image.descriptor.digest), self.options.format
+            image.descriptor.media_type,
+            self.store.read_blob(image.descriptor.digest),
+            self.options.format,
         )
-        self.report("push", source=source, target=str(target), message=f"pushing {source} to {target}")
+        self.report(
+            "push", source=source, target=str(target), message=f"pushing {source} to {target}"
+        )
         client = self.client(target.registry)
         scopes = (repository_scope(target.repository, "pull,push"),)
-        blobs = list({d.digest: d for d in (image.manifest.config, *image.manifest.layers)}.values())
+        blobs = list(
+            {d.digest: d for d in (image.manifest.config, *image.manifest.layers)}.values()
+        )
         own: dict[Digest, Future[str]] = {}
         for descriptor in blobs:
             key = (target.registry, target.repository, descriptor.digest)
@@ -116,10 +136,13 @@ class _Pusher:
             for future in futures:
                 future.result()
         except BaseException:
+            self.cancel.set()  # stops the uploads in flight at their next chunk
             for future in futures:
                 future.cancel()
             raise
-        digest = put_manifest(client, target.repository, target.tag or str(target.digest), media_type, data, scopes)
+        digest = put_manifest(
+            client, target.repository, target.tag or str(target.digest), media_type, data, scopes
+        )
         if target.digest and target.digest != digest:
             log.warning("%s: pushed manifest has digest %s", target, digest)
         status = {d.digest: own[d.digest].result() if d.digest in own else "skipped" for d in blobs}
@@ -147,10 +170,14 @@ class _Pusher:
         return result
 
     def _ensure_blob(
-        self, client: RegistryClient, repository: str, descriptor: Descriptor, scopes: tuple[str, ...]
+        self,
+        client: RegistryClient,
+        repository: str,
+        descriptor: Descriptor,
+        scopes: tuple[str, ...],
     ) -> str:
         """Make sure the registry holds a blob in `repository`; returns how."""
-        progress = BlobProgress(self.report, descriptor, "uploading")
+        progress = BlobProgress(self.report, descriptor, "uploading", self.cancel)
         status = "skipped"
         if not blob_exists(client, repository, descriptor, scopes):
             session, status = self._mount(client, repository, descriptor, scopes)
@@ -163,11 +190,19 @@ class _Pusher:
         return status
 
     def _mount(
-        self, client: RegistryClient, repository: str, descriptor: Descriptor, scopes: tuple[str, ...]
+        self,
+        client: RegistryClient,
+        repository: str,
+        descriptor: Descriptor,
+        scopes: tuple[str, ...],
     ) -> tuple[UploadSession | None, str]:
         """Try a cross-repository mount from where the store saw the blob in this registry.
         Returns (an upload session the registry opened instead, or None; the status)."""
-        sources = [r for r in self.store.state.blob_repos(descriptor.digest, client.registry) if r != repository]
+        sources = [
+            r
+            for r in self.store.state.blob_repos(descriptor.digest, client.registry)
+            if r != repository
+        ]
         session = None
         for source in sources[:MOUNT_CANDIDATES]:
             try:

@@ -7,6 +7,7 @@ bytes or a factory of a fresh sized iterable, so a request can be sent again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,18 +20,15 @@ from requests.adapters import HTTPAdapter
 
 from ocibuild import __version__
 from ocibuild.errors import AuthError, RegistryError
-from ocibuild.oci.reference import DOCKER_HUB, DOCKER_HUB_CREDENTIALS_KEY, DOCKER_HUB_ENDPOINT
+from ocibuild.oci.reference import registry_credentials_key, registry_endpoint
 from ocibuild.remote.auth import Authenticator, pick_challenge
 from ocibuild.remote.credentials import Credentials, find_credentials
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.retry import TransientError, backoff_delay, parse_retry_after, retryable_status
+from ocibuild.report import Reporter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Report(Protocol):
-    def __call__(self, event: str, /, **fields: Any) -> None: ...
 
 
 class SizedBody(Sized, Iterable[bytes], Protocol):
@@ -53,7 +51,13 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def describe(e: Exception) -> str:
+def describe(e: BaseException) -> str:
+    """The root cause of a requests exception, without urllib3's wrapping."""
+    while e.args and isinstance(e.args[0], BaseException):
+        e = e.args[0]
+    reason = getattr(e, "reason", None)
+    if isinstance(reason, BaseException):
+        return describe(reason)
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{e.__class__.__name__}: {text[:300]}" if text else e.__class__.__name__
 
@@ -65,29 +69,33 @@ class RegistryClient:
         self,
         registry: str,
         options: RemoteOptions,
-        report: Report,
+        report: Reporter,
         credentials: Callable[[], Credentials | None] | None = None,
     ) -> None:
         self.registry = registry
-        self.host = DOCKER_HUB_ENDPOINT if registry == DOCKER_HUB else registry
-        self.credentials_key = DOCKER_HUB_CREDENTIALS_KEY if registry == DOCKER_HUB else registry
+        self.host = registry_endpoint(registry)
+        self.credentials_key = registry_credentials_key(registry)
         self.options = options
         self.report = report
         self.timeout = (options.connect_timeout, options.read_timeout)
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=options.concurrency + 2, max_retries=0)
+        adapter = HTTPAdapter(
+            pool_connections=2, pool_maxsize=options.concurrency + 2, max_retries=0
+        )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = f"ocibuild/{__version__}"
-        self.session.verify = False if options.insecure else str(options.ca_cert or "") or True
+        # given with each request: a session's own `verify` loses to $REQUESTS_CA_BUNDLE
+        self.verify: bool | str = False if options.insecure else str(options.ca_cert or "") or True
         if credentials is None:
             key = self.credentials_key
 
             def credentials() -> Credentials | None:
                 return find_credentials(key, options.docker_config)
 
-        self.auth = Authenticator(registry, self.session, credentials, self.timeout)
+        self.auth = Authenticator(registry, self.session, credentials, self.timeout, self.verify)
         self._base: str | None = None
+        self._ping_error: RegistryError | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -103,9 +111,17 @@ class RegistryClient:
 
     @property
     def base(self) -> str:
+        """`https://host` or `http://host`, found by the first request; a failure sticks, so
+        that parallel requests do not each wait through the retries again."""
         with self._lock:
+            if self._ping_error is not None:
+                raise self._ping_error
             if self._base is None:
-                self._base = self._ping()
+                try:
+                    self._base = self._ping()
+                except RegistryError as e:
+                    self._ping_error = e
+                    raise
             return self._base
 
     def url(self, path: str) -> str:
@@ -116,8 +132,10 @@ class RegistryClient:
         schemes = ["https", "http"] if self.options.insecure else ["https"]
         for scheme in schemes:
             base = f"{scheme}://{self.host}"
+            ping = functools.partial(self._send, "GET", base + "/v2/")
+            probe = scheme == "https" and self.options.insecure  # plain HTTP is next: no retries
             try:
-                response = self.retrying(lambda: self._send("GET", base + "/v2/"))
+                response = ping() if probe else self.retrying(ping)
             except TLSError as e:
                 if scheme == "https" and self.options.insecure:
                     log.debug("%s: %s, trying plain HTTP", self.host, e)
@@ -139,7 +157,7 @@ class RegistryClient:
                         f"{self.registry} does not look like an OCI / Docker v2 registry"
                     )
             if scheme == "http":
-                log.warning("%s: using plain HTTP (--insecure)", self.registry)
+                log.info("%s: using plain HTTP (--insecure)", self.registry)
             return base
         raise RegistryError(f"cannot reach the registry {self.registry} over HTTPS or HTTP")
 
@@ -158,7 +176,9 @@ class RegistryClient:
     ) -> requests.Response:
         """Send a request, retrying transient failures; a status not in `expect` is an error."""
         response = self.retrying(
-            lambda: self.attempt(method, path, scopes=scopes, headers=headers, body=body, stream=stream)
+            lambda: self.attempt(
+                method, path, scopes=scopes, headers=headers, body=body, stream=stream
+            )
         )
         if response.status_code not in tuple(expect):
             raise self.error(method, response, scopes)
@@ -183,11 +203,13 @@ class RegistryClient:
             response = self._send(method, url, sent, body() if callable(body) else body, stream)
             if response.status_code == 401 and auth_round == 1:
                 response.close()
-                self.auth.refused(response, scopes)
+                self.auth.refused(response, scopes, sent.get("Authorization", ""))
                 continue
             if retryable_status(response.status_code):
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                message = f"{method} {redact(url)}: HTTP {response.status_code}{_error_summary(response)}"
+                message = (
+                    f"{method} {redact(url)}: HTTP {response.status_code}{_error_summary(response)}"
+                )
                 response.close()
                 raise TransientError(message, retry_after)
             break
@@ -203,11 +225,21 @@ class RegistryClient:
     ) -> requests.Response:
         try:
             response = self.session.request(
-                method, url, headers=headers, data=data, stream=stream, timeout=self.timeout
+                method,
+                url,
+                headers=headers,
+                data=data,
+                stream=stream,
+                timeout=self.timeout,
+                verify=self.verify,
             )
         except requests.exceptions.SSLError as e:
             raise TLSError(f"{method} {redact(url)}: TLS failed ({describe(e)})") from None
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as e:
             raise TransientError(f"{method} {redact(url)}: {describe(e)}") from None
         self._note_ratelimit(response)
         return response
@@ -236,7 +268,9 @@ class RegistryClient:
 
     # -- errors and headers -------------------------------------------------------------------
 
-    def error(self, method: str, response: requests.Response, scopes: Iterable[str] = ()) -> RegistryError:
+    def error(
+        self, method: str, response: requests.Response, scopes: Iterable[str] = ()
+    ) -> RegistryError:
         """The error for an unexpected answer, with the registry's own error code and message."""
         where = f"{method} {redact(response.url)}"
         summary = _error_summary(response)
@@ -245,15 +279,19 @@ class RegistryClient:
         status = response.status_code
         if status == 401:
             challenge = pick_challenge(response.headers.get("WWW-Authenticate", ""))
-            if challenge and challenge.params.get("error") == "insufficient_scope" or code == "DENIED":
-                hint = f"; the credentials do not grant {' '.join(scopes)}"
-            elif self.auth.credentials() is None:
+            scope_refused = challenge and challenge.params.get("error") == "insufficient_scope"
+            creds = self.auth.credentials()
+            if creds is None:
                 hint = f"; run `ocibuild login {self.registry}`"
+            elif scope_refused or code == "DENIED":
+                hint = f"; the credentials of {creds.username!r} do not grant {' '.join(scopes)}"
             else:
                 hint = f"; the registry refused the credentials for {self.registry}"
             return AuthError(f"{where}: HTTP 401{summary}{hint}")
         if status == 403:
-            return AuthError(f"{where}: HTTP 403{summary} (access denied to {' '.join(scopes) or self.registry})")
+            return AuthError(
+                f"{where}: HTTP 403{summary} (access denied to {' '.join(scopes) or self.registry})"
+            )
         return RegistryError(f"{where}: HTTP {status}{summary}")
 
     def _note_ratelimit(self, response: requests.Response) -> None:

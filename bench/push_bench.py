@@ -1,0 +1,166 @@
+"""Push: ocibuild against `skopeo copy` of the same image to the same kind of registry, same run.
+
+Builds the deterministic payload (bench/payload.py, ~1 GB in ~12,000 files by default) into a
+one-layer image with `ocibuild recipe`, starts local registries with registry/start.py (Debian's
+docker-registry, plain HTTP, a fresh one for every timed push so that no tool finds blobs the
+other left), and times (wall clock, peak RSS):
+
+  skopeo copy oci:STORE:REF docker://...   the reference
+  ocibuild push REF --to ...               the same image, same registry setup
+  ocibuild push (again, unchanged)         the re-push: HEAD per blob, then the manifest
+
+The re-push is also timed inside one process (`push_image`), without Python's start-up.
+Targets: ocibuild push at most 1.0x skopeo's time; re-push of an unchanged image under 0.3 s.
+
+    python3 bench/push_bench.py [--size-mb 1000] [--files 12000] [--repeat 1] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Timing, have, table, timed
+from payload import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = "localhost/bench/payload:latest"
+RECIPE = """\
+source_date_epoch: 1451606400
+images:
+  - name: localhost/bench/payload:latest
+    layers:
+      - files: [{src: payload, dest: /payload}]
+"""
+
+
+@contextmanager
+def registry(work: Path, name: str) -> Iterator[str]:
+    """A fresh local registry; yields its host:port."""
+    directory = work / "registries" / name
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "registry" / "start.py"),
+            "--storage",
+            str(directory / "storage"),
+            "--log",
+            str(directory / "registry.log"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url:
+        raise SystemExit(f"registry/start.py failed: see {directory / 'registry.log'}")
+    try:
+        yield url.split("://", 1)[1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def in_process_repush(store_path: Path, target: str) -> float:
+    from ocibuild.remote import RemoteOptions, push_image
+    from ocibuild.report import silent
+    from ocibuild.store import Store
+
+    store = Store.open(store_path)
+    started = time.monotonic()
+    result = push_image(store, REF, RemoteOptions(insecure=True), silent, to=target)
+    seconds = time.monotonic() - started
+    if result.uploaded or result.mounted:
+        raise SystemExit(f"re-push uploaded {len(result.uploaded)} blobs: the image changed?")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--files", type=int, default=12000)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="Timed pushes per tool; the best counts."
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="Where to put the payload, store and registries."
+    )
+    args = parser.parse_args()
+    if not have("skopeo"):
+        raise SystemExit("skopeo is not installed (Debian package skopeo)")
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="ocibuild-push-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    payload = work / "payload"
+    if not payload.exists():
+        print(
+            f"generating {args.size_mb} MB payload in {args.files} files under {payload} ...",
+            flush=True,
+        )
+        generate(payload, args.size_mb, args.files)
+    (work / "payload.yaml").write_text(RECIPE)
+    store = work / "store"
+    ocibuild = f"{sys.executable} -m ocibuild --store {store} -q"
+    # as installed: with compiled bytecode (written by the untimed build, outside the tree)
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(work / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    build = timed(
+        "ocibuild recipe (setup)", f"{ocibuild} recipe {work / 'payload.yaml'}", cwd=ROOT, env=env
+    )
+    layer = max(path.stat().st_size for path in (store / "blobs" / "sha256").iterdir())
+    print(f"image built in {build.seconds:.1f} s; largest blob {layer / 1e6:.0f} MB", flush=True)
+
+    best: dict[str, Timing] = {}
+    repush_in_process = float("inf")
+    for round_ in range(args.repeat):
+        with registry(work, f"skopeo-{round_}") as host:
+            skopeo = timed(
+                "skopeo copy",
+                f"skopeo copy -q --dest-tls-verify=false oci:{store}:{REF} docker://{host}/bench/payload:1",
+            )
+        with registry(work, f"ocibuild-{round_}") as host:
+            target = f"{host}/bench/payload:1"
+            push = timed(
+                "ocibuild push", f"{ocibuild} push {REF} --to {target} --insecure", cwd=ROOT
+            )
+            again = timed(
+                "ocibuild push (re-push, CLI)",
+                f"{ocibuild} push {REF} --to {target} --insecure",
+                cwd=ROOT,
+            )
+            repush_in_process = min(repush_in_process, in_process_repush(store, target))
+        for t in (skopeo, push, again):
+            best[t.name] = min(best.get(t.name, t), t, key=lambda x: x.seconds)
+        print(
+            f"round {round_ + 1}: skopeo {skopeo.seconds:.2f} s, ocibuild {push.seconds:.2f} s",
+            flush=True,
+        )
+
+    timings = list(best.values())
+    print()
+    print(table(timings, "skopeo copy"))
+    ratio = best["ocibuild push"].seconds / best["skopeo copy"].seconds
+    print()
+    print(f"push: ocibuild / skopeo = {ratio:.2f} (target <= 1.0)")
+    print(f"re-push of the unchanged image: {repush_in_process:.3f} s in process (target < 0.3), "
+          f"{best['ocibuild push (re-push, CLI)'].seconds:.2f} s with the CLI's start-up")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
