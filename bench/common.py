@@ -16,15 +16,29 @@ class Timing:
     peak_mb: float
 
 
-def timed(name: str, command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Timing:
+def timed(
+    name: str, command: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Timing:
     """Run a shell command under GNU time; wall seconds and the peak RSS of its largest process."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
         proc = subprocess.run(
-            ["/usr/bin/time", "-o", out.name, "-f", "%e %M", "bash", "-o", "pipefail", "-c", command],
+            [
+                "/usr/bin/time",
+                "-o",
+                out.name,
+                "-f",
+                "%e %M",
+                "bash",
+                "-o",
+                "pipefail",
+                "-c",
+                command,
+            ],
             cwd=cwd,
             env=env,
             capture_output=True,
             text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed ({proc.returncode}): {command}\n{proc.stderr[-2000:]}")
@@ -40,5 +54,7 @@ def table(timings: list[Timing], reference: str) -> str:
     ref = next(t for t in timings if t.name == reference)
     lines = [f"{'tool':<44} {'seconds':>8} {'peak MB':>8} {'x ' + reference:>20}"]
     for t in timings:
-        lines.append(f"{t.name:<44} {t.seconds:>8.2f} {t.peak_mb:>8.0f} {t.seconds / ref.seconds:>20.2f}")
+        lines.append(
+            f"{t.name:<44} {t.seconds:>8.2f} {t.peak_mb:>8.0f} {t.seconds / ref.seconds:>20.2f}"
+        )
     return "\n".join(lines)

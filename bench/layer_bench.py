@@ -40,17 +40,24 @@ images:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--files", type=int, default=12000)
-    parser.add_argument("--workdir", type=Path, help="Where to put the payload and outputs [default: a temp dir].")
+    parser.add_argument(
+        "--workdir", type=Path, help="Where to put the payload and outputs [default: a temp dir]."
+    )
     args = parser.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ocibuild-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     payload = work / "payload"
     if not payload.exists():
-        print(f"generating {args.size_mb} MB payload in {args.files} files under {payload} ...", flush=True)
+        print(
+            f"generating {args.size_mb} MB payload in {args.files} files under {payload} ...",
+            flush=True,
+        )
         generate(payload, args.size_mb, args.files)
     (work / "payload.yaml").write_text(RECIPE)
     cores = len(os.sched_getaffinity(0))
@@ -75,7 +82,10 @@ def main() -> None:
     if have("umoci"):
         layout = fresh("umoci-layout")
         bundle = fresh("umoci-bundle")
-        timed("umoci setup", f"umoci init --layout {layout} && umoci new --image {layout}:t && umoci unpack --image {layout}:t {bundle} && cp -a {payload} {bundle}/rootfs/payload")
+        timed(
+            "umoci setup",
+            f"umoci init --layout {layout} && umoci new --image {layout}:t && umoci unpack --image {layout}:t {bundle} && cp -a {payload} {bundle}/rootfs/payload",
+        )
         timings.append(timed("umoci repack", f"umoci repack --image {layout}:t {bundle}"))
     if have("buildah"):
         context = fresh("buildah-context")
@@ -93,9 +103,19 @@ def main() -> None:
         )
         shutil.rmtree(storage, ignore_errors=True)
     if have("pigz"):
-        timings.append(timed(f"tar | pigz -6 -p {cores}", f"tar cf - -C {work} payload | pigz -6 -p {cores} > {work}/floor.tar.gz"))
+        timings.append(
+            timed(
+                f"tar | pigz -6 -p {cores}",
+                f"tar cf - -C {work} payload | pigz -6 -p {cores} > {work}/floor.tar.gz",
+            )
+        )
     if have("zstd"):
-        timings.append(timed("tar | zstd -3 -T0", f"tar cf - -C {work} payload | zstd -q -3 -T0 > {work}/floor.tar.zst"))
+        timings.append(
+            timed(
+                "tar | zstd -3 -T0",
+                f"tar cf - -C {work} payload | zstd -q -3 -T0 > {work}/floor.tar.zst",
+            )
+        )
 
     print()
     print(f"payload: {args.size_mb} MB in {args.files} files; {cores} cores")
@@ -105,12 +125,18 @@ def main() -> None:
     print()
     if "umoci repack" in by:
         ratio = by["umoci repack"].seconds / gz.seconds
-        print(f"gzip layer vs umoci repack: {ratio:.2f}x faster (target >= 3x): {'ok' if ratio >= 3 else 'MISSED'}")
+        print(
+            f"gzip layer vs umoci repack: {ratio:.2f}x faster (target >= 3x): {'ok' if ratio >= 3 else 'MISSED'}"
+        )
     if "tar | zstd -3 -T0" in by:
         ratio = zst.seconds / by["tar | zstd -3 -T0"].seconds
-        print(f"zstd layer vs tar|zstd -3 -T0: {ratio:.2f}x (target <= 1.5x): {'ok' if ratio <= 1.5 else 'MISSED'}")
+        print(
+            f"zstd layer vs tar|zstd -3 -T0: {ratio:.2f}x (target <= 1.5x): {'ok' if ratio <= 1.5 else 'MISSED'}"
+        )
     peak = max(gz.peak_mb, zst.peak_mb)
-    print(f"ocibuild peak memory: {peak:.0f} MB (target < 300 MB): {'ok' if peak < 300 else 'MISSED'}")
+    print(
+        f"ocibuild peak memory: {peak:.0f} MB (target < 300 MB): {'ok' if peak < 300 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

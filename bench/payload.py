@@ -56,7 +56,9 @@ def generate(root: Path, size_mb: int = 1000, files: int = 12000, seed: int = 14
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dir", type=Path)
     parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--files", type=int, default=12000)

@@ -38,19 +38,33 @@ class Podman:
     def base_args(self) -> list[str]:
         return [
             "podman",
-            "--root", str(self.root / "storage"),
-            "--runroot", str(self.root / "run"),
-            "--storage-driver", "vfs",
-            "--runtime", "runc",
-            "--cgroup-manager", "cgroupfs",
+            "--root",
+            str(self.root / "storage"),
+            "--runroot",
+            str(self.root / "run"),
+            "--storage-driver",
+            "vfs",
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
         ]
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [*self.base_args, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+            [*self.base_args, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+            raise AssertionError(
+                f"podman {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+            )
         return proc
 
     def run(self, image: str, *command: str, extra: tuple[str, ...] = ()) -> str:

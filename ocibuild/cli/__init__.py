@@ -16,7 +16,43 @@ from ocibuild.errors import OcibuildError
 log = logging.getLogger("ocibuild")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+COMMAND_MODULES = {
+    "recipe": "ocibuild.cli.build",
+    "schema": "ocibuild.cli.build",
+    "images": "ocibuild.cli.store",
+    "inspect": "ocibuild.cli.store",
+    "export": "ocibuild.cli.store",
+    "gc": "ocibuild.cli.store",
+    "rmi": "ocibuild.cli.store",
+    "push": "ocibuild.cli.registry",
+    "pull": "ocibuild.cli.registry",
+    "login": "ocibuild.cli.registry",
+    "logout": "ocibuild.cli.registry",
+    "bench": "ocibuild.cli.bench",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it): starting
+    `ocibuild push` does not pay for the builder, nor `ocibuild recipe` for the registry client."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        import importlib
+
+        commands = {c.name: c for c in importlib.import_module(module_name).COMMANDS}
+        return commands.get(cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="ocibuild")
 @click.option(
     "--store",
@@ -46,20 +82,6 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) 
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-
-
-def _register(module_name: str) -> None:
-    import importlib
-
-    for command in importlib.import_module(module_name).COMMANDS:
-        cli.add_command(command)
-
-
-_register("ocibuild.cli.build")
-_register("ocibuild.cli.store")
-# command modules register here
-_register("ocibuild.cli.bench")
-_register("ocibuild.cli.registry")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
