@@ -1,8 +1,8 @@
 """Product tarballs -> layer entries under the products root, streamed, never unpacked.
 
-Each tarball is decompressed and parsed by a reader thread (bzip2, gzip and xz decompressors
-run outside the GIL, so readers of several tarballs use several cores) that hands members and
-their content to the layer writer through a buffer of bounded size. Entries come in the
+Each tarball is decompressed and parsed by a reader thread that hands members and their content
+to the layer writer through a buffer of bounded size; bzip2 (scisoft's format, and slow) is
+decompressed block by block on every core (`ocibuild.ups.bzip2`), gzip and xz outside the GIL. Entries come in the
 tarball's own order: the tarball is pinned by sha256, so the order is deterministic. A FILE
 entry's content is read from the stream when the writer asks for it, before the next entry.
 
@@ -12,7 +12,6 @@ device and other special files.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import lzma
 import posixpath
@@ -26,7 +25,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
+from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
+from ocibuild.ups.bzip2 import ParallelBzip2Reader
 
 CHUNK = 1 << 20
 READ_AHEAD_BYTES = 32 << 20  # per tarball: what a reader may decompress before it is consumed
@@ -55,7 +56,7 @@ def open_tarball(path: Path) -> Iterator[BinaryIO]:
         magic = raw.read(6)
         raw.seek(0)
         if magic.startswith(b"BZh"):
-            with bz2.BZ2File(raw) as stream:
+            with ParallelBzip2Reader(raw, threads()) as stream:
                 yield stream  # type: ignore[misc]
         elif magic.startswith(b"\x1f\x8b"):
             from isal import igzip

@@ -1,0 +1,181 @@
+"""A UPS bundle into an image: ocibuild against the pullProducts way, same mirror, same run.
+
+A synthetic bundle (ocibuild.ups.synthetic: scisoft's formats, bzip2 tarballs of binary-like
+data; ~30 products, ~2 GB unpacked by default) is served from a scisoft mirror on 127.0.0.1.
+
+  ocibuild                    ocibuild recipe: manifest, parallel downloads, tarballs streamed
+                              into layers (layering: auto), gzip, fresh download cache and store;
+                              then the same build again (everything cached)
+  pullProducts way            what `RUN ./pullProducts /products slf6 bench-v1_00_00 e9 prof` did
+                              in a Dockerfile: curl the manifest and each tarball, `tar xjf`
+                              each into /products, then `umoci repack` the tree into an image
+
+Target: ocibuild at most 0.5x the pullProducts way.
+
+    python3 bench/ups_bench.py [--size-mb 2000] [--products 30] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import Timing, have, table, timed
+
+from ocibuild.ups.synthetic import bench_bundle, write_mirror
+
+RECIPE = """\
+source_date_epoch: 1451606400
+images:
+  - name: localhost/bench/ups:latest
+    layers:
+      - ups: {{bundle: {bundle}, os: slf6, qualifiers: e9, build: prof}}
+"""
+
+
+def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def cpu_timed(name: str, command: str, env: dict[str, str] | None = None) -> tuple[Timing, float]:
+    """`timed`, and the CPU seconds (user + system) the command's processes used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing = timed(name, command, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return timing, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=2000, help="Unpacked size of the bundle.")
+    parser.add_argument("--products", type=int, default=30)
+    parser.add_argument("--workdir", type=Path, help="Mirror and outputs [default: a temp dir].")
+    args = parser.parse_args()
+    for tool in ("curl", "tar", "bzip2", "umoci"):
+        if not have(tool):
+            raise SystemExit(f"{tool} is needed (Debian: apt-get install {tool})")
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="ocibuild-ups-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bundle = bench_bundle(args.size_mb * 1_000_000, args.products)
+    mirror = work / f"mirror-{args.size_mb}mb-{args.products}"
+    cores = len(os.sched_getaffinity(0))
+    if not (mirror / "scisoft" / "bundles").exists():
+        print(
+            f"generating {bundle.spec}: {args.products} products, {args.size_mb} MB unpacked, in {mirror} ...",
+            flush=True,
+        )
+        write_mirror(mirror / "scisoft", [bundle], jobs=cores)
+    tarballs = sorted((mirror / "scisoft" / "packages").rglob("*.tar.bz2"))
+    packed = sum(p.stat().st_size for p in tarballs)
+    server, url = serve(mirror)
+    scisoft = f"{url}/scisoft"
+    python = sys.executable
+    timings: list[Timing] = []
+
+    def fresh(name: str) -> Path:
+        path = work / name
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    cpu: dict[str, float] = {}
+
+    def run(name: str, command: str, env: dict[str, str] | None = None) -> Timing:
+        timing, cpu[name] = cpu_timed(name, command, env)
+        timings.append(timing)
+        return timing
+
+    load_before = os.getloadavg()[0]
+    try:
+        timed("warm-up", f"cat {' '.join(map(str, tarballs))} > /dev/null")
+        # ocibuild: fresh download cache and store, everything through the loopback mirror
+        (work / "ups.yaml").write_text(RECIPE.format(bundle=bundle.spec))
+        (work / "ups.yaml.lock").unlink(missing_ok=True)
+        cache, store = fresh("ocibuild-cache"), fresh("ocibuild-store")
+        ours = run(
+            "ocibuild recipe (download + layers)",
+            f"{python} -m ocibuild -q --store {store} recipe --mirror {scisoft} {work / 'ups.yaml'}",
+            env={**os.environ, "OCIBUILD_CACHE": str(cache)},
+        )
+        again = run(
+            "ocibuild recipe again (all cached)",
+            f"{python} -m ocibuild -q --store {store} recipe --mirror {scisoft} {work / 'ups.yaml'}",
+            env={**os.environ, "OCIBUILD_CACHE": str(cache)},
+        )
+        # the pullProducts way
+        pp = fresh("pullproducts")
+        layout, tree, downloads = pp / "layout", pp / "bundle", pp / "tarballs"
+        downloads.mkdir(parents=True)
+        timed(
+            "umoci setup (not timed)",
+            f"umoci init --layout {layout} && umoci new --image {layout}:base "
+            f"&& umoci unpack --image {layout}:base {tree} && mkdir -p {tree}/rootfs/products",
+        )
+        manifest = f"{scisoft}/bundles/{bundle.name}/{bundle.version}/manifest/{bundle.manifest}"
+        steps = [
+            run(
+                "pullProducts way: curl each tarball",
+                f"curl -sSf -o {pp}/manifest.txt '{manifest}' && "
+                "while read -r product version tarball rest; do "
+                f"curl -sSf -o {downloads}/$tarball {scisoft}/packages/$product/$version/$tarball; "
+                f"done < {pp}/manifest.txt",
+            ),
+            run(
+                "pullProducts way: tar xjf each",
+                f"for t in {downloads}/*.tar.bz2; do tar xjf $t -C {tree}/rootfs/products; done",
+            ),
+            run("pullProducts way: umoci repack", f"umoci repack --image {layout}:ups {tree}"),
+        ]
+        theirs = Timing(
+            "pullProducts way (total)",
+            sum(t.seconds for t in steps),
+            max(t.peak_mb for t in steps),
+        )
+        timings.append(theirs)
+        cpu[theirs.name] = sum(cpu[t.name] for t in steps)
+    finally:
+        server.shutdown()
+    load_after = os.getloadavg()[0]
+
+    print()
+    print(
+        f"bundle: {args.products} products, {args.size_mb} MB unpacked, {packed / 1e6:.0f} MB of "
+        f"bzip2 tarballs; {cores} cores; load average {load_before:.1f} before, "
+        f"{load_after:.1f} after"
+    )
+    print(table(timings, theirs.name))
+    print()
+    for name in (ours.name, theirs.name):
+        print(f"{name}: {cpu[name]:.1f} CPU seconds")
+    ratio = ours.seconds / theirs.seconds
+    print(
+        f"ocibuild vs the pullProducts way: {ratio:.2f}x the time (target <= 0.5x): "
+        f"{'ok' if ratio <= 0.5 else 'MISSED'}"
+    )
+    print(f"ocibuild peak memory: {ours.peak_mb:.0f} MB; unchanged rebuild: {again.seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

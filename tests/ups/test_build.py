@@ -1,0 +1,332 @@
+"""UPS bundles built into images end to end (the `ocibuild recipe` command against a mirror on
+127.0.0.1), checked with the real umoci and podman."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ocibuild.store import Store
+from ocibuild.store.export import export_image
+from tests.podman import Podman
+from tests.ups.conftest import Mirror, ocibuild, store_snapshot
+
+SLF6 = "Linux64bit+2.6-2.12"
+ART_REF = "example.org/hep/art_1_18_03_e9-prof:1"
+ART_TARBALL = "packages/art/v1_18_03/art-1.18.03-slf6-x86_64-e9-prof.tar.bz2"
+
+RECIPE = """\
+source_date_epoch: 1451606400
+images:
+  - name: {ref}
+    layers:
+{shell}      - ups: {{bundle: {bundle}, os: slf6, qualifiers: e9, build: prof, layering: {layering}}}
+{setup}"""
+SHELL = """\
+      - files:
+          - {{src: {busybox}, dest: /bin/sh, mode: "0755"}}
+"""
+SETUP = '    setup: {product: art, version: v1_18_03, qualifiers: "e9:prof"}\n'
+
+
+def write_recipe(
+    path: Path,
+    busybox: Path | None,
+    ref: str = ART_REF,
+    bundle: str = "art-v1_18_03",
+    layering: str = "auto",
+    setup: bool = True,
+) -> Path:
+    """A recipe of the bundle's image (with busybox as /bin/sh when given)."""
+    shell = SHELL.format(busybox=busybox) if busybox else ""
+    text = RECIPE.format(
+        ref=ref, shell=shell, bundle=bundle, layering=layering, setup=SETUP if setup else ""
+    )
+    path.write_text(text)
+    return path
+
+
+def build(recipe: Path, store: Path, mirror: Mirror, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    code = ocibuild("--store", str(store), "-q", "recipe", "--mirror", mirror.url, str(recipe))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def layer_digests(store: Path, ref: str) -> list[str]:
+    return [str(d.digest) for d in Store.open(store).image(ref).manifest.layers]
+
+
+def expected_art_environment() -> dict[str, str]:
+    """What `source /products/setup; setup art v1_18_03 -q e9:prof` gives, by UPS's rules, for
+    the synthetic chain art -> (fhiclcpp -> cetlib -> (boost -> gcc, cetpkgsupport), cetlib,
+    root -> gcc): each table sets <P>_FQ_DIR, <P>_VERSION, <P>_LIB and prepends its lib (and bin
+    when it has programs), then sets up its dependencies in order, each product once."""
+    fq = {
+        "ups": f"/products/ups/v5_1_4/{SLF6}",
+        "gcc": f"/products/gcc/v4_9_3/{SLF6}",
+        "cetpkgsupport": "/products/cetpkgsupport/v1_08_07",
+        "boost": f"/products/boost/v1_57_0/{SLF6}-e9-prof",
+        "cetlib": f"/products/cetlib/v1_15_03/{SLF6}-e9-prof",
+        "fhiclcpp": f"/products/fhiclcpp/v3_12_04/{SLF6}-e9-prof",
+        "root": f"/products/root/v6_04_06/{SLF6}-e9-prof",
+        "art": f"/products/art/v1_18_03/{SLF6}-e9-prof",
+    }
+    versions = {
+        "ups": "v5_1_4",
+        "gcc": "v4_9_3",
+        "cetpkgsupport": "v1_08_07",
+        "boost": "v1_57_0",
+        "cetlib": "v1_15_03",
+        "fhiclcpp": "v3_12_04",
+        "root": "v6_04_06",
+        "art": "v1_18_03",
+    }
+    env = {"PRODUCTS": "/products", "UPS_SHELL": "sh"}
+    for product, version in versions.items():
+        name = product.upper()
+        flavor = "NULL" if product == "cetpkgsupport" else SLF6
+        quals = "" if product in ("ups", "gcc", "cetpkgsupport") else " -q e9:prof"
+        env[f"SETUP_{name}"] = f"{product} {version} -f {flavor}{quals} -z /products"
+        env[f"{name}_DIR"] = f"/products/{product}/{version}"
+        env[f"{name}_FQ_DIR"] = fq[product]
+        env[f"{name}_VERSION"] = version
+        if product not in ("ups", "cetpkgsupport"):
+            env[f"{name}_LIB"] = f"{fq[product]}/lib"
+    setup_order = ["art", "fhiclcpp", "cetlib", "boost", "gcc", "root"]
+    env["LD_LIBRARY_PATH"] = ":".join(f"{fq[p]}/lib" for p in reversed(setup_order))
+    env["PATH"] = ":".join(f"{fq[p]}/bin" for p in ["root", "gcc", "art", "ups"])
+    return env
+
+
+def test_art_bundle_image(
+    tmp_path: Path,
+    mirror: Mirror,
+    busybox: Path,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    recipe = write_recipe(tmp_path / "art.yaml", busybox)
+    store = tmp_path / "store"
+    build(recipe, store, mirror, capsys)
+
+    bundle = tmp_path / "bundle"
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{store}:{ART_REF}", str(bundle)],
+        check=True,
+        capture_output=True,
+    )
+    rootfs = bundle / "rootfs"
+    # the tree pullProducts leaves
+    assert (rootfs / "products/setup").is_file()
+    assert "VERSION_SUBDIR = 1" in (rootfs / "products/.upsfiles/dbconfig").read_text()
+    products = sorted(p.name for p in (rootfs / "products").iterdir() if not p.name.startswith("."))
+    assert products == [
+        "art",
+        "boost",
+        "cetlib",
+        "cetpkgsupport",
+        "fhiclcpp",
+        "gcc",
+        "root",
+        "setup",
+        "ups",
+    ]
+    assert sorted(p.name for p in (rootfs / "products/art").iterdir()) == [
+        "v1_18_03",
+        "v1_18_03.version",
+    ]
+    assert [p.name for p in (rootfs / "products/art/v1_18_03.version").iterdir()] == [
+        f"{SLF6}_e9_prof"
+    ]
+    assert [p.name for p in (rootfs / "products/gcc/v4_9_3.version").iterdir()] == [f"{SLF6}_"]
+    assert (rootfs / "products/art/v1_18_03/ups/art.table").is_file()
+    program = rootfs / f"products/art/v1_18_03/{SLF6}-e9-prof/bin/art"
+    assert program.stat().st_mode & 0o777 == 0o755
+    profile = (rootfs / "etc/profile.d/ups-setup.sh").read_text()
+    assert ". /products/setup\n  setup art v1_18_03 -q e9:prof\n" in profile
+    # the frozen environment
+    env = dict(
+        e.split("=", 1) for e in json.loads((bundle / "config.json").read_text())["process"]["env"]
+    )
+    env.pop("TERM", None)  # umoci's runtime config adds it
+    assert env == expected_art_environment()
+    lock = json.loads((tmp_path / "art.yaml.lock").read_text())["files"]
+    assert f"{mirror.url}/{ART_TARBALL}" in lock
+
+
+def test_podman_runs_a_product_program_without_a_login_shell(
+    tmp_path: Path,
+    mirror: Mirror,
+    busybox: Path,
+    podman: Podman,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = tmp_path / "store"
+    build(write_recipe(tmp_path / "art.yaml", busybox), store, mirror, capsys)
+    archive = tmp_path / "art.tar"
+    tag = "localhost/ocibuild-ups/art:1"
+    export_image(Store.open(store), ART_REF, "oci-archive", archive, [tag])
+    podman("load", "-i", str(archive))
+    try:
+        out = podman.run(tag, "art")  # found on the image's PATH; not a login shell
+        ld_path = expected_art_environment()["LD_LIBRARY_PATH"]
+        assert out.splitlines() == [
+            "art v1_18_03 e9:prof",
+            "ART_DIR=/products/art/v1_18_03",
+            f"LD_LIBRARY_PATH={ld_path}",
+        ]
+    finally:
+        podman("rmi", tag)
+
+
+def test_two_bundles_share_the_layers_of_their_common_products(
+    tmp_path: Path,
+    mirror: Mirror,
+    busybox: Path,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    art = write_recipe(tmp_path / "art.yaml", busybox, layering="product", setup=False)
+    nu = write_recipe(
+        tmp_path / "nu.yaml",
+        busybox,
+        ref="example.org/hep/nu:1",
+        bundle="nu-v1_20_02",
+        layering="product",
+        setup=False,
+    )
+    build(art, tmp_path / "s1", mirror, capsys)
+    build(nu, tmp_path / "s2", mirror, capsys)
+    art_layers = layer_digests(tmp_path / "s1", ART_REF)
+    nu_layers = layer_digests(tmp_path / "s2", "example.org/hep/nu:1")
+    assert len(art_layers) == 1 + 8 and len(nu_layers) == 1 + 9
+    assert set(art_layers) < set(nu_layers)  # built in separate stores: same bytes, same digests
+
+
+def test_a_cached_rebuild_writes_and_downloads_nothing(
+    tmp_path: Path,
+    mirror: Mirror,
+    busybox: Path,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    recipe = write_recipe(tmp_path / "art.yaml", busybox)
+    store = tmp_path / "store"
+    first = build(recipe, store, mirror, capsys)
+    before = store_snapshot(store)
+    lock = (tmp_path / "art.yaml.lock").read_bytes()
+    requests = len(mirror.requests)
+    assert build(recipe, store, mirror, capsys) == first
+    assert store_snapshot(store) == before
+    assert (tmp_path / "art.yaml.lock").read_bytes() == lock
+    assert len(mirror.requests) == requests
+
+
+def bad_tarball(path: Path, members: list[tuple[str, bytes, str]]) -> None:
+    """Replace a tarball by one with the given (name, type, link) members."""
+    with tarfile.open(path, "w:bz2") as tar:
+        for name, kind, link in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = link
+            tar.addfile(info)
+
+
+BROKEN = {
+    "dotdot": (
+        lambda root: bad_tarball(
+            root / ART_TARBALL, [("art/v1_18_03/../../../etc/passwd", tarfile.REGTYPE, "")]
+        ),
+        "art v1_18_03: {url}/"
+        + ART_TARBALL
+        + ": member 'art/v1_18_03/../../../etc/passwd' contains '..'",
+    ),
+    "escaping-symlink": (
+        lambda root: bad_tarball(
+            root / ART_TARBALL, [("art/v1_18_03/lib", tarfile.SYMTYPE, "../../../../etc")]
+        ),
+        "art v1_18_03: {url}/"
+        + ART_TARBALL
+        + ": symlink 'art/v1_18_03/lib' -> '../../../../etc' leaves /products",
+    ),
+    "truncated": (
+        lambda root: (root / ART_TARBALL).write_bytes((root / ART_TARBALL).read_bytes()[:-200]),
+        "art v1_18_03: {url}/" + ART_TARBALL + ": not a readable tarball (truncated or damaged?)",
+    ),
+    "manifest-missing": (
+        lambda root: shutil.rmtree(root / "bundles/art"),
+        "manifest of art-v1_18_03: found at neither location: {url}/bundles/art/v1_18_03/manifest/"
+        f"art-1.18.03-{SLF6}-e9-prof_MANIFEST.txt: HTTP 404 File not found; "
+        f"{{url}}/manifest/art/v1_18_03/art-1.18.03-{SLF6}-e9-prof_MANIFEST.txt: HTTP 404",
+    ),
+    "product-404": (
+        lambda root: (
+            root / "packages/cetlib/v1_15_03/cetlib-1.15.03-slf6-x86_64-e9-prof.tar.bz2"
+        ).unlink(),
+        "cetlib v1_15_03: {url}/packages/cetlib/v1_15_03/cetlib-1.15.03-slf6-x86_64-e9-prof.tar.bz2: HTTP 404",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_mirrors_give_clear_errors_and_write_nothing(
+    case: str,
+    tmp_path: Path,
+    own_mirror: Mirror,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = tmp_path / "store"
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "images:\n  - name: a/good\n    layers:\n      - files: [{content: ok, dest: /ok}]\n"
+    )
+    assert ocibuild("--store", str(store), "-q", "recipe", str(good)) == 0
+    before = store_snapshot(store)
+    change, message = BROKEN[case]
+    change(own_mirror.root / "scisoft")
+    # one layer: an error found while streaming a tarball discards that layer, but layers
+    # written alongside it stay in the store, unreferenced, until `ocibuild gc`
+    recipe = write_recipe(tmp_path / "art.yaml", None, layering="bundle", setup=False)
+    capsys.readouterr()
+    code = ocibuild("--store", str(store), "-q", "recipe", "--mirror", own_mirror.url, str(recipe))
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message.format(url=own_mirror.url) in err, err
+    assert store_snapshot(store) == before
+    assert not (tmp_path / "art.yaml.lock").exists()
+
+
+def test_a_tarball_changed_since_the_lock_is_refused(
+    tmp_path: Path,
+    own_mirror: Mirror,
+    busybox: Path,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = tmp_path / "store"
+    recipe = write_recipe(tmp_path / "art.yaml", busybox)
+    build(recipe, store, own_mirror, capsys)
+    before = store_snapshot(store)
+    lock = (tmp_path / "art.yaml.lock").read_bytes()
+    root = own_mirror.root / "scisoft"
+    (root / ART_TARBALL).write_bytes(
+        (root / "packages/gcc/v4_9_3/gcc-4.9.3-slf6-x86_64.tar.bz2").read_bytes()
+    )
+    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path / "other-cache"))  # another machine
+    code = ocibuild("--store", str(store), "-q", "recipe", "--mirror", own_mirror.url, str(recipe))
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"art v1_18_03: {own_mirror.url}/{ART_TARBALL} changed: got sha256" in err, err
+    assert "--update-lock" in err
+    assert store_snapshot(store) == before
+    assert (tmp_path / "art.yaml.lock").read_bytes() == lock

@@ -1,0 +1,384 @@
+"""The environment UPS's `setup` gives, computed from `.version` and `.table` files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ocibuild.errors import Origin, SourceError
+from ocibuild.recipe.model import SetupSpec
+from ocibuild.ups.database import Database, flavor_fallbacks, host_flavor
+from ocibuild.ups.environment import Request, UpsEnvironment
+from ocibuild.ups.setup import frozen_environment, setup_command
+
+SLF6 = "Linux64bit+2.6-2.12"
+
+
+class Files(dict[str, bytes]):
+    """An image's files under /products, as `LowerFS` gives them."""
+
+    def declare(
+        self,
+        product: str,
+        version: str,
+        table: str | None,
+        flavor: str = SLF6,
+        quals: str = "",
+        extra_files: tuple[str, ...] = (),
+    ) -> None:
+        name = flavor + "_" + "_".join(q for q in quals.split(":") if q)
+        table_file = f"{product}.table" if table is not None else "none"
+        self[f"products/{product}/{version}.version/{name}"] = (
+            f"FILE = version\nPRODUCT = {product}\nVERSION = {version}\n\n"
+            f'FLAVOR = {flavor}\nQUALIFIERS = "{quals}"\n  PROD_DIR = {product}/{version}\n'
+            f"  UPS_DIR = ups\n  TABLE_FILE = {table_file}\n"
+        ).encode()
+        if table is not None:
+            self[f"products/{product}/{version}/ups/{product}.table"] = table.encode()
+        for path in extra_files:
+            self[f"products/{product}/{version}/{path}"] = b"x"
+
+    def read(self, path: str) -> bytes | None:
+        return self.get(path.lstrip("/"))
+
+    def collect(self, match: Callable[[str], bool]) -> dict[str, bytes]:
+        return {p: d for p, d in self.items() if match(p)}
+
+
+class Messages(list[str]):
+    def __call__(self, event: str, /, **fields: Any) -> None:
+        if event == "message":
+            self.append(f"{fields.get('level', 'info')}: {fields['message']}")
+
+    def warnings(self) -> list[str]:
+        return [m for m in self if m.startswith("warning: ")]
+
+
+def simple_table(product: str, body: str, flavor: str = "ANY", quals: str = "") -> str:
+    return (
+        f'File=Table\nProduct={product}\nGroup:\nFlavor={flavor}\nQualifiers="{quals}"\n'
+        f"Common:\n  Action=setup\n{body}End:\n"
+    )
+
+
+def setup(
+    files: Files,
+    product: str,
+    version: str = "",
+    quals: str = "",
+    env: dict[str, str] | None = None,
+) -> tuple[dict[str, str], Messages]:
+    messages = Messages()
+    spec = SetupSpec(product, version, quals, origin=Origin("r.yaml", 7))
+    result = frozen_environment(files, spec, messages, base_env=env or {"PATH": "/usr/bin:/bin"})
+    return result, messages
+
+
+@pytest.fixture
+def chain() -> Files:
+    """lar -> (larcore -> art, art -> tbb (current chain), gcc NULL-less)"""
+    files = Files()
+    files.declare(
+        "ups",
+        "v5_1_4",
+        simple_table(
+            "ups", "    setupEnv()\n    prodDir()\n    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n"
+        ),
+    )
+    files.declare(
+        "gcc",
+        "v4_9_3",
+        simple_table(
+            "gcc",
+            "    prodDir()\n    setupEnv()\n"
+            "    envSet(GCC_FQ_DIR, ${UPS_PROD_DIR}/${UPS_PROD_FLAVOR})\n"
+            "    pathPrepend(PATH, ${GCC_FQ_DIR}/bin)\n"
+            '    if ( test `uname` = "Darwin" )\n'
+            "      envPrepend(DYLD_LIBRARY_PATH, ${GCC_FQ_DIR}/lib)\n"
+            "    else()\n"
+            "      envPrepend(LD_LIBRARY_PATH, ${GCC_FQ_DIR}/lib64)\n"
+            '    endif ( test `uname` = "Darwin" )\n',
+        ),
+    )
+    files.declare(
+        "tbb",
+        "v4_3_6",
+        simple_table(
+            "tbb",
+            "    setupEnv()\n    prodDir()\n    envPrepend(LD_LIBRARY_PATH, ${TBB_DIR}/lib)\n",
+            quals="e9",
+        ),
+        quals="e9",
+    )
+    files["products/tbb/current.chain/" + SLF6 + "_e9"] = (
+        f'FILE = chain\nPRODUCT = tbb\nCHAIN = current\nFLAVOR = {SLF6}\nVERSION = v4_3_6\nQUALIFIERS = "e9"\n'
+    ).encode()
+    files.declare(
+        "art",
+        "v1_17_05",
+        "File=Table\nProduct=art\nGroup:\n"
+        "Flavor=ANY\nQualifiers=e9:prof\n  _fq = e9-prof\n"
+        "  Action=ExtraSetup\n    setupRequired( gcc v4_9_3 )\n    setupRequired( tbb -q +e9 )\n"
+        "Flavor=ANY\nQualifiers=e9:debug\n  _fq = e9-debug\n"
+        "Common:\n  Action=setup\n    setupenv()\n    proddir()\n"
+        "    envSet(ART_FQ_DIR, ${UPS_PROD_DIR}/${UPS_PROD_FLAVOR}-${_fq})\n"
+        "    exeActionRequired(ExtraSetup)\n"
+        "    envPrepend(LD_LIBRARY_PATH, ${ART_FQ_DIR}/lib)\n"
+        "    pathPrepend(PATH, ${ART_FQ_DIR}/bin)\n"
+        "    envSet(ART_QUALS, ${UPS_REQ_QUALIFIERS})\nEnd:\n",
+        quals="e9:prof",
+    )
+    files.declare(
+        "larcore",
+        "v04_31_00",
+        simple_table(
+            "larcore",
+            "    setupenv()\n    proddir()\n    setupRequired( art v1_17_05 -q ${UPS_REQ_QUALIFIERS} )\n"
+            "    envSet(LARCORE_INC, ${LARCORE_DIR}/include)\n"
+            "    pathPrepend(FHICL_FILE_PATH, ${LARCORE_DIR}/fcl)\n"
+            "    pathPrepend(FHICL_FILE_PATH, .)\n"
+            "    pathAppend(FHICL_FILE_PATH, ${LARCORE_DIR}/fcl)\n",
+            quals="e9:prof",
+        ),
+        quals="e9:prof",
+    )
+    files.declare(
+        "lar",
+        "v04_31_00",
+        simple_table(
+            "lar",
+            "    setupEnv()\n    prodDir()\n"
+            "    setupRequired( larcore v04_31_00 -q +e9:+prof )\n"
+            "    setupRequired( art v1_17_05 -q +e9:+prof )\n"
+            "    envSetIfNotSet(EXPERIMENT, uboone)\n"
+            "    envSetIfNotSet(LANG, C)\n"
+            "    envAppend(LD_LIBRARY_PATH, ${LAR_DIR}/lib)\n"
+            "    envRemove(LD_LIBRARY_PATH, /products/tbb/v4_3_6/lib)\n"
+            "    envUnset(GONE)\n"
+            "    pathPrepend(PATH, ${LAR_DIR}/bin)\n",
+            quals="e9:prof",
+        ),
+        quals="e9:prof",
+    )
+    return files
+
+
+def test_chain_environment(chain: Files) -> None:
+    env, messages = setup(
+        chain,
+        "lar",
+        "v04_31_00",
+        "e9:prof",
+        {"PATH": "/usr/bin:/bin", "GONE": "x", "LANG": "en_US"},
+    )
+    gcc = f"/products/gcc/v4_9_3/{SLF6}"
+    art = f"/products/art/v1_17_05/{SLF6}-e9-prof"
+    assert env == {
+        "PATH": f"/products/lar/v04_31_00/bin:{art}/bin:{gcc}/bin:/products/ups/v5_1_4/bin:/usr/bin:/bin",
+        "LD_LIBRARY_PATH": f"{art}/lib:{gcc}/lib64:/products/lar/v04_31_00/lib",
+        "PRODUCTS": "/products",
+        "UPS_SHELL": "sh",
+        "LANG": "en_US",
+        "EXPERIMENT": "uboone",
+        "SETUP_UPS": f"ups v5_1_4 -f {SLF6} -z /products",
+        "UPS_DIR": "/products/ups/v5_1_4",
+        "SETUP_LAR": f"lar v04_31_00 -f {SLF6} -q e9:prof -z /products",
+        "LAR_DIR": "/products/lar/v04_31_00",
+        "SETUP_LARCORE": f"larcore v04_31_00 -f {SLF6} -q e9:prof -z /products",
+        "LARCORE_DIR": "/products/larcore/v04_31_00",
+        "LARCORE_INC": "/products/larcore/v04_31_00/include",
+        "FHICL_FILE_PATH": ".:/products/larcore/v04_31_00/fcl",
+        "SETUP_ART": f"art v1_17_05 -f {SLF6} -q e9:prof -z /products",
+        "ART_DIR": "/products/art/v1_17_05",
+        "ART_FQ_DIR": art,
+        "ART_QUALS": "e9:prof",
+        "SETUP_GCC": f"gcc v4_9_3 -f {SLF6} -z /products",
+        "GCC_DIR": "/products/gcc/v4_9_3",
+        "GCC_FQ_DIR": gcc,
+        "SETUP_TBB": f"tbb v4_3_6 -f {SLF6} -q e9 -z /products",
+        "TBB_DIR": "/products/tbb/v4_3_6",
+    }
+    assert messages.warnings() == []
+
+
+def test_setup_command_of_the_profile_script() -> None:
+    assert setup_command(SetupSpec("art", "v1_18_03", "e9:prof")) == "setup art v1_18_03 -q e9:prof"
+    assert setup_command(SetupSpec("gcc", "v4_9_3")) == "setup gcc v4_9_3"
+    assert setup_command(SetupSpec("tbb", "", "e9")) == "setup tbb -q e9"
+
+
+def test_current_chain_and_only_version(chain: Files) -> None:
+    env, _ = setup(chain, "tbb", quals="e9")
+    assert env["TBB_DIR"] == "/products/tbb/v4_3_6"
+    env, _ = setup(chain, "gcc")
+    assert env["GCC_DIR"] == "/products/gcc/v4_9_3"
+
+
+def test_missing_products_name_the_table_line_and_recipe(chain: Files) -> None:
+    with pytest.raises(
+        SourceError, match=r"r.yaml:7: setup nosuch v1_0_0: no product nosuch in /products"
+    ):
+        setup(chain, "nosuch", "v1_0_0")
+    with pytest.raises(
+        SourceError,
+        match=r"r.yaml:7: setup art v1_17_05 -q e9:debug:.*declared: v1_17_05 -f .* -q e9:prof",
+    ):
+        setup(chain, "art", "v1_17_05", "e9:debug")
+    chain.declare("broken", "v1", simple_table("broken", "    setupRequired( gone v2 -q e9 )\n"))
+    with pytest.raises(
+        SourceError,
+        match=r"/products/broken/v1/ups/broken.table:8: setup gone v2 -q e9: no product gone",
+    ):
+        setup(chain, "broken", "v1")
+
+
+def test_optional_missing_and_conflicting_versions(chain: Files) -> None:
+    chain.declare(
+        "opt",
+        "v1",
+        simple_table(
+            "opt",
+            "    setupOptional( gdb v7_10 )\n"
+            "    setupRequired( gcc v4_9_3 )\n"
+            "    setupRequired( gcc v5_2_0 )\n"
+            "    exeActionOptional(Nothing)\n",
+        ),
+    )
+    env, messages = setup(chain, "opt", "v1")
+    assert env["SETUP_GCC"].startswith("gcc v4_9_3 ")
+    assert "SETUP_GDB" not in env
+    assert any("optional gdb v7_10 not found" in m for m in messages)
+    assert messages.warnings() == [
+        "warning: /products/opt/v1/ups/opt.table:10: gcc v5_2_0 asked, but gcc v4_9_3 is already "
+        "set up; keeping it"
+    ]
+    chain.declare("req", "v1", simple_table("req", "    exeActionRequired(Nothing)\n"))
+    with pytest.raises(
+        SourceError, match=r"req.table:8: exeActionRequired\(Nothing\): no action 'nothing'"
+    ):
+        setup(chain, "req", "v1")
+
+
+def test_conditions_on_the_products_tree(chain: Files) -> None:
+    chain.declare(
+        "cond",
+        "v1",
+        simple_table(
+            "cond",
+            "    if ( test -d ${UPS_PROD_DIR}/lib64 )\n      envSet(LIB, lib64)\n"
+            "    else()\n      envSet(LIB, lib)\n    endif ( test -d ${UPS_PROD_DIR}/lib64 )\n"
+            "    if ( test -f ${UPS_PROD_DIR}/lib64/libx.so -a ! -z ${UPS_PROD_NAME} )\n      envSet(HAS_X, yes)\n"
+            "    endif ( ... )\n"
+            "    if ( [ ${UPS_PROD_VERSION} != v2 ] )\n      envSet(NOT_V2, yes)\n    endif ( ... )\n"
+            '    if ( test `lsb_release -si` = "Ubuntu" )\n      envSet(UBUNTU, yes)\n'
+            "    else()\n      envSet(OTHER, yes)\n    endif ( ... )\n"
+            "    if ( sh -c 'for d in lib;do [ -d ${UPS_PROD_DIR}/$d ] && exit;done;exit 1' )\n"
+            "      envSet(SHELL_TEST, yes)\n    endif ( ... )\n"
+            "    if ( test -d /usr/lib64 )\n      envSet(OUTSIDE, yes)\n    endif ( ... )\n",
+        ),
+        extra_files=("lib64/libx.so",),
+    )
+    env, messages = setup(chain, "cond", "v1")
+    assert (env["LIB"], env["HAS_X"], env["NOT_V2"], env["OTHER"]) == ("lib64", "yes", "yes", "yes")
+    assert not {"UBUNTU", "SHELL_TEST", "OUTSIDE"} & set(env)
+    warnings = messages.warnings()
+    assert len(warnings) == 3
+    assert "cond.table:19: cannot evaluate if ( test `lsb_release -si`" in warnings[0]
+    assert "taking it as false" in warnings[0]
+    assert "cond.table:24: cannot evaluate if ( sh -c" in warnings[1]
+    assert "cond.table:27: cannot evaluate if ( test -d /usr/lib64 )" in warnings[2]
+
+
+def test_what_cannot_be_frozen_is_warned_about_and_skipped(chain: Files) -> None:
+    chain.declare(
+        "odd",
+        "v1",
+        simple_table(
+            "odd",
+            "    addAlias(lar, lar -c)\n"
+            "    sourceRequired(${UPS_PROD_DIR}/setup.sh, UPS_ENV)\n"
+            "    Execute(echo hi, NO_UPS_ENV)\n"
+            "    pathPrepend(MANPATH, `cd ${UPS_PROD_DIR};pwd`/man)\n"
+            "    frobnicate(X)\n"
+            "    envSet(KEPT, ${UPS_PROD_DIR})\n",
+        ),
+    )
+    env, messages = setup(chain, "odd", "v1")
+    assert env["KEPT"] == "/products/odd/v1"
+    assert "MANPATH" not in env
+    assert [w.split(": ", 2)[2] for w in messages.warnings()] == [
+        "addAlias(lar, lar -c): skipped (aliases exist only in interactive shells)",
+        "sourceRequired(${UPS_PROD_DIR}/setup.sh, UPS_ENV): skipped (a sourced script cannot be frozen)",
+        "Execute(echo hi, NO_UPS_ENV): skipped (commands are not run at build time)",
+        "pathPrepend(MANPATH, `cd ${UPS_PROD_DIR};pwd`/man): skipped, it needs a shell (a command substitution)",
+        "frobnicate(X): unknown UPS action frobnicate, skipped",
+    ]
+    assert all("/products/odd/v1/ups/odd.table:" in w for w in messages.warnings())
+
+
+def test_product_without_table_and_flavor_fallback(chain: Files) -> None:
+    chain.declare("data", "v1_00", None, flavor="NULL")
+    chain.declare("tool", "v2", None, flavor="Linux64bit+2.6")
+    chain.declare("tool", "v2", None, flavor="NULL")
+    env, _ = setup(chain, "data", "v1_00")
+    assert env["SETUP_DATA"] == "data v1_00 -f NULL -z /products"
+    assert env["DATA_DIR"] == "/products/data/v1_00"
+    env, _ = setup(chain, "tool", "v2")
+    assert env["SETUP_TOOL"] == "tool v2 -f Linux64bit+2.6 -z /products"
+
+
+def test_optional_qualifiers_and_just_this_product(chain: Files) -> None:
+    chain.declare(
+        "py",
+        "v1",
+        simple_table(
+            "py",
+            "    setupRequired( art v1_17_05 -q +e9:?py2:+prof )\n"
+            "    setupRequired( -j larcore v04_31_00 -q e9:prof )\n",
+        ),
+    )
+    env, _ = setup(chain, "py", "v1")
+    assert env["SETUP_ART"] == f"art v1_17_05 -f {SLF6} -q e9:prof -z /products"
+    assert env["SETUP_LARCORE"].startswith("larcore v04_31_00")
+
+
+def test_host_flavor() -> None:
+    assert flavor_fallbacks(SLF6) == [SLF6, "Linux64bit+2.6", "Linux64bit", "NULL", "ANY"]
+    assert flavor_fallbacks("Darwin64bit+14") == ["Darwin64bit+14", "Darwin64bit", "NULL", "ANY"]
+    files = Files()
+    files.declare("a", "v1", None, flavor="Linux64bit+2.6")
+    files.declare("b", "v1", None, flavor=SLF6)
+    files.declare("c", "v1", None, flavor="NULL")
+    assert host_flavor(Database("products", files)) == SLF6
+    files.declare("d", "v1", None, flavor="Linux64bit+3.10-2.17")
+    with pytest.raises(SourceError, match="flavors that cannot run together"):
+        host_flavor(Database("products", files))
+    with pytest.raises(
+        SourceError, match=r"r.yaml:7: setup a v1: /products holds products of flavors"
+    ):
+        setup(files, "a", "v1")
+
+
+def test_empty_tree_is_an_error() -> None:
+    with pytest.raises(
+        SourceError, match=r"r.yaml:7: setup art v1: no UPS products declared in /products"
+    ):
+        setup(Files({"etc/passwd": b""}), "art", "v1")
+
+
+def test_dependency_loops_stop(chain: Files) -> None:
+    chain.declare("x", "v1", simple_table("x", "    exeActionRequired(setup)\n"))
+    with pytest.raises(SourceError, match="too deep"):
+        setup(chain, "x", "v1")
+
+
+def test_request_parsing_through_setup_required() -> None:
+    files = Files()
+    files.declare("a", "v1", simple_table("a", '    setupRequired("b v2 -qe9:prof -f NULL")\n'))
+    files.declare("b", "v2", None, flavor="NULL", quals="e9:prof")
+    db = Database("products", files, files)
+    env = UpsEnvironment(db, {}, host_flavor(db), Messages())
+    env.setup(Request("a", "v1", via="test"))
+    assert env.env["SETUP_B"] == "b v2 -f NULL -q e9:prof -z /products"

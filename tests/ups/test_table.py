@@ -1,0 +1,198 @@
+"""Parsing `.version`, `.chain` and `.table` files in the forms scisoft's products use."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocibuild.errors import SourceError
+from ocibuild.ups.declaration import Instance, parse_declaration
+from ocibuild.ups.table import Command, parse_table, split_args
+
+VERSION = """\
+FILE = version
+PRODUCT = larcore
+VERSION = v04_31_00
+
+#*************************************************
+#
+FLAVOR = Linux64bit+2.6-2.12
+QUALIFIERS = "e9:prof"
+  DECLARER = products
+  DECLARED = 2015-12-01 18.13.03 GMT
+  PROD_DIR = larcore/v04_31_00
+  UPS_DIR = ups
+  TABLE_FILE = larcore.table
+
+FLAVOR = Linux64bit+2.6-2.12
+QUALIFIERS = "e9:debug"
+  PROD_DIR = larcore/v04_31_00
+  UPS_DIR = ups
+  TABLE_FILE = larcore.table
+"""
+
+
+def test_version_file_instances() -> None:
+    instances = parse_declaration(VERSION, "/products/larcore/v04_31_00.version/x")
+    assert instances == [
+        Instance(
+            "larcore",
+            "v04_31_00",
+            "Linux64bit+2.6-2.12",
+            "e9:prof",
+            "larcore/v04_31_00",
+            "ups",
+            "larcore.table",
+            source="/products/larcore/v04_31_00.version/x",
+        ),
+        Instance(
+            "larcore",
+            "v04_31_00",
+            "Linux64bit+2.6-2.12",
+            "e9:debug",
+            "larcore/v04_31_00",
+            "ups",
+            "larcore.table",
+            source="/products/larcore/v04_31_00.version/x",
+        ),
+    ]
+
+
+def test_chain_file() -> None:
+    text = 'FILE = chain\nPRODUCT = ups\nCHAIN = current\n\nFLAVOR = NULL\nVERSION = v5_1_4\nQUALIFIERS = ""\n'
+    (instance,) = parse_declaration(text, "c")
+    assert (instance.product, instance.version, instance.flavor) == ("ups", "v5_1_4", "NULL")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FILE = table\nPRODUCT = x\n", "not a UPS version or chain file"),
+        ("FILE = version\nVERSION = v1\nFLAVOR = NULL\n", "no PRODUCT"),
+        ("FILE = version\nPRODUCT = x\nFLAVOR = NULL\n", "has no VERSION"),
+        ("FILE = version\nPRODUCT x\n", r"f:2: expected KEY = value"),
+    ],
+)
+def test_bad_declaration(text: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        parse_declaration(text, "f")
+
+
+# A table in the form cetbuildtools wrote for scisoft's products: a Group of per-qualifier
+# instances with their own actions, Common actions for all of them.
+GROUP_TABLE = """\
+File=Table
+Product=larcore
+
+#*************************************************
+# Starting Group definition
+Group:
+
+Flavor=ANY
+Qualifiers=e9:prof
+  _fqbits = e9-prof
+
+  Action=DefineFQ
+    envSet (LARCORE_FQ_DIR, ${UPS_PROD_DIR}/${UPS_PROD_FLAVOR}-${_fqbits})
+
+  Action = ExtraSetup
+    setupRequired( art v1_17_05 -q +e9:+prof )
+
+Flavor=ANY
+Qualifiers="e9:debug"
+
+  Action=DefineFQ
+    envSet (LARCORE_FQ_DIR, ${UPS_PROD_DIR}/${UPS_PROD_FLAVOR}-e9-debug)
+
+Common:
+   Action=setup
+      setupenv()
+      proddir()
+      ExeActionRequired(DefineFQ)
+      if ( test `uname` = "Darwin" )
+        envPrepend(DYLD_LIBRARY_PATH, ${LARCORE_FQ_DIR}/lib)
+      else()
+        envPrepend(LD_LIBRARY_PATH, ${LARCORE_FQ_DIR}/lib)
+      endif ( test `uname` = "Darwin" )
+      exeActionRequired(ExtraSetup)
+End:
+# End Group definition
+#*************************************************
+"""
+
+
+def test_group_table() -> None:
+    table = parse_table(GROUP_TABLE, "/products/larcore/v04_31_00/ups/larcore.table")
+    assert table.product == "larcore"
+    prof, debug = table.instances
+    assert (prof.flavor, prof.qualifiers, debug.qualifiers) == ("ANY", "e9:prof", "e9:debug")
+    assert prof.variables == {"_fqbits": "e9-prof"}
+    assert list(prof.actions) == ["definefq", "extrasetup", "setup"]
+    assert list(debug.actions) == ["definefq", "setup"]
+    setup = prof.actions["setup"]
+    assert [c.name for c in setup] == [
+        "setupenv",
+        "proddir",
+        "exeactionrequired",
+        "if",
+        "envprepend",
+        "else",
+        "envprepend",
+        "endif",
+        "exeactionrequired",
+    ]
+    assert setup[3] == Command(
+        "if", ('test `uname` = "Darwin"',), 'if ( test `uname` = "Darwin" )', 29
+    )
+    assert prof.actions["definefq"][0].args == (
+        "LARCORE_FQ_DIR",
+        "${UPS_PROD_DIR}/${UPS_PROD_FLAVOR}-${_fqbits}",
+    )
+    assert prof.actions["extrasetup"][0].args == ("art v1_17_05 -q +e9:+prof",)
+
+
+# The older form: instances without a Group, keywords in capitals.
+FLAT_TABLE = """\
+FILE=TABLE
+PRODUCT=cigetcert
+VERSION=v1_16_1
+#---------------------
+FLAVOR = NULL
+QUALIFIERS = ""
+
+ACTION=SETUP
+    setupEnv()
+    pathPrepend(PATH, ${UPS_PROD_DIR}/bin, :)
+    pathPrepend(MANPATH, `cd ${UPS_PROD_DIR};pwd`/man)
+ACTION=BUILD
+    Execute(cd ${UPS_PROD_DIR} && ups/build, NO_UPS_ENV)
+"""
+
+
+def test_flat_table() -> None:
+    (instance,) = parse_table(FLAT_TABLE, "t").instances
+    assert (instance.flavor, instance.qualifiers) == ("NULL", "")
+    assert set(instance.actions) == {"setup", "build"}
+    assert instance.actions["setup"][1].args == ("PATH", "${UPS_PROD_DIR}/bin", ":")
+    assert instance.actions["build"][0].args == ("cd ${UPS_PROD_DIR} && ups/build", "NO_UPS_ENV")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("File=Table\nProduct=x\nsetupEnv()\n", r"t:3: setupEnv\(...\) outside an Action"),
+        ("File=Table\nProduct=x\nCommon:\n", "t:3: Common: outside a Group:"),
+        ("File=Table\nQualifiers=e9\n", "t:2: Qualifiers= before any Flavor="),
+        ("File=Table\nFlavor=ANY\nAction=setup\n  envSet(A\n", r"t:4: cannot read 'envSet\(A'"),
+    ],
+)
+def test_bad_table(text: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        parse_table(text, "t")
+
+
+def test_split_args() -> None:
+    assert split_args("") == []
+    assert split_args(" PATH , ${X}/bin ") == ["PATH", "${X}/bin"]
+    assert split_args('ARCH,"$CXXFLAGS -O2, -g"') == ["ARCH", "$CXXFLAGS -O2, -g"]
+    assert split_args("sh -c 'a, b'") == ["sh -c 'a, b'"]
+    assert split_args("X, `f(a, b)`") == ["X", "`f(a, b)`"]
