@@ -56,6 +56,7 @@ class BuiltLayer:
     diff_id: str
     description: str
     cached: bool
+    cache_entry: tuple[str, CachedLayer] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,11 @@ class _Builder:
         self.report("image", ref=refs[0], status="building")
         started = time.monotonic()
         base = self.base(recipe, image)
-        result = self.assemble(recipe, image, base, refs, lock)
+        try:
+            result = self.assemble(recipe, image, base, refs, lock)
+        except BaseException:
+            self.store.discard_staged()
+            raise
         self.built[refs[0]] = result
         cached = sum(1 for layer in result.layers if layer.cached)
         self.report(
@@ -247,7 +252,8 @@ class _Builder:
                 self.store, [*base.layers, *(layer.descriptor for layer in built_layers)]
             )
             env = frozen_environment(lower, image.setup, self.report, base_env=runtime.env_dict())
-            runtime = runtime.with_env(env)
+            # the whole environment after setup: what envUnset removed is gone
+            runtime = replace(runtime, env=tuple(f"{k}={v}" for k, v in env.items()))
         runtime = apply_image_settings(runtime, image)
         history = list(base.history)
         if len(history) != len(base.config.diff_ids):
@@ -312,12 +318,12 @@ class _Builder:
         return pool.submit(self.write, key, plan, compression, mtime)
 
     def write(self, key: str, plan: LayerPlan, compression: Compression, mtime: int) -> BuiltLayer:
-        def progress(done: int, status: str = "building") -> None:
+        def progress(done: int) -> None:
             self.report(
                 "layer",
                 key=key,
                 description=plan.description,
-                status=status,
+                status="building",
                 done=done,
                 total=plan.size_hint,
             )
@@ -334,12 +340,9 @@ class _Builder:
 
         with self.store.pending_blob() as pending:
             blob = write_layer(plan.entries(), pending.file, compression, mtime, throttled)
-            pending.commit(blob.digest)
-        self.store.state.remember_layer(
-            key,
-            CachedLayer(
-                blob.digest, blob.size, blob.diff_id, blob.media_type, blob.tar_size, blob.entries
-            ),
+            pending.stage(blob.digest)
+        cached = CachedLayer(
+            blob.digest, blob.size, blob.diff_id, blob.media_type, blob.tar_size, blob.entries
         )
         self.report(
             "layer",
@@ -357,6 +360,7 @@ class _Builder:
             blob.diff_id,
             plan.description,
             False,
+            cache_entry=(key, cached),
         )
 
     def commit(
@@ -367,6 +371,10 @@ class _Builder:
         base: _Base,
         layers: list[BuiltLayer],
     ) -> BuiltImage:
+        self.store.publish_staged()
+        for layer in layers:
+            if layer.cache_entry:
+                self.store.state.remember_layer(*layer.cache_entry)
         config_desc = self.store.put_json(MediaType.OCI_CONFIG, config.to_bytes())
         manifest = Manifest(
             config=config_desc,

@@ -190,7 +190,13 @@ def _content(entry: Entry) -> Iterator[bytes]:
     if entry.open is None:
         raise LayerError(f"{entry.path}: file entry without content")
     remaining = entry.size
-    with entry.open() as stream:
+    try:
+        stream = entry.open()
+    except OSError as e:
+        raise LayerError(
+            f"{entry.path}: cannot read {entry.source or 'its content'}: {e.strerror}"
+        ) from None
+    with stream:
         while remaining:
             chunk = stream.read(min(CHUNK, remaining))
             if not chunk:

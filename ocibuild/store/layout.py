@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,14 +56,24 @@ class PendingBlob:
         self.committed: Digest | None = None
 
     def commit(self, digest: Digest) -> Path:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        self._close()
         target = self.store.blob_path(digest)
-        os.chmod(self.tmp, 0o644)
         os.replace(self.tmp, target)
         self.committed = digest
         return target
+
+    def stage(self, digest: Digest) -> None:
+        """Keep the blob under its temporary name until `Store.publish_staged`: readers of this
+        Store see it, the layout does not, and `discard_staged` leaves no trace of it."""
+        self._close()
+        self.committed = digest
+        self.store._stage(digest, self.tmp)
+
+    def _close(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.chmod(self.tmp, 0o644)
 
 
 class Store:
@@ -71,6 +82,8 @@ class Store:
         self.blobs = self.root / "blobs" / "sha256"
         self.meta = self.root / ".ocibuild"
         self.state = State(self.meta / "state.db")
+        self._staged: dict[str, Path] = {}
+        self._staged_mutex = threading.Lock()
 
     @classmethod
     def open(cls, root: Path | None = None, create: bool = True) -> Store:
@@ -103,17 +116,20 @@ class Store:
         return self.blobs / Digest(digest).hex
 
     def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).exists()
+        return digest in self._staged or self.blob_path(digest).exists()
+
+    def _readable_path(self, digest: str) -> Path:
+        return self._staged.get(digest) or self.blob_path(digest)
 
     def blob_size(self, digest: str) -> int:
         try:
-            return self.blob_path(digest).stat().st_size
+            return self._readable_path(digest).stat().st_size
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
 
     def open_blob(self, digest: str) -> BinaryIO:
         try:
-            return open(self.blob_path(digest), "rb")
+            return open(self._readable_path(digest), "rb")
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
 
@@ -131,6 +147,26 @@ class Store:
             if pending.committed is None:
                 pending.file.close()
                 Path(tmp).unlink(missing_ok=True)
+
+    def _stage(self, digest: str, tmp: Path) -> None:
+        with self._staged_mutex:
+            if digest in self._staged:
+                tmp.unlink(missing_ok=True)
+            else:
+                self._staged[digest] = tmp
+
+    def publish_staged(self) -> None:
+        """Give every staged blob its digest's name."""
+        with self._staged_mutex:
+            for digest, tmp in self._staged.items():
+                os.replace(tmp, self.blob_path(digest))
+            self._staged.clear()
+
+    def discard_staged(self) -> None:
+        with self._staged_mutex:
+            for tmp in self._staged.values():
+                tmp.unlink(missing_ok=True)
+            self._staged.clear()
 
     def put_blob(self, data: bytes) -> Digest:
         digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())

@@ -32,7 +32,10 @@ class ImageFS:
             layer_hidden: set[str] = set()
             layer_opaque: set[str] = set()
             layer_paths: set[str] = set()
-            with self.store.open_blob(layer.digest) as blob, decompressed(blob, layer.media_type) as tar:
+            with (
+                self.store.open_blob(layer.digest) as blob,
+                decompressed(blob, layer.media_type) as tar,
+            ):
                 for info, archive in members(tar, f"layer {layer.digest}"):
                     path = clean_path(info.name)
                     parent, name = posixpath.split(path)

@@ -185,3 +185,38 @@ def test_images_inspect_gc(
             ["umoci", "stat", "--image", f"{store}:{ref}"], check=True, capture_output=True
         )
     assert ocibuild("--store", str(store), "inspect", "example.org/hep/study:1.0") == 1
+
+
+def test_a_layer_failing_while_written_leaves_the_store_unchanged(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ocibuild.errors import LayerError
+    from ocibuild.sources import SOURCES, LayerPlan, SourceKind
+
+    def failing_plan(spec: str, ctx: object) -> list[LayerPlan]:
+        def entries() -> list[object]:
+            time.sleep(0.2)  # let the sibling layer finish first
+            raise LayerError(f"{spec}: broken while streaming")
+
+        return [LayerPlan(key="broken", description="broken", entries=entries, created_by="x")]
+
+    monkeypatch.setitem(SOURCES, "broken", SourceKind("broken", str, failing_plan))
+    (project / "bad.yaml").write_text(
+        "images:\n  - name: a/b\n    layers:\n"
+        "      - files: [{content: big, dest: /big}]\n"
+        "      - broken: tarball.tar.bz2\n"
+    )
+    store = Store.open(tmp_path / "store")
+    with pytest.raises(LayerError, match="broken while streaming"):
+        build_recipe(project / "bad.yaml", store)
+    assert list(store.blobs.iterdir()) == []
+    assert store.refs() == {}
+    # and nothing was remembered in the layer cache: the next build writes the good layer again
+    monkeypatch.setitem(SOURCES, "broken", SOURCES["remove"])
+    (project / "bad.yaml").write_text(
+        "images:\n  - name: a/b\n    layers:\n"
+        "      - files: [{content: big, dest: /big}]\n"
+        "      - broken: [/tmp]\n"
+    )
+    built = build_recipe(project / "bad.yaml", store)
+    assert [layer.cached for layer in built[0].layers] == [False, False]
