@@ -25,6 +25,7 @@ from ocibuild.report import Reporter, silent
 from ocibuild.store.atomic import atomic_write_bytes
 
 CHUNK = 1 << 20
+MIRROR = "{mirror}"
 
 
 def default_cache_dir() -> Path:
@@ -53,6 +54,7 @@ class Fetcher:
     backoff: float = 0.5
     timeout: float = 60.0
     parallel: int = 4
+    mirror: str | None = None  # downloads below this root are pinned as `{mirror}/...`
     _session: Any = field(default=None, repr=False)
 
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
@@ -62,8 +64,18 @@ class Fetcher:
     def _url_index(self, url: str) -> Path:
         return self.cache_dir / "urls" / hashlib.sha256(url.encode()).hexdigest()
 
+    def lock_key(self, url: str) -> str:
+        """Under which name `url` is pinned: relative to `mirror` when below it, so a lock
+        written against scisoft still checks a site mirror's (or a local copy's) files."""
+        if self.mirror and url.startswith(self.mirror.rstrip("/") + "/"):
+            return MIRROR + url[len(self.mirror.rstrip("/")) :]
+        return url
+
+    def _pinned(self, url: str) -> Pin | None:
+        return self.lock.get(self.lock_key(url)) if self.lock else None
+
     def cached(self, url: str) -> Fetched | None:
-        pin = self.lock.get(url) if self.lock else None
+        pin = self._pinned(url)
         if pin is None:
             return self._by_url(url)
         path = self._blob(pin.sha256)
@@ -74,7 +86,7 @@ class Fetcher:
     def fetch(self, url: str, what: str = "") -> Fetched:
         """Return the file at `url` from the cache or the network, checked against the lock."""
         label = f"{what}: " if what else ""
-        pin = self.lock.get(url) if self.lock else None
+        pin = self._pinned(url)
         hit = self.cached(url)
         if hit and (pin is None or hit.sha256 == pin.sha256):
             self.report("fetch", url=url, what=what, size=hit.size, done=hit.size, status="cached")
@@ -135,7 +147,7 @@ class Fetcher:
 
     def _pin(self, fetched: Fetched) -> None:
         if self.lock is not None:
-            self.lock.set(Pin(fetched.url, fetched.size, fetched.sha256))
+            self.lock.set(Pin(self.lock_key(fetched.url), fetched.size, fetched.sha256))
 
     def _download(self, url: str, what: str) -> Fetched:
         label = f"{what}: " if what else ""

@@ -98,6 +98,7 @@ def _fetch(spec: UpsSpec, ctx: SourceContext) -> list[ProductTarball]:
         offline=ctx.offline,
         update_lock=ctx.update_lock,
         report=ctx.report,
+        mirror=ctx.mirror,
     )
     flavor = flavor_for_os(spec.os)
     if spec.bundle is not None:

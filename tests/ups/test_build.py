@@ -158,7 +158,7 @@ def test_art_bundle_image(
     env.pop("TERM", None)  # umoci's runtime config adds it
     assert env == expected_art_environment()
     lock = json.loads((tmp_path / "art.yaml.lock").read_text())["files"]
-    assert f"{mirror.url}/{ART_TARBALL}" in lock
+    assert f"{{mirror}}/{ART_TARBALL}" in lock  # pinned relative to the mirror it came from
 
 
 def test_podman_runs_a_product_program_without_a_login_shell(
@@ -330,3 +330,38 @@ def test_a_tarball_changed_since_the_lock_is_refused(
     assert "--update-lock" in err
     assert store_snapshot(store) == before
     assert (tmp_path / "art.yaml.lock").read_bytes() == lock
+
+
+def test_a_lock_made_against_one_mirror_checks_another(
+    tmp_path: Path,
+    mirror: Mirror,
+    mirror_files: Path,
+    busybox: Path,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A site mirror (here a local copy, as a file path) serves the same tarballs: the lock
+    written against the first mirror applies to it, and a tarball that differs is refused."""
+    recipe = write_recipe(tmp_path / "art.yaml", busybox)
+    build(recipe, tmp_path / "store", mirror, capsys)
+    lock = (tmp_path / "art.yaml.lock").read_bytes()
+    site = tmp_path / "site-mirror"
+    shutil.copytree(mirror_files / "scisoft", site)
+    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path / "site-cache"))
+    code = ocibuild(
+        "--store", str(tmp_path / "store2"), "-q", "recipe", "--mirror", str(site), str(recipe)
+    )
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "art.yaml.lock").read_bytes() == lock
+    (site / ART_TARBALL).write_bytes(
+        (site / "packages/gcc/v4_9_3/gcc-4.9.3-slf6-x86_64.tar.bz2").read_bytes()
+    )
+    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path / "third-cache"))
+    capsys.readouterr()
+    code = ocibuild(
+        "--store", str(tmp_path / "store3"), "-q", "recipe", "--mirror", str(site), str(recipe)
+    )
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"{site.as_uri()}/{ART_TARBALL} changed" in err, err

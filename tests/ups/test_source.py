@@ -63,7 +63,7 @@ def test_the_lock_pins_manifest_and_every_tarball(tmp_path: Path, mirror: Mirror
     ctx.lock.save()
     pins = json.loads((tmp_path / "r.yaml.lock").read_text())["files"]
     assert len(pins) == 9
-    tarball = f"{mirror.url}/packages/art/v1_18_03/art-1.18.03-slf6-x86_64-e9-prof.tar.bz2"
+    tarball = "{mirror}/packages/art/v1_18_03/art-1.18.03-slf6-x86_64-e9-prof.tar.bz2"
     data = (
         mirror.root / "scisoft/packages/art/v1_18_03/art-1.18.03-slf6-x86_64-e9-prof.tar.bz2"
     ).read_bytes()
