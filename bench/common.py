@@ -1,12 +1,60 @@
-"""Shared by the benchmarks: timing commands with peak memory, and printing ratio tables."""
+"""Shared by the benchmarks: their command line and work directory, the payload image's recipe,
+timing commands with peak memory, and printing ratio tables."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from payload import generate
+
+PAYLOAD_RECIPE = """\
+source_date_epoch: 1451606400
+images:
+  - name: localhost/bench/payload:latest
+    layers:
+      - files: [{src: payload, dest: /payload}]
+"""
+
+
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def add_payload_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--files", type=int, default=12000)
+
+
+def workdir(given: Path | None, prefix: str) -> Path:
+    """The directory given, or a new temporary one."""
+    work = given or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def payload_recipe(work: Path, size_mb: int, files: int) -> Path:
+    """WORK/payload.yaml, a one-layer image of the payload WORK/payload (generated once)."""
+    payload = work / "payload"
+    if not payload.exists():
+        print(f"generating {size_mb} MB payload in {files} files under {payload} ...", flush=True)
+        generate(payload, size_mb, files)
+    recipe = work / "payload.yaml"
+    recipe.write_text(PAYLOAD_RECIPE)
+    return recipe
+
+
+def fresh(work: Path, name: str) -> Path:
+    """WORK/NAME, removed if it was there."""
+    path = work / name
+    shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 @dataclass(frozen=True)

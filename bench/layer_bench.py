@@ -18,83 +18,67 @@ of tar | zstd -3 -T0; ocibuild peak memory under 300 MB.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Timing, have, table, timed
-from payload import generate
-
-RECIPE = """\
-source_date_epoch: 1451606400
-images:
-  - name: localhost/bench/payload:latest
-    layers:
-      - files: [{src: payload, dest: /payload}]
-"""
+from common import (
+    Timing,
+    add_payload_arguments,
+    argument_parser,
+    fresh,
+    have,
+    payload_recipe,
+    table,
+    timed,
+    workdir,
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size-mb", type=int, default=1000)
-    parser.add_argument("--files", type=int, default=12000)
+    parser = argument_parser(__doc__)
+    add_payload_arguments(parser)
     parser.add_argument(
         "--workdir", type=Path, help="Where to put the payload and outputs [default: a temp dir]."
     )
     args = parser.parse_args()
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ocibuild-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = workdir(args.workdir, "ocibuild-bench-")
+    recipe = payload_recipe(work, args.size_mb, args.files)
     payload = work / "payload"
-    if not payload.exists():
-        print(
-            f"generating {args.size_mb} MB payload in {args.files} files under {payload} ...",
-            flush=True,
-        )
-        generate(payload, args.size_mb, args.files)
-    (work / "payload.yaml").write_text(RECIPE)
     cores = len(os.sched_getaffinity(0))
     python = sys.executable
     timings: list[Timing] = []
 
-    def fresh(name: str) -> Path:
-        path = work / name
-        shutil.rmtree(path, ignore_errors=True)
-        return path
-
     # warm the page cache once so every tool reads the same way
     timed("warm-up", f"tar cf - -C {work} payload > /dev/null")
     for algorithm in ("gzip", "zstd"):
-        store = fresh(f"store-{algorithm}")
+        store = fresh(work, f"store-{algorithm}")
         timings.append(
             timed(
                 f"ocibuild {algorithm} layer",
-                f"{python} -m ocibuild -q --store {store} recipe --no-cache --compression {algorithm} {work / 'payload.yaml'}",
+                f"{python} -m ocibuild -q --store {store} recipe --no-cache --compression {algorithm} {recipe}",
             )
         )
     if have("umoci"):
-        layout = fresh("umoci-layout")
-        bundle = fresh("umoci-bundle")
+        layout = fresh(work, "umoci-layout")
+        bundle = fresh(work, "umoci-bundle")
         timed(
             "umoci setup",
             f"umoci init --layout {layout} && umoci new --image {layout}:t && umoci unpack --image {layout}:t {bundle} && cp -a {payload} {bundle}/rootfs/payload",
         )
         timings.append(timed("umoci repack", f"umoci repack --image {layout}:t {bundle}"))
     if have("buildah"):
-        context = fresh("buildah-context")
+        context = fresh(work, "buildah-context")
         context.mkdir()
         shutil.copytree(payload, context / "payload", symlinks=True)
         (context / "Containerfile").write_text("FROM scratch\nCOPY payload /payload\n")
-        storage = fresh("buildah-storage")
+        storage = fresh(work, "buildah-storage")
         flags = f"--root {storage}/root --runroot {storage}/run --storage-driver vfs"
-        oci_dir = fresh("buildah-oci")
+        oci_dir = fresh(work, "buildah-oci")
         timings.append(
             timed(
                 "buildah bud (COPY) + push oci:",

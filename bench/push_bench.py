@@ -17,13 +17,11 @@ Targets: ocibuild push at most 1.0x skopeo's time; re-push of an unchanged image
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,25 +29,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Timing, have, table, timed
-from payload import generate
+from common import (
+    Timing,
+    add_payload_arguments,
+    argument_parser,
+    fresh,
+    have,
+    payload_recipe,
+    table,
+    timed,
+    workdir,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-REF = "localhost/bench/payload:latest"
-RECIPE = """\
-source_date_epoch: 1451606400
-images:
-  - name: localhost/bench/payload:latest
-    layers:
-      - files: [{src: payload, dest: /payload}]
-"""
+REF = "localhost/bench/payload:latest"  # the image of PAYLOAD_RECIPE
 
 
 @contextmanager
 def registry(work: Path, name: str) -> Iterator[str]:
     """A fresh local registry; yields its host:port."""
-    directory = work / "registries" / name
-    shutil.rmtree(directory, ignore_errors=True)
+    directory = fresh(work / "registries", name)
     directory.mkdir(parents=True)
     process = subprocess.Popen(
         [
@@ -90,11 +89,8 @@ def in_process_repush(store_path: Path, target: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size-mb", type=int, default=1000)
-    parser.add_argument("--files", type=int, default=12000)
+    parser = argument_parser(__doc__)
+    add_payload_arguments(parser)
     parser.add_argument(
         "--repeat", type=int, default=1, help="Timed pushes per tool; the best counts."
     )
@@ -105,24 +101,14 @@ def main() -> None:
     if not have("skopeo"):
         raise SystemExit("skopeo is not installed (Debian package skopeo)")
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ocibuild-push-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    payload = work / "payload"
-    if not payload.exists():
-        print(
-            f"generating {args.size_mb} MB payload in {args.files} files under {payload} ...",
-            flush=True,
-        )
-        generate(payload, args.size_mb, args.files)
-    (work / "payload.yaml").write_text(RECIPE)
+    work = workdir(args.workdir, "ocibuild-push-bench-")
+    recipe = payload_recipe(work, args.size_mb, args.files)
     store = work / "store"
     ocibuild = f"{sys.executable} -m ocibuild --store {store} -q"
     # as installed: with compiled bytecode (written by the untimed build, outside the tree)
     env = {**os.environ, "PYTHONPYCACHEPREFIX": str(work / "pycache")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    build = timed(
-        "ocibuild recipe (setup)", f"{ocibuild} recipe {work / 'payload.yaml'}", cwd=ROOT, env=env
-    )
+    build = timed("ocibuild recipe (setup)", f"{ocibuild} recipe {recipe}", cwd=ROOT, env=env)
     layer = max(path.stat().st_size for path in (store / "blobs" / "sha256").iterdir())
     print(f"image built in {build.seconds:.1f} s; largest blob {layer / 1e6:.0f} MB", flush=True)
 

@@ -17,20 +17,17 @@ Target: ocibuild at most 0.5x the pullProducts way.
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import os
 import resource
-import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import Timing, have, table, timed
+from common import Timing, argument_parser, fresh, have, table, timed, workdir
 
 from ocibuild.ups.synthetic import bench_bundle, write_mirror
 
@@ -66,9 +63,7 @@ def cpu_timed(name: str, command: str, env: dict[str, str] | None = None) -> tup
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--size-mb", type=int, default=2000, help="Unpacked size of the bundle.")
     parser.add_argument("--products", type=int, default=30)
     parser.add_argument("--workdir", type=Path, help="Mirror and outputs [default: a temp dir].")
@@ -77,8 +72,7 @@ def main() -> None:
         if not have(tool):
             raise SystemExit(f"{tool} is needed (Debian: apt-get install {tool})")
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ocibuild-ups-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = workdir(args.workdir, "ocibuild-ups-bench-")
     bundle = bench_bundle(args.size_mb * 1_000_000, args.products)
     mirror = work / f"mirror-{args.size_mb}mb-{args.products}"
     cores = len(os.sched_getaffinity(0))
@@ -95,11 +89,6 @@ def main() -> None:
     python = sys.executable
     timings: list[Timing] = []
 
-    def fresh(name: str) -> Path:
-        path = work / name
-        shutil.rmtree(path, ignore_errors=True)
-        return path
-
     cpu: dict[str, float] = {}
 
     def run(name: str, command: str, env: dict[str, str] | None = None) -> Timing:
@@ -113,7 +102,7 @@ def main() -> None:
         # ocibuild: fresh download cache and store, everything through the loopback mirror
         (work / "ups.yaml").write_text(RECIPE.format(bundle=bundle.spec))
         (work / "ups.yaml.lock").unlink(missing_ok=True)
-        cache, store = fresh("ocibuild-cache"), fresh("ocibuild-store")
+        cache, store = fresh(work, "ocibuild-cache"), fresh(work, "ocibuild-store")
         ours = run(
             "ocibuild recipe (download + layers)",
             f"{python} -m ocibuild -q --store {store} recipe --mirror {scisoft} {work / 'ups.yaml'}",
@@ -125,7 +114,7 @@ def main() -> None:
             env={**os.environ, "OCIBUILD_CACHE": str(cache)},
         )
         # the pullProducts way
-        pp = fresh("pullproducts")
+        pp = fresh(work, "pullproducts")
         layout, tree, downloads = pp / "layout", pp / "bundle", pp / "tarballs"
         downloads.mkdir(parents=True)
         timed(

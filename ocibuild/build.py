@@ -301,20 +301,7 @@ class _Builder:
         if not self.options.no_cache:
             hit = self.store.state.cached_layer(key)
             if hit and self.store.has_blob(hit.digest):
-                self.report(
-                    "layer",
-                    key=key,
-                    description=plan.description,
-                    status="cached",
-                    done=hit.tar_size,
-                    total=hit.tar_size,
-                )
-                return BuiltLayer(
-                    Descriptor(hit.media_type, hit.digest, hit.size),
-                    hit.diff_id,
-                    plan.description,
-                    True,
-                )
+                return self.finished(key, plan, hit, cached=True)
         return pool.submit(self.write, key, plan, compression, mtime)
 
     def write(self, key: str, plan: LayerPlan, compression: Compression, mtime: int) -> BuiltLayer:
@@ -341,26 +328,38 @@ class _Builder:
         with self.store.pending_blob() as pending:
             blob = write_layer(plan.entries(), pending.file, compression, mtime, throttled)
             pending.stage(blob.digest)
-        cached = CachedLayer(
+        written = CachedLayer(
             blob.digest, blob.size, blob.diff_id, blob.media_type, blob.tar_size, blob.entries
         )
-        self.report(
-            "layer",
-            key=key,
-            description=plan.description,
-            status="built",
-            done=blob.tar_size,
-            total=blob.tar_size,
+        return self.finished(
+            key,
+            plan,
+            written,
+            cached=False,
             size=blob.size,
             digest=blob.digest,
             seconds=time.monotonic() - started,
         )
+
+    def finished(
+        self, key: str, plan: LayerPlan, layer: CachedLayer, *, cached: bool, **fields: object
+    ) -> BuiltLayer:
+        """Report a layer ready, from the cache or just written (then it is to be cached)."""
+        self.report(
+            "layer",
+            key=key,
+            description=plan.description,
+            status="cached" if cached else "built",
+            done=layer.tar_size,
+            total=layer.tar_size,
+            **fields,
+        )
         return BuiltLayer(
-            Descriptor(blob.media_type, blob.digest, blob.size),
-            blob.diff_id,
+            Descriptor(layer.media_type, layer.digest, layer.size),
+            layer.diff_id,
             plan.description,
-            False,
-            cache_entry=(key, cached),
+            cached,
+            cache_entry=None if cached else (key, layer),
         )
 
     def commit(

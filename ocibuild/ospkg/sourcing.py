@@ -1,19 +1,22 @@
 """What the package sources (rpm, deb) share: the base image's files they read, downloads
-checked against the index, the lock's record of what a layer resolved, and reporting."""
+checked against the index, the lock's record of what a layer resolved, the layer plan, and
+reporting."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
-from ocibuild.errors import DigestMismatchError, LockError
+from ocibuild.errors import DigestMismatchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetched, Fetcher, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
-from ocibuild.sources.base import SourceContext
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+
+P = TypeVar("P")
 
 
 def nonempty(values: list[Any]) -> list[Any]:
@@ -48,13 +51,21 @@ def content_key(files: dict[str, bytes]) -> dict[str, str]:
     return {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())}
 
 
-def pinned_resolution(ctx: SourceContext, key: str) -> Any:
-    if ctx.lock is None or ctx.update_lock:
-        return None
-    return ctx.lock.resolution(key)
+def locked_resolution(
+    ctx: SourceContext, key: str, kind: type[P], resolve: Callable[[], list[P]]
+) -> list[P]:
+    """The packages a layer installs: the lock's record for `key` (as `kind` dataclasses), or
+    else `resolve()`'s answer, recorded in the lock. `--update-lock` always resolves."""
+    pinned = None if ctx.lock is None or ctx.update_lock else ctx.lock.resolution(key)
+    if pinned is not None:
+        return [kind(**p) for p in _lock_entries(ctx, pinned, kind)]
+    packages = resolve()
+    if ctx.lock is not None:
+        ctx.lock.set_resolution(key, [p.__dict__ for p in packages])
+    return packages
 
 
-def lock_entries(ctx: SourceContext, pinned: Any, kind: type) -> list[dict[str, Any]]:
+def _lock_entries(ctx: SourceContext, pinned: Any, kind: type) -> list[dict[str, Any]]:
     """The recorded resolution as a list of field mappings of `kind`, or a LockError."""
     names = {f.name for f in fields(kind)}
     if not isinstance(pinned, list) or not all(
@@ -65,9 +76,40 @@ def lock_entries(ctx: SourceContext, pinned: Any, kind: type) -> list[dict[str, 
     return pinned
 
 
-def remember_resolution(ctx: SourceContext, key: str, value: Any) -> None:
-    if ctx.lock is not None:
-        ctx.lock.set_resolution(key, value)
+def resolve_requested(
+    ctx: SourceContext,
+    kind: str,
+    resolve: Callable[[list[str]], list[P]],
+    requested: list[str],
+    origin: Origin,
+) -> list[P]:
+    """The packages `requested` and what they need, reported; errors name the recipe position."""
+    try:
+        chosen = resolve(requested)
+    except SourceError as e:
+        raise SourceError(f"{origin}: {kind}: {e}") from None
+    ctx.report(
+        "message", message=f"{kind}: {len(chosen)} packages to install for {', '.join(requested)}"
+    )
+    return chosen
+
+
+def package_layer(
+    kind: str,
+    requested: list[str],
+    packages: Sequence[Any],
+    lower: dict[str, bytes],
+    entries: Callable[[], Iterator[Entry]],
+) -> LayerPlan:
+    """The one layer a package source plans: keyed by the resolved packages (dataclasses) and the
+    base image's files they are installed over."""
+    shown = ", ".join(requested[:4]) + (", ..." if len(requested) > 4 else "")
+    return LayerPlan(
+        key=input_key(f"{kind}-layer", [p.__dict__ for p in packages], content_key(lower)),
+        description=f"{kind}: {len(packages)} packages for {shown}",
+        entries=entries,
+        created_by=f"ocibuild {kind} install {' '.join(requested)}",
+    )
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,12 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
         manifest = Manifest.from_json(image.json())
         blobs = list({d.digest: d for d in (manifest.config, *manifest.layers)}.values())
         cancel = threading.Event()
+
+        def fetch(descriptor: Descriptor, progress: BlobProgress) -> None:
+            progress.emit("downloading", 0)
+            download_blob(client, reference.repository, store, descriptor, scopes, progress)
+            progress.emit("downloaded")
+
         with ThreadPoolExecutor(options.concurrency, thread_name_prefix="pull") as pool:
             futures = []
             for descriptor in blobs:
@@ -46,11 +52,7 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
                 if store.has_blob(descriptor.digest):
                     progress.emit("present")
                     continue
-                futures.append(
-                    pool.submit(
-                        _fetch, client, reference.repository, store, descriptor, scopes, progress
-                    )
-                )
+                futures.append(pool.submit(fetch, descriptor, progress))
             try:
                 for future in futures:
                     future.result()
@@ -83,16 +85,3 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
         message=f"pulled {where}@{descriptor.digest}",
     )
     return descriptor
-
-
-def _fetch(
-    client: RegistryClient,
-    repository: str,
-    store: Store,
-    descriptor: Descriptor,
-    scopes: tuple[str, ...],
-    progress: BlobProgress,
-) -> None:
-    progress.emit("downloading", 0)
-    download_blob(client, repository, store, descriptor, scopes, progress)
-    progress.emit("downloaded")

@@ -136,17 +136,14 @@ class RegistryClient:
             probe = scheme == "https" and self.options.insecure  # plain HTTP is next: no retries
             try:
                 response = ping() if probe else self.retrying(ping)
-            except TLSError as e:
-                if scheme == "https" and self.options.insecure:
+            except (TLSError, TransientError) as e:
+                if probe:
                     log.debug("%s: %s, trying plain HTTP", self.host, e)
                     continue
-                raise TLSError(
-                    f"{e}; give the registry's CA with --ca-cert, or use --insecure for a plain-HTTP registry"
-                ) from None
-            except TransientError as e:
-                if scheme == "https" and self.options.insecure:
-                    log.debug("%s: %s, trying plain HTTP", self.host, e)
-                    continue
+                if isinstance(e, TLSError):
+                    raise TLSError(
+                        f"{e}; give the registry's CA with --ca-cert, or use --insecure for a plain-HTTP registry"
+                    ) from None
                 raise RegistryError(f"cannot reach the registry {self.registry}: {e}") from None
             with response:
                 if response.status_code == 401:

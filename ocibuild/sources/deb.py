@@ -51,16 +51,15 @@ from ocibuild.ospkg.repourl import canonical, expand
 from ocibuild.ospkg.sourcing import (
     Download,
     base_record,
-    content_key,
     download_packages,
     fetcher_for,
-    lock_entries,
+    locked_resolution,
     lower_files,
     nonempty,
-    pinned_resolution,
+    package_layer,
     record_entry,
-    remember_resolution,
     report_skipped,
+    resolve_requested,
 )
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
 
@@ -137,27 +136,15 @@ def plan(spec: DebSpec, ctx: SourceContext) -> list[LayerPlan]:
         spec.arch,
         [(i.name, i.version, i.arch) for i in installed],
     )
-    pinned = pinned_resolution(ctx, key)
-    if pinned is not None:
-        packages = [Resolved(**p) for p in lock_entries(ctx, pinned, Resolved)]
-    else:
-        packages = _resolve(spec, ctx, repos, installed, origin)
-        remember_resolution(ctx, key, [p.__dict__ for p in packages])
-    layer_key = input_key("deb-layer", [p.__dict__ for p in packages], content_key(lower))
+    packages = locked_resolution(
+        ctx, key, Resolved, lambda: _resolve(spec, ctx, repos, installed, origin)
+    )
     urls = {r.canonical_url: r.url for r in repos}
-    requested = ", ".join(spec.packages[:4]) + (", ..." if len(spec.packages) > 4 else "")
 
     def entries() -> Iterator[Entry]:
         return _entries(packages, urls, base_status, record, ctx)
 
-    return [
-        LayerPlan(
-            key=layer_key,
-            description=f"deb: {len(packages)} packages for {requested}",
-            entries=entries,
-            created_by=f"ocibuild deb install {' '.join(spec.packages)}",
-        )
-    ]
+    return [package_layer("deb", spec.packages, packages, lower, entries)]
 
 
 def _resolve(
@@ -174,13 +161,7 @@ def _resolve(
             available.append(package)
             suites[id(package)] = repo
     resolver = DebResolver(available, spec.arch, spec.exclude, installed)
-    try:
-        chosen = resolver.resolve(spec.packages)
-    except SourceError as e:
-        raise SourceError(f"{origin}: deb: {e}") from None
-    ctx.report(
-        "message", message=f"deb: {len(chosen)} packages to install for {', '.join(spec.packages)}"
-    )
+    chosen = resolve_requested(ctx, "deb", resolver.resolve, spec.packages, origin)
     out = []
     for p in chosen:
         repo = suites[id(p)]

@@ -27,16 +27,15 @@ from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
 from ocibuild.ospkg.sourcing import (
     Download,
     base_record,
-    content_key,
     download_packages,
     fetcher_for,
-    lock_entries,
+    locked_resolution,
     lower_files,
     nonempty,
-    pinned_resolution,
+    package_layer,
     record_entry,
-    remember_resolution,
     report_skipped,
+    resolve_requested,
 )
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
 
@@ -96,26 +95,14 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
         key=lambda i: (i.name, i.arch),
     )
     key = input_key("rpm", list(urls), spec.packages, spec.exclude, spec.arch, installed)
-    pinned = pinned_resolution(ctx, key)
-    if pinned is not None:
-        packages = [Resolved(**p) for p in lock_entries(ctx, pinned, Resolved)]
-    else:
-        packages = _resolve(spec, ctx, urls, installed, origin)
-        remember_resolution(ctx, key, [p.__dict__ for p in packages])
-    layer_key = input_key("rpm-layer", [p.__dict__ for p in packages], content_key(lower))
-    requested = ", ".join(spec.packages[:4]) + (", ..." if len(spec.packages) > 4 else "")
+    packages = locked_resolution(
+        ctx, key, Resolved, lambda: _resolve(spec, ctx, urls, installed, origin)
+    )
 
     def entries() -> Iterator[Entry]:
         return _entries(packages, urls, lower, record, ctx)
 
-    return [
-        LayerPlan(
-            key=layer_key,
-            description=f"rpm: {len(packages)} packages for {requested}",
-            entries=entries,
-            created_by=f"ocibuild rpm install {' '.join(spec.packages)}",
-        )
-    ]
+    return [package_layer("rpm", spec.packages, packages, lower, entries)]
 
 
 def _resolve(
@@ -131,13 +118,7 @@ def _resolve(
         available += _repository(url, ctx)
         repo_of[url] = repo
     resolver = RpmResolver(available, spec.arch, spec.exclude, installed)
-    try:
-        chosen = resolver.resolve(spec.packages)
-    except SourceError as e:
-        raise SourceError(f"{origin}: rpm: {e}") from None
-    ctx.report(
-        "message", message=f"rpm: {len(chosen)} packages to install for {', '.join(spec.packages)}"
-    )
+    chosen = resolve_requested(ctx, "rpm", resolver.resolve, spec.packages, origin)
     return [Resolved.of(p, repo_of[p.repo]) for p in chosen]
 
 

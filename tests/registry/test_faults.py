@@ -8,13 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from ocibuild.errors import DigestMismatchError, RegistryError
+from ocibuild.layer import Entry
 from ocibuild.oci import Descriptor
-from ocibuild.remote import pull_image, push_image
+from ocibuild.remote import PushResult, pull_image, push_image
 from ocibuild.store import Store
 from tests.registry.conftest import ROOT, Events, Registry, fast_options
 from tests.registry.images import make_image, random_layer
@@ -33,148 +36,129 @@ def image_digests(store: Store, ref: str) -> set[str]:
     }
 
 
-def assert_registry_holds_exactly(registry: Registry, store: Store, *refs: str) -> None:
-    expected: set[str] = set()
-    for ref in refs:
-        expected |= image_digests(store, ref)
-    assert registry.blob_digests() == expected
+@dataclass(frozen=True)
+class ProxiedPush:
+    """An image of the store to push through the fault proxy to a registry of this test alone."""
+
+    store: Store
+    registry: Registry
+    proxy: FaultProxy
+    events: Events
+    ref: str
+
+    def make(self, layers: Sequence[Sequence[Entry]]) -> None:
+        make_image(self.store, [self.ref], layers)
+
+    def push(self, **options: Any) -> PushResult:
+        return push_image(self.store, self.ref, fast_options(**options), self.events)
+
+    def assert_registry_holds_exactly_the_image(self) -> None:
+        assert self.registry.blob_digests() == image_digests(self.store, self.ref)
 
 
-def test_connection_cut_mid_chunk_restarts_the_upload(
+@pytest.fixture
+def pushing(
     store: Store,
     fresh_registry: Registry,
     fresh_proxy: FaultProxy,
     repo: Callable[[str], str],
     events: Events,
-) -> None:
-    ref = f"{fresh_proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer("big", 300 * KiB)])
-    # the registry gets part of the second chunk, so it drops the upload: the client starts over
-    cut = fresh_proxy.add(Fault(r"^PATCH ", "cut", skip=1, after=20 * KiB, forward=True))
+) -> ProxiedPush:
+    return ProxiedPush(
+        store, fresh_registry, fresh_proxy, events, f"{fresh_proxy.address}/{repo()}:1"
+    )
 
-    result = push_image(store, ref, fast_options(**CHUNKED), events)
+
+def test_connection_cut_mid_chunk_restarts_the_upload(pushing: ProxiedPush) -> None:
+    pushing.make([random_layer("big", 300 * KiB)])
+    # the registry gets part of the second chunk, so it drops the upload: the client starts over
+    cut = pushing.proxy.add(Fault(r"^PATCH ", "cut", skip=1, after=20 * KiB, forward=True))
+
+    result = pushing.push(**CHUNKED)
 
     assert cut.hits == 1
     assert len(result.uploaded) == 2
-    assert len(fresh_proxy.requests(r"^POST .*/blobs/uploads/")) == 3  # config, layer, layer again
-    assert events.of("retry")
-    assert_registry_holds_exactly(fresh_registry, store, ref)
+    sessions = pushing.proxy.requests(r"^POST .*/blobs/uploads/")
+    assert len(sessions) == 3  # config, layer, layer again
+    assert pushing.events.of("retry")
+    pushing.assert_registry_holds_exactly_the_image()
 
 
-def test_connection_cut_before_the_registry_saw_the_chunk_resumes(
-    store: Store,
-    fresh_registry: Registry,
-    fresh_proxy: FaultProxy,
-    repo: Callable[[str], str],
-    events: Events,
-) -> None:
-    ref = f"{fresh_proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer("big", 300 * KiB)])
-    fresh_proxy.add(Fault(r"^PATCH ", "cut", skip=1, after=20 * KiB, forward=False))
+def test_connection_cut_before_the_registry_saw_the_chunk_resumes(pushing: ProxiedPush) -> None:
+    pushing.make([random_layer("big", 300 * KiB)])
+    pushing.proxy.add(Fault(r"^PATCH ", "cut", skip=1, after=20 * KiB, forward=False))
 
-    push_image(store, ref, fast_options(**CHUNKED), events)
+    pushing.push(**CHUNKED)
 
-    exchanges = fresh_proxy.requests(r"/blobs/uploads/[^?]")
+    exchanges = pushing.proxy.requests(r"/blobs/uploads/[^?]")
     patches = [e.content_range for e in exchanges if e.method == "PATCH"]
     second = f"{64 * KiB}-{128 * KiB - 1}"
     assert patches[:3] == [f"0-{64 * KiB - 1}", second, second]  # sent, cut, resent
     statuses = [(e.method, e.status) for e in exchanges]
     assert ("GET", 204) in statuses  # asked where the upload stands, then went on from there
-    assert len(fresh_proxy.requests(r"^POST .*/blobs/uploads/")) == 2  # no new upload session
-    assert_registry_holds_exactly(fresh_registry, store, ref)
+    assert len(pushing.proxy.requests(r"^POST .*/blobs/uploads/")) == 2  # no new upload session
+    pushing.assert_registry_holds_exactly_the_image()
 
 
-def test_monolithic_upload_cut_is_retried(
-    store: Store,
-    fresh_registry: Registry,
-    fresh_proxy: FaultProxy,
-    repo: Callable[[str], str],
-    events: Events,
-) -> None:
-    ref = f"{fresh_proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer("a", 60 * KiB), random_layer("b", 40 * KiB)])
-    cut = fresh_proxy.add(
+def test_monolithic_upload_cut_is_retried(pushing: ProxiedPush) -> None:
+    pushing.make([random_layer("a", 60 * KiB), random_layer("b", 40 * KiB)])
+    cut = pushing.proxy.add(
         Fault(r"^PUT .*/blobs/uploads/", "cut", times=2, after=10 * KiB, forward=True)
     )
 
-    push_image(store, ref, fast_options(), events)
+    pushing.push()
 
     assert cut.hits == 2
-    assert_registry_holds_exactly(fresh_registry, store, ref)
+    pushing.assert_registry_holds_exactly_the_image()
 
 
-def test_429_with_retry_after_is_honoured(
-    store: Store,
-    fresh_registry: Registry,
-    fresh_proxy: FaultProxy,
-    repo: Callable[[str], str],
-    events: Events,
-) -> None:
-    ref = f"{fresh_proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer("a", 10 * KiB)])
-    fresh_proxy.add(
+def test_429_with_retry_after_is_honoured(pushing: ProxiedPush) -> None:
+    pushing.make([random_layer("a", 10 * KiB)])
+    pushing.proxy.add(
         Fault(r"^PUT .*/manifests/", "status", status=429, headers={"Retry-After": "1"})
     )
 
     started = time.monotonic()
-    push_image(store, ref, fast_options(), events)
+    pushing.push()
 
     assert time.monotonic() - started >= 1.0
-    (retry,) = events.of("retry")
+    (retry,) = pushing.events.of("retry")
     assert retry["delay"] == 1.0 and "HTTP 429" in retry["message"]
-    assert_registry_holds_exactly(fresh_registry, store, ref)
+    pushing.assert_registry_holds_exactly_the_image()
 
 
-def test_bursts_of_503(
-    store: Store,
-    fresh_registry: Registry,
-    fresh_proxy: FaultProxy,
-    repo: Callable[[str], str],
-    events: Events,
-) -> None:
-    ref = f"{fresh_proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer(name, 30 * KiB) for name in "abc"])
-    fresh_proxy.add(Fault(r"^(HEAD|POST|PUT|PATCH) /v2/.+", "status", status=503, times=3))
-    fresh_proxy.add(Fault(r"^(HEAD|POST|PUT|PATCH) /v2/.+", "status", status=503, skip=4, times=4))
-    fresh_proxy.add(Fault(r"^PUT .*/manifests/", "status", status=502, times=2))
+def test_bursts_of_503(pushing: ProxiedPush) -> None:
+    pushing.make([random_layer(name, 30 * KiB) for name in "abc"])
+    pushing.proxy.add(Fault(r"^(HEAD|POST|PUT|PATCH) /v2/.+", "status", status=503, times=3))
+    pushing.proxy.add(
+        Fault(r"^(HEAD|POST|PUT|PATCH) /v2/.+", "status", status=503, skip=4, times=4)
+    )
+    pushing.proxy.add(Fault(r"^PUT .*/manifests/", "status", status=502, times=2))
 
-    push_image(store, ref, fast_options(concurrency=2), events)
+    pushing.push(concurrency=2)
 
-    assert len([e for e in fresh_proxy.requests("") if e.fault == "status"]) == 9
-    assert len(events.of("retry")) == 9
-    assert_registry_holds_exactly(fresh_registry, store, ref)
+    assert len([e for e in pushing.proxy.requests("") if e.fault == "status"]) == 9
+    assert len(pushing.events.of("retry")) == 9
+    pushing.assert_registry_holds_exactly_the_image()
 
 
-def test_slow_registry_and_an_answer_slower_than_the_timeout(
-    store: Store,
-    fresh_registry: Registry,
-    fresh_proxy: FaultProxy,
-    repo: Callable[[str], str],
-    events: Events,
-) -> None:
-    ref = f"{fresh_proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer("a", 40 * KiB), random_layer("b", 20 * KiB)])
+def test_slow_registry_and_an_answer_slower_than_the_timeout(pushing: ProxiedPush) -> None:
+    pushing.make([random_layer("a", 40 * KiB), random_layer("b", 20 * KiB)])
     # the registry completes this upload, but its answer comes after the client gave up waiting
-    late = fresh_proxy.add(Fault(r"^PUT .*/blobs/uploads/.*digest=", "delay", seconds=1.5))
-    fresh_proxy.add(Fault(r".", "delay", seconds=0.05, times=-1))
+    late = pushing.proxy.add(Fault(r"^PUT .*/blobs/uploads/.*digest=", "delay", seconds=1.5))
+    pushing.proxy.add(Fault(r".", "delay", seconds=0.05, times=-1))
 
-    push_image(store, ref, fast_options(read_timeout=0.6), events)
+    pushing.push(read_timeout=0.6)
 
     assert late.hits == 1
-    assert any("ReadTimeout" in r["message"] for r in events.of("retry"))
-    assert_registry_holds_exactly(fresh_registry, store, ref)
+    assert any("ReadTimeout" in r["message"] for r in pushing.events.of("retry"))
+    pushing.assert_registry_holds_exactly_the_image()
 
 
-def test_killed_push_started_again_uploads_only_what_is_missing(
-    store: Store,
-    fresh_registry: Registry,
-    fresh_proxy: FaultProxy,
-    repo: Callable[[str], str],
-    events: Events,
-) -> None:
-    ref = f"{fresh_proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer(name, 20 * KiB) for name in "abcd"])
-    held = fresh_proxy.add(Fault(r"^PUT .*/blobs/uploads/", "hold", skip=2, times=-1))
+def test_killed_push_started_again_uploads_only_what_is_missing(pushing: ProxiedPush) -> None:
+    store, ref = pushing.store, pushing.ref
+    pushing.make([random_layer(name, 20 * KiB) for name in "abcd"])
+    held = pushing.proxy.add(Fault(r"^PUT .*/blobs/uploads/", "hold", skip=2, times=-1))
     process = subprocess.Popen(
         [
             sys.executable,
@@ -201,31 +185,40 @@ def test_killed_push_started_again_uploads_only_what_is_missing(
     process.wait()
     first = {
         e.query.rsplit("digest=", 1)[1].replace("%3A", ":")
-        for e in fresh_proxy.requests(r"digest=")
+        for e in pushing.proxy.requests(r"digest=")
         if e.status == 201
     }
     assert len(first) == 2
-    assert fresh_registry.blob_digests() == first  # killed before the rest and the manifest
-    fresh_proxy.clear()
+    assert pushing.registry.blob_digests() == first  # killed before the rest and the manifest
+    pushing.proxy.clear()
 
-    result = push_image(store, ref, fast_options(), events)
+    result = pushing.push()
 
     everything = image_digests(store, ref) - {store.resolve(ref).digest}
     assert set(result.uploaded) == everything - first
     assert set(result.skipped) == first
-    assert_registry_holds_exactly(fresh_registry, store, ref)
+    pushing.assert_registry_holds_exactly_the_image()
 
 
 # -- pull ---------------------------------------------------------------------------------------
 
 
-def pushed_image(
-    store: Store, registry: Registry, repo: str, events: Events
-) -> tuple[str, Descriptor]:
-    ref = f"{registry.host}/{repo}:1"
+@dataclass(frozen=True)
+class PushedImage:
+    ref: str  # in the registry
+    via_proxy: str  # the same image through the fault proxy
+    layer: Descriptor  # its larger layer
+
+
+@pytest.fixture
+def pushed(
+    store: Store, registry: Registry, proxy: FaultProxy, repo: Callable[[str], str], events: Events
+) -> PushedImage:
+    ref = f"{registry.host}/{repo()}:1"
     make_image(store, [ref], [random_layer("a", 50 * KiB), random_layer("b", 5 * KiB)])
     push_image(store, ref, fast_options(), events)
-    return ref, store.image(ref).manifest.layers[0]
+    layer = store.image(ref).manifest.layers[0]
+    return PushedImage(ref, ref.replace(registry.host, proxy.address), layer)
 
 
 def assert_nothing_stored(store: Store) -> None:
@@ -238,14 +231,12 @@ def test_pull_refuses_a_wrong_or_truncated_blob(
     fault: str,
     store: Store,
     other_store: Store,
-    registry: Registry,
     proxy: FaultProxy,
-    repo: Callable[[str], str],
+    pushed: PushedImage,
     events: Events,
 ) -> None:
-    ref, layer = pushed_image(store, registry, repo(), events)
+    ref, via_proxy, layer = pushed.ref, pushed.via_proxy, pushed.layer
     proxy.add(Fault(f"^GET .*/blobs/{layer.digest}", fault, times=-1, after=30 * KiB))
-    via_proxy = ref.replace(registry.host, proxy.address)
 
     if fault == "corrupt":
         with pytest.raises(
@@ -267,16 +258,10 @@ def test_pull_refuses_a_wrong_or_truncated_blob(
 
 
 def test_pull_refuses_a_tampered_manifest(
-    store: Store,
-    other_store: Store,
-    registry: Registry,
-    proxy: FaultProxy,
-    repo: Callable[[str], str],
-    events: Events,
+    store: Store, other_store: Store, proxy: FaultProxy, pushed: PushedImage, events: Events
 ) -> None:
-    ref, _ = pushed_image(store, registry, repo(), events)
+    ref, via_proxy = pushed.ref, pushed.via_proxy
     proxy.add(Fault(r"^GET .*/manifests/", "corrupt", times=-1, after=3))
-    via_proxy = ref.replace(registry.host, proxy.address)
     with pytest.raises(
         DigestMismatchError, match=r"the manifest has digest sha256:.*, the registry announced"
     ):

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from ocibuild.errors import NotFoundError, RegistryError
-from ocibuild.oci import MediaType
+from ocibuild.oci import Descriptor, MediaType
 from ocibuild.remote import pull_image, push_image, push_images, target_reference
 from ocibuild.store import Store
 from tests.podman import Podman
@@ -31,6 +31,12 @@ def skopeo_inspect(ref: str, raw: bool = False) -> dict:  # type: ignore[type-ar
         f"docker://{ref}",
     ]
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+
+
+def one_layer_image(store: Store, ref: str, size: int) -> Descriptor:
+    """An image of one random layer of `size` bytes, tagged `ref`; its layer."""
+    make_image(store, [ref], [random_layer("a", size)])
+    return store.image(ref).manifest.layers[0]
 
 
 @pytest.mark.parametrize("fmt", ["oci", "docker"])
@@ -203,8 +209,7 @@ def test_refused_mount_falls_back_to_upload_in_the_session_it_opened(
     store: Store, proxy: FaultProxy, repo: Callable[[str], str], events: Events
 ) -> None:
     ref = f"{proxy.address}/{repo()}:1"
-    make_image(store, [ref], [random_layer("a", 5000)])
-    layer = store.image(ref).manifest.layers[0]
+    layer = one_layer_image(store, ref, 5000)
     store.state.record_blob_repo(layer.digest, proxy.address, repo("nowhere"))
 
     result = push_image(store, ref, fast_options(), events)
@@ -283,8 +288,7 @@ def test_push_names_a_blob_missing_from_the_store(
     store: Store, registry: Registry, repo: Callable[[str], str], events: Events
 ) -> None:
     ref = f"{registry.host}/{repo()}:1"
-    make_image(store, [ref], [random_layer("a", 1000)])
-    layer = store.image(ref).manifest.layers[0]
+    layer = one_layer_image(store, ref, 1000)
     store.blob_path(layer.digest).unlink()
     with pytest.raises(NotFoundError, match=f"blob {layer.digest} is not in the store"):
         push_image(store, ref, fast_options(), events)
