@@ -6,6 +6,7 @@ links, digests and colors, the payload's format and compression, and which scrip
 
 from __future__ import annotations
 
+import io
 import stat
 import struct
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ FILESIZES, FILEMODES, FILERDEVS, FILEDIGESTS, FILELINKTOS, FILEFLAGS = (
 FILEUSERNAME, FILEGROUPNAME, OLDFILENAMES = 1039, 1040, 1027
 FILEDEVICES, FILEINODES, DIRINDEXES, BASENAMES, DIRNAMES = 1095, 1096, 1116, 1117, 1118
 FILECOLORS, PAYLOADFORMAT, PAYLOADCOMPRESSOR, LONGFILESIZES = 1140, 1124, 1125, 5008
+PROVIDENAME, PROVIDEFLAGS, PROVIDEVERSION = 1047, 1112, 1113
 # scriptlets that would run at install time: (body tag, program tag) -> name
 SCRIPTLETS = {
     "pretrans": (1151, 1153),
@@ -183,18 +185,28 @@ def read_header(stream: BinaryIO, what: str) -> RpmHeader:
     )
 
 
+def header_blob(blob: bytes, what: str) -> _Header:
+    """A header as the rpm database stores it: the header structure without its magic."""
+    header, _ = _read_header(io.BytesIO(HEADER_MAGIC + bytes(4) + blob), what, pad=False)
+    return header
+
+
+def file_paths(header: _Header, what: str) -> list[str]:
+    """The header's file paths, absolute as rpm lists them."""
+    if not header.has(BASENAMES):
+        return header.strings(OLDFILENAMES)
+    dirnames = header.strings(DIRNAMES)
+    try:
+        return [
+            dirnames[d] + b
+            for d, b in zip(header.ints(DIRINDEXES), header.strings(BASENAMES), strict=True)
+        ]
+    except (IndexError, ValueError):
+        raise SourceError(f"{what}: inconsistent file list in the rpm header") from None
+
+
 def _files(header: _Header, what: str) -> list[RpmFile]:
-    if header.has(BASENAMES):
-        dirnames = header.strings(DIRNAMES)
-        try:
-            paths = [
-                dirnames[d] + b
-                for d, b in zip(header.ints(DIRINDEXES), header.strings(BASENAMES), strict=True)
-            ]
-        except (IndexError, ValueError):
-            raise SourceError(f"{what}: inconsistent file list in the rpm header") from None
-    else:
-        paths = header.strings(OLDFILENAMES)
+    paths = file_paths(header, what)
     n = len(paths)
     sizes = header.ints(LONGFILESIZES) or header.ints(FILESIZES)
     modes = header.ints(FILEMODES)

@@ -16,7 +16,7 @@ import fnmatch
 import re
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ocibuild.errors import SourceError
 from ocibuild.ospkg.repomd import Capability, RpmPackage
@@ -29,11 +29,15 @@ _SENSE = {"<": LESS, ">": GREATER, "=": EQUAL, "<=": LESS | EQUAL, ">=": GREATER
 
 @dataclass(frozen=True)
 class InstalledRpm:
-    """A package the base image already has (from its ocibuild package record)."""
+    """A package the base image already has: from its ocibuild package record, or from its rpm
+    database with the package's own Provides and files. Those follow from the NEVRA, so they
+    stay out of the repr, which keys the lock's record of a resolution."""
 
     name: str
     evr: str
     arch: str
+    provides: tuple[Capability, ...] = field(default=(), repr=False, compare=False)
+    files: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
 class RpmResolver:
@@ -65,6 +69,12 @@ class RpmResolver:
             for path in p.files:
                 self.file_owners.setdefault(path, []).append(p)
         self.installed = {(i.name, i.arch): i for i in installed}
+        self.installed_provides: dict[str, list[Capability]] = {}
+        self.installed_files: set[str] = set()
+        for i in self.installed.values():
+            for cap in i.provides:
+                self.installed_provides.setdefault(cap.name, []).append(cap)
+            self.installed_files.update(i.files)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -173,8 +183,9 @@ class RpmResolver:
         return self._installed_provides(cap)
 
     def _installed_provides(self, cap: Capability) -> bool:
-        """Whether the base image provides `cap`: a package of its name and EVR, or a package
-        the repositories say provides it (the same name and architecture as one installed)."""
+        """Whether the base image provides `cap`: a package of its name and EVR, a Provides or
+        file of its rpm database, or a package the repositories say provides it (the same name
+        and architecture as one installed)."""
         if not self.installed:
             return False
         for installed in self.installed.values():
@@ -184,7 +195,14 @@ class RpmResolver:
                 return True
         if cap.name.startswith("/"):
             owners = self.file_owners.get(cap.name, [])
-            return any((p.name, p.arch) in self.installed for p in owners)
+            return cap.name in self.installed_files or any(
+                (p.name, p.arch) in self.installed for p in owners
+            )
+        if any(
+            ranges_overlap(c.flags, c.evr, cap.flags, cap.evr)
+            for c in self.installed_provides.get(cap.name, [])
+        ):
+            return True
         return any(
             (p.name, p.arch) in self.installed
             and ranges_overlap(c.flags, c.evr, cap.flags, cap.evr)

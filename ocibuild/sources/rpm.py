@@ -22,6 +22,7 @@ from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.record import PackageRecord
 from ocibuild.ospkg.repomd import RpmPackage, parse_primary, parse_repomd
 from ocibuild.ospkg.repourl import canonical, expand
+from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
 from ocibuild.ospkg.sourcing import (
@@ -88,12 +89,16 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
         urls = {canonical(u).rstrip("/"): expand(u).rstrip("/") for u in spec.repos}
     except ValueError as e:
         raise SourceError(f"{origin}: {e}") from None
-    lower = lower_files(ctx, ACCOUNT_FILES)
+    lower = lower_files(ctx, (*ACCOUNT_FILES, *RPMDB_FILES))
+    # the layer's content does not depend on the database, only the resolution (on its NEVRAs)
+    rpmdb = read_rpmdb({p: lower.pop(p) for p in RPMDB_FILES if p in lower})
+    if rpmdb:
+        ctx.report(
+            "message",
+            message=f"rpm: {len(rpmdb)} packages already in the base image (rpm database)",
+        )
     record = base_record(lower)
-    installed = sorted(
-        (InstalledRpm(r.name, r.evr, r.arch) for r in record if r.type == "rpm"),
-        key=lambda i: (i.name, i.arch),
-    )
+    installed = _installed(record, rpmdb)
     key = input_key("rpm", list(urls), spec.packages, spec.exclude, spec.arch, installed)
     packages = locked_resolution(
         ctx, key, Resolved, lambda: _resolve(spec, ctx, urls, installed, origin)
@@ -103,6 +108,16 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
         return _entries(packages, urls, lower, record, ctx)
 
     return [package_layer("rpm", spec.packages, packages, lower, entries)]
+
+
+def _installed(record: list[PackageRecord], rpmdb: list[InstalledRpm]) -> list[InstalledRpm]:
+    """What the base has: its rpm database, and what ocibuild layers installed over it (never
+    in the database, so a package of both was replaced by the recorded one)."""
+    found = {(i.name, i.arch): i for i in rpmdb}
+    found.update(
+        ((r.name, r.arch), InstalledRpm(r.name, r.evr, r.arch)) for r in record if r.type == "rpm"
+    )
+    return sorted(found.values(), key=lambda i: (i.name, i.arch))
 
 
 def _resolve(
