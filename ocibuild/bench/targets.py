@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ocibuild.bench.workload import CHECKOUT
 from ocibuild.errors import BenchError, Origin, RecipeError
 from ocibuild.recipe.decode import compose, decode_dataclass
 
 RUNTIMES = ("native", "podman", "docker", "shifter", "podman-hpc", "apptainer")
 SCHEDULERS = ("local", "slurm")
-BUILTIN_DIR = CHECKOUT / "bench" / "targets"
+BUILTIN_DIR = Path(__file__).resolve().parent / "targets"  # shipped in the package
 TARGETS_ENV = "OCIBUILD_BENCH_TARGETS"
 _VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
 
