@@ -188,10 +188,8 @@ class _Builder:
                     f"{origin}: base image {ref} is not in the store "
                     f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)"
                 ) from None
-        try:
-            from ocibuild.remote import RemoteOptions, pull_image
-        except ImportError:  # pragma: no cover - the registry client ships with the package
-            raise StoreError(f"{origin}: base image {ref} is not in the store") from None
+        from ocibuild.remote import RemoteOptions, pull_image
+
         self.report("message", message=f"pulling base image {full}")
         pull_image(self.store, full, self.options.remote or RemoteOptions(), self.report)
         return self.stored_base(full)
