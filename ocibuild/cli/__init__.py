@@ -46,7 +46,54 @@ class LazyGroup(click.Group):
         import importlib
 
         commands = {c.name: c for c in importlib.import_module(module_name).COMMANDS}
-        return commands.get(cmd_name)
+        command = commands.get(cmd_name)
+        if command is not None:
+            _add_common_options(command)
+        return command
+
+
+def _add_common_options(command: click.Command) -> None:
+    """Let `--store`, `-q` and `-v` also follow the command (`ocibuild images --store DIR`)."""
+    if any(p.name == "common_store" for p in command.params):
+        return
+
+    def store(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.find_object(CliState).store_path = value
+
+    def quiet(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_object(CliState).quiet = True
+            ctx.find_object(CliState).apply_logging()
+
+    def verbose(ctx: click.Context, _: click.Parameter, value: int) -> None:
+        if value:
+            ctx.find_object(CliState).verbose += value
+            ctx.find_object(CliState).apply_logging()
+
+    command.params += [
+        click.Option(
+            ["--store", "common_store"],
+            type=click.Path(path_type=Path, file_okay=False),
+            expose_value=False,
+            callback=store,
+            help="Local OCI image layout (as before the command).",
+        ),
+        click.Option(
+            ["-q", "--quiet", "common_quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=quiet,
+            help="No progress or messages; errors only.",
+        ),
+        click.Option(
+            ["-v", "--verbose", "common_verbose"],
+            count=True,
+            expose_value=False,
+            callback=verbose,
+            help="More detail (-vv: debug logging).",
+        ),
+    ]
 
 
 @click.group(
@@ -76,12 +123,8 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) 
     state = CliState(store_path=store_path, quiet=quiet, verbose=verbose)
     ctx.obj = state
     ctx.call_on_close(state.close)
-    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    if quiet:
-        level = logging.ERROR
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    state.apply_logging()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

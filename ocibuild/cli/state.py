@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -21,6 +22,12 @@ class CliState:
     quiet: bool = False
     verbose: int = 0
     _display: Display | None = field(default=None, repr=False)
+
+    def apply_logging(self) -> None:
+        level = (
+            logging.DEBUG if self.verbose > 1 else logging.INFO if self.verbose else logging.WARNING
+        )
+        logging.getLogger().setLevel(logging.ERROR if self.quiet else level)
 
     def store(self, create: bool = True) -> Store:
         return Store.open(self.store_path, create=create)

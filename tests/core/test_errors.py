@@ -97,3 +97,17 @@ def test_schema_lists_every_key_the_decoder_accepts(capsys: pytest.CaptureFixtur
     assert {"files", "profile", "remove"} <= sources
     files_item = image["properties"]["layers"]["items"]["oneOf"][sorted(sources).index("files")]
     assert files_item["properties"]["files"]["items"]["required"] == ["dest"]
+
+
+def test_store_and_verbosity_options_also_follow_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ok.txt").write_text("ok\n")
+    (tmp_path / "good.yaml").write_text(
+        "images:\n  - name: a/good\n    layers:\n      - files: [{src: ok.txt, dest: /ok}]\n"
+    )
+    store = tmp_path / "store"
+    assert ocibuild("recipe", str(tmp_path / "good.yaml"), "--store", str(store), "-q") == 0
+    capsys.readouterr()
+    assert ocibuild("images", "--store", str(store)) == 0
+    assert "docker.io/a/good:latest" in capsys.readouterr().out
