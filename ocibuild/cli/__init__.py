@@ -52,64 +52,63 @@ class LazyGroup(click.Group):
         return command
 
 
-def _add_common_options(command: click.Command) -> None:
-    """Let `--store`, `-q` and `-v` also follow the command (`ocibuild images --store DIR`)."""
-    if any(p.name == "common_store" for p in command.params):
-        return
+STORE_HELP = (
+    "Local OCI image layout [default: $OCIBUILD_STORE, else "
+    "${XDG_DATA_HOME:-~/.local/share}/ocibuild/store]."
+)
 
-    def store(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
-        if value is not None:
-            ctx.find_object(CliState).store_path = value
 
-    def quiet(ctx: click.Context, _: click.Parameter, value: bool) -> None:
-        if value:
-            ctx.find_object(CliState).quiet = True
-            ctx.find_object(CliState).apply_logging()
+def common_options(after_command: bool = False) -> list[click.Option]:
+    """`--store`, `-q` and `-v`: given to the group, and again to each command, where they
+    update the state the group made (`ocibuild images --store DIR`)."""
 
-    def verbose(ctx: click.Context, _: click.Parameter, value: int) -> None:
-        if value:
-            ctx.find_object(CliState).verbose += value
-            ctx.find_object(CliState).apply_logging()
+    def update(field: str) -> object:
+        def callback(ctx: click.Context, _: click.Parameter, value: object) -> None:
+            if value:
+                state = ctx.find_object(CliState)
+                setattr(state, field, value if field != "verbose" else state.verbose + value)
+                state.apply_logging()
 
-    command.params += [
+        return callback if after_command else None
+
+    extra: dict[str, object] = {"expose_value": False} if after_command else {}
+    return [
         click.Option(
-            ["--store", "common_store"],
+            ["--store", "store_path"],
             type=click.Path(path_type=Path, file_okay=False),
-            expose_value=False,
-            callback=store,
-            help="Local OCI image layout (as before the command).",
+            envvar=None if after_command else "OCIBUILD_STORE",
+            help=STORE_HELP,
+            callback=update("store_path"),
+            **extra,
         ),
         click.Option(
-            ["-q", "--quiet", "common_quiet"],
+            ["-q", "--quiet"],
             is_flag=True,
-            expose_value=False,
-            callback=quiet,
             help="No progress or messages; errors only.",
+            callback=update("quiet"),
+            **extra,
         ),
         click.Option(
-            ["-v", "--verbose", "common_verbose"],
+            ["-v", "--verbose"],
             count=True,
-            expose_value=False,
-            callback=verbose,
             help="More detail (-vv: debug logging).",
+            callback=update("verbose"),
+            **extra,
         ),
     ]
 
 
+def _add_common_options(command: click.Command) -> None:
+    if not any(p.name == "store_path" for p in command.params):
+        command.params += common_options(after_command=True)
+
+
 @click.group(
     cls=LazyGroup,
+    params=common_options(),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="ocibuild")
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="OCIBUILD_STORE",
-    help="Local OCI image layout [default: $OCIBUILD_STORE, else ${XDG_DATA_HOME:-~/.local/share}/ocibuild/store].",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress or messages; errors only.")
-@click.option("-v", "--verbose", count=True, help="More detail (-vv: debug logging).")
 @click.pass_context
 def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) -> None:
     """ocibuild: build OCI images of HEP software without a daemon, push them, and time them
