@@ -93,6 +93,9 @@ def decode(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
     if tp is str:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise RecipeError(f"{what}: expected a string, got {value!r}", at)
+        if isinstance(value, (int, float)):
+            # as written, not as YAML read it: `mode: 0755` is not 493, `version: 1.10` not 1.1
+            return str(node.value)
         return str(value)
     if tp is bool:
         if not isinstance(value, bool):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +23,7 @@ from ocibuild.store import Store
 from ocibuild.store.rootfs import ImageFS
 from ocibuild.ups.setup import frozen_environment
 from ocibuild.ups.synthetic import art_bundle, write_mirror
+from tests.podman import Podman
 from tests.ups.conftest import Mirror, ocibuild
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -43,13 +45,31 @@ def test_the_shipped_demo_mirror_is_what_the_script_makes(tmp_path: Path) -> Non
     assert sum(p.stat().st_size for p in shipped.rglob("*") if p.is_file()) < 100_000
 
 
-def test_the_demo_builds_from_the_repository_alone(
-    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+def test_the_shipped_demo_shell_is_what_the_script_makes(tmp_path: Path) -> None:
+    """recipes/demo-shell is Debian's busybox-static as installed here (setup-test-env installs
+    it), with its copyright, the GPL-2 text and a note of where its source is."""
+    subprocess.run(
+        [str(RECIPES.parent / "scripts/make-demo-shell"), "--out", str(tmp_path / "shell")],
+        check=True,
+        capture_output=True,
+    )
+    shipped = RECIPES / "demo-shell"
+    assert tree_digests(shipped) == tree_digests(tmp_path / "shell")
+    assert os.readlink(shipped / "bin/sh") == "busybox"
+    source = (shipped / "usr/share/doc/busybox-static/SOURCE").read_text()
+    assert "Debian's source package busybox 1:" in source
+    assert hashlib.sha256((shipped / "bin/busybox").read_bytes()).hexdigest() in source
+    assert "GNU GENERAL PUBLIC LICENSE" in (shipped / "usr/share/common-licenses/GPL-2").read_text()
+
+
+def test_the_demo_builds_from_the_repository_alone_and_runs_in_podman(
+    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str], podman: Podman
 ) -> None:
     project = tmp_path / "recipes"
     project.mkdir()
     shutil.copy(RECIPES / "demo.yaml", project)
-    shutil.copytree(RECIPES / "demo-mirror", project / "demo-mirror")
+    for tree in ("demo-mirror", "demo-shell"):
+        shutil.copytree(RECIPES / tree, project / tree, symlinks=True)
     store = tmp_path / "store"
     assert ocibuild("--store", str(store), "-q", "recipe", str(project / "demo.yaml")) == 0, (
         capsys.readouterr().err
@@ -70,10 +90,27 @@ def test_the_demo_builds_from_the_repository_alone(
     assert env["PATH"].startswith("/products/root/v6_04_06/")
     assert env["LANG"] == "C"
     assert process["user"]["uid"] == 1000
+    assert process["args"] == ["/usr/bin/art-setup"]
     # a second build of the unchanged demo is all cache
     capsys.readouterr()
     assert ocibuild("--store", str(store), "recipe", str(project / "demo.yaml")) == 0
     assert "0 cached" not in capsys.readouterr().err
+    # as the README runs it: export, podman load, podman run (the CMD, then art)
+    archive = tmp_path / "demo.tar"
+    assert ocibuild("--store", str(store), "export", DEMO_REF, "--format", "oci-archive",
+                    "-o", str(archive)) == 0  # fmt: skip
+    podman("load", "-i", str(archive))
+    try:
+        shown = podman.run(DEMO_REF)
+        assert shown.startswith("Built by ocibuild from recipes/demo.yaml")
+        assert f"SETUP_ART={env['SETUP_ART']}\n" in shown
+        assert "SETUP_ROOT=root v6_04_06 -f Linux64bit+2.6-2.12 -q e9:prof -z /products\n" in shown
+        assert "ART_DIR=/products/art/v1_18_03\n" in shown
+        art = podman.run(DEMO_REF, "art")
+        assert art.splitlines()[:2] == ["art v1_18_03 e9:prof", "ART_DIR=/products/art/v1_18_03"]
+        assert podman.run(DEMO_REF, "id", "-un") == "hep\n"
+    finally:
+        podman("rmi", DEMO_REF, check=False)
 
 
 PAPER = {
