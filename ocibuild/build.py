@@ -203,14 +203,7 @@ class _Builder:
         created = datetime.datetime.fromtimestamp(mtime, datetime.UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         )
-        compression = Compression(
-            self.options.compression or image.compression or recipe.compression,
-            self.options.compression_level
-            if self.options.compression_level is not None
-            else image.compression_level
-            if image.compression_level is not None
-            else recipe.compression_level,
-        )
+        compression = _compression(self.options, recipe, image)
         layers: list[Future[BuiltLayer] | BuiltLayer] = []
         plans: list[LayerPlan] = []
         runtime = base.config.config
@@ -495,6 +488,22 @@ def apply_image_settings(runtime: RuntimeConfig, image: ImageSpec) -> RuntimeCon
     if image.labels:
         runtime = replace(runtime, labels={**runtime.labels, **image.labels})
     return runtime
+
+
+def _compression(options: BuildOptions, recipe: Recipe, image: ImageSpec) -> Compression:
+    """The options' compression and level, else the image's, else the recipe's; a level that
+    does not fit the compression chosen names where it was given."""
+    algorithm = options.compression or image.compression or recipe.compression
+    given = [
+        (options.compression_level, "--level"),
+        (image.compression_level, f"{image.origin or recipe.path}: compression_level"),
+        (recipe.compression_level, f"{recipe.path}: compression_level"),
+    ]
+    level, where = next(((lv, w) for lv, w in given if lv is not None), (None, ""))
+    try:
+        return Compression(algorithm, level)
+    except ValueError as e:
+        raise RecipeError(f"{where}: {e}") from None
 
 
 def _expand_env(env: dict[str, str], current: dict[str, str]) -> dict[str, str]:

@@ -24,3 +24,8 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 layer`, `2 layers`."""
+    return f"{n} {word if n == 1 else many or word + 's'}"

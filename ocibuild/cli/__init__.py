@@ -32,6 +32,27 @@ COMMAND_MODULES = {
 }
 
 
+# what users of docker, podman and crane type, and the command that does it here
+SYNONYMS = {
+    "build": "recipe",
+    "save": "export",
+    "rm": "rmi",
+    "image": "images",
+    "ps": "images",
+    "prune": "gc",
+}
+
+
+def suggestion(name: str) -> str:
+    """`did you mean` for an unknown command: its synonym here, else the closest command."""
+    import difflib
+
+    close = SYNONYMS.get(name) or next(
+        iter(difflib.get_close_matches(name, list(COMMAND_MODULES), n=1, cutoff=0.6)), None
+    )
+    return f" Did you mean 'ocibuild {close}'?" if close else ""
+
+
 class LazyGroup(click.Group):
     """Imports a command's module only when that command runs (or help lists it): starting
     `ocibuild push` does not pay for the builder, nor `ocibuild recipe` for the registry client."""
@@ -50,6 +71,14 @@ class LazyGroup(click.Group):
         if command is not None:
             _add_common_options(command)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            ctx.fail(f"No such command {name!r}.{suggestion(name)}")
+        return super().resolve_command(ctx, args)
 
 
 STORE_HELP = (

@@ -8,7 +8,7 @@ import click
 
 from ocibuild.build import PULL_POLICIES, BuildOptions, build_recipe
 from ocibuild.cli.state import CliState
-from ocibuild.layer.codec import COMPRESSIONS
+from ocibuild.layer.codec import COMPRESSIONS, LEVEL_HELP
 
 
 @click.command("recipe")
@@ -42,9 +42,7 @@ from ocibuild.layer.codec import COMPRESSIONS
     type=click.Choice(COMPRESSIONS),
     help="Layer compression [default: the recipe's, else gzip].",
 )
-@click.option(
-    "--level", "compression_level", type=int, help="Compression level (gzip 0-3, zstd 1-19)."
-)
+@click.option("--level", "compression_level", type=int, help=f"Compression level: {LEVEL_HELP}.")
 @click.option(
     "-j",
     "--jobs",

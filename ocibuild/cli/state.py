@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ocibuild.report import Reporter, human_size, silent
+from ocibuild.report import Reporter, human_size, plural, silent
 from ocibuild.store import Store
 
 
@@ -81,7 +81,13 @@ class Display:
             if handler is not None:
                 handler(**fields)
             elif "message" in fields:
-                self._line(str(fields["message"]))
+                self._status(str(fields["message"]))
+
+    def _status(self, text: str) -> None:
+        """A line about work under way or done: on a terminal, or with -v; never in a pipe,
+        where only results (stdout) and errors belong."""
+        if self.live or self.verbose:
+            self._line(text)
 
     def _line(self, text: str) -> None:
         if self._progress is not None:
@@ -99,8 +105,10 @@ class Display:
         self._progress.update(task, completed=done, total=total, status=status)
 
     def _on_message(self, message: str, level: str = "info", **_: Any) -> None:
-        if level != "debug" or self.verbose:
-            self._line(message if level == "info" else f"{level}: {message}")
+        if level == "info":
+            self._status(message)
+        elif level != "debug" or self.verbose:
+            self._line(f"{level}: {message}")
 
     def _on_layer(
         self,
@@ -143,9 +151,9 @@ class Display:
     def _on_image(self, ref: str, status: str, **extra: Any) -> None:
         if status == "built":
             cached = f", {extra.get('cached', 0)} cached" if extra.get("layers") else ""
-            self._line(
+            self._status(
                 f"built {ref} {extra.get('digest', '')} "
-                f"({extra.get('layers', 0)} layers{cached}, {extra.get('seconds', 0):.2f}s)"
+                f"({plural(extra.get('layers', 0), 'layer')}{cached}, {extra.get('seconds', 0):.2f}s)"
             )
         elif self.verbose:
             self._line(f"{status} {ref}")

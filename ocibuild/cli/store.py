@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ocibuild.cli.state import CliState
-from ocibuild.report import human_size
+from ocibuild.report import human_size, plural
 from ocibuild.store.export import FORMATS, export_image
 from ocibuild.store.gc import collect
 
@@ -94,7 +94,9 @@ def gc_command(state: CliState, dry_run: bool) -> None:
     """Remove blobs no image in the store refers to."""
     result = collect(state.store(), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {result.removed} blobs ({human_size(result.freed)}); {result.kept} kept")
+    click.echo(
+        f"{verb} {plural(result.removed, 'blob')} ({human_size(result.freed)}); {result.kept} kept"
+    )
 
 
 @click.command("rmi")

@@ -14,6 +14,7 @@ from ocibuild.errors import DigestMismatchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetched, Fetcher, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
+from ocibuild.report import plural
 from ocibuild.sources.base import LayerPlan, SourceContext, input_key
 
 P = TypeVar("P")
@@ -89,7 +90,8 @@ def resolve_requested(
     except SourceError as e:
         raise SourceError(f"{origin}: {kind}: {e}") from None
     ctx.report(
-        "message", message=f"{kind}: {len(chosen)} packages to install for {', '.join(requested)}"
+        "message",
+        message=f"{kind}: {plural(len(chosen), 'package')} to install for {', '.join(requested)}",
     )
     return chosen
 
@@ -106,7 +108,7 @@ def package_layer(
     shown = ", ".join(requested[:4]) + (", ..." if len(requested) > 4 else "")
     return LayerPlan(
         key=input_key(f"{kind}-layer", [p.__dict__ for p in packages], content_key(lower)),
-        description=f"{kind}: {len(packages)} packages for {shown}",
+        description=f"{kind}: {plural(len(packages), 'package')} for {shown}",
         entries=entries,
         created_by=f"ocibuild {kind} install {' '.join(requested)}",
     )

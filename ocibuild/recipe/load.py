@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from ocibuild.errors import Origin, RecipeError
-from ocibuild.layer.codec import COMPRESSIONS
+from ocibuild.layer.codec import COMPRESSIONS, check_level
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.recipe.decode import (
     compose,
@@ -36,7 +36,8 @@ def load_recipe(path: Path | str) -> Recipe:
         raise RecipeError("the recipe is empty: it needs an 'images:' list", Origin(file, 1))
     images_node = _images_node(root, file)
     recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe")
-    images = [_image(node, file) for node in images_node.value]
+    _check_level(root, recipe.compression, recipe.compression_level, file)
+    images = [_image(node, file, recipe.compression) for node in images_node.value]
     if not images:
         raise RecipeError("'images:' is empty", origin_of(images_node, file))
     result = Recipe(
@@ -84,7 +85,15 @@ def _without(node: yaml.MappingNode, key: str) -> yaml.MappingNode:
     return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
 
 
-def _image(node: yaml.Node, file: str) -> ImageSpec:
+def _check_level(node: yaml.MappingNode, compression: str, level: int | None, file: str) -> None:
+    try:
+        check_level(compression, level)
+    except ValueError as e:
+        at = next(v for k, v in node.value if k.value == "compression_level")
+        raise RecipeError(f"compression_level: {e}", origin_of(at, file)) from None
+
+
+def _image(node: yaml.Node, file: str, compression: str) -> ImageSpec:
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
     layers_node = next(
@@ -100,6 +109,7 @@ def _image(node: yaml.Node, file: str) -> ImageSpec:
             raise RecipeError(str(e), image.origin) from None
     if image.compression is not None and image.compression not in COMPRESSIONS:
         raise RecipeError(f"compression must be one of {', '.join(COMPRESSIONS)}", image.origin)
+    _check_level(node, image.compression or compression, image.compression_level, file)
     return image
 
 

@@ -21,7 +21,7 @@ from ocibuild.remote.manifests import convert, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import Reporter
+from ocibuild.report import Reporter, plural
 from ocibuild.store import Store
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class _Pusher:
             ref=str(target),
             digest=str(digest),
             message=(
-                f"pushed {target}@{digest}: {len(result.uploaded)} blobs uploaded, "
+                f"pushed {target}@{digest}: {plural(len(result.uploaded), 'blob')} uploaded, "
                 f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
             ),
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.layer.tarstream import sorted_entries
-from ocibuild.report import human_size
+from ocibuild.report import human_size, plural
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
 
 
@@ -225,7 +225,7 @@ def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
     return [
         LayerPlan(
             key=key,
-            description=f"files: {count} files, {human_size(size)} -> {dests}",
+            description=f"files: {plural(count, 'file')}, {human_size(size)} -> {dests}",
             entries=lambda: entries,
             created_by=f"ocibuild files {dests}",
             size_hint=size + 512 * (len(entries) + 2),

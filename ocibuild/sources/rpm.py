@@ -38,6 +38,7 @@ from ocibuild.ospkg.sourcing import (
     report_skipped,
     resolve_requested,
 )
+from ocibuild.report import plural
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
 
 
@@ -95,7 +96,7 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
     if rpmdb:
         ctx.report(
             "message",
-            message=f"rpm: {len(rpmdb)} packages already in the base image (rpm database)",
+            message=f"rpm: {plural(len(rpmdb), 'package')} already in the base image (rpm database)",
         )
     record = base_record(lower)
     installed = _installed(record, rpmdb)

@@ -16,6 +16,7 @@ from ocibuild.errors import FetchError, LockError, Origin, SourceError, UnsafePa
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import clean_path
+from ocibuild.report import plural
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
 from ocibuild.ups.layering import LAYERINGS, check_layering, group_products
 from ocibuild.ups.names import (
@@ -78,7 +79,7 @@ class UpsSpec:
         if self.bundle:
             words = [self.bundle, self.os, self.qualifiers, self.build]
             return " ".join(w for w in words if w)
-        return f"{len(self.products)} products ({self.os})"
+        return f"{plural(len(self.products), 'product')} ({self.os})"
 
 
 def plan(spec: UpsSpec, ctx: SourceContext) -> list[LayerPlan]:
@@ -106,7 +107,10 @@ def _fetch(spec: UpsSpec, ctx: SourceContext) -> list[ProductTarball]:
         manifest, entries = fetch_manifest(
             fetcher, ctx.mirror, bundle, flavor, spec.qualifiers, spec.build
         )
-        ctx.report("message", message=f"ups {spec.what}: {len(entries)} products in {manifest.url}")
+        ctx.report(
+            "message",
+            message=f"ups {spec.what}: {plural(len(entries), 'product')} in {manifest.url}",
+        )
     else:
         named = [
             (p[0], p[1], colon_qualifiers(p[2]) if len(p) > 2 else "", p[3] if len(p) > 3 else "")
@@ -122,7 +126,9 @@ def _layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
     if len(group) == 1:
         description = f"ups: {names[0]} ({_megabytes(size)} tarball)"
     else:
-        description = f"ups: {len(group)} products of {spec.what} ({_megabytes(size)} of tarballs)"
+        description = (
+            f"ups: {plural(len(group), 'product')} of {spec.what} ({_megabytes(size)} of tarballs)"
+        )
     listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     return LayerPlan(
         key=input_key("ups", LAYER_FORMAT, into, [t.sha256 for t in group]),

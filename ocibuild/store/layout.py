@@ -9,6 +9,7 @@ replaced whole, under a lock. Builds hold the build lock shared; gc holds it alo
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -256,7 +257,7 @@ class Store:
             manifests = self.index().manifests
             kept = tuple(d for d in manifests if d.annotations.get(REF_ANNOTATION) != full)
             if len(kept) == len(manifests):
-                raise NotFoundError(f"{ref}: no such image in the store {self.root}")
+                raise self.no_such_image(ref)
             self._write_index(Index(kept))
 
     @staticmethod
@@ -279,7 +280,21 @@ class Store:
                     return d
             if self.has_blob(digest):
                 return Descriptor(MediaType.OCI_MANIFEST, Digest(digest), self.blob_size(digest))
-        raise NotFoundError(f"{ref}: no such image in the store {self.root}")
+        raise self.no_such_image(ref)
+
+    def no_such_image(self, ref: str) -> NotFoundError:
+        """The error for a reference the store lacks: the full name looked for, and the
+        store's references that look like it."""
+        full = self.normalize(ref)
+        name = full.rpartition("@")[0] or full
+        repo = name.rsplit(":", 1)[0] if ":" in name.rpartition("/")[2] else name
+        short = repo.rpartition("/")[2]
+        refs = sorted(self.refs())
+        close = [r for r in refs if r.rpartition(":")[0].rpartition("/")[2] == short]
+        close += difflib.get_close_matches(full, [r for r in refs if r not in close], n=3)
+        tried = full if full == ref else f"{ref} (as {full})"
+        hint = f"; the store has {', '.join(close[:5])}" if close else ""
+        return NotFoundError(f"no such image {tried} in the store {self.root}{hint}")
 
     def manifest(
         self, descriptor: Descriptor, platform: str = "linux/amd64"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import bytes_entry, clean_path
 from ocibuild.recipe.model import SetupSpec
-from ocibuild.report import Reporter
+from ocibuild.report import Reporter, plural
 from ocibuild.sources.base import LayerPlan, LowerFS, SourceContext, input_key
 from ocibuild.sources.profile import profile_script
 from ocibuild.ups.database import Database, host_flavor, wanted
@@ -75,5 +75,8 @@ def frozen_environment(
     env.source_setup()
     quals = colon_qualifiers(spec.qualifiers)
     env.setup(Request(spec.product, spec.version, quals, via=where))
-    report("message", message=f"{where}: {setup_command(spec)}: {len(env.active)} products set up")
+    report(
+        "message",
+        message=f"{where}: {setup_command(spec)}: {plural(len(env.active), 'product')} set up",
+    )
     return env.env

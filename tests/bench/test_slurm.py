@@ -142,6 +142,7 @@ def test_cori_target_with_shifter_standins(
     args = [
         "--store",
         str(study_store.root),
+        "-v",
         "bench",
         "--target",
         "cori",

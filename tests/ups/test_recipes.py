@@ -93,8 +93,8 @@ def test_the_demo_builds_from_the_repository_alone_and_runs_in_podman(
     assert process["args"] == ["/usr/bin/art-setup"]
     # a second build of the unchanged demo is all cache
     capsys.readouterr()
-    assert ocibuild("--store", str(store), "recipe", str(project / "demo.yaml")) == 0
-    assert "0 cached" not in capsys.readouterr().err
+    assert ocibuild("--store", str(store), "-v", "recipe", str(project / "demo.yaml")) == 0
+    assert "(5 layers, 5 cached," in capsys.readouterr().err
     # as the README runs it: export, podman load, podman run (the CMD, then art)
     archive = tmp_path / "demo.tar"
     assert ocibuild("--store", str(store), "export", DEMO_REF, "--format", "oci-archive",
