@@ -29,6 +29,14 @@ def parse_mode(value: str | int) -> int:
     return mode
 
 
+def git_mode(st_mode: int) -> int:
+    """The mode git gives a checkout under umask 022, whatever the host's umask was: 0755 for
+    directories and files the owner may execute, 0644 for other files."""
+    if stat.S_ISDIR(st_mode) or st_mode & stat.S_IXUSR:
+        return 0o755
+    return 0o644
+
+
 def parse_owner(value: str | int) -> tuple[int, int]:
     text = str(value)
     uid, _, gid = text.partition(":")
@@ -50,6 +58,7 @@ class FileItem:
         default=None, metadata={"check": lambda v: None if v is None else parse_owner(v)}
     )
     exclude: list[str] = field(default_factory=list)
+    preserve_modes: bool = False
     origin: Origin | None = None
 
     def __post_init__(self) -> None:
@@ -100,7 +109,7 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
         raise SourceError(f"{origin}: src {item.src!r} does not exist ({src})") from None
     except OSError as e:
         raise SourceError(f"{origin}: src {item.src!r}: {e.strerror}") from None
-    copy = _Copy(item.exclude, uid, gid, mode, origin, identities)
+    copy = _Copy(item.exclude, uid, gid, mode, item.preserve_modes, origin, identities)
     if stat.S_ISDIR(st.st_mode):
         if dest:
             copy.add(str(src), st, dest)
@@ -120,6 +129,7 @@ class _Copy:
     uid: int
     gid: int
     mode: int | None
+    preserve_modes: bool
     origin: Origin
     identities: dict[str, object]
     entries: list[Entry] = field(default_factory=list)
@@ -142,7 +152,9 @@ class _Copy:
                 self.walk(child.path, dest, rel)
 
     def add(self, path: str, st: os.stat_result, dest: str) -> None:
-        perm = stat.S_IMODE(st.st_mode)
+        perm = stat.S_IMODE(st.st_mode) if self.preserve_modes else git_mode(st.st_mode)
+        if self.mode is not None and not stat.S_ISDIR(st.st_mode):
+            perm = self.mode
         uid, gid = self.uid, self.gid
         if stat.S_ISDIR(st.st_mode):
             self.entries.append(
@@ -171,7 +183,7 @@ class _Copy:
                 Entry(
                     dest,
                     Kind.FILE,
-                    mode=perm if self.mode is None else self.mode,
+                    mode=perm,
                     uid=uid,
                     gid=gid,
                     size=st.st_size,
