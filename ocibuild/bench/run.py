@@ -23,7 +23,7 @@ from ocibuild.bench.prepare import PreparedImage, plan_prepare, prepare_image
 from ocibuild.bench.scripts import OUT_FILE, RunLayout, job_script
 from ocibuild.bench.slurm import JobState, follow, submit
 from ocibuild.bench.targets import Target, expand_scratch
-from ocibuild.bench.workload import DEFAULT_BINARY, StudySize, ensure_workload, study_command
+from ocibuild.bench.workload import StudySize, default_binary, ensure_workload, study_command
 from ocibuild.errors import BenchError, OcibuildError
 from ocibuild.report import Reporter, silent
 from ocibuild.store import Store
@@ -127,7 +127,7 @@ def workload_command(request: BenchRequest, build: bool = True) -> str:
         return request.command
     if request.target.runtime != "native":
         return study_command(request.size)
-    return study_command(request.size, str(ensure_workload() if build else DEFAULT_BINARY))
+    return study_command(request.size, str(ensure_workload() if build else default_binary()))
 
 
 def plan_run(

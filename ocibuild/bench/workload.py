@@ -1,6 +1,6 @@
-"""The study workload (bench/workloads/art_study.c): its size, its command line, and its build
-as one static binary (gcc -static with the distribution's static sqlite3 and zlib), so that it
-runs unchanged natively and in any image."""
+"""The study workload (ocibuild/bench/art_study.c, shipped with the package): its size, its
+command line, and its build as one static binary (gcc -static with the distribution's static
+sqlite3 and zlib), so that it runs unchanged natively and in any image."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import BenchError
+from ocibuild.fetch import default_cache_dir
 
-CHECKOUT = Path(__file__).resolve().parents[2]
-WORKLOAD_DIR = CHECKOUT / "bench" / "workloads"
-SOURCE = WORKLOAD_DIR / "art_study.c"
-DEFAULT_BINARY = WORKLOAD_DIR / "build" / "art-study"
+SOURCE = Path(__file__).resolve().parent / "art_study.c"
+PACKAGE_CHECKOUT = Path(__file__).resolve().parents[2]
+BUILT = Path("bench") / "workloads" / "build" / "art-study"
 PROGRAM = "art-study"
 LIBRARIES = ["-lsqlite3", "-lz", "-lm", "-lpthread"]
 PT_INTERP = 3
@@ -52,12 +52,21 @@ def study_command(size: StudySize, program: str = PROGRAM) -> str:
     )
 
 
-def build_workload(output: Path = DEFAULT_BINARY, source: Path = SOURCE, cc: str = "gcc") -> Path:
+def default_binary() -> Path:
+    """Where recipes/bench-study.yaml takes the workload from: bench/workloads/build/ of the
+    checkout, be it this package's (an editable install) or the current directory (a checkout
+    after `pip install .`); outside a checkout, ocibuild's cache."""
+    for root in (PACKAGE_CHECKOUT, Path.cwd()):
+        if (root / "recipes" / "bench-study.yaml").is_file():
+            return root / BUILT
+    return default_cache_dir() / "bench" / "art-study"
+
+
+def build_workload(output: Path | None = None, source: Path = SOURCE, cc: str = "gcc") -> Path:
     """Compile the workload statically to `output` (written under a temporary name, then renamed)."""
+    output = output or default_binary()
     if not source.is_file():
-        raise BenchError(
-            f"workload source {source} does not exist (a source checkout of ocibuild has it)"
-        )
+        raise BenchError(f"workload source {source} does not exist: reinstall ocibuild")
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
     os.close(fd)
@@ -97,8 +106,9 @@ def is_static(binary: Path) -> bool:
     return PT_INTERP not in types
 
 
-def ensure_workload(binary: Path = DEFAULT_BINARY) -> Path:
+def ensure_workload(binary: Path | None = None) -> Path:
     """The built workload, building it first when it is missing or older than its source."""
+    binary = binary or default_binary()
     if binary.is_file() and (
         not SOURCE.is_file() or binary.stat().st_mtime >= SOURCE.stat().st_mtime
     ):

@@ -24,7 +24,7 @@ from ocibuild.bench.report import (
 )
 from ocibuild.bench.run import BenchRequest, BenchRun, plan_run, run_bench
 from ocibuild.bench.targets import find_target, target_dirs
-from ocibuild.bench.workload import DEFAULT_BINARY, StudySize, build_workload
+from ocibuild.bench.workload import StudySize, build_workload
 from ocibuild.cli.state import CliState
 from ocibuild.errors import BenchError, StoreError
 from ocibuild.store import Store
@@ -300,12 +300,12 @@ def targets_command(targets_dir: tuple[Path, ...]) -> None:
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_BINARY,
-    show_default=True,
+    help="Where to write it [default: bench/workloads/build/art-study of the checkout, where "
+    "recipes/bench-study.yaml takes it from; outside a checkout, the cache].",
 )
 @click.option("--cc", default="gcc", show_default=True, help="C compiler.")
-def build_workload_command(output: Path, cc: str) -> None:
-    """Compile the study workload (bench/workloads/art_study.c) as one static binary."""
+def build_workload_command(output: Path | None, cc: str) -> None:
+    """Compile the study workload (art_study.c, shipped with ocibuild) as one static binary."""
     click.echo(build_workload(output, cc=cc))
 
 

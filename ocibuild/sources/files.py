@@ -59,6 +59,7 @@ class FileItem:
     )
     exclude: list[str] = field(default_factory=list)
     preserve_modes: bool = False
+    hint: str | None = None  # what to do when src does not exist (a build step, a download)
     origin: Origin | None = None
 
     def __post_init__(self) -> None:
@@ -106,7 +107,8 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
     try:
         st = src.lstat()
     except FileNotFoundError:
-        raise SourceError(f"{origin}: src {item.src!r} does not exist ({src})") from None
+        hint = f": {item.hint}" if item.hint else ""
+        raise SourceError(f"{origin}: src {item.src!r} does not exist ({src}){hint}") from None
     except OSError as e:
         raise SourceError(f"{origin}: src {item.src!r}: {e.strerror}") from None
     copy = _Copy(item.exclude, uid, gid, mode, item.preserve_modes, origin, identities)

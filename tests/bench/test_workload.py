@@ -3,9 +3,12 @@ TimeTracker database."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from ocibuild.bench.timing import ART1, read_timing_db
 from ocibuild.bench.workload import build_workload, is_static
 from ocibuild.cli import main
 from ocibuild.errors import BenchError
+from tests.bench.conftest import REPO
 
 
 def run_study(workload: Path, out: Path, *args: str) -> str:
@@ -133,3 +137,67 @@ def test_workload_refuses_bad_arguments(workload: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "output directory" in proc.stderr and "does not exist" in proc.stderr
+
+
+def installed_copy(tmp_path: Path) -> Path:
+    """ocibuild as a non-editable install lays it out: setuptools' build_py (what a wheel
+    holds) of the package and its package data, outside any checkout."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src)
+    shutil.copytree(
+        REPO / "ocibuild", src / "ocibuild", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    lib = tmp_path / "site-packages"
+    subprocess.run(
+        [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
+         "--build-lib", str(lib)],
+        cwd=src, check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(src)
+    return lib
+
+
+def run_installed(lib: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(lib), "OCIBUILD_CACHE": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "ocibuild", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def test_build_workload_works_from_a_non_editable_install(tmp_path: Path) -> None:
+    lib = installed_copy(tmp_path)
+    assert (lib / "ocibuild" / "bench" / "art_study.c").is_file()
+    # in a checkout (after `pip install .` there): where recipes/bench-study.yaml takes it from
+    checkout = tmp_path / "checkout"
+    (checkout / "recipes").mkdir(parents=True)
+    shutil.copy(REPO / "recipes" / "bench-study.yaml", checkout / "recipes")
+    shutil.copytree(
+        REPO / "recipes" / "demo-shell", checkout / "recipes" / "demo-shell", symlinks=True
+    )
+    shutil.copytree(
+        REPO / "bench" / "workloads" / "image",
+        checkout / "bench" / "workloads" / "image",
+        symlinks=True,
+    )
+    proc = run_installed(lib, checkout, "--store", "s", "recipe", "recipes/bench-study.yaml")
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "error: recipes/bench-study.yaml:25:13: src '../bench/workloads/build/art-study' does not "
+        f"exist ({checkout}/recipes/../bench/workloads/build/art-study): "
+        "build it first: ocibuild bench build-workload\n"
+    )
+    proc = run_installed(lib, checkout, "bench", "build-workload")
+    assert proc.returncode == 0, proc.stderr
+    built = checkout / "bench" / "workloads" / "build" / "art-study"
+    assert proc.stdout == f"{built}\n" and is_static(built)
+    proc = run_installed(lib, checkout, "--store", "s", "recipe", "recipes/bench-study.yaml")
+    assert proc.returncode == 0, proc.stderr
+    # outside a checkout: into the cache
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_installed(lib, elsewhere, "bench", "build-workload")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{elsewhere / 'cache' / 'bench' / 'art-study'}\n"
