@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
+from ocibuild.errors import Cancelled, NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir
 from ocibuild.layer.codec import Compression
 from ocibuild.layer.entry import Entry
@@ -106,6 +106,7 @@ class _Builder:
         self.built: dict[str, BuiltImage] = {}  # full ref -> image, across recipe files
         self.visiting: list[str] = []
         self.digest_cache = _ContentDigests()
+        self.cancel = threading.Event()  # set on Ctrl-C or a failed layer: the others stop
 
     # -- graph ----------------------------------------------------------------------------------
 
@@ -209,7 +210,8 @@ class _Builder:
         runtime = base.config.config
         if image.entrypoint is not None and image.cmd is None:
             runtime = replace(runtime, cmd=None)
-        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs))
+        try:
             for index, spec in enumerate(image.layers):
                 kind = SOURCES[spec.source]
                 lower = None
@@ -231,6 +233,12 @@ class _Builder:
                 plans.append(plan)
                 layers.append(self.layer(pool, plan, compression, mtime))
             built_layers = [_result(x) for x in layers]
+        except BaseException:
+            # layers not started never start; those under way stop at their next chunk
+            self.cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
         for plan in plans:
             if plan.user is not None:
                 runtime = replace(runtime, user=plan.user)
@@ -296,6 +304,9 @@ class _Builder:
         return pool.submit(self.write, key, plan, compression, mtime)
 
     def write(self, key: str, plan: LayerPlan, compression: Compression, mtime: int) -> BuiltLayer:
+        if self.cancel.is_set():
+            raise Cancelled("layer not started")
+
         def progress(done: int) -> None:
             self.report(
                 "layer",
@@ -317,7 +328,9 @@ class _Builder:
                 progress(done)
 
         with self.store.pending_blob() as pending:
-            blob = write_layer(plan.entries(), pending.file, compression, mtime, throttled)
+            blob = write_layer(
+                plan.entries(), pending.file, compression, mtime, throttled, self.cancel
+            )
             pending.stage(blob.digest)
         written = CachedLayer(
             blob.digest, blob.size, blob.diff_id, blob.media_type, blob.tar_size, blob.entries

@@ -27,6 +27,12 @@ class OcibuildError(Exception):
     exit_code = 1
 
 
+class Cancelled(OcibuildError):
+    """Work abandoned because the build was interrupted, or another part of it failed."""
+
+    exit_code = 130
+
+
 class RecipeError(OcibuildError):
     """A recipe file that cannot be read, parsed or validated."""
 

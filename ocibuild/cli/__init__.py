@@ -166,8 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OcibuildError as e:
         click.echo(f"error: {e}", err=True)
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as e:
+        click.echo(
+            "interrupted" if isinstance(e.__context__, KeyboardInterrupt) else "aborted", err=True
+        )
         return 130
     except click.ClickException as e:
         e.show()

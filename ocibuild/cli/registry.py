@@ -128,6 +128,7 @@ def push_command(
         )
     options = remote_options(insecure, ca_cert, format=manifest_format, concurrency=concurrency)
     results = push_images(state.store(), pairs, options, state.reporter())
+    state.close()  # the bars end before the results: on one terminal, they would interleave
     for result in results:
         click.echo(f"{result.reference}@{result.digest}")
 
@@ -149,6 +150,7 @@ def pull_command(
     """Fetch REF from its registry into the store, verifying every digest; prints REF@DIGEST."""
     options = remote_options(insecure, ca_cert, platform=platform, concurrency=concurrency)
     descriptor = pull_image(state.store(), ref, options, state.reporter())
+    state.close()
     click.echo(f"{parse_reference(ref)}@{descriptor.digest}")
 
 

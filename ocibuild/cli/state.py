@@ -45,35 +45,91 @@ class CliState:
             self._display.close()
 
 
+def _columns() -> list[Any]:
+    """The bar's columns: status, what, bar, bytes, then a rate and an ETA computed from the
+    task's own start (rich's speed needs several samples, so fast layers would show `?`)."""
+    from rich.progress import BarColumn, DownloadColumn, ProgressColumn, Task, TextColumn
+    from rich.text import Text
+
+    def seconds(task: Task) -> float:
+        return (task.finished_time if task.finished else task.elapsed) or 0.0
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            elapsed = seconds(task)
+            if not task.completed or elapsed < 0.01 or task.fields["status"] in STILL:
+                return Text("")
+            return Text(f"{human_size(task.completed / elapsed)}/s", style="progress.data.speed")
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            if task.finished:
+                return Text("" if task.fields["status"] in STILL else clock(seconds(task)))
+            elapsed = seconds(task)
+            if not task.total or not task.completed or elapsed <= 0:
+                return Text("eta -:--", style="progress.remaining")
+            left = (task.total - task.completed) * elapsed / task.completed
+            return Text(f"eta {clock(max(0.0, left))}", style="progress.remaining")
+
+    return [
+        TextColumn("{task.fields[status]:>9}"),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        DownloadColumn(),
+        RateColumn(),
+        EtaColumn(),
+    ]
+
+
+STILL = ("cached", "skipped", "mounted")  # nothing moved: no rate, no time
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return (
+        f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+        if minutes >= 60
+        else f"{minutes}:{secs:02d}"
+    )
+
+
+class _ToDisplay(logging.Handler):
+    """Log records printed above the live bars (written to stderr directly, they would break
+    the bars' redrawing and leave stale lines)."""
+
+    def __init__(self, display: Display) -> None:
+        super().__init__()
+        self.display = display
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.display._mutex:
+            self.display._line(self.format(record))
+
+
 class Display:
     """Renders report events: rich progress bars per layer / blob / download on a terminal."""
 
-    def __init__(self, live: bool, verbose: int) -> None:
+    def __init__(self, live: bool, verbose: int, console: Any = None) -> None:
         self.live = live
         self.verbose = verbose
         self._tasks: dict[str, Any] = {}
-        self._mutex = threading.Lock()
+        self._mutex = threading.RLock()
         self._progress: Any = None
+        self._log_handlers: list[logging.Handler] = []
         if live:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TransferSpeedColumn,
-            )
+            from rich.progress import Progress
 
             self._progress = Progress(
-                TextColumn("{task.fields[status]:>9}"),
-                TextColumn("{task.description}"),
-                BarColumn(bar_width=24),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                console=Console(stderr=True),
-                transient=False,
+                *_columns(), console=console or Console(stderr=True), transient=False
             )
             self._progress.start()
+            root = logging.getLogger()
+            self._log_handlers = list(root.handlers)
+            for handler in self._log_handlers:
+                root.removeHandler(handler)
+            root.addHandler(_ToDisplay(self))
 
     def __call__(self, event: str, /, **fields: Any) -> None:
         with self._mutex:
@@ -162,6 +218,12 @@ class Display:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+            root = logging.getLogger()
+            for handler in list(root.handlers):
+                if isinstance(handler, _ToDisplay):
+                    root.removeHandler(handler)
+            for handler in self._log_handlers:
+                root.addHandler(handler)
 
 
 def elapsed(start: float) -> str:

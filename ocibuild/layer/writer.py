@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ocibuild.errors import Cancelled
 from ocibuild.layer.codec import Compression, compressor
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.tarstream import tar_stream
@@ -117,8 +118,10 @@ def write_layer(
     compression: Compression,
     mtime: int = 0,
     progress: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> LayerBlob:
-    """Write the layer of `entries` into `sink`; `progress` gets the tar bytes written so far."""
+    """Write the layer of `entries` into `sink`; `progress` gets the tar bytes written so far.
+    Once `cancel` is set, the writing stops at the next chunk (about 1 MiB) with `Cancelled`."""
     blob = HashingWriter(sink)
     tar_hash = hashlib.sha256()
     tar_size = 0
@@ -130,6 +133,8 @@ def write_layer(
 
     with compressor(blob, compression) as out:  # type: ignore[arg-type]
         for chunk in _in_thread(batched(tar_stream(entries, mtime, on_entry=counted))):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("layer abandoned")
             tar_hash.update(chunk)
             out.write(chunk)
             tar_size += len(chunk)
