@@ -57,7 +57,7 @@ def _columns() -> list[Any]:
     class RateColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
             elapsed = seconds(task)
-            if not task.completed or elapsed < 0.01 or task.fields["status"] in STILL:
+            if not task.completed or elapsed <= 0 or task.fields["status"] in STILL:
                 return Text("")
             return Text(f"{human_size(task.completed / elapsed)}/s", style="progress.data.speed")
 
