@@ -85,7 +85,7 @@ def _without(node: yaml.MappingNode, key: str) -> yaml.MappingNode:
     return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
 
 
-def _check_level(node: yaml.MappingNode, compression: str, level: int | None, file: str) -> None:
+def _check_level(node: yaml.Node, compression: str, level: int | None, file: str) -> None:
     try:
         check_level(compression, level)
     except ValueError as e:
