@@ -24,6 +24,8 @@ COMMAND_MODULES = {
     "export": "ocibuild.cli.store",
     "gc": "ocibuild.cli.store",
     "rmi": "ocibuild.cli.store",
+    "tag": "ocibuild.cli.store",
+    "load": "ocibuild.cli.store",
     "push": "ocibuild.cli.registry",
     "pull": "ocibuild.cli.registry",
     "login": "ocibuild.cli.registry",
