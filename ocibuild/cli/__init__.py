@@ -30,6 +30,9 @@ COMMAND_MODULES = {
     "pull": "ocibuild.cli.registry",
     "login": "ocibuild.cli.registry",
     "logout": "ocibuild.cli.registry",
+    "copy": "ocibuild.cli.transfer",
+    "ls": "ocibuild.cli.transfer",
+    "digest": "ocibuild.cli.transfer",
     "bench": "ocibuild.cli.bench",
 }
 
