@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -22,8 +23,11 @@ from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
 from ocibuild.sources import SOURCES
 
 
-def load_recipe(path: Path | str) -> Recipe:
+def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) -> Recipe:
+    """The recipe of `path`, its `${NAME}` expanded from `variables` (`--var`) or the
+    environment."""
     path = Path(path)
+    variables = dict(variables or {})
     file = str(path)
     try:
         text = path.read_text()
@@ -35,8 +39,8 @@ def load_recipe(path: Path | str) -> Recipe:
     if root is None:
         raise RecipeError("the recipe is empty: it needs an 'images:' list", Origin(file, 1))
     images_node = _images_node(root, file)
-    recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe")
-    images = [_image(node, file) for node in images_node.value]
+    recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe", variables)
+    images = [_image(node, file, variables) for node in images_node.value]
     if not images:
         raise RecipeError("'images:' is empty", origin_of(images_node, file))
     result = Recipe(
@@ -84,14 +88,14 @@ def _without(node: yaml.MappingNode, key: str) -> yaml.MappingNode:
     return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
 
 
-def _image(node: yaml.Node, file: str) -> ImageSpec:
+def _image(node: yaml.Node, file: str, variables: dict[str, str]) -> ImageSpec:
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
     layers_node = next(
         (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "layers"), None
     )
-    image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image")
-    layers = _layers(layers_node, file) if layers_node is not None else []
+    image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image", variables)
+    layers = _layers(layers_node, file, variables) if layers_node is not None else []
     image = dataclasses.replace(image, layers=layers)
     for ref in (image.name, *(_tag_ref(image.name, t) for t in image.tags)):
         try:
@@ -109,7 +113,7 @@ def _tag_ref(name: str, tag: str) -> str:
     return str(parse_reference(name).with_tag(tag))
 
 
-def _layers(node: yaml.Node, file: str) -> list[LayerSpec]:
+def _layers(node: yaml.Node, file: str, variables: dict[str, str]) -> list[LayerSpec]:
     if not isinstance(node, yaml.SequenceNode):
         raise RecipeError("'layers:' must be a list", origin_of(node, file))
     out = []
@@ -128,7 +132,8 @@ def _layers(node: yaml.Node, file: str) -> list[LayerSpec]:
                 f"known sources: {', '.join(sorted(SOURCES))}",
                 origin_of(key_node, file),
             )
-        out.append(LayerSpec(name, decode(value_node, kind.spec, file, name), at))
+        inner = None if kind.verbatim else variables
+        out.append(LayerSpec(name, decode(value_node, kind.spec, file, name, inner), at))
     return out
 
 
