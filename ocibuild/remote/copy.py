@@ -108,10 +108,9 @@ def copy_between_registries(
 ) -> str:
     """Copy `src` to `dst`, byte for byte; returns the digest of what `dst` now names."""
     src_scopes = (repository_scope(src.repository, "pull"),)
-    dst_scopes = (repository_scope(dst.repository, "pull,push"),)
     same_registry = src.registry == dst.registry
-    if same_registry:
-        dst_scopes = (*dst_scopes, *src_scopes)
+    dst_scopes: tuple[str, ...] = (repository_scope(dst.repository, "pull,push"),)
+    dst_scopes += src_scopes if same_registry else ()
     report("copy", source=str(src), target=str(dst), message=f"copying {src} to {dst}")
     with (
         RegistryClient(src.registry, options, report) as source_client,

@@ -26,9 +26,8 @@ def list_tags(
     registry's order; `page_size` asks for pages of that many tags (`?n=`)."""
     reference = parse_reference(repository, default_tag="")
     scopes = (repository_scope(reference.repository, "pull"),)
-    path: str | None = f"/v2/{reference.repository}/tags/list"
-    if page_size:
-        path += "?" + urlencode({"n": page_size})
+    query = f"?{urlencode({'n': page_size})}" if page_size else ""
+    path: str | None = f"/v2/{reference.repository}/tags/list{query}"
     tags: list[str] = []
     with RegistryClient(reference.registry, options, report) as client:
         for _ in range(MAX_PAGES):

@@ -21,7 +21,7 @@ import posixpath
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from ocibuild.errors import DigestMismatchError, OcibuildError
 from ocibuild.layer.reader import decompressed
@@ -136,7 +136,7 @@ def _read(store: Store, stream: BinaryIO, archive: str, report: Reporter) -> _Co
     return contents
 
 
-def _stage(store: Store, f: BinaryIO) -> _Member:
+def _stage(store: Store, f: IO[bytes]) -> _Member:
     h = hashlib.sha256()
     size = 0
     with store.pending_blob() as pending:
