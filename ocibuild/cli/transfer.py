@@ -38,7 +38,7 @@ def copy_command(
     """Copy an image from SOURCE to TARGET, keeping its digests; prints TARGET@DIGEST.
 
     \b
-    Each is a registry reference, or store:REF for the local store:
+    Each is a registry reference (docker:// before it allowed), or store:REF for the store:
       ocibuild copy site:5000/hep/art:1 backup:5000/hep/art:1   registry to registry
       ocibuild copy store:hep/art:1 site:5000/hep/art:1         store to registry (a push)
       ocibuild copy site:5000/hep/art:1 store:                  registry to store (a pull)

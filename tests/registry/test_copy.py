@@ -209,3 +209,22 @@ def test_ls_follows_the_link_pages_and_digest_reads_the_registry(
     )
     assert f"{name}:v4: no such manifest" in fail(capsys, "digest", f"{name}:v4", "--insecure")
     assert "no such image" in fail(capsys, "--store", str(store.root), "digest", "store:nothing:1")
+
+
+def test_copy_errors_name_what_is_wrong(
+    store: Store, registry: Registry, repo: Callable[[str], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = ["--store", str(store.root)]
+    target = f"{registry.host}/{repo('x')}:1"
+    assert "error: example.org/none:1: no such image in the store" in fail(
+        capsys, *s, "copy", "store:example.org/none:1", target, "--insecure"
+    )
+    assert f"error: {target}: no such manifest (HTTP 404)" in fail(
+        capsys, *s, "copy", target, "store:", "--insecure"
+    )
+    assert "the target needs a registry reference" in fail(
+        capsys, *s, "copy", target, "docker://", "--insecure"
+    )
+    assert "the source needs a reference" in fail(capsys, *s, "copy", "store:", target)
+    assert main([*s, "ls", "store:x"]) == 2
+    assert store.refs() == {}
