@@ -233,7 +233,16 @@ class _Copier:
             stream=True,
         )
         with response:
-            body = _VerifiedStream(response.iter_content(READ_SIZE), descriptor, progress)
+            stream = _VerifiedStream(response.iter_content(READ_SIZE), descriptor, progress)
+            sent = False
+
+            def body() -> _VerifiedStream:
+                nonlocal sent
+                if sent:  # asked again (new credentials): a stream is read once; start over
+                    raise TransientError(f"blob {descriptor.digest}: upload asked twice")
+                sent = True
+                return stream
+
             separator = "&" if "?" in session.location else "?"
             url = f"{session.location}{separator}{urlencode({'digest': descriptor.digest})}"
             try:
@@ -242,7 +251,7 @@ class _Copier:
                     url,
                     scopes=self.dst_scopes,
                     headers={"Content-Type": "application/octet-stream"},
-                    body=lambda: body,
+                    body=body,
                 )
             except OSError as e:
                 raise TransientError(

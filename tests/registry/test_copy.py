@@ -9,16 +9,17 @@ import pytest
 
 from ocibuild.cli import main
 from ocibuild.oci import Descriptor, Index, MediaType, Platform
-from ocibuild.remote import push_image
+from ocibuild.remote import Credentials, push_image
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.copy import Location, copy_image
+from ocibuild.remote.credentials import store_credentials
 from ocibuild.remote.lookup import list_tags, manifest_digest
 from ocibuild.remote.manifests import put_manifest
 from ocibuild.remote.transport import RegistryClient
 from ocibuild.report import silent
 from ocibuild.store import Store
 from tests.podman import Podman
-from tests.registry.conftest import Events, Registry, fast_options
+from tests.registry.conftest import PASSWORD, USER, Events, Registry, TokenSetup, fast_options
 from tests.registry.images import busybox_layer, make_image, random_layer
 from tests.registry.proxy import Fault, FaultProxy
 from tests.registry.test_push_pull import skopeo_inspect
@@ -228,3 +229,25 @@ def test_copy_errors_name_what_is_wrong(
     assert "the source needs a reference" in fail(capsys, *s, "copy", "store:", target)
     assert main([*s, "ls", "store:x"]) == 2
     assert store.refs() == {}
+
+
+def test_copy_between_repositories_with_token_auth_mounts(
+    store: Store, token_setup: TokenSetup, repo: Callable[[str], str], events: Events
+) -> None:
+    registry, issuer = token_setup.registry, token_setup.issuer
+    name = repo().replace("/", "-")
+    source, target = f"{registry.host}/alice/{name}-a:1", f"{registry.host}/alice/{name}-b:1"
+    make_image(store, [source], [random_layer("a", 2000)])
+    store_credentials(registry.host, Credentials(USER, PASSWORD))
+    push_image(store, source, fast_options(), silent)
+    issuer.requests.clear()
+
+    result = copy_image(
+        store, Location(False, source), Location(False, target), fast_options(), events
+    )
+
+    assert result.digest == store.resolve(source).digest
+    assert {e["status"] for e in events.of("blob")} == {"mounted"}
+    scopes = {s for q in issuer.requests for s in q.get("scope", [])}
+    assert f"repository:alice/{name}-b:pull,push" in scopes
+    assert f"repository:alice/{name}-a:pull" in scopes
