@@ -191,6 +191,10 @@ def compose(text: str, file: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         origin = Origin(file, mark.line + 1, mark.column + 1) if mark else Origin(file)
-        raise RecipeError(f"malformed YAML: {e.problem or e.context}", origin) from None
+        lines = text.splitlines()
+        line = lines[mark.line] if mark and mark.line < len(lines) else ""
+        hint = ' (inside {...} or [...], quote a value holding ${...}: "${NAME}")'
+        hint = hint if "${" in line else ""
+        raise RecipeError(f"malformed YAML: {e.problem or e.context}{hint}", origin) from None
     except yaml.YAMLError as e:
         raise RecipeError(f"malformed YAML: {e}", Origin(file)) from None

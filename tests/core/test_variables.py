@@ -143,3 +143,14 @@ def test_push_file_takes_the_same_variables(
     )
     assert code == 1
     assert "example.org/hep/art:9: no such image" in capsys.readouterr().err
+
+
+def test_an_unquoted_variable_in_a_flow_mapping_gets_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "flow.yaml"
+    recipe.write_text("images:\n  - name: x/y:1\n    labels: {version: ${V}}\n")
+    assert main(["--store", str(tmp_path / "store"), "recipe", str(recipe), "--var", "V=1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {recipe}:3:24: malformed YAML: ")
+    assert 'quote a value holding ${...}: "${NAME}"' in err
