@@ -11,6 +11,7 @@ import datetime
 import os
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +49,7 @@ class BuildOptions:
     compression: str | None = None
     compression_level: int | None = None
     images: tuple[str, ...] = ()  # build only these (and what they need); all when empty
+    variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def build_recipe(
     if options.pull not in PULL_POLICIES:
         raise ValueError(f"pull policy must be one of {', '.join(PULL_POLICIES)}")
     if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe)
+        recipe = load_recipe(recipe, options.variables)
     with store.build_lock():
         builder = _Builder(store, options, report)
         built = builder.build(recipe, options.images)
@@ -155,7 +157,7 @@ class _Builder:
                 raise RecipeError(
                     f"from: {source}: recipe files refer to each other in a cycle", image.origin
                 )
-            other = load_recipe(other_path)
+            other = load_recipe(other_path, self.options.variables)
             target = other.image(name) or _find(other, name)
             if target is None:
                 names = ", ".join(i.name for i in other.images)
@@ -291,6 +293,7 @@ class _Builder:
             report=self.report,
             lock=lock,
             content_digest=self.digest_cache,
+            variables=self.options.variables,
         )
 
     def layer(

@@ -24,10 +24,15 @@ COMMAND_MODULES = {
     "export": "ocibuild.cli.store",
     "gc": "ocibuild.cli.store",
     "rmi": "ocibuild.cli.store",
+    "tag": "ocibuild.cli.store",
+    "load": "ocibuild.cli.store",
     "push": "ocibuild.cli.registry",
     "pull": "ocibuild.cli.registry",
     "login": "ocibuild.cli.registry",
     "logout": "ocibuild.cli.registry",
+    "copy": "ocibuild.cli.transfer",
+    "ls": "ocibuild.cli.transfer",
+    "digest": "ocibuild.cli.transfer",
     "bench": "ocibuild.cli.bench",
 }
 

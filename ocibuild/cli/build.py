@@ -8,11 +8,13 @@ import click
 
 from ocibuild.build import PULL_POLICIES, BuildOptions, build_recipe
 from ocibuild.cli.state import CliState
+from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.layer.codec import COMPRESSIONS, LEVEL_HELP
 
 
 @click.command("recipe")
 @click.argument("recipe_file", type=click.Path(path_type=Path, dir_okay=False))
+@VAR_OPTION
 @click.option(
     "--image",
     "images",
@@ -61,6 +63,7 @@ from ocibuild.layer.codec import COMPRESSIONS, LEVEL_HELP
 def recipe_command(
     state: CliState,
     recipe_file: Path,
+    variables: dict[str, str],
     images: tuple[str, ...],
     no_cache: bool,
     mirror: str | None,
@@ -94,6 +97,7 @@ def recipe_command(
         compression=compression,
         compression_level=compression_level,
         images=images,
+        variables=variables,
     )
     built = build_recipe(recipe_file, state.store(), options, state.reporter())
     state.close()

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ocibuild.cli.state import CliState
+from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.oci.reference import parse_reference
 from ocibuild.remote import (
     Credentials,
@@ -65,13 +66,18 @@ def remote_options(insecure: bool, ca_cert: Path | None, **settings: Any) -> Rem
         raise click.BadParameter(str(e)) from None
 
 
-def images_to_push(state: CliState, refs: tuple[str, ...], recipe_file: Path | None) -> list[str]:
+def images_to_push(
+    state: CliState,
+    refs: tuple[str, ...],
+    recipe_file: Path | None,
+    variables: dict[str, str] | None = None,
+) -> list[str]:
     if refs:
         return list(refs)
     if recipe_file is not None:
         from ocibuild.recipe import image_refs, load_recipe
 
-        recipe = load_recipe(recipe_file)
+        recipe = load_recipe(recipe_file, variables)
         return [ref for image in recipe.images for ref in image_refs(image)]
     built = [ref for ref, _ in state.store().state.last_build()]
     if not built:
@@ -90,6 +96,7 @@ def images_to_push(state: CliState, refs: tuple[str, ...], recipe_file: Path | N
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="Push every image (all tags) of this recipe file.",
 )
+@VAR_OPTION
 @click.option(
     "--to",
     help="Push under this reference instead (keeps the tag if it names none); "
@@ -110,6 +117,7 @@ def push_command(
     state: CliState,
     refs: tuple[str, ...],
     recipe_file: Path | None,
+    variables: dict[str, str],
     to: str | None,
     manifest_format: str,
     insecure: bool,
@@ -118,7 +126,7 @@ def push_command(
 ) -> None:
     """Push images from the store to their registries: REFS, else the images of -f RECIPE, else
     every image (all tags) the last `ocibuild recipe` built. Prints REF@DIGEST per push."""
-    sources = images_to_push(state, refs, recipe_file)
+    sources = images_to_push(state, refs, recipe_file, variables)
     pairs = [(source, target_reference(source, to)) for source in sources]
     targets = [str(target) for _, target in pairs]
     if len(set(targets)) < len(targets):

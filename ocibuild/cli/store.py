@@ -1,34 +1,48 @@
-"""Store commands: images, inspect, export, gc, rmi."""
+"""Store commands: images, inspect, export, gc, rmi, tag, load."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
 from ocibuild.cli.state import CliState
+from ocibuild.oci.reference import parse_reference
 from ocibuild.report import human_size, plural
-from ocibuild.store.export import FORMATS, export_image
+from ocibuild.store import StoredImage
+from ocibuild.store.export import FORMATS, export_image, write_archive
 from ocibuild.store.gc import collect
 
 
 @click.command("images")
 @click.option("--digests", is_flag=True, help="Show full manifest digests.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="json: an array of {reference, digest, mediaType, layers, size, created, platform}.",
+)
 @click.pass_obj
-def images_command(state: CliState, digests: bool) -> None:
+def images_command(state: CliState, digests: bool, fmt: str) -> None:
     """List the images in the local store."""
     store = state.store()
+    images = sorted(store.images(), key=lambda i: i.ref)
+    if fmt == "json":
+        click.echo(json.dumps([_image_json(image) for image in images], indent=2))
+        return
     rows = []
-    for image in sorted(store.images(), key=lambda i: i.ref):
-        size = sum(layer.size for layer in image.manifest.layers) + image.manifest.config.size
+    for image in images:
         digest = image.descriptor.digest if digests else image.descriptor.digest[7:19]
         rows.append(
             (
                 image.ref,
                 digest,
                 str(len(image.manifest.layers)),
-                human_size(size),
+                human_size(_image_size(image)),
                 image.config.created,
             )
         )
@@ -36,6 +50,22 @@ def images_command(state: CliState, digests: bool) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _image_size(image: StoredImage) -> int:
+    return sum(layer.size for layer in image.manifest.layers) + image.manifest.config.size
+
+
+def _image_json(image: StoredImage) -> dict[str, object]:
+    return {
+        "reference": image.ref,
+        "digest": str(image.descriptor.digest),
+        "mediaType": image.descriptor.media_type,
+        "layers": len(image.manifest.layers),
+        "size": _image_size(image),
+        "created": image.config.created,
+        "platform": str(image.config.platform),
+    }
 
 
 @click.command("inspect")
@@ -70,9 +100,9 @@ def inspect_command(state: CliState, ref: str, what: str | None) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     required=True,
-    help="Archive file to write.",
+    help="Archive file to write; - writes to stdout (`ocibuild export REF -o - | podman load`).",
 )
 @click.option(
     "--tag", "tags", multiple=True, help="Name(s) to record in the archive [default: REF]."
@@ -82,6 +112,12 @@ def export_command(
     state: CliState, ref: str, fmt: str, output: Path, tags: tuple[str, ...]
 ) -> None:
     """Write an image as an archive for `podman load`, `docker load` or apptainer."""
+    if str(output) == "-":
+        if sys.stdout.isatty():
+            raise click.UsageError("refusing to write an archive to a terminal; redirect stdout")
+        write_archive(state.store(create=False), ref, fmt, sys.stdout.buffer, list(tags) or None)
+        sys.stdout.buffer.flush()
+        return
     export_image(state.store(create=False), ref, fmt, output, list(tags) or None)
     if not state.quiet:
         click.echo(f"wrote {output} ({human_size(output.stat().st_size)})", err=True)
@@ -110,4 +146,57 @@ def rmi_command(state: CliState, refs: tuple[str, ...]) -> None:
         click.echo(f"untagged {store.normalize(ref)}")
 
 
-COMMANDS = [images_command, inspect_command, export_command, gc_command, rmi_command]
+@click.command("tag")
+@click.argument("source")
+@click.argument("targets", nargs=-1, required=True)
+@click.pass_obj
+def tag_command(state: CliState, source: str, targets: tuple[str, ...]) -> None:
+    """Add references TARGETS to the image SOURCE of the store, like `docker tag`."""
+    store = state.store(create=False)
+    descriptor = store.resolve(source)
+    refs = [str(parse_reference(target)) for target in targets]
+    store.tag(refs, descriptor)
+    for ref in refs:
+        click.echo(f"{ref}@{descriptor.digest}")
+
+
+@click.command("load")
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option(
+    "-t",
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Name the image (of a one-image archive) so, instead of what the archive records.",
+)
+@click.pass_obj
+def load_command(state: CliState, archive: Path, tags: tuple[str, ...]) -> None:
+    """Load the images of ARCHIVE (- for stdin) into the store: a docker-archive (`docker
+    save`, `podman save`) or an oci-archive, compressed or not, told apart by content.
+    Every blob is verified; prints REF@DIGEST per image reference."""
+    from ocibuild.store.load import load_archive
+
+    store = state.store()
+    if str(archive) == "-":
+        images = load_archive(store, sys.stdin.buffer, "stdin", tags, state.reporter())
+    else:
+        try:
+            stream = open(archive, "rb")
+        except OSError as e:
+            raise click.FileError(str(archive), e.strerror) from None
+        with stream:
+            images = load_archive(store, stream, str(archive), tags, state.reporter())
+    for image in images:
+        for ref in image.refs:
+            click.echo(f"{ref}@{image.descriptor.digest}")
+
+
+COMMANDS = [
+    images_command,
+    inspect_command,
+    export_command,
+    gc_command,
+    rmi_command,
+    tag_command,
+    load_command,
+]

@@ -4,6 +4,9 @@ Field types drive decoding: `str`, `int`, `bool`, `float`, `list[T]`, `dict[str,
 `T | None`, unions of a scalar, a list and a dataclass (picked by the node's kind), and nested
 dataclasses. Keys are field names, or `metadata["key"]` (for `from`). A field named `origin`
 receives where the mapping was written. Unknown keys are refused with a "did you mean".
+
+Given `variables` (`--var` values; None: no expansion), `${NAME}` in string (and integer)
+values is expanded (ocibuild.variables), except below fields with `metadata["verbatim"]`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, Union
 
 import yaml
 
 from ocibuild.errors import Origin, RecipeError
+from ocibuild.variables import UndefinedVariable, expand
 
 _constructor = yaml.constructor.SafeConstructor()
 
@@ -55,7 +60,13 @@ def scalar_value(node: yaml.Node, file: str) -> Any:
     return _constructor.construct_object(node, deep=True)
 
 
-def decode(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
+def decode(
+    node: yaml.Node,
+    tp: Any,
+    file: str,
+    what: str = "value",
+    variables: Mapping[str, str] | None = None,
+) -> Any:
     at = origin_of(node, file)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -68,13 +79,13 @@ def decode(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
             return None
         for arg in args:
             if _accepts(node, arg):
-                return decode(node, arg, file, what)
+                return decode(node, arg, file, what, variables)
         raise RecipeError(f"{what}: expected {describe(tp)}", at)
     if origin is list or origin is tuple:
         if not isinstance(node, yaml.SequenceNode):
             raise RecipeError(f"{what}: expected a list", at)
         (item,) = typing.get_args(tp)[:1]
-        values = [decode(n, item, file, f"{what} item") for n in node.value]
+        values = [decode(n, item, file, f"{what} item", variables) for n in node.value]
         return values if origin is list else tuple(values)
     if origin is dict:
         if not isinstance(node, yaml.MappingNode):
@@ -83,13 +94,18 @@ def decode(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
         out = {}
         for key_node, value_node in node.value:
             key = str(scalar_value(key_node, file))
-            out[key] = decode(value_node, value_type, file, f"{what} {key!r}")
+            out[key] = decode(value_node, value_type, file, f"{what} {key!r}", variables)
         return out
     if dataclasses.is_dataclass(tp):
-        return decode_dataclass(node, tp, file, what)
+        return decode_dataclass(node, tp, file, what, variables)
     if tp is Any:
         return _constructor.construct_object(node, deep=True)
     value = scalar_value(node, file)
+    if variables is not None and isinstance(value, str) and tp in (str, int):
+        try:
+            value = expand(value, variables)
+        except UndefinedVariable as e:
+            raise RecipeError(str(e), at) from None
     if tp is str:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise RecipeError(f"{what}: expected a string, got {value!r}", at)
@@ -124,7 +140,13 @@ def _accepts(node: yaml.Node, tp: Any) -> bool:
     return isinstance(node, yaml.ScalarNode)
 
 
-def decode_dataclass(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
+def decode_dataclass(
+    node: yaml.Node,
+    tp: Any,
+    file: str,
+    what: str = "value",
+    variables: Mapping[str, str] | None = None,
+) -> Any:
     at = origin_of(node, file)
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError(f"{what}: expected a mapping", at)
@@ -145,7 +167,8 @@ def decode_dataclass(node: yaml.Node, tp: Any, file: str, what: str = "value") -
             )
         if f.name in values:
             raise RecipeError(f"key {key!r} given twice", origin_of(key_node, file))
-        values[f.name] = decode(value_node, hints[f.name], file, key)
+        inner = None if f.metadata.get("verbatim") else variables
+        values[f.name] = decode(value_node, hints[f.name], file, key, inner)
         check = f.metadata.get("check")
         if check:
             try:
@@ -171,6 +194,10 @@ def compose(text: str, file: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         origin = Origin(file, mark.line + 1, mark.column + 1) if mark else Origin(file)
-        raise RecipeError(f"malformed YAML: {e.problem or e.context}", origin) from None
+        lines = text.splitlines()
+        line = lines[mark.line] if mark and mark.line < len(lines) else ""
+        hint = ' (inside {...} or [...], quote a value holding ${...}: "${NAME}")'
+        hint = hint if "${" in line else ""
+        raise RecipeError(f"malformed YAML: {e.problem or e.context}{hint}", origin) from None
     except yaml.YAMLError as e:
         raise RecipeError(f"malformed YAML: {e}", Origin(file)) from None

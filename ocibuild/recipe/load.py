@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -22,8 +23,11 @@ from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
 from ocibuild.sources import SOURCES
 
 
-def load_recipe(path: Path | str) -> Recipe:
+def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) -> Recipe:
+    """The recipe of `path`, its `${NAME}` expanded from `variables` (`--var`) or the
+    environment."""
     path = Path(path)
+    variables = dict(variables or {})
     file = str(path)
     try:
         text = path.read_text()
@@ -35,9 +39,9 @@ def load_recipe(path: Path | str) -> Recipe:
     if root is None:
         raise RecipeError("the recipe is empty: it needs an 'images:' list", Origin(file, 1))
     images_node = _images_node(root, file)
-    recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe")
+    recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe", variables)
     _check_level(root, recipe.compression, recipe.compression_level, file)
-    images = [_image(node, file, recipe.compression) for node in images_node.value]
+    images = [_image(node, file, recipe.compression, variables) for node in images_node.value]
     if not images:
         raise RecipeError("'images:' is empty", origin_of(images_node, file))
     result = Recipe(
@@ -93,14 +97,16 @@ def _check_level(node: yaml.Node, compression: str, level: int | None, file: str
         raise RecipeError(f"compression_level: {e}", origin_of(at, file)) from None
 
 
-def _image(node: yaml.Node, file: str, compression: str) -> ImageSpec:
+def _image(
+    node: yaml.Node, file: str, compression: str, variables: dict[str, str]
+) -> ImageSpec:
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
     layers_node = next(
         (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "layers"), None
     )
-    image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image")
-    layers = _layers(layers_node, file) if layers_node is not None else []
+    image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image", variables)
+    layers = _layers(layers_node, file, variables) if layers_node is not None else []
     image = dataclasses.replace(image, layers=layers)
     for ref in (image.name, *(_tag_ref(image.name, t) for t in image.tags)):
         try:
@@ -119,7 +125,7 @@ def _tag_ref(name: str, tag: str) -> str:
     return str(parse_reference(name).with_tag(tag))
 
 
-def _layers(node: yaml.Node, file: str) -> list[LayerSpec]:
+def _layers(node: yaml.Node, file: str, variables: dict[str, str]) -> list[LayerSpec]:
     if not isinstance(node, yaml.SequenceNode):
         raise RecipeError("'layers:' must be a list", origin_of(node, file))
     out = []
@@ -138,7 +144,8 @@ def _layers(node: yaml.Node, file: str) -> list[LayerSpec]:
                 f"known sources: {', '.join(sorted(SOURCES))}",
                 origin_of(key_node, file),
             )
-        out.append(LayerSpec(name, decode(value_node, kind.spec, file, name), at))
+        inner = None if kind.verbatim else variables
+        out.append(LayerSpec(name, decode(value_node, kind.spec, file, name, inner), at))
     return out
 
 

@@ -33,9 +33,10 @@ class ImageSpec:
     from_: str = field(default=SCRATCH, metadata={"key": "from"})
     tags: list[str] = field(default_factory=list)
     layers: list[LayerSpec] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    cmd: list[str] | str | None = None
-    entrypoint: list[str] | str | None = None
+    # text the image's runtime reads: recipe variables stay as written ($ is the image's)
+    env: dict[str, str] = field(default_factory=dict, metadata={"verbatim": True})
+    cmd: list[str] | str | None = field(default=None, metadata={"verbatim": True})
+    entrypoint: list[str] | str | None = field(default=None, metadata={"verbatim": True})
     workdir: str | None = None
     user: str | None = None
     labels: dict[str, str] = field(default_factory=dict)

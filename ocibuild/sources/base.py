@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +55,7 @@ class SourceContext:
     report: Reporter = silent
     lock: Any = None  # ocibuild.fetch.LockFile of the recipe: pinned download digests
     content_digest: Callable[[Entry], str] = hash_content
+    variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
 
     @property
     def recipe_dir(self) -> Path:
@@ -79,6 +80,7 @@ class SourceKind:
     plan: Callable[[Any, SourceContext], list[LayerPlan]]
     needs_lower: bool = False
     description: str = ""
+    verbatim: bool = False  # its spec is text for the image: recipe variables stay as written
 
 
 def input_key(*parts: Any) -> str:

@@ -47,7 +47,6 @@ from ocibuild.ospkg.dpkgdb import (
 )
 from ocibuild.ospkg.install import claim_paths, directory_entries
 from ocibuild.ospkg.record import PackageRecord
-from ocibuild.ospkg.repourl import canonical, expand
 from ocibuild.ospkg.sourcing import (
     Download,
     base_record,
@@ -62,12 +61,13 @@ from ocibuild.ospkg.sourcing import (
     resolve_requested,
 )
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+from ocibuild.variables import canonical, expand
 
 
 @dataclass(frozen=True)
 class DebRepo:
-    url: str
-    suite: str
+    url: str = field(metadata={"verbatim": True})  # expanded by plan(): a mirror
+    suite: str = field(metadata={"verbatim": True})
     components: list[str] = field(default_factory=lambda: ["main"])
     origin: Origin | None = None
 
@@ -115,10 +115,10 @@ def plan(spec: DebSpec, ctx: SourceContext) -> list[LayerPlan]:
         try:
             repos.append(
                 _Repo(
-                    expand(repo.url).rstrip("/"),
-                    expand(repo.suite),
-                    canonical(repo.url).rstrip("/"),
-                    canonical(repo.suite),
+                    expand(repo.url, ctx.variables).rstrip("/"),
+                    expand(repo.suite, ctx.variables),
+                    canonical(repo.url, ctx.variables).rstrip("/"),
+                    canonical(repo.suite, ctx.variables),
                     tuple(repo.components),
                 )
             )

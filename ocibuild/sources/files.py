@@ -50,7 +50,7 @@ def parse_owner(value: str | int) -> tuple[int, int]:
 class FileItem:
     dest: str
     src: str | None = None
-    content: str | None = None
+    content: str | None = field(default=None, metadata={"verbatim": True})
     mode: str | int | None = field(
         default=None, metadata={"check": lambda v: None if v is None else parse_mode(v)}
     )

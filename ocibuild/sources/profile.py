@@ -39,5 +39,9 @@ def plan(spec: str | ProfileSpec, ctx: SourceContext) -> list[LayerPlan]:
 
 
 KIND = SourceKind(
-    "profile", str | ProfileSpec, plan, description="login-shell lines in /etc/profile.d"
+    "profile",
+    str | ProfileSpec,
+    plan,
+    description="login-shell lines in /etc/profile.d",
+    verbatim=True,
 )

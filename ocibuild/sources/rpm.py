@@ -21,7 +21,6 @@ from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.record import PackageRecord
 from ocibuild.ospkg.repomd import RpmPackage, parse_primary, parse_repomd
-from ocibuild.ospkg.repourl import canonical, expand
 from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
@@ -40,11 +39,12 @@ from ocibuild.ospkg.sourcing import (
 )
 from ocibuild.report import plural
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+from ocibuild.variables import canonical, expand
 
 
 @dataclass(frozen=True)
 class RpmSpec:
-    repos: list[str] = field(metadata={"check": nonempty})
+    repos: list[str] = field(metadata={"check": nonempty, "verbatim": True})
     packages: list[str] = field(metadata={"check": nonempty})
     exclude: list[str] = field(default_factory=list)
     arch: str = "x86_64"
@@ -87,7 +87,10 @@ class Resolved:
 def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
     origin = spec.origin or ctx.origin
     try:
-        urls = {canonical(u).rstrip("/"): expand(u).rstrip("/") for u in spec.repos}
+        urls = {
+            canonical(u, ctx.variables).rstrip("/"): expand(u, ctx.variables).rstrip("/")
+            for u in spec.repos
+        }
     except ValueError as e:
         raise SourceError(f"{origin}: {e}") from None
     lower = lower_files(ctx, (*ACCOUNT_FILES, *RPMDB_FILES))

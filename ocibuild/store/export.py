@@ -5,7 +5,7 @@
 - docker-archive: `docker save`'s format: manifest.json, the config, and uncompressed layer
   tars named by diff_id (docker load, podman load, apptainer `docker-archive:`).
 
-Both stream blobs from the store and are written under a temporary name, then renamed.
+Both stream blobs from the store; a file is written under a temporary name, then renamed.
 """
 
 from __future__ import annotations
@@ -33,14 +33,19 @@ CHUNK = 1 << 20
 def export_image(
     store: Store, ref: str, fmt: str, output: Path, tags: list[str] | None = None
 ) -> None:
+    with atomic_writer(output) as out:
+        write_archive(store, ref, fmt, out, tags)
+
+
+def write_archive(
+    store: Store, ref: str, fmt: str, out: BinaryIO, tags: list[str] | None = None
+) -> None:
+    """Stream the archive to `out` (a file, or a pipe: the tar is written front to back)."""
     if fmt not in FORMATS:
         raise OcibuildError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
     image = store.image(ref)
     names = tags or [store.normalize(ref)]
-    with (
-        atomic_writer(output) as out,
-        tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
-    ):
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         if fmt == "oci-archive":
             _oci_archive(store, image, names, tar)
         else:

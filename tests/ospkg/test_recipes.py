@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.ospkg.repourl import canonical, expand
 from ocibuild.recipe import load_recipe
+from ocibuild.variables import canonical, expand
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 
@@ -108,9 +108,9 @@ def test_recipes_end_with_a_non_root_user(name: str) -> None:
 
 def test_url_variables() -> None:
     assert (
-        expand("${A:-http://x}/p", {}) == "http://x/p"
-        and expand("${A:-http://x}/p", {"A": "file:///m"}) == "file:///m/p"
+        expand("${A:-http://x}/p", {}, {}) == "http://x/p"
+        and expand("${A:-http://x}/p", {"A": "file:///m"}, {}) == "file:///m/p"
     )
-    assert canonical("${A}/p") == "${A}/p"
-    with pytest.raises(ValueError, match=r"uses \$\{A\}, which is not set"):
-        expand("${A}/p", {})
+    assert canonical("${A:-http://x}/p", {"A": "file:///m"}, {}) == "http://x/p"
+    with pytest.raises(ValueError, match=r"\$\{A\} is not set: give --var A=VALUE"):
+        expand("${A}/p", {}, {})
