@@ -97,9 +97,7 @@ def _check_level(node: yaml.Node, compression: str, level: int | None, file: str
         raise RecipeError(f"compression_level: {e}", origin_of(at, file)) from None
 
 
-def _image(
-    node: yaml.Node, file: str, compression: str, variables: dict[str, str]
-) -> ImageSpec:
+def _image(node: yaml.Node, file: str, compression: str, variables: dict[str, str]) -> ImageSpec:
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
     layers_node = next(
