@@ -24,22 +24,11 @@ ADDED_FILES = ("ch/environment", "ch/metadata.json", "etc/group", "etc/hosts", "
 
 
 def export(
-    image: HpcImage, fmt: str, output: Path, *options: str
+    image: HpcImage, fmt: str, output: Path, *options: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run(
-        [
-            "ocibuild",
-            "--store",
-            str(image.store),
-            "export",
-            image.ref,
-            "--format",
-            fmt,
-            "-o",
-            str(output),
-            *options,
-        ]
-    )
+    ocibuild = shutil.which("ocibuild") or "ocibuild"
+    argv = [ocibuild, "--store", str(image.store), "export", image.ref, "--format", fmt]
+    return run([*argv, "-o", str(output), *options], env=env)
 
 
 def exported(image: HpcImage, fmt: str, output: Path, *options: str) -> Path:
@@ -154,10 +143,7 @@ def test_the_same_image_gives_the_same_bytes(hpc_image: HpcImage, tmp_path: Path
     second = exported(hpc_image, "squashfs", tmp_path / "b.sqfs")
     assert first.read_bytes() == second.read_bytes()
     env = {**os.environ, "SOURCE_DATE_EPOCH": "12345"}  # the image decides, not the caller
-    proc = run(
-        ["ocibuild", "--store", str(hpc_image.store), "export", hpc_image.ref, "--format", "squashfs", "-o", str(tmp_path / "c.sqfs")],
-        env=env,
-    )
+    proc = export(hpc_image, "squashfs", tmp_path / "c.sqfs", env=env)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "c.sqfs").read_bytes() == first.read_bytes()
 
@@ -294,12 +280,8 @@ def test_missing_tar2sqfs_names_the_package(hpc_image: HpcImage, tmp_path: Path)
     out.mkdir()
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
-    proc = subprocess.run(
-        [shutil.which("python3") or "python3", "-m", "ocibuild", "--store", str(hpc_image.store), "export", hpc_image.ref, "--format", "squashfs", "-o", str(out / "x.sqfs")],
-        env={**os.environ, "PATH": str(empty_path)},
-        capture_output=True,
-        text=True,
-        check=False,
+    proc = export(
+        hpc_image, "squashfs", out / "x.sqfs", env={**os.environ, "PATH": str(empty_path)}
     )
     assert_failed_cleanly(proc, out, "squashfs-tools-ng", "EPEL")
 
