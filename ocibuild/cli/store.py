@@ -87,6 +87,11 @@ def inspect_command(state: CliState, ref: str, what: str | None) -> None:
     type=click.Choice(SQUASHFS_COMPRESSIONS),
     help="squashfs: block compression [default: gzip, which every kernel and squashfuse read].",
 )
+@click.option(
+    "--level",
+    type=int,
+    help="squashfs: compression level [default: gzip 4 (1-9), xz 6 (0-9), zstd 6 (1-22)].",
+)
 @click.pass_obj
 def export_command(
     state: CliState,
@@ -97,6 +102,7 @@ def export_command(
     all_root: bool,
     xattrs: bool,
     compression: str | None,
+    level: int | None,
 ) -> None:
     """Write an image as an archive for `podman load`, `docker load` or apptainer, or its root
     filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import).
@@ -106,8 +112,8 @@ def export_command(
       ocibuild export REF --format dir -o image/             then: ch-run image -- CMD
     """
     rootfs = None
-    if fmt in ROOTFS_FORMATS or all_root or xattrs or compression:
-        rootfs = RootfsOptions(all_root, xattrs, compression or "gzip")
+    if fmt in ROOTFS_FORMATS or all_root or xattrs or compression or level is not None:
+        rootfs = RootfsOptions(all_root, xattrs, compression or "gzip", level)
     export_image(state.store(create=False), ref, fmt, output, list(tags) or None, rootfs)
     if not state.quiet:
         size = "" if fmt == "dir" else f" ({human_size(output.stat().st_size)})"

@@ -47,6 +47,7 @@ class RootfsOptions:
     all_root: bool = False
     xattrs: bool = False
     compression: str = "gzip"  # squashfs only
+    level: int | None = None  # squashfs only; the compression's default when None
 
 
 def export_image(
@@ -61,19 +62,17 @@ def export_image(
         raise OcibuildError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
     if rootfs is not None and fmt not in ROOTFS_FORMATS:
         raise OcibuildError(
-            f"--all-root, --xattrs and --compression apply to {' and '.join(ROOTFS_FORMATS)} only"
+            f"--all-root, --xattrs, --compression and --level apply to {' and '.join(ROOTFS_FORMATS)} only"
         )
-    squashfs = (
-        SquashfsOptions(rootfs.compression if rootfs else "gzip", bool(rootfs and rootfs.xattrs))
-        if fmt == "squashfs"
-        else None
-    )
-    if squashfs is not None:
+    rootfs = rootfs or RootfsOptions()
+    squashfs = None
+    if fmt == "squashfs":
+        squashfs = SquashfsOptions(rootfs.compression, rootfs.level, rootfs.xattrs)
         tar2sqfs()  # a missing tool fails before anything is read
     image = store.image(ref)
     try:
         if fmt in ROOTFS_FORMATS:
-            _export_rootfs(store, image, output, rootfs or RootfsOptions(), squashfs)
+            _export_rootfs(store, image, output, rootfs, squashfs)
         else:
             _export_archive(store, image, fmt, output, tags or [store.normalize(ref)])
     except OSError as e:

@@ -21,7 +21,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import zstandard
 from isal.isal_zlib import error as IsalError
@@ -33,7 +33,14 @@ from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.layout import Store, StoredImage
 
 CHUNK = 1 << 20
-_READ_ERRORS = (tarfile.TarError, EOFError, OSError, IsalError, zstandard.ZstdError)
+TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
+_READ_ERRORS: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    IsalError,
+    zstandard.ZstdError,
+)
 BLOCK = 512
 # What HPC runtimes bind-mount over: ch-run refuses an image lacking any of them.
 MOUNT_DIRS = ("dev", "proc", "sys", "tmp", "mnt", "home")
@@ -106,9 +113,12 @@ def _layer(
     removed: set[str] = set()
     opaque: set[str] = set()
     what = f"layer {layer.digest}"
-    with _verified_blob(store, layer) as blob, decompressed(blob, layer.media_type) as stream:
+    with (
+        _verified_blob(store, layer) as blob,
+        decompressed(cast(BinaryIO, blob), layer.media_type) as stream,
+    ):
         try:
-            for info, tar in members(stream, what, bufsize=CHUNK):
+            for info, tar in members(stream, what, bufsize=TAR_BUFFER):
                 path = clean_path(info.name, f"{what}: entry")
                 if not path:
                     continue  # the root directory: runtimes make their own
@@ -188,8 +198,11 @@ def _reread(
     for index in reversed(range(link.layer + 1)):
         layer = layers[index]
         what = f"layer {layer.digest}"
-        with _verified_blob(store, layer) as blob, decompressed(blob, layer.media_type) as stream:
-            for info, tar in members(stream, what, bufsize=CHUNK):
+        with (
+            _verified_blob(store, layer) as blob,
+            decompressed(cast(BinaryIO, blob), layer.media_type) as stream,
+        ):
+            for info, tar in members(stream, what, bufsize=TAR_BUFFER):
                 if info.isreg() and clean_path(info.name, what) == link.target:
                     yield _header(info, link.path, options)
                     yield from _content(tar, info)
