@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import BinaryIO, cast
 
 import zstandard
-from isal.isal_zlib import error as IsalError
+from isal import isal_zlib
 
 from ocibuild.errors import DigestMismatchError, LayerError
 from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_path
@@ -34,13 +34,8 @@ from ocibuild.store.layout import Store, StoredImage
 
 CHUNK = 1 << 20
 TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
-_READ_ERRORS: tuple[type[Exception], ...] = (
-    tarfile.TarError,
-    EOFError,
-    OSError,
-    IsalError,
-    zstandard.ZstdError,
-)
+_ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # stub: an instance
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, _ISAL_ERROR, zstandard.ZstdError)
 BLOCK = 512
 # What HPC runtimes bind-mount over: ch-run refuses an image lacking any of them.
 MOUNT_DIRS = ("dev", "proc", "sys", "tmp", "mnt", "home")
