@@ -43,9 +43,12 @@ def busybox_entries(busybox: Path) -> list[Entry]:
 
 
 def put_image(
-    store: Store, ref: str, layers: Sequence[Sequence[Entry]], env: Sequence[str] = ENV
+    store: Store,
+    ref: str,
+    layers: Sequence[Sequence[Entry]],
+    env: Sequence[str] = ENV,
+    compressions: Sequence[str] = ("gzip", "none", "gzip"),  # umoci reads no zstd
 ) -> Descriptor:
-    compressions = ["gzip", "none", "gzip"]
     blobs = [_layer(store, e, compressions[i % 3]) for i, e in enumerate(layers)]
     config = ImageConfig(
         created="2016-01-01T00:00:00Z",

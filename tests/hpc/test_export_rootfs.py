@@ -17,7 +17,15 @@ import pytest
 
 from ocibuild.layer import Entry, Kind, bytes_entry
 from ocibuild.store import Store
-from tests.hpc.conftest import ENV, HpcImage, busybox_entries, put_image, run, user_env
+from tests.hpc.conftest import (
+    ENV,
+    HpcImage,
+    busybox_entries,
+    hpc_layers,
+    put_image,
+    run,
+    user_env,
+)
 
 ADDED_DIRS = ("ch", "dev", "home", "mnt", "proc", "sys", "tmp")
 ADDED_FILES = ("ch/environment", "ch/metadata.json", "etc/group", "etc/hosts", "etc/resolv.conf")
@@ -135,6 +143,14 @@ def test_dir_export_is_the_umoci_unpack_plus_mount_points(
     assert (root / "data/hard.txt").read_text() == "old hello\n"
     assert (root / "data/hello.txt").read_text() == "new hello\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rootfs"]  # no temporary left
+
+
+def test_zstd_layers_flatten_alike(hpc_image: HpcImage, busybox: Path, tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    put_image(store, hpc_image.ref, hpc_layers(busybox), compressions=("zstd", "zstd", "none"))
+    zstd_image = HpcImage(tmp_path / "store", hpc_image.ref)
+    listing = squashfs_listing(exported(zstd_image, "squashfs", tmp_path / "zstd.sqfs"))
+    assert listing == squashfs_listing(exported(hpc_image, "squashfs", tmp_path / "gzip.sqfs"))
 
 
 def test_the_same_image_gives_the_same_bytes(hpc_image: HpcImage, tmp_path: Path) -> None:
