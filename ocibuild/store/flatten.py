@@ -31,6 +31,7 @@ from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_path
 from ocibuild.layer.reader import decompressed, members
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.layout import Store, StoredImage
+from ocibuild.store.rootfs import under
 
 CHUNK = 1 << 20
 TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
@@ -127,8 +128,8 @@ def _layer(
                 if (
                     path in merge.shown
                     or path in skipped
-                    or _under(path, merge.removed)
-                    or _under(parent, merge.opaque)
+                    or under(path, merge.removed)
+                    or under(parent, merge.opaque)
                 ):
                     continue
                 yield from _entry(info, tar, path, index, merge, options)
@@ -254,17 +255,6 @@ def ch_metadata(config: ImageConfig) -> bytes:
         "volumes": list(runtime.volumes),
     }
     return (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode()
-
-
-def _under(path: str, prefixes: set[str]) -> bool:
-    """`path` is one of `prefixes` or lies below one."""
-    if not prefixes:
-        return False
-    while path:
-        if path in prefixes:
-            return True
-        path = posixpath.dirname(path)
-    return False
 
 
 def _header(
