@@ -4,6 +4,8 @@
   when the image is there), else `pull` unless the runtime has it already;
 - shifter: `shifterimg -v pull docker:IMAGE` (the image must be in a registry Shifter reaches);
 - apptainer: build a SIF in the run directory, from the archive or `docker://IMAGE`;
+- charliecloud: export the image from the ocibuild store as a squashfs in the run directory
+  (`ocibuild export --format squashfs`), which `ch-run` mounts with squashfuse;
 - native: nothing (the workload runs from the host).
 """
 
@@ -27,6 +29,9 @@ class PreparedImage:
     digest: str | None = None  # manifest digest, when the image came from the ocibuild store
     image_id: str | None = None  # the runtime's id for it
     commands: list[str] = field(default_factory=list)
+
+
+SQUASHFS = "image.sqfs"
 
 
 def run_command(
@@ -60,6 +65,8 @@ def runtime_image(target: Target, ref: str | None, workdir: Path) -> str | None:
     """How job scripts name the image on this target."""
     if not target.uses_image:
         return None
+    if target.runtime == "charliecloud":
+        return str(workdir / SQUASHFS)
     return str(workdir / "image.sif") if target.runtime == "apptainer" else ref
 
 
@@ -69,6 +76,9 @@ def plan_prepare(
     """What `prepare_image` will do, as shell lines (for --dry-run and the run's metadata)."""
     if not target.uses_image:
         return []
+    if target.runtime == "charliecloud":
+        squashfs = shlex.quote(str(workdir / SQUASHFS))
+        return [f"ocibuild export {shlex.quote(ref or '')} --format squashfs -o {squashfs}"]
     runtime = shlex.join(target.runtime_command)
     if archive is None and ref and target.runtime != "shifter" and _store_image(store, ref):
         archive = workdir / "image.tar"
@@ -107,6 +117,8 @@ def prepare_image(
         raise BenchError(f"target {target.name} runs a container: give the image (--image REF)")
     commands = plan_prepare(target, ref, archive, store, workdir)
     digest = _store_image(store, ref)
+    if target.runtime == "charliecloud":
+        return _prepare_squashfs(target, ref, archive, store, digest, workdir, commands, report)
     runtime = target.runtime_command
     what = f"preparing {ref} for {target.name}"
     exported = None
@@ -145,3 +157,31 @@ def prepare_image(
     finally:
         if exported is not None:
             exported.unlink(missing_ok=True)
+
+
+def _prepare_squashfs(
+    target: Target,
+    ref: str,
+    archive: Path | None,
+    store: Store | None,
+    digest: str | None,
+    workdir: Path,
+    commands: list[str],
+    report: Reporter,
+) -> PreparedImage:
+    if archive is not None:
+        raise BenchError(
+            f"target {target.name} runs a squashfs exported from the ocibuild store: "
+            "give --image REF, not --archive"
+        )
+    if digest is None or store is None:
+        raise BenchError(
+            f"target {target.name} runs a squashfs exported from the ocibuild store, "
+            f"which has no {ref} (build it, or `ocibuild pull {ref}`)"
+        )
+    from ocibuild.store.export import export_image
+
+    squashfs = workdir / SQUASHFS
+    report("bench", message=f"exporting {ref} from the store as {squashfs}")
+    export_image(store, ref, "squashfs", squashfs)
+    return PreparedImage(ref, str(squashfs), digest, None, commands)

@@ -262,7 +262,7 @@ def test_tag_adds_references_and_images_json_lists_them(
         capsys, *s, "images", "--format", "json"
     )
 
-    assert "error: example.org/hep/nothing:1: no such image" in fail(
+    assert "error: no such image example.org/hep/nothing:1 in the store" in fail(
         capsys, *s, "tag", "example.org/hep/nothing:1", "x:1"
     )
     assert "invalid tag" in fail(capsys, *s, "tag", "art:latest", "x:bad tag")
