@@ -143,9 +143,11 @@ class Display:
     def _on_image(self, ref: str, status: str, **extra: Any) -> None:
         if status == "built":
             cached = f", {extra.get('cached', 0)} cached" if extra.get("layers") else ""
+            unfrozen = extra.get("not_frozen", 0)
+            ups = f", {unfrozen} UPS table lines not in the Env (see warnings)" if unfrozen else ""
             self._line(
                 f"built {ref} {extra.get('digest', '')} "
-                f"({extra.get('layers', 0)} layers{cached}, {extra.get('seconds', 0):.2f}s)"
+                f"({extra.get('layers', 0)} layers{cached}{ups}, {extra.get('seconds', 0):.2f}s)"
             )
         elif self.verbose:
             self._line(f"{status} {ref}")

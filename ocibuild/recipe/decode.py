@@ -44,6 +44,8 @@ def describe(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
     return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(
         tp, str(tp)
     )
@@ -90,6 +92,10 @@ def decode(node: yaml.Node, tp: Any, file: str, what: str = "value") -> Any:
     if tp is Any:
         return _constructor.construct_object(node, deep=True)
     value = scalar_value(node, file)
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise RecipeError(f"{what}: expected {describe(tp)}, got {value!r}", at)
+        return value
     if tp is str:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise RecipeError(f"{what}: expected a string, got {value!r}", at)
