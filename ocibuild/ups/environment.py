@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ocibuild.errors import SourceError
@@ -38,6 +38,7 @@ from ocibuild.ups import functions
 from ocibuild.ups.database import Database, flavor_fallbacks
 from ocibuild.ups.declaration import Instance
 from ocibuild.ups.names import colon_qualifiers, same_qualifiers
+from ocibuild.ups.reverse import reverse, setup_variables
 from ocibuild.ups.shell import (
     KNOWN_COMMANDS,
     NeedsShell,
@@ -114,6 +115,7 @@ class _Scope:
     instance: Instance
     table: TableInstance | None
     table_path: str
+    action: str = "setup"  # the action walked: setup, or unsetup before a new setup
     translations: dict[str, str] = field(default_factory=dict)
 
 
@@ -140,6 +142,7 @@ class UpsEnvironment:
         self.missing_products: dict[str, str] = {}  # product -> what was said
         self.stopped = ""
         self.warned = warned if warned is not None else set()
+        self.initial: dict[str, str] = dict(env)  # the environment a setup command started in
         self.commands = {**KNOWN_COMMANDS, "ups flavor": flavor, "ups flavor -4": flavor}
 
     # -- source <root>/setup; setup ... ----------------------------------------------------
@@ -153,21 +156,30 @@ class UpsEnvironment:
             self.setup(Request("ups", optional=True, via=f"{self.db.path}/setup"))
 
     def setup(self, request: Request) -> None:
-        """One `setup` command: its own set of products done and of top-level requests."""
+        """One `setup` command (ups_setup.c): when SETUP_<PRODUCT> is set, the instance it
+        names is unset up first; then the product is set up. Each walk has its own set of
+        products done and of top-level requests."""
         if self.stopped:
             return
-        self.done, self.top = {}, {}
         found = self._resolve(request)
         if found is None:
             if request.optional:
                 self.report("message", message=f"{request.via}: optional {request} not found")
                 return
             raise SourceError(f"{request.via}: setup {request}: {self._not_found(request)}")
-        instance, quals = found
-        scope = self._scope(request, instance, quals)
-        self._collect_top(scope)
+        self.initial = dict(self.env)
         try:
-            self._set_up(scope, 0, True)
+            previous = self.env.get(f"SETUP_{request.product.upper()}")
+            if previous:
+                old = _parse_request(previous, True, request.via)
+                old_found = self._resolve(old)
+                if old_found is not None:
+                    self.done, self.top = {}, {}
+                    self._enter(self._scope(old, *old_found, "unsetup"), 0, True)
+            self.done, self.top = {}, {}
+            scope = self._scope(request, *found)
+            self._collect_top(scope)
+            self._enter(scope, 0, True)
         except _Stop:
             pass
 
@@ -211,7 +223,9 @@ class UpsEnvironment:
             f"declared: {'; '.join(declared)}"
         )
 
-    def _scope(self, request: Request, instance: Instance, quals: str) -> _Scope:
+    def _scope(
+        self, request: Request, instance: Instance, quals: str, action: str = "setup"
+    ) -> _Scope:
         table = self.db.table(instance)
         table_instance = None
         if table is not None:
@@ -229,7 +243,9 @@ class UpsEnvironment:
                     f"{table.path}: no instance for flavor {instance.flavor} qualifiers "
                     f"{instance.qualifiers or '(none)'} (setup {request}, from {request.via})"
                 )
-        scope = _Scope(request, instance, table_instance, table.path if table else instance.source)
+        scope = _Scope(
+            request, instance, table_instance, table.path if table else instance.source, action
+        )
         scope.translations = self._translations(scope, quals)
         return scope
 
@@ -287,27 +303,49 @@ class UpsEnvironment:
 
     # -- setting up -------------------------------------------------------------------------
 
-    def _set_up(self, scope: _Scope, depth: int, active: bool) -> None:
+    def _enter(self, scope: _Scope, depth: int, active: bool) -> None:
+        """Walk the instance's action (setup or unsetup); an unsetup action missing is the
+        setup action reversed; no action at all is doDefaults()."""
         if depth > MAX_DEPTH:
             raise SourceError(
-                f"{scope.request.via}: setup of {scope.request}: dependencies nest too deep"
+                f"{scope.request.via}: {scope.action} of {scope.request}: dependencies nest "
+                "too deep"
             )
         i = scope.instance
         self.done[i.product] = (i.version, i.qualifiers)
-        if active:
+        if active and scope.action == "setup":
             self.active[i.product] = (i.version, i.qualifiers)
         actions = scope.table.actions if scope.table else {}
-        if "setup" in actions:
-            self._run(actions["setup"], scope, depth, active)
+        if scope.action in actions:
+            self._run(actions[scope.action], scope, depth, active)
+        elif scope.action == "unsetup" and "setup" in actions:
+            self._run(self._reversed(actions["setup"], scope), scope, depth, active)
         else:
-            self._defaults(scope, "setup", active)
+            self._defaults(scope, scope.action, active)
+
+    def _reversed(self, commands: list[Command], scope: _Scope) -> list[Command]:
+        products = setup_variables(self.initial)
+        return reverse(
+            commands,
+            lambda text: self._translate(text, scope),
+            lambda product: product.upper() in products,
+        )
 
     def _dependency(
         self, name: str, text: str, scope: _Scope, depth: int, active: bool, where: str
     ) -> None:
         if scope.request.just_this:
             return
-        request = _parse_request(text, name == "setupoptional", where)
+        optional = name.endswith("optional")
+        unsetup = name.startswith("unsetup")
+        if unsetup and scope.action == "setup":
+            self._warn(f"{where}: {name}({text}): UPS cannot parse this in a setup action; skipped")
+            return
+        request = _parse_request(text, optional, where)
+        if unsetup:
+            previous = self.initial.get(f"SETUP_{request.product.upper()}")
+            if previous:
+                request = replace(_parse_request(previous, optional, where), via=where)
         if request.product in self.done:
             version, quals = self.done[request.product]
             wanted = request.version or version
@@ -319,10 +357,14 @@ class UpsEnvironment:
             return
         found = self.top.get(request.product) or self._resolve(request)
         if found is None:
+            if unsetup:
+                if not optional:
+                    self._warn(f"{where}: {name}({text}): {self._not_found(request)}")
+                return
             self._missing(request, f"{where}: {name}({text})")
             return
-        instance, quals = found
-        self._set_up(self._scope(request, instance, quals), depth + 1, active)
+        action = "unsetup" if unsetup else "setup"
+        self._enter(self._scope(request, *found, action), depth + 1, active)
 
     def _missing(self, request: Request, asked: str) -> None:
         if request.optional:
@@ -401,20 +443,20 @@ class UpsEnvironment:
         active: bool,
         where: str,
     ) -> None:
-        if name in ("setuprequired", "setupoptional"):
+        if name in ("setuprequired", "setupoptional", "unsetuprequired", "unsetupoptional"):
             self._dependency(name, args[0], scope, depth, active, where)
-        elif name in ("exeactionrequired", "exeactionoptional"):
+        elif name.endswith(("exeactionrequired", "exeactionoptional")):
             action = args[0].lower()
             commands = scope.table.actions.get(action) if scope.table else None
             if commands is None:
-                if name == "exeactionrequired":
+                if name.endswith("required"):
                     raise SourceError(f"{where}: {command.text}: no action {action!r}")
                 return
             if depth > MAX_DEPTH:
                 raise SourceError(f"{where}: actions call each other too deep")
+            if name.startswith("rev_"):
+                commands = self._reversed(commands, scope)
             self._run(commands, scope, depth + 1, active)
-        elif name in ("unsetuprequired", "unsetupoptional"):
-            self._warn(f"{where}: {command.text}: UPS cannot parse this in a setup action; skipped")
         elif active:
             try:
                 self._function(name, args, command, scope, where)
@@ -447,7 +489,7 @@ class UpsEnvironment:
         elif name == "unproddir":
             env.pop(scope.instance.product.upper() + (args[0] if args else "_DIR"), None)
         elif name == "dodefaults":
-            self._defaults(scope, args[0].lower() if args else "setup", True)
+            self._defaults(scope, args[0].lower() if args else scope.action, True)
         elif name in ("addalias", "unalias"):
             if name == "unalias":
                 env.pop(args[0], None)  # sh's `unset NAME` removes a variable too

@@ -51,6 +51,8 @@ FUNCTIONS: dict[str, tuple[int, int]] = {
     "unsetuprequired": (1, 1),
     "exeactionoptional": (1, 1),
     "exeactionrequired": (1, 1),
+    "rev_exeactionoptional": (1, 1),
+    "rev_exeactionrequired": (1, 1),
     "sourcecompilereq": (1, 1),
     "sourcecompileopt": (1, 1),
     "envappend": (2, 3),
