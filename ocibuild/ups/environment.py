@@ -332,14 +332,22 @@ class UpsEnvironment:
         )
 
     def _dependency(
-        self, name: str, text: str, scope: _Scope, depth: int, active: bool, where: str
+        self,
+        name: str,
+        text: str,
+        scope: _Scope,
+        depth: int,
+        active: bool,
+        where: str,
+        call: str,
     ) -> None:
         if scope.request.just_this:
             return
         optional = name.endswith("optional")
         unsetup = name.startswith("unsetup")
+        asked = f"{where}: {call}"
         if unsetup and scope.action == "setup":
-            self._warn(f"{where}: {name}({text}): UPS cannot parse this in a setup action; skipped")
+            self._warn(f"{asked}: UPS cannot parse this in a setup action; skipped")
             return
         request = _parse_request(text, optional, where)
         if unsetup:
@@ -359,9 +367,9 @@ class UpsEnvironment:
         if found is None:
             if unsetup:
                 if not optional:
-                    self._warn(f"{where}: {name}({text}): {self._not_found(request)}")
+                    self._warn(f"{asked}: {self._not_found(request)}")
                 return
-            self._missing(request, f"{where}: {name}({text})")
+            self._missing(request, asked)
             return
         action = "unsetup" if unsetup else "setup"
         self._enter(self._scope(request, *found, action), depth + 1, active)
@@ -444,7 +452,7 @@ class UpsEnvironment:
         where: str,
     ) -> None:
         if name in ("setuprequired", "setupoptional", "unsetuprequired", "unsetupoptional"):
-            self._dependency(name, args[0], scope, depth, active, where)
+            self._dependency(name, args[0], scope, depth, active, where, command.text)
         elif name.endswith(("exeactionrequired", "exeactionoptional")):
             action = args[0].lower()
             commands = scope.table.actions.get(action) if scope.table else None
