@@ -34,9 +34,7 @@ def wanted(root: str) -> Callable[[str], bool]:
         if not path.startswith(prefix):
             return False
         rel = path[len(prefix) :]
-        return (
-            rel.endswith(".table") or rel == DBCONFIG or _DECLARATION.fullmatch(rel) is not None
-        )
+        return rel.endswith(".table") or rel == DBCONFIG or _DECLARATION.fullmatch(rel) is not None
 
     return match
 

@@ -204,7 +204,10 @@ def test_split_args_as_ups_does() -> None:
 def test_calls_as_ups_reads_them() -> None:
     """Names case-insensitive, blanks before `(`, `)` `;` and blanks trimmed at both ends."""
     assert parse_call("ENVSET (X, 1)") == ("envset", ["X", "1"])
-    assert parse_call("  pathPrepend\t( PATH, /a/bin, : );") == ("pathprepend", ["PATH", "/a/bin", ":"])
+    assert parse_call("  pathPrepend\t( PATH, /a/bin, : );") == (
+        "pathprepend",
+        ["PATH", "/a/bin", ":"],
+    )
     assert parse_call("envSet(X, $(pwd))") == ("envset", ["X", "$(pwd"])  # UPS eats the `)`
     assert parse_call("setupRequired( boost v1_57_0 -q +e9:+prof )") == (
         "setuprequired",
@@ -242,6 +245,9 @@ def test_keywords_comments_and_user_variables() -> None:
     (instance,) = table.instances
     assert (instance.flavor, instance.qualifiers) == ("any", "e19:prof")
     assert instance.variables == {"_qualbits": "e19-prof"}
-    assert [(c.name, c.line) for c in instance.actions["setup"]] == [("setupenv", 9), ("envset", 10)]
+    assert [(c.name, c.line) for c in instance.actions["setup"]] == [
+        ("setupenv", 9),
+        ("envset", 10),
+    ]
     assert [c.name for c in instance.actions["other"]] == ["exeactionrequired", ""]
     assert instance.actions["other"][1].text == "frobnicate(X)"

@@ -97,7 +97,7 @@ def test_un_prod_dir_unsetup_env_and_do_defaults() -> None:
 
 def test_products_without_setup_action_or_table_get_the_defaults() -> None:
     files = tree(("n", "v1", None, ""))
-    add(files, "a", "v1", "File=Table\nProduct=a\nFlavor=ANY\nQualifiers=\"\"\nAction=other\n")
+    add(files, "a", "v1", 'File=Table\nProduct=a\nFlavor=ANY\nQualifiers=""\nAction=other\n')
     assert run(files, "n")[0]["SETUP_N"] == f"n v1 -f {F} -z /products"
     env = run(files, "a")[0]
     assert (env["A_DIR"], env["SETUP_A"]) == ("/products/a/v1", f"a v1 -f {F} -z /products")
@@ -159,7 +159,7 @@ def test_append_and_prepend_keep_duplicates_and_take_a_delimiter(kind: str) -> N
         f"    {kind}Prepend(NEW, /a)\n"
         f"    {kind}Append(EMPTY, /c)\n"
         f"    {kind}Prepend(FLAGS, -O2, ' ')\n"
-        f"    {kind}Append(FLAGS, -g, \"\")\n"
+        f'    {kind}Append(FLAGS, -g, "")\n'
         f"    {kind}Append(LIST, z, ;)\n",
         {"PATH": "/bin", "EMPTY": "", "FLAGS": "-Wall", "LIST": "x;y"},
     )
@@ -193,8 +193,18 @@ def test_remove_drops_exact_elements_and_unsets_an_emptied_variable(kind: str) -
 
 def deps_tree() -> Files:
     return tree(
-        ("gcc", "v8", "    setupEnv()\n    prodDir()\n    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n", ""),
-        ("gcc", "v9", "    setupEnv()\n    prodDir()\n    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n", ""),
+        (
+            "gcc",
+            "v8",
+            "    setupEnv()\n    prodDir()\n    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n",
+            "",
+        ),
+        (
+            "gcc",
+            "v9",
+            "    setupEnv()\n    prodDir()\n    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n",
+            "",
+        ),
         (
             "boost",
             "v1",
@@ -222,8 +232,12 @@ def test_the_top_products_own_requests_take_precedence() -> None:
 
 def test_a_product_is_set_up_once_per_setup_command() -> None:
     files = deps_tree()
-    add(files, "mid", "v1", simple_table("mid", "    setupRequired(boost v1 -q e19:prof)\n"
-                                           "    setupRequired(gcc v9)\n"))
+    add(
+        files,
+        "mid",
+        "v1",
+        simple_table("mid", "    setupRequired(boost v1 -q e19:prof)\n    setupRequired(gcc v9)\n"),
+    )
     add(files, "two", "v1", simple_table("two", "    setupRequired(mid v1)\n"))
     env, messages = run(files, "two")
     assert env["SETUP_GCC"].startswith("gcc v8 ")  # boost's request came first
@@ -264,7 +278,8 @@ def test_a_missing_required_product_is_refused_naming_line_request_and_declared(
 
 def test_missing_warn_goes_on_without_the_product_warning_once_per_product() -> None:
     files = deps_tree()
-    add(files, 
+    add(
+        files,
         "m",
         "v1",
         simple_table(
@@ -273,7 +288,12 @@ def test_missing_warn_goes_on_without_the_product_warning_once_per_product() -> 
             "    setupOptional( other v1 )\n    envSet(AFTER, yes)\n",
         ),
     )
-    add(files, "n", "v1", simple_table("n", "    setupRequired( m v1 )\n    setupRequired( nosuch v2 )\n"))
+    add(
+        files,
+        "n",
+        "v1",
+        simple_table("n", "    setupRequired( m v1 )\n    setupRequired( nosuch v2 )\n"),
+    )
     env, messages = run(files, "n", missing="warn")
     assert env["AFTER"] == "yes" and env["SETUP_M"]
     assert "SETUP_NOSUCH" not in env and "SETUP_GCC" not in env and "SETUP_OTHER" not in env
@@ -287,8 +307,10 @@ def test_missing_warn_goes_on_without_the_product_warning_once_per_product() -> 
 def test_actions_run_by_exe_action_and_their_names_ignore_case() -> None:
     files = tree(("p", "v1", "    exeActionRequired(Extra)\n    exeActionOptional(None)\n", ""))
     files["products/p/v1/ups/p.table"] += b"Flavor=NULL\n"  # a stray instance changes nothing
-    text = files["products/p/v1/ups/p.table"].decode().replace(
-        "End:", "  Action=EXTRA\n    envSet(E, 1)\nEnd:"
+    text = (
+        files["products/p/v1/ups/p.table"]
+        .decode()
+        .replace("End:", "  Action=EXTRA\n    envSet(E, 1)\nEnd:")
     )
     files["products/p/v1/ups/p.table"] = text.encode()
     assert run(files, "p")[0]["E"] == "1"
@@ -297,7 +319,9 @@ def test_actions_run_by_exe_action_and_their_names_ignore_case() -> None:
 def test_unsetup_required_in_a_setup_action_is_skipped_with_a_warning() -> None:
     files = deps_tree()
     add(files, "u", "v1", simple_table("u", "    unsetupRequired(gcc)\n    envSet(X, 1)\n"))
-    env, messages = run(files, "u", env={"PATH": "/bin", "SETUP_GCC": f"gcc v8 -f {F} -z /products"})
+    env, messages = run(
+        files, "u", env={"PATH": "/bin", "SETUP_GCC": f"gcc v8 -f {F} -z /products"}
+    )
     assert env["X"] == "1" and env["SETUP_GCC"].startswith("gcc v8")
     assert "cannot parse this in a setup action" in messages.warnings()[0]
 
@@ -307,7 +331,8 @@ def test_unsetup_required_in_a_setup_action_is_skipped_with_a_warning() -> None:
 
 def test_if_else_endif_unless_and_products_inside_a_false_branch() -> None:
     files = deps_tree()
-    add(files, 
+    add(
+        files,
         "c",
         "v1",
         simple_table(
@@ -322,11 +347,11 @@ def test_if_else_endif_unless_and_products_inside_a_false_branch() -> None:
             "    unless ( test -d ${UPS_PROD_DIR}/lib64 && [ x = x ] )\n"
             "      envSet(NO_LIB64, 1)\n"
             "    endUnless ( test -d ${UPS_PROD_DIR}/lib64 && [ x = x ] )\n"
-            "    if ( test -n \"${HOME}\" || false )\n"
+            '    if ( test -n "${HOME}" || false )\n'
             "      if ( ! test -f ${UPS_PROD_DIR}/lib64/x.so )\n"
             "        envSet(NESTED, 1)\n"
             "      endif ( ! test -f ${UPS_PROD_DIR}/lib64/x.so )\n"
-            "    endif ( test -n \"${HOME}\" || false )\n",
+            '    endif ( test -n "${HOME}" || false )\n',
         ),
     )
     env, messages = run(files, "c", env={"PATH": "/bin", "HOME": "/h"})
@@ -338,7 +363,9 @@ def test_if_else_endif_unless_and_products_inside_a_false_branch() -> None:
 
 def test_endif_must_repeat_its_if() -> None:
     files = tree(("c", "v1", "    if ( true )\n      envSet(X, 1)\n    endif ( false )\n", ""))
-    with pytest.raises(SourceError, match=r"c.table:10: endif \( false \) does not close if\(true\)"):
+    with pytest.raises(
+        SourceError, match=r"c.table:10: endif \( false \) does not close if\(true\)"
+    ):
         run(files, "c")
     files = tree(("d", "v1", "    if ( true )\n      envSet(X, 1)\n", ""))
     with pytest.raises(SourceError, match=r"if\(true\) without endif"):
@@ -385,11 +412,23 @@ def test_a_failing_file_test_or_missing_sourced_file_stops_the_setup_there() -> 
         "    fileTest(${UPS_PROD_DIR}/missing, -d, no such directory)\n",
         "    sourceRequired(${UPS_PROD_DIR}/missing.sh, UPS_ENV)\n",
     ):
-        env, messages = run(tree(("s", "v1", f"    envSet(BEFORE, 1)\n{line}    envSet(AFTER, 1)\n", "")), "s")
+        env, messages = run(
+            tree(("s", "v1", f"    envSet(BEFORE, 1)\n{line}    envSet(AFTER, 1)\n", "")), "s"
+        )
         assert env["BEFORE"] == "1" and "AFTER" not in env
         assert "the setup stops here, as UPS's does" in messages.warnings()[0]
-    env, _ = run(tree(("s", "v1", "    sourceOptional(${UPS_PROD_DIR}/none.sh, UPS_ENV)\n"
-                       "    fileTest(${UPS_PROD_DIR}/ups, -d)\n    envSet(AFTER, 1)\n", "")), "s")
+    env, _ = run(
+        tree(
+            (
+                "s",
+                "v1",
+                "    sourceOptional(${UPS_PROD_DIR}/none.sh, UPS_ENV)\n"
+                "    fileTest(${UPS_PROD_DIR}/ups, -d)\n    envSet(AFTER, 1)\n",
+                "",
+            )
+        ),
+        "s",
+    )
     assert env["AFTER"] == "1"
 
 
@@ -429,7 +468,9 @@ def test_ups_variables_and_user_keys() -> None:
         )
     )
     table = files["products/v/v1/ups/v.table"].decode()
-    files["products/v/v1/ups/v.table"] = table.replace('Qualifiers="e19"\n', 'Qualifiers="e19"\n_where = table\n').encode()
+    files["products/v/v1/ups/v.table"] = table.replace(
+        'Qualifiers="e19"\n', 'Qualifiers="e19"\n_where = table\n'
+    ).encode()
     env, _ = run(files, "v", quals="e19")
     assert env["SETUP_LINE"] == f"v v1 -f {F} -z /products -q e19"
     assert env["OS"] == F
@@ -448,7 +489,8 @@ def test_ups_variables_and_user_keys() -> None:
 
 def relogin_tree() -> Files:
     files = deps_tree()
-    add(files, 
+    add(
+        files,
         "app",
         "v1",
         simple_table(
@@ -465,8 +507,14 @@ def relogin_tree() -> Files:
             "    setupRequired( boost v1 -q +e19:+prof )\n",
         ),
     )
-    add(files, "ups", "v6", simple_table("ups", "    setupEnv()\n    prodDir()\n"
-                                            "    pathPrepend(PATH, ${UPS_PROD_DIR}/bin, :)\n"))
+    add(
+        files,
+        "ups",
+        "v6",
+        simple_table(
+            "ups", "    setupEnv()\n    prodDir()\n    pathPrepend(PATH, ${UPS_PROD_DIR}/bin, :)\n"
+        ),
+    )
     return files
 
 
@@ -477,7 +525,10 @@ def test_the_login_shell_setup_over_the_frozen_env_gives_the_same_env() -> None:
     files = relogin_tree()
     frozen, _ = run(files, "app", env={"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": "/opt/lib"})
     assert frozen["LD_LIBRARY_PATH"] == f"/products/app/v1/{F}/lib:/opt/lib"
-    assert frozen["PATH"] == f"/products/gcc/v8/bin:/products/app/v1/{F}/bin:/products/ups/v6/bin:/usr/bin:/bin"
+    assert (
+        frozen["PATH"]
+        == f"/products/gcc/v8/bin:/products/app/v1/{F}/bin:/products/ups/v6/bin:/usr/bin:/bin"
+    )
     again, messages = run(files, "app", env=frozen)
     assert again == frozen
     assert messages.warnings() == []
@@ -485,9 +536,17 @@ def test_the_login_shell_setup_over_the_frozen_env_gives_the_same_env() -> None:
 
 def test_setting_up_over_an_older_setup_removes_what_it_added() -> None:
     files = relogin_tree()
-    add(files, "app", "v0", simple_table("app", "    setupEnv()\n    prodDir()\n"
-                                            "    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n"
-                                            "    envSet(APP_OLD, 1)\n"))
+    add(
+        files,
+        "app",
+        "v0",
+        simple_table(
+            "app",
+            "    setupEnv()\n    prodDir()\n"
+            "    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n"
+            "    envSet(APP_OLD, 1)\n",
+        ),
+    )
     old, _ = run(files, "app", "v0")
     new, _ = run(files, "app", "v1", env=old)
     assert "APP_OLD" not in new and "/products/app/v0/bin" not in new["PATH"]
