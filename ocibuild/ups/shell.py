@@ -148,7 +148,7 @@ def condition(
                 or (pending == "&&" and result)
                 or (pending == "||" and not result)
             ):
-                result = _command(current, exists)
+                result = _command(current, env, commands, exists)
             pending, current = word, []
         else:
             current.append(word)
@@ -157,21 +157,17 @@ def condition(
 
 
 def _words(text: str, env: Mapping[str, str], commands: Mapping[str, str]) -> list[str]:
-    lexer = shlex.shlex(_expand_outside_single_quotes(text, env, commands), posix=True)
+    expanded = _expand_outside_single_quotes(text, env, commands)
+    lexer = shlex.shlex(expanded, posix=True, punctuation_chars=";&|")
     lexer.whitespace_split = True
     lexer.commenters = ""
-    words: list[str] = []
     try:
-        for token in lexer:
-            words.extend(_split_operators(token))
+        words = list(lexer)
     except ValueError as e:
         raise NeedsShell(str(e)) from None
+    if any(w and set(w) <= set(";&|") and w not in ("&&", "||", ";") for w in words):
+        raise NeedsShell(f"a pipe or background job in {text!r}")
     return words
-
-
-def _split_operators(token: str) -> list[str]:
-    parts = re.split(r"(&&|\|\||;)", token)
-    return [p for p in parts if p]
 
 
 def _expand_outside_single_quotes(
@@ -218,7 +214,15 @@ def _escape(value: str, in_double: bool) -> str:
     return " ".join(shlex.quote(w) for w in value.split())
 
 
-def _command(words: list[str], exists: Exists) -> bool:
+_FOR_LOOP = re.compile(
+    r"\s*for\s+(?P<var>[A-Za-z_]\w*)\s+in\s+(?P<words>[^;]*);\s*do\s+(?P<body>.*?)\s*&&\s*exit"
+    r"\s*;\s*done\s*;\s*exit\s+1\s*;?\s*"
+)
+
+
+def _command(
+    words: list[str], env: Mapping[str, str], commands: Mapping[str, str], exists: Exists
+) -> bool:
     negate = False
     while words[:1] == ["!"]:
         negate, words = not negate, words[1:]
@@ -232,9 +236,27 @@ def _command(words: list[str], exists: Exists) -> bool:
         result = _or(words[1:], exists)
     elif words[0] == "[" and words[-1:] == ["]"]:
         result = _or(words[1:-1], exists)
+    elif words[:2] == ["sh", "-c"] and len(words) == 3:
+        result = _any_in_loop(words[2], env, commands, exists)
     else:
         raise NeedsShell(f"the command {words[0]!r}")
     return result != negate
+
+
+def _any_in_loop(
+    script: str, env: Mapping[str, str], commands: Mapping[str, str], exists: Exists
+) -> bool:
+    """`sh -c 'for dd in bin lib;do [ -d DIR/$dd ] && exit;done;exit 1'`, the test
+    cetbuildtools writes into tables: whether the test holds for any of the words."""
+    m = _FOR_LOOP.fullmatch(script)
+    if m is None:
+        raise NeedsShell(f"the script sh -c {script!r}")
+    var = m["var"]
+    for word in m["words"].split():
+        inner = {**env, var: word}
+        if condition(m["body"], inner, commands, exists):
+            return True
+    return False
 
 
 def _or(words: list[str], exists: Exists) -> bool:
