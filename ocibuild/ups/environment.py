@@ -264,7 +264,7 @@ class UpsEnvironment:
             "UPS_OS_FLAVOR": self.flavors[0],
             "UPS_PROD_FLAVOR": i.flavor,
             "UPS_REQ_QUALIFIERS": quals,
-            "UPS_PROD_QUALIFIERS": i.qualifiers,
+            "UPS_PROD_QUALIFIERS": _sorted(i.qualifiers),
             "UPS_SHELL": "sh",
             "UPS_OPTIONS": "",
             "UPS_SETUP": self._setup_string(scope),
@@ -276,11 +276,12 @@ class UpsEnvironment:
         }
 
     def _setup_string(self, scope: _Scope) -> str:
-        """SETUP_<P>: `product version -f FLAVOR -z DB`, then `-q QUALS` when qualified."""
+        """SETUP_<P>: `product version -f FLAVOR -z DB`, then `-q QUALS` (sorted) when
+        qualified."""
         i = scope.instance
         out = f"{i.product} {i.version} -f {i.flavor} -z {self.db.path}"
         if i.qualifiers:
-            out += f" -q {i.qualifiers}"
+            out += f" -q {_sorted(i.qualifiers)}"
         if scope.request.just_this:
             out += " -j"
         if scope.request.extended:
@@ -598,6 +599,11 @@ class UpsEnvironment:
         if message not in self.warned:
             self.warned.add(message)
             self.report("message", message=message, level="warning")
+
+
+def _sorted(qualifiers: str) -> str:
+    """UPS reads qualifiers sorted (upsfil.c trim_qualifiers): `prof:e19` is `e19:prof`."""
+    return ":".join(sorted(q for q in re.sub(r"[\s\"']", "", qualifiers).split(":") if q))
 
 
 def _name(function: str, name: str) -> str:

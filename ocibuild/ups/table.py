@@ -278,11 +278,14 @@ class _Parser:
     def end_group(self) -> None:
         if self.group is None:
             return
+        # as upsfil.c's add_to_instance: Common's actions come after the instance's own (UPS
+        # takes the first of a name), Common's `_name` lines replace the instance's
         common = self.common or TableInstance("common")
         for instance in self.group:
             for name, commands in common.actions.items():
-                instance.actions[name] = [*instance.actions.get(name, []), *commands]
-            instance.variables = {**common.variables, **instance.variables}
+                instance.actions.setdefault(name, commands)
+            if common.variables:
+                instance.variables = dict(common.variables)
         self.instances.extend(self.group)
         self.group = self.common = self.instance = self.action = None
 

@@ -251,3 +251,32 @@ def test_keywords_comments_and_user_variables() -> None:
     ]
     assert [c.name for c in instance.actions["other"]] == ["exeactionrequired", ""]
     assert instance.actions["other"][1].text == "frobnicate(X)"
+
+
+COMMON_TABLE = """\
+File=Table
+Product=c
+Group:
+Flavor=ANY
+Qualifiers=e19
+  _own = instance
+  Action=setup
+    envSet(OWN, 1)
+Flavor=ANY
+Qualifiers=e20
+  _own = instance
+Common:
+  _shared = common
+  Action=setup
+    envSet(COMMON, 1)
+End:
+"""
+
+
+def test_common_adds_actions_the_instance_lacks_and_replaces_its_variables() -> None:
+    """upsfil.c add_to_instance: Common's actions are appended (UPS uses the first action of
+    a name), Common's user keys replace the instance's."""
+    e19, e20 = parse_table(COMMON_TABLE, "t").instances
+    assert [c.text for c in e19.actions["setup"]] == ["envSet(OWN, 1)"]
+    assert [c.text for c in e20.actions["setup"]] == ["envSet(COMMON, 1)"]
+    assert e19.variables == e20.variables == {"_shared": "common"}

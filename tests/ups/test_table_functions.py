@@ -60,6 +60,10 @@ def test_setup_variable_puts_qualifiers_last_and_omits_them_when_unqualified() -
         f"q v1 -f {F} -z /products -q e19:prof"
     )
     assert run(files, "u", "v2")[0]["SETUP_U"] == f"u v2 -f {F} -z /products"
+    # UPS reads qualifiers sorted
+    files.declare("s", "v1", simple_table("s", "    setupEnv()\n", quals="prof:e19"), F, "prof:e19")
+    env = run(files, "s", quals="e19:prof")[0]
+    assert env["SETUP_S"] == f"s v1 -f {F} -z /products -q e19:prof"
 
 
 def test_prod_dir_forms() -> None:
