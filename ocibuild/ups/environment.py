@@ -103,6 +103,10 @@ class Frozen:
     products: int  # how many products were set up
 
 
+class _NoTableInstance(SourceError):
+    """The table has no instance for the declared one: to UPS, no match."""
+
+
 class _Stop(Exception):
     """The setup script returns here (a failed fileTest, a missing required source)."""
 
@@ -239,7 +243,7 @@ class UpsEnvironment:
                 None,
             )
             if table_instance is None:
-                raise SourceError(
+                raise _NoTableInstance(
                     f"{table.path}: no instance for flavor {instance.flavor} qualifiers "
                     f"{instance.qualifiers or '(none)'} (setup {request}, from {request.via})"
                 )
@@ -373,13 +377,19 @@ class UpsEnvironment:
             self._missing(request, asked)
             return
         action = "unsetup" if unsetup else "setup"
-        self._enter(self._scope(request, *found, action), depth + 1, active)
+        try:
+            scope = self._scope(request, *found, action)
+        except _NoTableInstance as e:
+            if not unsetup:
+                self._missing(request, asked, str(e))
+            return
+        self._enter(scope, depth + 1, active)
 
-    def _missing(self, request: Request, asked: str) -> None:
+    def _missing(self, request: Request, asked: str, reason: str = "") -> None:
         if request.optional:
             self.report("message", message=f"{asked}: optional {request} not found")
             return
-        reason = self._not_found(request)
+        reason = reason or self._not_found(request)
         if self.missing == "refuse":
             raise SourceError(
                 f"{asked}: {request}: {reason} (the real setup goes on without it; "

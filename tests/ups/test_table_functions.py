@@ -601,3 +601,14 @@ def test_reversed_actions_follow_upsact() -> None:
         "unproddir(_FQ_DIR)",
         "unsetupenv()",
     ]
+
+
+def test_a_table_without_the_declared_instance_is_a_missing_product() -> None:
+    files = deps_tree()
+    files.declare("x", "v1", simple_table("x", "    setupEnv()\n", quals="e19"), F, "e20")
+    files.declare("y", "v1", simple_table("y", "    setupRequired( x v1 -q e20 )\n"), F)
+    with pytest.raises(SourceError, match=r"x.table: no instance for flavor .* qualifiers e20"):
+        run(files, "y")
+    env, messages = run(files, "y", missing="warn")
+    assert "SETUP_X" not in env
+    assert "going on without it" in messages.warnings()[0]
