@@ -109,6 +109,8 @@ class _Builder:
         self.visiting: list[str] = []
         self.digest_cache = _ContentDigests()
         self.cancel = threading.Event()  # set on Ctrl-C or a failed layer: the others stop
+        self.ups_warned: set[str] = set()  # UPS setup warnings given in this build
+        self.not_frozen: dict[str, int] = {}  # image ref -> UPS table lines not in its Env
 
     # -- graph ----------------------------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class _Builder:
             layers=len(result.layers),
             cached=cached,
             seconds=time.monotonic() - started,
+            not_frozen=self.not_frozen.get(refs[0], 0),
         )
         return result
 
@@ -252,9 +255,12 @@ class _Builder:
             lower = ImageFS(
                 self.store, [*base.layers, *(layer.descriptor for layer in built_layers)]
             )
-            env = frozen_environment(lower, image.setup, self.report, base_env=runtime.env_dict())
+            frozen = frozen_environment(
+                lower, image.setup, self.report, runtime.env_dict(), self.ups_warned
+            )
+            self.not_frozen[refs[0]] = len(frozen.not_frozen)
             # the whole environment after setup: what envUnset removed is gone
-            runtime = replace(runtime, env=tuple(f"{k}={v}" for k, v in env.items()))
+            runtime = replace(runtime, env=tuple(f"{k}={v}" for k, v in frozen.env.items()))
         runtime = apply_image_settings(runtime, image)
         history = list(base.history)
         if len(history) != len(base.config.diff_ids):

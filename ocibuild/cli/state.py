@@ -207,9 +207,16 @@ class Display:
     def _on_image(self, ref: str, status: str, **extra: Any) -> None:
         if status == "built":
             cached = f", {extra.get('cached', 0)} cached" if extra.get("layers") else ""
+            unfrozen = extra.get("not_frozen", 0)
+            ups = (
+                f", {plural(unfrozen, 'UPS table line')} not in the Env (see warnings)"
+                if unfrozen
+                else ""
+            )
             self._status(
                 f"built {ref} {extra.get('digest', '')} "
-                f"({plural(extra.get('layers', 0), 'layer')}{cached}, {extra.get('seconds', 0):.2f}s)"
+                f"({plural(extra.get('layers', 0), 'layer')}{cached}{ups}, "
+                f"{extra.get('seconds', 0):.2f}s)"
             )
         elif self.verbose:
             self._line(f"{status} {ref}")

@@ -49,6 +49,8 @@ def describe(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
     return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(
         tp, str(tp)
     )
@@ -101,11 +103,19 @@ def decode(
     if tp is Any:
         return _constructor.construct_object(node, deep=True)
     value = scalar_value(node, file)
-    if variables is not None and isinstance(value, str) and tp in (str, int):
+    if (
+        variables is not None
+        and isinstance(value, str)
+        and (tp in (str, int) or origin is typing.Literal)
+    ):
         try:
             value = expand(value, variables)
         except UndefinedVariable as e:
             raise RecipeError(str(e), at) from None
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise RecipeError(f"{what}: expected {describe(tp)}, got {value!r}", at)
+        return value
     if tp is str:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise RecipeError(f"{what}: expected a string, got {value!r}", at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ocibuild.errors import Origin
 
@@ -24,6 +24,7 @@ class SetupSpec:
     version: str = ""
     qualifiers: str = ""
     into: str = "/products"
+    missing: Literal["refuse", "warn"] = "refuse"  # a required product UPS cannot find
     origin: Origin | None = None
 
 

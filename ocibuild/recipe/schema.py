@@ -32,6 +32,8 @@ def type_schema(tp: Any) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": type_schema(typing.get_args(tp)[1])}
     if dataclasses.is_dataclass(tp):
         return dataclass_schema(tp)
+    if origin is typing.Literal:
+        return {"enum": list(typing.get_args(tp))}
     return _SCALARS.get(tp, {})
 
 

@@ -8,6 +8,9 @@ environment UPS's `setup` gives.
     tarball      tarballs -> layer entries, streamed; bzip2 on every core (bzip2)
     layering     which products share a layer
     declaration  .version and .chain files; table: .table files; database: a products tree
-    environment  what `setup` does to the environment; setup: the builder's entry points
+    environment  what `setup` does to the environment: instances, dependencies, actions
+    functions    the environment edits of the table functions; shell: the sh UPS writes for them
+    reverse      the unsetup action UPS derives from a setup action
+    setup        the builder's entry points
     synthetic    synthetic products in the real format (demo mirror, tests, benchmarks)
 """

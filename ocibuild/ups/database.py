@@ -4,6 +4,11 @@ and table files, found among the image's files without unpacking it.
     <root>/<product>/<version>.version/<flavor>_<quals>   (or a single <version>.version file)
     <root>/<product>/<chain>.chain/<flavor>_<quals>       (current.chain, ...)
     <root>/<prod_dir>/<ups_dir>/<table_file>              (or <table_dir>/<table_file>)
+    <root>/.upsfiles/dbconfig                             (PROD_DIR_PREFIX = ${UPS_THIS_DB})
+
+As in UPS, a relative PROD_DIR is taken under the dbconfig's PROD_DIR_PREFIX (and stays
+relative without one), a relative UPS_DIR under the product directory; without UPS_DIR it is
+<prod_dir>/ups when that directory exists.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from ocibuild.ups.declaration import Instance, parse_declaration
 from ocibuild.ups.names import NULL_FLAVOR, same_qualifiers
 from ocibuild.ups.table import Table, parse_table
 
+DBCONFIG = ".upsfiles/dbconfig"
 _DECLARATION = re.compile(r"(?P<product>[^/]+)/(?P<name>[^/]+)\.(?P<kind>version|chain)(?:/[^/]+)?")
 
 
@@ -28,7 +34,7 @@ def wanted(root: str) -> Callable[[str], bool]:
         if not path.startswith(prefix):
             return False
         rel = path[len(prefix) :]
-        return rel.endswith(".table") or _DECLARATION.fullmatch(rel) is not None
+        return rel.endswith(".table") or rel == DBCONFIG or _DECLARATION.fullmatch(rel) is not None
 
     return match
 
@@ -46,6 +52,7 @@ class Database:
         self.chains: dict[tuple[str, str], list[Instance]] = {}
         self._tables: dict[str, Table] = {}
         prefix = root + "/" if root else ""
+        self.prod_dir_prefix = _prod_dir_prefix(files.get(prefix + DBCONFIG), self.path)
         for path in sorted(files):
             m = _DECLARATION.fullmatch(path[len(prefix) :]) if path.startswith(prefix) else None
             if m is None:
@@ -97,22 +104,33 @@ class Database:
         return None
 
     def prod_dir(self, instance: Instance) -> str:
-        """The instance's product directory, image-absolute."""
-        if instance.prod_dir.startswith("/"):
-            return posixpath.normpath(instance.prod_dir)
-        return posixpath.normpath(posixpath.join(self.path, instance.prod_dir))
+        """The instance's product directory as UPS gives it: PROD_DIR, under the dbconfig's
+        PROD_DIR_PREFIX when relative."""
+        if instance.prod_dir.startswith("/") or self.prod_dir_prefix is None:
+            return instance.prod_dir
+        return f"{self.prod_dir_prefix}/{instance.prod_dir}"
 
     def ups_dir(self, instance: Instance) -> str:
-        return posixpath.normpath(posixpath.join(self.prod_dir(instance), instance.ups_dir))
+        """UPS_DIR under the product directory; without one, <prod_dir>/ups if it exists."""
+        prod_dir = self.prod_dir(instance)
+        if not instance.ups_dir:
+            return f"{prod_dir}/ups" if self.exists(f"{prod_dir}/ups", "d") else ""
+        if instance.ups_dir.startswith("/"):
+            return instance.ups_dir
+        return f"{prod_dir}/{instance.ups_dir}"
+
+    def _absolute(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.path, path))
 
     def table(self, instance: Instance) -> Table | None:
         """The instance's table file, parsed; None when it declares none."""
         if not instance.table_file or instance.table_file.upper() == "NONE":
             return None
+        prod_dir = self._absolute(self.prod_dir(instance))
         candidates = []
         if instance.table_dir:
-            candidates.append(posixpath.join(self.prod_dir(instance), instance.table_dir))
-        candidates.append(self.ups_dir(instance))
+            candidates.append(posixpath.join(prod_dir, instance.table_dir))
+        candidates.append(posixpath.join(prod_dir, instance.ups_dir or "ups"))
         candidates.append(posixpath.join(self.path, instance.product))
         for directory in candidates:
             path = posixpath.normpath(posixpath.join(directory, instance.table_file)).lstrip("/")
@@ -164,6 +182,18 @@ def flavor_fallbacks(flavor: str) -> list[str]:
             out.append(f"{base}+{'-'.join(parts)}")
         out.append(base)
     return list(dict.fromkeys([*out, NULL_FLAVOR, "ANY"]))
+
+
+def _prod_dir_prefix(dbconfig: bytes | None, db_path: str) -> str | None:
+    """PROD_DIR_PREFIX of a dbconfig, `${UPS_THIS_DB}` replaced; None without one."""
+    if dbconfig is None:
+        return None
+    for line in _text(DBCONFIG, dbconfig).splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().upper() == "PROD_DIR_PREFIX":
+            value = value.strip().strip('"').replace("${UPS_THIS_DB}", db_path)
+            return value.rstrip("/") or "/"
+    return None
 
 
 def _ancestors(directory: str) -> list[str]:

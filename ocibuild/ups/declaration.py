@@ -32,6 +32,7 @@ class Instance:
     table_file: str = ""
     table_dir: str = ""
     source: str = ""  # the file that declared it
+    variables: tuple[tuple[str, str], ...] = ()  # `_name = value` lines, for `${_name}`
 
 
 def parse_declaration(text: str, where: str) -> list[Instance]:
@@ -45,11 +46,12 @@ def parse_declaration(text: str, where: str) -> list[Instance]:
         key, sep, value = line.partition("=")
         if not sep:
             raise SourceError(f"{where}:{number}: expected KEY = value, got {line!r}")
-        key = key.strip().upper()
         value = value.strip().strip('"').strip()
+        if not key.startswith("_"):
+            key = key.strip().upper()
         if key == "FLAVOR":
             blocks.append({})
-        (blocks[-1] if blocks else header)[key] = value
+        (blocks[-1] if blocks else header)[key.strip()] = value
     kind = header.get("FILE", "").lower()
     if kind not in ("version", "chain"):
         raise SourceError(f"{where}: not a UPS version or chain file (FILE = {kind or '?'})")
@@ -72,6 +74,7 @@ def parse_declaration(text: str, where: str) -> list[Instance]:
                 table_file=block.get("TABLE_FILE", ""),
                 table_dir=block.get("TABLE_DIR", ""),
                 source=where,
+                variables=tuple((k, v) for k, v in block.items() if k.startswith("_")),
             )
         )
     return out

@@ -1,59 +1,66 @@
 """What UPS's `setup` does to the environment, computed without a shell.
 
-`source <root>/setup` puts the database on PRODUCTS and sets up the `ups` product; then
+`source <root>/setup` puts the database on PRODUCTS and runs `setup ups`; then
 `setup <product> <version> -q <quals>` finds the declared instance (trying the host flavor's
-fallbacks: Linux64bit+2.6-2.12, Linux64bit+2.6, Linux64bit, NULL), its table instance
-(flavor or ANY, same qualifiers), and runs the table's `setup` action in order:
+fallbacks: Linux64bit+2.6-2.12, Linux64bit+2.6, Linux64bit, NULL), its table instance (flavor
+or ANY, same qualifiers) and walks its `setup` action as UPS does (upsact.c):
 
-- `setupEnv()` sets SETUP_<P>, `prodDir()` sets <P>_DIR (both are done when a table has no
-  setup action, and for products without a table);
-- `envSet`, `envSetIfNotSet`, `envUnset`, `envPrepend/envAppend/envRemove` and
-  `pathPrepend/pathAppend/pathRemove/pathSet` (the path ones drop duplicates), with ':' as
-  the default delimiter;
-- `setupRequired/setupOptional(prod [version] [-q quals] [-f flavor] [-j] [-g chain])` run
-  in place, depth first; a product already set up is not set up again (a different version
-  asked later is warned about); qualifiers `+q` are required, `?q` optional;
-- `exeActionRequired/exeActionOptional(Name)` run another action of the same table instance;
-- `if (test ...)` / `else()` / `endif()` are evaluated where the answer is knowable here
-  (`uname`, `test -d/-f/-e` under the database, string comparisons); otherwise warned about
-  and taken as false.
+- each line has its `${UPS_...}`, `${_name}` and `${PRODUCTS}` replaced first, then is parsed
+  as a call (table.py); what the sh code UPS writes for it does to the environment is done
+  here, the values evaluated as sh would (shell.py, functions.py);
+- `setupRequired/setupOptional(prod [version] [-q quals] [-f flavor] [-j] [-g chain|-c|-t..])`
+  set the dependency up in place, depth first. A product is set up once per `setup` command:
+  a later request for it is skipped, whatever version it asks. The instances asked for
+  directly in the top product's `setup` action take precedence over those asked deeper;
+- `exeActionRequired/exeActionOptional(Name)` run another action of the same instance;
+- `if (cond)` / `unless (cond)` / `else()` / `endif (cond)` / `endUnless (cond)` become sh
+  conditionals: their commands, and the products set up between them, only change the
+  environment when the condition holds; the products count as set up either way;
+- a product without a setup action, or without a table, gets `doDefaults()`: `<P>_DIR` and
+  `SETUP_<P>` (`product version -f FLAVOR -z DB -q QUALS`).
 
-Variables: `${UPS_PROD_DIR}`, `${UPS_PROD_NAME}`, `${UPS_PROD_VERSION}`, `${UPS_PROD_FLAVOR}`,
-`${UPS_PROD_QUALIFIERS}`, `${UPS_UPS_DIR}`, `${UPS_THIS_DB}`, `${UPS_REQ_QUALIFIERS}`, the
-table instance's own variables, then the environment so far. What cannot be frozen into an
-image's Env (aliases, sourced scripts, executed commands, backquoted commands) is reported as
-a warning naming the product, table file and line, and skipped.
+A required product or instance that is not declared makes the real `setup` print an error and
+go on without it; here it is refused unless the recipe says `missing: warn`. What cannot be
+frozen into an image's Env (aliases, sourced scripts, executed commands, conditions only a
+shell in the image could answer) is collected as `NotFrozen`, naming the table file and line.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from ocibuild.errors import SourceError
 from ocibuild.report import Reporter
+from ocibuild.ups import functions
 from ocibuild.ups.database import Database, flavor_fallbacks
 from ocibuild.ups.declaration import Instance
-from ocibuild.ups.names import colon_qualifiers, env_name, same_qualifiers
-from ocibuild.ups.table import Command, TableInstance
+from ocibuild.ups.names import colon_qualifiers, same_qualifiers
+from ocibuild.ups.reverse import reverse, setup_variables
+from ocibuild.ups.shell import (
+    KNOWN_COMMANDS,
+    NeedsShell,
+    condition,
+    quoted_value,
+    unquoted_value,
+)
+from ocibuild.ups.table import FUNCTIONS, Command, TableInstance, parse_call
 
 MAX_DEPTH = 64
-_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
-_KNOWN_COMMANDS = {"uname": "Linux", "uname -s": "Linux", "uname -m": "x86_64"}
-_NOT_FROZEN = {
-    "addalias": "aliases exist only in interactive shells",
-    "sourcerequired": "a sourced script cannot be frozen",
-    "sourceoptional": "a sourced script cannot be frozen",
-    "sourcereqcheck": "a sourced script cannot be frozen",
-    "sourceoptcheck": "a sourced script cannot be frozen",
-    "sourcecompilereq": "a sourced script cannot be frozen",
-    "sourcecompileopt": "a sourced script cannot be frozen",
-    "execute": "commands are not run at build time",
-    "filetest": "file tests are not run at build time",
+Missing = Literal["refuse", "warn"]
+_TRANSLATED = re.compile(r"\$\{(UPS_[^}]*|_[^}]*|PRODUCTS)\}")
+_SOURCES = {
+    "sourcerequired": True,
+    "sourcereqcheck": True,
+    "sourcecompilereq": True,
+    "sourceoptional": False,
+    "sourceoptcheck": False,
+    "sourcecompileopt": False,
 }
-_UNSETUP = {"unsetuprequired", "unsetupoptional", "writecompilescript"}  # no effect on setup
+_WITH_VALUE = {"-f", "-g", "-H", "-m", "-M", "-O", "-q", "-r", "-U", "-z"}
+_CHAINS = {"-c": "current", "-d": "development", "-n": "new", "-o": "old", "-t": "test"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class Request:
     chain: str = "current"
     flavor: str = ""
     just_this: bool = False
+    extended: bool = False
     optional: bool = False
     via: str = ""  # who asked: "recipe.yaml:12" or "/products/art/v1/ups/art.table:30"
 
@@ -74,49 +82,88 @@ class Request:
         return f"{self.product} {self.version or '(' + self.chain + ')'}{quals}"
 
 
-class _NeedsShell(Exception):
-    pass
+@dataclass(frozen=True)
+class NotFrozen:
+    """A table line whose effect the image's Env cannot hold."""
+
+    where: str  # table file:line
+    text: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.text}: not in the frozen Env ({self.reason})"
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """The environment after setup, and the table lines it could not hold."""
+
+    env: dict[str, str]
+    not_frozen: tuple[NotFrozen, ...]
+    products: int  # how many products were set up
+
+
+class _NoTableInstance(SourceError):
+    """The table has no instance for the declared one: to UPS, no match."""
+
+
+class _Stop(Exception):
+    """The setup script returns here (a failed fileTest, a missing required source)."""
 
 
 @dataclass
 class _Scope:
+    """One product instance being set up."""
+
+    request: Request
     instance: Instance
     table: TableInstance | None
     table_path: str
-    variables: dict[str, str] = field(default_factory=dict)
-    just_this: bool = False
+    action: str = "setup"  # the action walked: setup, or unsetup before a new setup
+    translations: dict[str, str] = field(default_factory=dict)
 
 
 class UpsEnvironment:
-    def __init__(self, db: Database, env: dict[str, str], flavor: str, report: Reporter) -> None:
+    def __init__(
+        self,
+        db: Database,
+        env: dict[str, str],
+        flavor: str,
+        report: Reporter,
+        missing: Missing = "refuse",
+        warned: set[str] | None = None,
+    ) -> None:
+        """`warned` holds the warnings already given (in this build): each is given once."""
         self.db = db
         self.env = dict(env)
         self.flavors = flavor_fallbacks(flavor)
         self.report = report
-        self.active: dict[str, tuple[str, str]] = {}  # product -> (version, qualifiers)
+        self.missing = missing
+        self.done: dict[str, tuple[str, str]] = {}  # product -> (version, qualifiers)
+        self.active: dict[str, tuple[str, str]] = {}  # every product set up, all commands
+        self.top: dict[str, tuple[Instance, str]] = {}  # precedence of the top's own requests
+        self.not_frozen: list[NotFrozen] = []
+        self.missing_products: dict[str, str] = {}  # product -> what was said
+        self.stopped = ""
+        self.warned = warned if warned is not None else set()
+        self.initial: dict[str, str] = dict(env)  # the environment a setup command started in
+        self.commands = {**KNOWN_COMMANDS, "ups flavor": flavor, "ups flavor -4": flavor}
 
-    # -- source <root>/setup ------------------------------------------------------------------
+    # -- source <root>/setup; setup ... ----------------------------------------------------
 
     def source_setup(self) -> None:
         """What `source <root>/setup` does: PRODUCTS, then `setup ups`."""
-        self.edit("PRODUCTS", self.db.path, ":", prepend=True, dedupe=True)
+        parts = [p for p in self.env.get("PRODUCTS", "").split(":") if p and p != self.db.path]
+        self.env["PRODUCTS"] = ":".join([self.db.path, *parts])
         self.env["UPS_SHELL"] = "sh"
         if "ups" in self.db.products():
             self.setup(Request("ups", optional=True, via=f"{self.db.path}/setup"))
 
-    # -- setup --------------------------------------------------------------------------------
-
-    def setup(self, request: Request, depth: int = 0) -> None:
-        if depth > MAX_DEPTH:
-            raise SourceError(f"{request.via}: setup of {request}: dependencies nest too deep")
-        if request.product in self.active:
-            version, quals = self.active[request.product]
-            wanted = request.version or version
-            if wanted != version or not _compatible(request.qualifiers, quals):
-                self._warn(
-                    f"{request.via}: {request} asked, but {request.product} {version}"
-                    f"{' -q ' + quals if quals else ''} is already set up; keeping it"
-                )
+    def setup(self, request: Request) -> None:
+        """One `setup` command (ups_setup.c): when SETUP_<PRODUCT> is set, the instance it
+        names is unset up first; then the product is set up. Each walk has its own set of
+        products done and of top-level requests."""
+        if self.stopped:
             return
         found = self._resolve(request)
         if found is None:
@@ -124,40 +171,26 @@ class UpsEnvironment:
                 self.report("message", message=f"{request.via}: optional {request} not found")
                 return
             raise SourceError(f"{request.via}: setup {request}: {self._not_found(request)}")
-        instance, requested_quals = found
-        table = self.db.table(instance)
-        table_instance = None
-        if table is not None:
-            table_instance = next(
-                (
-                    t
-                    for t in table.instances
-                    if t.flavor in ("ANY", instance.flavor)
-                    and same_qualifiers(t.qualifiers, instance.qualifiers)
-                ),
-                None,
-            )
-            if table_instance is None:
-                raise SourceError(
-                    f"{table.path}: no instance for flavor {instance.flavor} qualifiers "
-                    f"{instance.qualifiers or '(none)'} (setup {request}, from {request.via})"
-                )
-        self.active[instance.product] = (instance.version, instance.qualifiers)
-        scope = _Scope(
-            instance,
-            table_instance,
-            table.path if table else instance.source,
-            self._ups_variables(instance, requested_quals),
-            request.just_this,
-        )
-        actions = table_instance.actions if table_instance else {}
-        if "setup" in actions:
-            self._run(actions["setup"], scope, request, depth)
-        else:
-            self.set_up_defaults(scope)
+        self.initial = dict(self.env)
+        try:
+            previous = self.env.get(f"SETUP_{request.product.upper()}")
+            if previous:
+                old = _parse_request(previous, True, request.via)
+                old_found = self._resolve(old)
+                if old_found is not None:
+                    self.done, self.top = {}, {}
+                    self._enter(self._scope(old, *old_found, "unsetup"), 0, True)
+            self.done, self.top = {}, {}
+            scope = self._scope(request, *found)
+            self._collect_top(scope)
+            self._enter(scope, 0, True)
+        except _Stop:
+            pass
+
+    # -- finding instances ------------------------------------------------------------------
 
     def _resolve(self, request: Request) -> tuple[Instance, str] | None:
-        flavors = flavor_fallbacks(request.flavor) if request.flavor else self.flavors
+        flavors = [request.flavor] if request.flavor else self.flavors
         for quals in _qualifier_choices(request.qualifiers):
             version = request.version or self.db.chained_version(
                 request.product, request.chain, quals, flavors
@@ -188,259 +221,442 @@ class UpsEnvironment:
             for v in versions
             for i in self.db.versions[(request.product, v)]
         ]
+        flavors = [request.flavor] if request.flavor else self.flavors
         return (
-            f"no instance for flavors {', '.join(self.flavors)} in {self.db.path}; "
+            f"no such instance for flavors {', '.join(flavors)} in {self.db.path}; "
             f"declared: {'; '.join(declared)}"
         )
 
-    def _ups_variables(self, instance: Instance, requested_quals: str) -> dict[str, str]:
+    def _scope(
+        self, request: Request, instance: Instance, quals: str, action: str = "setup"
+    ) -> _Scope:
+        table = self.db.table(instance)
+        table_instance = None
+        if table is not None:
+            table_instance = next(
+                (
+                    t
+                    for t in table.instances
+                    if t.flavor in ("ANY", instance.flavor)
+                    and same_qualifiers(t.qualifiers, instance.qualifiers)
+                ),
+                None,
+            )
+            if table_instance is None:
+                raise _NoTableInstance(
+                    f"{table.path}: no instance for flavor {instance.flavor} qualifiers "
+                    f"{instance.qualifiers or '(none)'} (setup {request}, from {request.via})"
+                )
+        scope = _Scope(
+            request, instance, table_instance, table.path if table else instance.source, action
+        )
+        scope.translations = self._translations(scope, quals)
+        return scope
+
+    def _translations(self, scope: _Scope, quals: str) -> dict[str, str]:
+        """The variables UPS replaces in a table line before parsing it (upsget.c)."""
+        i, request = scope.instance, scope.request
         return {
-            "UPS_PROD_NAME": instance.product,
-            "UPS_PROD_VERSION": instance.version,
-            "UPS_PROD_FLAVOR": instance.flavor,
-            "UPS_PROD_QUALIFIERS": instance.qualifiers,
-            "UPS_PROD_DIR": self.db.prod_dir(instance),
-            "UPS_UPS_DIR": self.db.ups_dir(instance),
-            "UPS_THIS_DB": self.db.path,
-            "UPS_REQ_QUALIFIERS": requested_quals,
-            "UPS_OPTIONS": "",
+            "UPS_PROD_NAME_UC": i.product.upper(),
+            "UPS_PROD_NAME": i.product,
+            "UPS_PROD_VERSION": i.version,
+            "UPS_PROD_DIR": self.db.prod_dir(i),
+            "UPS_UPS_DIR": self.db.ups_dir(i),
             "UPS_VERBOSE": "",
-            "UPS_EXTENDED": "",
+            "UPS_EXTENDED": "1" if request.extended else "",
+            "UPS_THIS_DB": self.db.path,
+            "UPS_OS_FLAVOR": self.flavors[0],
+            "UPS_PROD_FLAVOR": i.flavor,
+            "UPS_REQ_QUALIFIERS": quals,
+            "UPS_PROD_QUALIFIERS": _sorted(i.qualifiers),
             "UPS_SHELL": "sh",
+            "UPS_OPTIONS": "",
+            "UPS_SETUP": self._setup_string(scope),
+            "UPS_COMPILE": f"{self.db.path}/{i.product}/{i.version}.{i.flavor}.compile",
+            "UPS_ORIGIN": "",
+            "UPS_SOURCE": ".",
+            "UPS_REQ_CHAIN": "" if request.version else request.chain,
+            "PRODUCTS": self.db.path,
         }
 
-    # -- actions ------------------------------------------------------------------------------
+    def _setup_string(self, scope: _Scope) -> str:
+        """SETUP_<P>: `product version -f FLAVOR -z DB`, then `-q QUALS` (sorted) when
+        qualified."""
+        i = scope.instance
+        out = f"{i.product} {i.version} -f {i.flavor} -z {self.db.path}"
+        if i.qualifiers:
+            out += f" -q {_sorted(i.qualifiers)}"
+        if scope.request.just_this:
+            out += " -j"
+        if scope.request.extended:
+            out += " -e"
+        return out
 
-    def _run(self, commands: list[Command], scope: _Scope, request: Request, depth: int) -> None:
-        branches: list[tuple[bool, bool]] = []  # (taking this branch, enclosing active)
-        for command in commands:
-            active = all(taking for taking, _ in branches)
-            where = f"{scope.table_path}:{command.line}"
-            if command.name == "if":
-                taking = active and self._condition(command, scope, where)
-                branches.append((taking, active))
+    def _collect_top(self, scope: _Scope) -> None:
+        """The instances the top product asks for in its own setup action (not through
+        exeAction): they are used wherever these products are asked for."""
+        if scope.table is None or scope.request.just_this:
+            return
+        for command in scope.table.actions.get("setup", []):
+            call = parse_call(self._translate(command.text, scope))
+            if call is None or call[0] not in ("setuprequired", "setupoptional") or not call[1]:
                 continue
-            if command.name == "else":
+            request = _parse_request(call[1][0], call[0] == "setupoptional", "")
+            found = self._resolve(request)
+            if found is not None and request.product not in self.top:
+                self.top[request.product] = found
+
+    # -- setting up -------------------------------------------------------------------------
+
+    def _enter(self, scope: _Scope, depth: int, active: bool) -> None:
+        """Walk the instance's action (setup or unsetup); an unsetup action missing is the
+        setup action reversed; no action at all is doDefaults()."""
+        if depth > MAX_DEPTH:
+            raise SourceError(
+                f"{scope.request.via}: {scope.action} of {scope.request}: dependencies nest "
+                "too deep"
+            )
+        i = scope.instance
+        self.done[i.product] = (i.version, i.qualifiers)
+        if active and scope.action == "setup":
+            self.active[i.product] = (i.version, i.qualifiers)
+        actions = scope.table.actions if scope.table else {}
+        if scope.action in actions:
+            self._run(actions[scope.action], scope, depth, active)
+        elif scope.action == "unsetup" and "setup" in actions:
+            self._run(self._reversed(actions["setup"], scope), scope, depth, active)
+        else:
+            self._defaults(scope, scope.action, active)
+
+    def _reversed(self, commands: list[Command], scope: _Scope) -> list[Command]:
+        products = setup_variables(self.initial)
+        return reverse(
+            commands,
+            lambda text: self._translate(text, scope),
+            lambda product: product.upper() in products,
+        )
+
+    def _dependency(
+        self,
+        name: str,
+        text: str,
+        scope: _Scope,
+        depth: int,
+        active: bool,
+        where: str,
+        call: str,
+    ) -> None:
+        if scope.request.just_this:
+            return
+        optional = name.endswith("optional")
+        unsetup = name.startswith("unsetup")
+        asked = f"{where}: {call}"
+        if unsetup and scope.action == "setup":
+            self._warn(f"{asked}: UPS cannot parse this in a setup action; skipped")
+            return
+        request = _parse_request(text, optional, where)
+        if unsetup:
+            previous = self.initial.get(f"SETUP_{request.product.upper()}")
+            if previous:
+                request = replace(_parse_request(previous, optional, where), via=where)
+        if request.product in self.done:
+            version, quals = self.done[request.product]
+            wanted = request.version or version
+            if wanted != version or not _compatible(request.qualifiers, quals):
+                self._warn(
+                    f"{where}: {request} asked, but {request.product} {version}"
+                    f"{' -q ' + quals if quals else ''} is already set up; keeping it"
+                )
+            return
+        found = self.top.get(request.product) or self._resolve(request)
+        if found is None:
+            if unsetup:
+                if not optional:
+                    self._warn(f"{asked}: {self._not_found(request)}")
+                return
+            self._missing(request, asked)
+            return
+        action = "unsetup" if unsetup else "setup"
+        try:
+            scope = self._scope(request, *found, action)
+        except _NoTableInstance as e:
+            if not unsetup:
+                self._missing(request, asked, str(e))
+            return
+        self._enter(scope, depth + 1, active)
+
+    def _missing(self, request: Request, asked: str, reason: str = "") -> None:
+        if request.optional:
+            self.report("message", message=f"{asked}: optional {request} not found")
+            return
+        reason = reason or self._not_found(request)
+        if self.missing == "refuse":
+            raise SourceError(
+                f"{asked}: {request}: {reason} (the real setup goes on without it; "
+                "`missing: warn` in the recipe's setup: does the same)"
+            )
+        if request.product not in self.missing_products:
+            message = f"{asked}: {request}: {reason}; going on without it, as UPS does"
+            self.missing_products[request.product] = message
+            self._warn(message)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _run(self, commands: list[Command], scope: _Scope, depth: int, active: bool) -> None:
+        branches: list[tuple[bool, str, str]] = []  # (condition holds, kind, its argument)
+        for command in commands:
+            where = f"{scope.table_path}:{command.line}"
+            translated = self._translate(command.text, scope)
+            call = parse_call(translated)
+            if call is None:
+                self._warn(f"{where}: {command.text}: UPS cannot parse this line and skips it")
+                continue
+            name, args = call
+            fewest, most = FUNCTIONS[name]
+            if not fewest <= len(args) <= most:
+                raise SourceError(
+                    f"{where}: {command.text}: {name} takes {fewest} to {most} arguments, "
+                    f"got {len(args)} (UPS stops the setup here)"
+                )
+            here = active and all(holds for holds, _, _ in branches)
+            if name in ("if", "unless"):
+                holds = here and self._condition(command, args[0], where, name == "unless")
+                branches.append((holds, name, args[0]))
+            elif name == "else":
                 if not branches:
                     raise SourceError(f"{where}: else() without if()")
-                taking, outer = branches[-1]
-                branches[-1] = (outer and not taking, outer)
-                continue
-            if command.name == "endif":
-                if not branches:
-                    raise SourceError(f"{where}: endif() without if()")
+                holds, kind, arg = branches[-1]
+                outer = active and all(h for h, _, _ in branches[:-1])
+                branches[-1] = (outer and not holds, kind, arg)
+            elif name in ("endif", "endunless"):
+                if not branches or branches[-1][2] != args[0]:
+                    opened = f"{branches[-1][1]}({branches[-1][2]})" if branches else "no if()"
+                    raise SourceError(
+                        f"{where}: {command.text} does not close {opened}: UPS pairs them by "
+                        "their text"
+                    )
                 branches.pop()
-                continue
-            if not active:
-                continue
-            try:
-                self._call(command, scope, request, depth, where)
-            except _NeedsShell as e:
-                self._warn(f"{where}: {command.text}: skipped, it needs a shell ({e})")
+            else:
+                self._call(name, args, command, scope, depth, here, where)
         if branches:
-            self._warn(f"{scope.table_path}: if() without endif() in {request.product}'s table")
+            raise SourceError(
+                f"{scope.table_path}: {branches[-1][1]}({branches[-1][2]}) without "
+                "endif() in the setup action"
+            )
+
+    def _condition(self, command: Command, text: str, where: str, unless: bool) -> bool:
+        try:
+            holds = condition(text, self.env, self.commands, self.db.exists)
+        except NeedsShell as e:
+            self._not_frozen(where, command.text, f"only a shell in the image can tell: {e}")
+            return False
+        return holds != unless
 
     def _call(
-        self, command: Command, scope: _Scope, request: Request, depth: int, where: str
+        self,
+        name: str,
+        args: list[str],
+        command: Command,
+        scope: _Scope,
+        depth: int,
+        active: bool,
+        where: str,
     ) -> None:
-        name = command.name
-        handler = _HANDLERS.get(name)
-        if handler is not None:
-            args = [self._expand(a, scope) for a in command.args]
-            handler(self, scope, args, where)
-        elif name in ("setuprequired", "setupoptional"):
-            if scope.just_this:
-                return
-            text = " ".join(self._expand(a, scope) for a in command.args)
-            self.setup(_parse_request(text, name == "setupoptional", where), depth + 1)
-        elif name in ("exeactionrequired", "exeactionoptional"):
-            action = self._expand(command.args[0], scope).lower() if command.args else ""
+        if name in ("setuprequired", "setupoptional", "unsetuprequired", "unsetupoptional"):
+            self._dependency(name, args[0], scope, depth, active, where, command.text)
+        elif name.endswith(("exeactionrequired", "exeactionoptional")):
+            action = args[0].lower()
             commands = scope.table.actions.get(action) if scope.table else None
             if commands is None:
-                if name == "exeactionrequired":
+                if name.endswith("required"):
                     raise SourceError(f"{where}: {command.text}: no action {action!r}")
                 return
             if depth > MAX_DEPTH:
                 raise SourceError(f"{where}: actions call each other too deep")
-            self._run(commands, scope, request, depth + 1)
-        elif name in _NOT_FROZEN:
-            self._warn(f"{where}: {command.text}: skipped ({_NOT_FROZEN[name]})")
-        elif name not in _UNSETUP:
-            self._warn(f"{where}: {command.text}: unknown UPS action {command.name}, skipped")
+            if name.startswith("rev_"):
+                commands = self._reversed(commands, scope)
+            self._run(commands, scope, depth + 1, active)
+        elif active:
+            try:
+                self._function(name, args, command, scope, where)
+            except NeedsShell as e:
+                self._not_frozen(where, command.text, f"only a shell in the image can tell: {e}")
 
-    def _expand(self, text: str, scope: _Scope) -> str:
-        """Known command substitutions, then `${VAR}` and `$VAR`; another command substitution
-        raises _NeedsShell."""
-        commands = {
-            **_KNOWN_COMMANDS,
-            "ups flavor": self.flavors[0],
-            "ups flavor -4": self.flavors[0],
-        }
-        for command, output in commands.items():
-            text = text.replace(f"`{command}`", output).replace(f"$({command})", output)
-        if "`" in text or "$(" in text:
-            raise _NeedsShell("a command substitution")
+    def _function(
+        self, name: str, args: list[str], command: Command, scope: _Scope, where: str
+    ) -> None:
+        env = self.env
+        if name in ("envset", "pathset"):
+            env[_name(name, args[0])] = self._value(args[1])
+        elif name == "envsetifnotset":
+            functions.set_if_not_set(env, args[0], self._value(args[1]))
+        elif name == "envunset":
+            env.pop(args[0], None)
+        elif name in ("envappend", "pathappend", "envprepend", "pathprepend"):
+            edit = functions.append if name.endswith("append") else functions.prepend
+            delim = self._value(functions.delimiter(args, 3))
+            edit(env, _name(name, args[0]), self._value(args[1]), delim)
+        elif name in ("envremove", "pathremove"):
+            value = unquoted_value(args[1], env, self.commands)
+            functions.remove(env, _name(name, args[0]), value, functions.delimiter(args, 3))
+        elif name == "setupenv":
+            self._set(f"SETUP_{scope.instance.product.upper()}", self._setup_string(scope))
+        elif name == "unsetupenv":
+            env.pop(f"SETUP_{scope.instance.product.upper()}", None)
+        elif name == "proddir":
+            self._prod_dir(scope, args)
+        elif name == "unproddir":
+            env.pop(scope.instance.product.upper() + (args[0] if args else "_DIR"), None)
+        elif name == "dodefaults":
+            self._defaults(scope, args[0].lower() if args else scope.action, True)
+        elif name in ("addalias", "unalias"):
+            if name == "unalias":
+                env.pop(args[0], None)  # sh's `unset NAME` removes a variable too
+            self._not_frozen(where, command.text, "aliases exist only in interactive shells")
+        elif name in _SOURCES:
+            self._source(name, args, command, where)
+        elif name == "execute":
+            if args[1].upper() not in ("UPS_ENV", "NO_UPS_ENV"):
+                raise SourceError(
+                    f"{where}: {command.text}: the second argument must be UPS_ENV or NO_UPS_ENV"
+                )
+            if len(args) == 2 and args[0].split()[:1] in (["true"], [":"], ["echo"]):
+                return  # changes nothing
+            self._not_frozen(where, command.text, "commands are not run at build time")
+        elif name == "exeaccess":
+            self._not_frozen(where, command.text, "the command is looked up at setup time")
+        elif name == "filetest":
+            self._file_test(args, command, where)
+        elif name == "writecompilescript":
+            self._not_frozen(where, command.text, "compile scripts are not written at build time")
+
+    def _prod_dir(self, scope: _Scope, args: list[str]) -> None:
+        """prodDir(): <P>_DIR; prodDir(_SUFFIX): <P>_SUFFIX; prodDir(_SUFFIX, path): the path
+        under the product directory, or as is when absolute."""
+        prod_dir = scope.translations["UPS_PROD_DIR"]
+        value = prod_dir
+        if len(args) == 2:
+            value = args[1] if args[1].startswith("/") else f"{prod_dir.rstrip('/')}/{args[1]}"
+        suffix = args[0] if args else "_DIR"
+        self._set(scope.instance.product.upper() + suffix, self._value(value))
+
+    def _defaults(self, scope: _Scope, action: str, active: bool) -> None:
+        """doDefaults(): for setup <P>_DIR and SETUP_<P>, for unsetup their removal."""
+        if not active:
+            return
+        if action == "setup":
+            self._prod_dir(scope, [])
+            self._set(f"SETUP_{scope.instance.product.upper()}", self._setup_string(scope))
+        elif action == "unsetup":
+            self.env.pop(f"{scope.instance.product.upper()}_DIR", None)
+            self.env.pop(f"SETUP_{scope.instance.product.upper()}", None)
+
+    def _source(self, name: str, args: list[str], command: Command, where: str) -> None:
+        if len(args) > 1 and args[1].upper() not in ("UPS_ENV", "NO_UPS_ENV"):
+            raise SourceError(
+                f"{where}: {command.text}: the second argument must be UPS_ENV or NO_UPS_ENV"
+            )
+        path = self._value(args[0])
+        if self.db.exists(path, "f") is False:
+            if _SOURCES[name]:
+                self._stop(where, command.text, f"{path} does not exist")
+            return
+        self._not_frozen(where, command.text, "a sourced script cannot be frozen")
+
+    def _file_test(self, args: list[str], command: Command, where: str) -> None:
+        path, flag = self._value(args[0]), args[1]
+        try:
+            holds = condition(f"test {flag} {shlex.quote(path)}", {}, {}, self.db.exists)
+        except NeedsShell as e:
+            self._not_frozen(where, command.text, f"only a shell in the image can tell: {e}")
+            return
+        if not holds:
+            self._stop(where, command.text, "the test fails")
+
+    def _stop(self, where: str, text: str, why: str) -> None:
+        self.stopped = f"{where}: {text}: {why}; the setup stops here, as UPS's does"
+        self._warn(self.stopped)
+        raise _Stop
+
+    # -- values -----------------------------------------------------------------------------
+
+    def _translate(self, text: str, scope: _Scope) -> str:
+        """`${UPS_...}` (those UPS knows), `${_name}` and `${PRODUCTS}` replaced."""
+        version_variables = dict(scope.instance.variables)
+        table_variables = scope.table.variables if scope.table else {}
 
         def value(m: re.Match[str]) -> str:
-            name = m.group(1) or m.group(2)
-            if name in scope.variables:
-                return scope.variables[name]
-            if scope.table is not None and name in scope.table.variables:
-                return scope.table.variables[name]
-            return self.env.get(name, "")
+            name = m.group(1)
+            if name.startswith("_"):
+                return version_variables.get(name, table_variables.get(name, ""))
+            return scope.translations.get(name, m.group())
 
-        return _VARIABLE.sub(value, text)
+        return _TRANSLATED.sub(value, text)
 
-    def _condition(self, command: Command, scope: _Scope, where: str) -> bool:
-        try:
-            result = _test(shlex.split(self._expand(" ".join(command.args), scope)), self.db)
-        except (_NeedsShell, ValueError):
-            result = None
-        if result is None:
-            self._warn(f"{where}: cannot evaluate {command.text} here; taking it as false")
-            return False
-        return result
+    def _value(self, text: str) -> str:
+        """What sh makes of `"text"`."""
+        return quoted_value(text, self.env, self.commands)
 
-    # -- the environment ----------------------------------------------------------------------
+    def _set(self, name: str, value: str) -> None:
+        self.env[name] = value
 
-    def set_up_defaults(self, scope: _Scope) -> None:
-        """`setupEnv()` and `prodDir()`: SETUP_<P> and <P>_DIR."""
-        _setup_env(self, scope, [], "")
-        _prod_dir(self, scope, [], "")
-
-    def edit(self, name: str, value: str, delimiter: str, prepend: bool, dedupe: bool) -> None:
-        """envPrepend/envAppend (dedupe=False) and pathPrepend/pathAppend (dedupe=True)."""
-        current = self.env.get(name, "")
-        if dedupe:
-            parts = [p for p in current.split(delimiter) if p and p != value]
-            self.env[name] = delimiter.join([value, *parts] if prepend else [*parts, value])
-        elif not current:
-            self.env[name] = value
-        else:
-            self.env[name] = value + delimiter + current if prepend else current + delimiter + value
-
-    def remove(self, name: str, value: str, delimiter: str) -> None:
-        if name in self.env:
-            parts = [p for p in self.env[name].split(delimiter) if p != value]
-            self.env[name] = delimiter.join(parts)
+    def _not_frozen(self, where: str, text: str, reason: str) -> None:
+        rule = NotFrozen(where, text, reason)
+        self.not_frozen.append(rule)
+        self._warn(str(rule))
 
     def _warn(self, message: str) -> None:
-        self.report("message", message=message, level="warning")
+        if message not in self.warned:
+            self.warned.add(message)
+            self.report("message", message=message, level="warning")
 
 
-Handler = Callable[[UpsEnvironment, _Scope, list[str], str], None]
+def _sorted(qualifiers: str) -> str:
+    """UPS reads qualifiers sorted (upsfil.c trim_qualifiers): `prof:e19` is `e19:prof`."""
+    return ":".join(sorted(q for q in re.sub(r"[\s\"']", "", qualifiers).split(":") if q))
 
 
-def _setup_env(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-    i = scope.instance
-    quals = f" -q {i.qualifiers}" if i.qualifiers else ""
-    env.env[f"SETUP_{env_name(i.product)}"] = (
-        f"{i.product} {i.version} -f {i.flavor}{quals} -z {env.db.path}"
-    )
-
-
-def _prod_dir(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-    env.env[f"{env_name(scope.instance.product)}_DIR"] = scope.variables["UPS_PROD_DIR"]
-
-
-def _defaults(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-    env.set_up_defaults(scope)
-
-
-def _env_set(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-    name, value = _two(args, where)
-    env.env[name] = value
-
-
-def _env_set_if_not_set(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-    name, value = _two(args, where)
-    env.env.setdefault(name, value)
-
-
-def _env_unset(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-    if not args or not args[0]:
-        raise SourceError(f"{where}: envUnset needs a variable name")
-    env.env.pop(args[0], None)
-
-
-def _editor(prepend: bool, dedupe: bool) -> Handler:
-    def edit(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-        name, value = _two(args, where)
-        env.edit(name, value, _delimiter(args), prepend, dedupe)
-
-    return edit
-
-
-def _remove(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
-    name, value = _two(args, where)
-    env.remove(name, value, _delimiter(args))
-
-
-def _delimiter(args: list[str]) -> str:
-    return args[2] if len(args) > 2 and args[2] else ":"
-
-
-_HANDLERS: dict[str, Handler] = {
-    "setupenv": _setup_env,
-    "proddir": _prod_dir,
-    "dodefaults": _defaults,
-    "envset": _env_set,
-    "pathset": _env_set,
-    "envsetifnotset": _env_set_if_not_set,
-    "envunset": _env_unset,
-    "envprepend": _editor(prepend=True, dedupe=False),
-    "envappend": _editor(prepend=False, dedupe=False),
-    "pathprepend": _editor(prepend=True, dedupe=True),
-    "pathappend": _editor(prepend=False, dedupe=True),
-    "envremove": _remove,
-    "pathremove": _remove,
-}
-
-
-def _two(args: list[str], where: str) -> tuple[str, str]:
-    if len(args) < 2 or not args[0]:
-        raise SourceError(f"{where}: expected (VARIABLE, value), got ({', '.join(args)})")
-    return args[0], args[1]
+def _name(function: str, name: str) -> str:
+    return functions.path_name(name) if function.startswith("path") else name
 
 
 def _parse_request(text: str, optional: bool, where: str) -> Request:
-    """`prod [version] [-q quals] [-f flavor] [-j] [-g chain|-c|-t|-n|-o|-d] [-z db]`."""
+    """`prod [version] [-q quals] [-f flavor] [-j] [-e] [-g chain|-c|-d|-n|-o|-t] [-z db]`,
+    an option's value attached (`-q+e9:+prof`) or not."""
     try:
         words = shlex.split(text)
-    except ValueError as e:
-        raise SourceError(f"{where}: cannot read setup arguments {text!r}: {e}") from None
+    except ValueError:
+        words = text.split()
     positional: list[str] = []
     options: dict[str, str] = {}
-    chain = "current"
-    just = False
-    chains = {"-c": "current", "-t": "test", "-n": "new", "-o": "old", "-d": "development"}
+    flags: set[str] = set()
     i = 0
     while i < len(words):
         word = words[i]
-        if word in ("-q", "-f", "-z", "-g", "-H", "-m", "-M", "-O"):
+        if word in _WITH_VALUE:
             if i + 1 >= len(words):
                 raise SourceError(f"{where}: option {word} without a value in {text!r}")
             options[word] = words[i + 1]
             i += 2
             continue
-        if len(word) > 2 and word[:2] in ("-q", "-f", "-g"):
+        if len(word) > 2 and word[:2] in _WITH_VALUE:
             options[word[:2]] = word[2:]
-        elif word in chains:
-            chain = chains[word]
-        elif word == "-j":
-            just = True
-        elif not word.startswith("-"):
+        elif word.startswith("-") and len(word) > 1:
+            flags.update("-" + ch for ch in word[1:])
+        else:
             positional.append(word)
         i += 1
     if not positional:
         raise SourceError(f"{where}: setup without a product name: {text!r}")
+    chain = next((name for flag, name in _CHAINS.items() if flag in flags), "current")
     return Request(
         product=positional[0],
         version=positional[1] if len(positional) > 1 else "",
         qualifiers=options.get("-q", ""),
         chain=options.get("-g", chain),
         flavor=options.get("-f", ""),
-        just_this=just,
+        just_this="-j" in flags,
+        extended="-e" in flags,
         optional=optional,
         via=where,
     )
@@ -459,59 +675,3 @@ def _qualifier_choices(qualifiers: str) -> list[str]:
 
 def _compatible(asked: str, have: str) -> bool:
     return not asked or any(same_qualifiers(q, have) for q in _qualifier_choices(asked))
-
-
-def _test(words: list[str], db: Database) -> bool | None:
-    """`test EXPR` or `[ EXPR ]` with -d -f -e -z -n = != ! -a -o; None when unknowable."""
-    if words[:1] == ["test"]:
-        words = words[1:]
-    elif words[:1] == ["["] and words[-1:] == ["]"]:
-        words = words[1:-1]
-    else:
-        return None
-    return _or(words, db)
-
-
-def _or(words: list[str], db: Database) -> bool | None:
-    results = [_and(part, db) for part in _split(words, "-o")]
-    if any(r is True for r in results):
-        return True
-    return None if any(r is None for r in results) else False
-
-
-def _and(words: list[str], db: Database) -> bool | None:
-    results = [_primary(part, db) for part in _split(words, "-a")]
-    if any(r is False for r in results):
-        return False
-    return None if any(r is None for r in results) else True
-
-
-def _primary(words: list[str], db: Database) -> bool | None:
-    if words[:1] == ["!"]:
-        inner = _primary(words[1:], db)
-        return None if inner is None else not inner
-    if len(words) == 1:
-        return bool(words[0])
-    if len(words) == 2:
-        op, arg = words
-        if op in ("-d", "-f", "-e", "-r"):
-            return db.exists(arg, "e" if op == "-r" else op[1])
-        if op == "-z":
-            return not arg
-        if op == "-n":
-            return bool(arg)
-        return None
-    if len(words) == 3 and words[1] in ("=", "==", "!="):
-        equal = words[0] == words[2]
-        return equal if words[1] != "!=" else not equal
-    return None
-
-
-def _split(words: list[str], operator: str) -> list[list[str]]:
-    parts: list[list[str]] = [[]]
-    for word in words:
-        if word == operator:
-            parts.append([])
-        else:
-            parts[-1].append(word)
-    return parts

@@ -15,7 +15,7 @@ from ocibuild.report import Reporter, plural
 from ocibuild.sources.base import LayerPlan, LowerFS, SourceContext, input_key
 from ocibuild.sources.profile import profile_script
 from ocibuild.ups.database import Database, host_flavor, wanted
-from ocibuild.ups.environment import Request, UpsEnvironment
+from ocibuild.ups.environment import Frozen, Request, UpsEnvironment
 from ocibuild.ups.names import colon_qualifiers
 
 PROFILE_PATH = "etc/profile.d/ups-setup.sh"
@@ -50,9 +50,11 @@ def frozen_environment(
     spec: SetupSpec,
     report: Reporter,
     base_env: dict[str, str] | None = None,
-) -> dict[str, str]:
+    warned: set[str] | None = None,
+) -> Frozen:
     """The environment after `source <into>/setup; setup ...` in an image whose environment
-    was `base_env`, computed from the `.version` and `.table` files of the image."""
+    was `base_env`, computed from the `.version` and `.table` files of the image; warnings
+    already in `warned` are not given again."""
     root = clean_path(spec.into)
     where = str(spec.origin) if spec.origin else "setup"
     match = wanted(root)
@@ -71,7 +73,7 @@ def frozen_environment(
         flavor = host_flavor(db)
     except SourceError as e:
         raise SourceError(f"{where}: {setup_command(spec)}: {e}") from None
-    env = UpsEnvironment(db, base_env or {}, flavor, report)
+    env = UpsEnvironment(db, base_env or {}, flavor, report, spec.missing, warned)
     env.source_setup()
     quals = colon_qualifiers(spec.qualifiers)
     env.setup(Request(spec.product, spec.version, quals, via=where))
@@ -79,4 +81,4 @@ def frozen_environment(
         "message",
         message=f"{where}: {setup_command(spec)}: {plural(len(env.active), 'product')} set up",
     )
-    return env.env
+    return Frozen(env.env, tuple(env.not_frozen), len(env.active))

@@ -93,7 +93,7 @@ def expected_art_environment() -> dict[str, str]:
         name = product.upper()
         flavor = "NULL" if product == "cetpkgsupport" else SLF6
         quals = "" if product in ("ups", "gcc", "cetpkgsupport") else " -q e9:prof"
-        env[f"SETUP_{name}"] = f"{product} {version} -f {flavor}{quals} -z /products"
+        env[f"SETUP_{name}"] = f"{product} {version} -f {flavor} -z /products{quals}"
         env[f"{name}_DIR"] = f"/products/{product}/{version}"
         env[f"{name}_FQ_DIR"] = fq[product]
         env[f"{name}_VERSION"] = version

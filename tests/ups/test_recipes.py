@@ -104,7 +104,7 @@ def test_the_demo_builds_from_the_repository_alone_and_runs_in_podman(
     assert "hep:x:1000:1000:" in (rootfs / "etc/passwd").read_text()
     process = json.loads((bundle / "config.json").read_text())["process"]
     env = dict(e.split("=", 1) for e in process["env"])
-    assert env["SETUP_ART"] == "art v1_18_03 -f Linux64bit+2.6-2.12 -q e9:prof -z /products"
+    assert env["SETUP_ART"] == "art v1_18_03 -f Linux64bit+2.6-2.12 -z /products -q e9:prof"
     assert env["PATH"].startswith("/products/root/v6_04_06/")
     assert env["LANG"] == "C"
     assert process["user"]["uid"] == 1000
@@ -184,7 +184,7 @@ def test_the_art_recipe_against_a_scisoft_mirror(
         image.setup,
         lambda *a, **k: None,
         base_env={"PATH": "/usr/bin:/bin"},
-    )
-    assert env["SETUP_ART"] == "art v1_18_03 -f Linux64bit+2.6-2.12 -q e9:prof -z /products"
+    ).env
+    assert env["SETUP_ART"] == "art v1_18_03 -f Linux64bit+2.6-2.12 -z /products -q e9:prof"
     assert env["PATH"].endswith(":/usr/bin:/bin")
     assert image.setup.origin is not None and image.setup.origin.file.endswith("art-1.18.yaml")

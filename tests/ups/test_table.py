@@ -6,7 +6,7 @@ import pytest
 
 from ocibuild.errors import SourceError
 from ocibuild.ups.declaration import Instance, parse_declaration
-from ocibuild.ups.table import Command, parse_table, split_args
+from ocibuild.ups.table import Command, parse_call, parse_table, split_args
 
 VERSION = """\
 FILE = version
@@ -140,9 +140,8 @@ def test_group_table() -> None:
         "endif",
         "exeactionrequired",
     ]
-    assert setup[3] == Command(
-        "if", ('test `uname` = "Darwin"',), 'if ( test `uname` = "Darwin" )', 29
-    )
+    assert setup[3] == Command("if", 'if ( test `uname` = "Darwin" )', 29)
+    assert setup[3].args == ('test `uname` = "Darwin"',)
     assert prof.actions["definefq"][0].args == (
         "LARCORE_FQ_DIR",
         "${UPS_PROD_DIR}/${UPS_PROD_FLAVOR}-${_fqbits}",
@@ -179,10 +178,9 @@ def test_flat_table() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("File=Table\nProduct=x\nsetupEnv()\n", r"t:3: setupEnv\(...\) outside an Action"),
         ("File=Table\nProduct=x\nCommon:\n", "t:3: Common: outside a Group:"),
         ("File=Table\nQualifiers=e9\n", "t:2: Qualifiers= before any Flavor="),
-        ("File=Table\nFlavor=ANY\nAction=setup\n  envSet(A\n", r"t:4: cannot read 'envSet\(A'"),
+        ("File=Table\nAction=setup\n", "t:2: Action=setup before any Flavor="),
     ],
 )
 def test_bad_table(text: str, message: str) -> None:
@@ -190,9 +188,95 @@ def test_bad_table(text: str, message: str) -> None:
         parse_table(text, "t")
 
 
-def test_split_args() -> None:
+def test_split_args_as_ups_does() -> None:
+    """Commas split outside double quotes only; one pair of quotes goes from each argument."""
     assert split_args("") == []
     assert split_args(" PATH , ${X}/bin ") == ["PATH", "${X}/bin"]
     assert split_args('ARCH,"$CXXFLAGS -O2, -g"') == ["ARCH", "$CXXFLAGS -O2, -g"]
-    assert split_args("sh -c 'a, b'") == ["sh -c 'a, b'"]
-    assert split_args("X, `f(a, b)`") == ["X", "`f(a, b)`"]
+    assert split_args("X, 'a b'") == ["X", "a b"]
+    assert split_args("sh -c 'a, b'") == ["sh -c 'a", "b'"]  # single quotes do not protect
+    assert split_args("X, `f(a, b)`") == ["X", "`f(a", "b)`"]
+    assert split_args('X, a"b, c"d') == ["X", 'a"b, c"d']
+    assert split_args('X, "unclosed, quote') == ["X", "unclosed, quote"]
+    assert split_args("X, y,") == ["X", "y", ""]
+
+
+def test_calls_as_ups_reads_them() -> None:
+    """Names case-insensitive, blanks before `(`, `)` `;` and blanks trimmed at both ends."""
+    assert parse_call("ENVSET (X, 1)") == ("envset", ["X", "1"])
+    assert parse_call("  pathPrepend\t( PATH, /a/bin, : );") == (
+        "pathprepend",
+        ["PATH", "/a/bin", ":"],
+    )
+    assert parse_call("envSet(X, $(pwd))") == ("envset", ["X", "$(pwd"])  # UPS eats the `)`
+    assert parse_call("setupRequired( boost v1_57_0 -q +e9:+prof )") == (
+        "setuprequired",
+        ["boost v1_57_0 -q +e9:+prof"],
+    )
+    assert parse_call("prodDir()") == ("proddir", [])
+    assert parse_call("frobnicate(X)") is None
+    assert parse_call("envSet X") is None
+    # text after the closing parenthesis is part of the last argument, as in UPS
+    assert parse_call("envSet(X, 1) # one") == ("envset", ["X", "1) # one"])
+
+
+CASES_TABLE = """\
+file = table
+product = Cases
+  # a comment before anything
+flavor = any
+QUALIFIERS = "e19:prof"
+_qualbits = e19-prof
+ACTION = SETUP
+   # a comment inside the action
+ SetupEnv ()
+ envset( CASES_Q, ${_qualbits} )
+DESCRIPTION = ends the action
+ envSet(NOT_IN_ANY_ACTION, 1)
+action=Other
+ EXEACTIONREQUIRED(setup)
+ frobnicate(X)
+"""
+
+
+def test_keywords_comments_and_user_variables() -> None:
+    table = parse_table(CASES_TABLE, "t")
+    assert table.product == "Cases"
+    (instance,) = table.instances
+    assert (instance.flavor, instance.qualifiers) == ("any", "e19:prof")
+    assert instance.variables == {"_qualbits": "e19-prof"}
+    assert [(c.name, c.line) for c in instance.actions["setup"]] == [
+        ("setupenv", 9),
+        ("envset", 10),
+    ]
+    assert [c.name for c in instance.actions["other"]] == ["exeactionrequired", ""]
+    assert instance.actions["other"][1].text == "frobnicate(X)"
+
+
+COMMON_TABLE = """\
+File=Table
+Product=c
+Group:
+Flavor=ANY
+Qualifiers=e19
+  _own = instance
+  Action=setup
+    envSet(OWN, 1)
+Flavor=ANY
+Qualifiers=e20
+  _own = instance
+Common:
+  _shared = common
+  Action=setup
+    envSet(COMMON, 1)
+End:
+"""
+
+
+def test_common_adds_actions_the_instance_lacks_and_replaces_its_variables() -> None:
+    """upsfil.c add_to_instance: Common's actions are appended (UPS uses the first action of
+    a name), Common's user keys replace the instance's."""
+    e19, e20 = parse_table(COMMON_TABLE, "t").instances
+    assert [c.text for c in e19.actions["setup"]] == ["envSet(OWN, 1)"]
+    assert [c.text for c in e20.actions["setup"]] == ["envSet(COMMON, 1)"]
+    assert e19.variables == e20.variables == {"_shared": "common"}
