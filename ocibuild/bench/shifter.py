@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
@@ -30,6 +31,7 @@ from ocibuild.oci.reference import parse_reference
 ROUTES = ("pull", "import")
 IMPORT_TIMEOUT = 600.0
 POLL_INTERVAL = 1.0
+_PLAIN = re.compile(r"[\w$/.{}:@+=-]+")
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,10 @@ def route_commands(
     export = export_argv(store_root or Path("STORE"), route.ref, route.squashfs)
     munge = shlex.join((target.shifter or ShifterOptions()).munge)
     name = route.image.removeprefix("custom:")
+    # the path as scripts write paths: $VARIABLES left to the shell
+    output = str(route.squashfs) if _PLAIN.fullmatch(str(route.squashfs)) else None
     return [
-        shlex.join(["ocibuild", *export[3:]]),
+        shlex.join(["ocibuild", *export[3:-1]]) + f" {output or shlex.quote(export[-1])}",
         f"curl -sS -d {shlex.quote(json.dumps(import_body(route)))} "
         f'-H "authentication: $({munge})" {shlex.quote(route.gateway.api("doimport", name))}',
     ]

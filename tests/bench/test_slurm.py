@@ -130,14 +130,17 @@ def test_podman_in_batch_jobs(
 
 def test_cori_target_with_shifter_standins(
     slurm_env: LocalSlurm,
-    study_image: str,
+    registry_study_ref: str,
     study_store: Store,
     shifter_standins: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The shipped cori target, unchanged: shifterimg pull, #SBATCH --image (accepted by the
-    stand-in SPANK plugin), shifter --volume=$SCRATCH/...:/mnt /bin/bash -cl "cd /mnt; ..."."""
+    """The shipped cori target, unchanged: the image pushed from the store to a real registry in
+    Docker form, `shifterimg -v pull` (the stand-in fetching it the gateway's way: no Accept
+    header, schema 1), #SBATCH --image (accepted by the stand-in SPANK plugin),
+    shifter --volume=$SCRATCH/...:/mnt /bin/bash -cl "cd /mnt; ..." (ch-run on what it pulled)."""
+    ref = registry_study_ref
     results = tmp_path / "results"
     args = [
         "--store",
@@ -146,7 +149,8 @@ def test_cori_target_with_shifter_standins(
         "--target",
         "cori",
         "--image",
-        study_image,
+        ref,
+        "--insecure",
         *SMALL,
         "--repeat",
         "2",
@@ -155,11 +159,31 @@ def test_cori_target_with_shifter_standins(
     ]
     assert main(args) == 0, capsys.readouterr().err
     out = capsys.readouterr()
-    assert f"shifterimg -v pull docker:{STUDY_REF}" in out.err
+    assert f"pushing {ref} (Docker v2 schema 2)" in out.err
+    assert f"shifterimg -v pull docker:{ref}" in out.err
     run = only_run(results)
     meta = json.loads((run / "metadata.json").read_text())
-    assert meta["target"] == "cori" and meta["runtime"] == "shifter"
+    assert meta["target"] == "cori" and meta["runtime"] == "shifter" and meta["via"] == "pull"
     assert meta["image"]["digest"] == str(study_store.image(STUDY_REF).descriptor.digest)
+    assert meta["image"]["as_run"] == f"docker:{ref}"
+    assert meta["prepare"] == [
+        f"ocibuild push {ref} --format docker --insecure",
+        f"shifterimg -v pull docker:{ref}",
+    ]
+    # what the gateway took from the schema 1 manifest: every layer, the image's Env and workdir
+    pulled = json.loads(
+        next((shifter_standins.parent / "shifter-images" / "docker").glob("*.json")).read_text()
+    )
+    assert (
+        pulled["tag"] == ref
+        and pulled["id"]
+        == subprocess.run(
+            ["shifterimg", "lookup", f"docker:{ref}"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    assert len(pulled["layers"]) == len(study_store.image(STUDY_REF).manifest.layers)
+    assert (pulled["ENV"], pulled["WORKDIR"]) == (["PATH=/usr/local/bin:/bin"], "/mnt")
+    assert meta["image"]["pushed_digest"] != meta["image"]["digest"]
     assert meta["workdir"] == str(shifter_standins / "ocibuild-bench" / meta["run_id"])
     assert meta["jobs"][0]["state"] == "COMPLETED"
     assert [t["directory"] for t in meta["tasks"]] == ["r01", "r02"]
@@ -171,7 +195,7 @@ def test_cori_target_with_shifter_standins(
         ]
         assert (Path(meta["workdir"]) / task["directory"] / "events.dat").stat().st_size > 0
     script = (run / "job.sh").read_text().splitlines()
-    assert script[:3] == ["#!/bin/bash -l", "", f"#SBATCH --image=docker:{STUDY_REF}"]
+    assert script[:3] == ["#!/bin/bash -l", "", f"#SBATCH --image=docker:{ref}"]
     assert (
         f'shifter --volume=$SCRATCH/ocibuild-bench/{meta["run_id"]}/r01:/mnt /bin/bash -cl "cd /mnt; '
         in script[-3]
