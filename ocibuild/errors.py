@@ -76,5 +76,9 @@ class AuthError(RegistryError):
     """Credentials were refused or a token could not be obtained."""
 
 
+class ExportError(OcibuildError):
+    """An image could not be written in the asked format (output path, helper tool)."""
+
+
 class BenchError(OcibuildError):
     """The timing study could not prepare, submit, follow or report a run."""

@@ -7,6 +7,8 @@
 - shifter, `--via import`: the image exported as a squashfs and posted to the gateway's import
   (bench/shifter.py);
 - apptainer: build a SIF in the run directory, from the archive or `docker://IMAGE`;
+- charliecloud: export the image from the ocibuild store as a squashfs in the run directory
+  (`ocibuild export --format squashfs`), which `ch-run` mounts with squashfuse;
 - native: nothing (the workload runs from the host).
 """
 
@@ -39,6 +41,9 @@ class PreparedImage:
     image_id: str | None = None  # the runtime's id for it
     commands: list[str] = field(default_factory=list)
     pushed_digest: str | None = None  # the manifest as pushed for the target (Docker form)
+
+
+SQUASHFS = "image.sqfs"
 
 
 def run_command(
@@ -92,6 +97,8 @@ def runtime_image(
         return None
     if target.runtime == "shifter" and ref:
         return shifter_route(target, ref, store, workdir, via, required).image
+    if target.runtime == "charliecloud":
+        return str(workdir / SQUASHFS)
     return str(workdir / "image.sif") if target.runtime == "apptainer" else ref
 
 
@@ -113,6 +120,9 @@ def plan_prepare(
             return []
         route = shifter_route(target, ref, store, workdir, via, required)
         return route_commands(target, route, store.root if store else None, insecure)
+    if target.runtime == "charliecloud":
+        squashfs = shlex.quote(str(workdir / SQUASHFS))
+        return [f"ocibuild export {shlex.quote(ref or '')} --format squashfs -o {squashfs}"]
     runtime = shlex.join(target.runtime_command)
     if archive is None and ref and _store_image(store, ref):
         archive = workdir / "image.tar"
@@ -151,6 +161,8 @@ def prepare_image(
         raise BenchError(f"target {target.name} runs a container: give the image (--image REF)")
     commands = plan_prepare(target, ref, archive, store, workdir, via, insecure)
     digest = _store_image(store, ref)
+    if target.runtime == "charliecloud":
+        return _prepare_squashfs(target, ref, archive, store, digest, workdir, commands, report)
     runtime = target.runtime_command
     what = f"preparing {ref} for {target.name}"
     if target.runtime == "shifter":
@@ -222,3 +234,31 @@ def _prepare_shifter(
     report("bench", message=f"shifterimg -v pull {route.image}")
     run_command([f"{target.runtime_command[0]}img", "-v", "pull", route.image], env, what)
     return dataclasses.replace(prepared, pushed_digest=pushed)
+
+
+def _prepare_squashfs(
+    target: Target,
+    ref: str,
+    archive: Path | None,
+    store: Store | None,
+    digest: str | None,
+    workdir: Path,
+    commands: list[str],
+    report: Reporter,
+) -> PreparedImage:
+    if archive is not None:
+        raise BenchError(
+            f"target {target.name} runs a squashfs exported from the ocibuild store: "
+            "give --image REF, not --archive"
+        )
+    if digest is None or store is None:
+        raise BenchError(
+            f"target {target.name} runs a squashfs exported from the ocibuild store, "
+            f"which has no {ref} (build it, or `ocibuild pull {ref}`)"
+        )
+    from ocibuild.store.export import export_image
+
+    squashfs = workdir / SQUASHFS
+    report("bench", message=f"exporting {ref} from the store as {squashfs}")
+    export_image(store, ref, "squashfs", squashfs)
+    return PreparedImage(ref, str(squashfs), digest, None, commands)

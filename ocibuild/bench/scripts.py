@@ -1,5 +1,8 @@
 """Job scripts: one per bench run, running the workload once per repeat, in N nodes x M tasks.
 
+For a Charliecloud target each run is `ch-run --set-env -b DIR:/mnt IMAGE.sqfs -- /bin/sh -c
+"cd /mnt; CMD >out.txt 2>&1"`, the image's Env coming from its /ch/environment.
+
 For a Shifter target the script has the paper's form (listing 3.8):
 
     #!/bin/bash -l
@@ -84,6 +87,8 @@ def run_line(target: Target, image: str | None, host_dir: str, command: str) -> 
         return f"{runtime} {options}--volume={volume} {shell} {double_quoted(inner)}"
     if target.runtime == "apptainer":
         return f"{runtime} exec {options}--bind {volume} {shlex.quote(image)} {shell} {double_quoted(inner)}"
+    if target.runtime == "charliecloud":
+        return f"{runtime} {options}--set-env -b {volume} {shlex.quote(image)} -- {shell} {double_quoted(inner)}"
     return f"{runtime} run --rm {options}-v {volume} {shlex.quote(image)} {shell} {double_quoted(inner)}"
 
 
@@ -114,6 +119,8 @@ def job_script(target: Target, layout: RunLayout, image: str | None, command: st
     if target.scheduler == "slurm":
         lines += [*sbatch_directives(target, layout, image), ""]
     lines.append("set -e")
+    if target.runtime == "charliecloud":
+        lines.append('export USER="${USER:-$(id -un)}"  # ch-run refuses to start without it')
     lines += target.batch.setup
     for repeat in range(1, layout.repeats + 1):
         lines += _repeat_lines(target, layout, image, command, repeat)

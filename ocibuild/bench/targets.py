@@ -17,10 +17,11 @@ from pathlib import Path
 from ocibuild.errors import BenchError, Origin, RecipeError
 from ocibuild.recipe.decode import compose, decode_dataclass
 
-RUNTIMES = ("native", "podman", "docker", "shifter", "podman-hpc", "apptainer")
+RUNTIMES = ("native", "podman", "docker", "shifter", "podman-hpc", "apptainer", "charliecloud")
 SCHEDULERS = ("local", "slurm")
 BUILTIN_DIR = Path(__file__).resolve().parent / "targets"  # shipped in the package
 TARGETS_ENV = "OCIBUILD_BENCH_TARGETS"
+_DEFAULT_COMMAND = {"charliecloud": "ch-run"}
 _VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
 
 
@@ -80,7 +81,7 @@ class Target:
     shell: str = "/bin/bash"
     # The runtime's command and global options (default: the runtime's name).
     command: list[str] = field(default_factory=list)
-    # Options after `run` (podman, docker, podman-hpc) or `exec` (apptainer).
+    # Options after `run` (podman, docker, podman-hpc), `exec` (apptainer), or of ch-run.
     run_options: list[str] = field(default_factory=list)
     # How the command starts inside the container (default: /bin/bash -cl for shifter, else /bin/sh -c).
     container_shell: list[str] = field(default_factory=list)
@@ -101,7 +102,7 @@ class Target:
 
     @property
     def runtime_command(self) -> list[str]:
-        return self.command or [self.runtime]
+        return self.command or [_DEFAULT_COMMAND.get(self.runtime, self.runtime)]
 
     @property
     def inner_shell(self) -> list[str]:

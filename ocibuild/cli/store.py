@@ -9,8 +9,9 @@ import click
 
 from ocibuild.cli.state import CliState
 from ocibuild.report import human_size
-from ocibuild.store.export import FORMATS, export_image
+from ocibuild.store.export import FORMATS, ROOTFS_FORMATS, RootfsOptions, export_image
 from ocibuild.store.gc import collect
+from ocibuild.store.squashfs import SQUASHFS_COMPRESSIONS
 
 
 @click.command("images")
@@ -70,21 +71,53 @@ def inspect_command(state: CliState, ref: str, what: str | None) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     required=True,
-    help="Archive file to write.",
+    help="File to write (a directory for --format dir).",
 )
 @click.option(
     "--tag", "tags", multiple=True, help="Name(s) to record in the archive [default: REF]."
 )
+@click.option(
+    "--all-root", is_flag=True, help="squashfs/dir: every file owned by root, as Shifter does."
+)
+@click.option("--xattrs", is_flag=True, help="squashfs: keep extended attributes [default: none].")
+@click.option(
+    "--compression",
+    type=click.Choice(SQUASHFS_COMPRESSIONS),
+    help="squashfs: block compression [default: gzip, which every kernel and squashfuse read].",
+)
+@click.option(
+    "--level",
+    type=int,
+    help="squashfs: compression level [default: gzip 4 (1-9), xz 6 (0-9), zstd 6 (1-22)].",
+)
 @click.pass_obj
 def export_command(
-    state: CliState, ref: str, fmt: str, output: Path, tags: tuple[str, ...]
+    state: CliState,
+    ref: str,
+    fmt: str,
+    output: Path,
+    tags: tuple[str, ...],
+    all_root: bool,
+    xattrs: bool,
+    compression: str | None,
+    level: int | None,
 ) -> None:
-    """Write an image as an archive for `podman load`, `docker load` or apptainer."""
-    export_image(state.store(create=False), ref, fmt, output, list(tags) or None)
+    """Write an image as an archive for `podman load`, `docker load` or apptainer, or its root
+    filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import).
+
+    \b
+      ocibuild export REF --format squashfs -o image.sqfs    then: ch-run image.sqfs -- CMD
+      ocibuild export REF --format dir -o image/             then: ch-run image -- CMD
+    """
+    rootfs = None
+    if fmt in ROOTFS_FORMATS or all_root or xattrs or compression or level is not None:
+        rootfs = RootfsOptions(all_root, xattrs, compression or "gzip", level)
+    export_image(state.store(create=False), ref, fmt, output, list(tags) or None, rootfs)
     if not state.quiet:
-        click.echo(f"wrote {output} ({human_size(output.stat().st_size)})", err=True)
+        size = "" if fmt == "dir" else f" ({human_size(output.stat().st_size)})"
+        click.echo(f"wrote {output}{size}", err=True)
 
 
 @click.command("gc")

@@ -29,10 +29,13 @@ def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
         yield blob
 
 
-def members(tar_stream: BinaryIO, what: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
-    """Stream the members of a tar; read a member's content with `tar.extractfile(info)`."""
+def members(
+    tar_stream: BinaryIO, what: str, bufsize: int = tarfile.RECORDSIZE
+) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """Stream the members of a tar; read a member's content with `tar.extractfile(info)`.
+    A larger `bufsize` reads large members faster."""
     try:
-        with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
+        with tarfile.open(fileobj=tar_stream, mode="r|", bufsize=bufsize) as tar:
             for info in tar:
                 yield info, tar
     except (tarfile.TarError, EOFError, OSError) as e:

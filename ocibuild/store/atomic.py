@@ -29,3 +29,19 @@ def atomic_writer(target: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
 def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644) -> None:
     with atomic_writer(target, mode) as f:
         f.write(data)
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A name beside `target` for another program to write; renamed to `target` on success,
+    removed on any failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -3,9 +3,13 @@
 - oci-archive: a tar of an OCI layout holding just this image (podman load, skopeo,
   apptainer `oci-archive:`);
 - docker-archive: `docker save`'s format: manifest.json, the config, and uncompressed layer
-  tars named by diff_id (docker load, podman load, apptainer `docker-archive:`).
+  tars named by diff_id (docker load, podman load, apptainer `docker-archive:`);
+- squashfs: the image's root filesystem, flattened, as one squashfs (ch-run, Shifter's
+  import, squashfuse, the kernel);
+- dir: the same root filesystem as a directory (ch-run and other runtimes of directories).
 
-Both stream blobs from the store and are written under a temporary name, then renamed.
+All stream blobs from the store and are written under a temporary name, then renamed. The
+squashfs and dir forms carry what HPC runtimes need (store/flatten.py).
 """
 
 from __future__ import annotations
@@ -15,28 +19,83 @@ import json
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import ExportError, OcibuildError
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Index, MediaType, canonical_json
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
 from ocibuild.store.atomic import atomic_writer
+from ocibuild.store.flatten import FlattenOptions, created_epoch, flat_tar
 from ocibuild.store.layout import REF_ANNOTATION, Store, StoredImage
+from ocibuild.store.rootdir import write_rootdir
+from ocibuild.store.squashfs import SquashfsOptions, tar2sqfs, write_squashfs
 
-FORMATS = ("oci-archive", "docker-archive")
+ARCHIVE_FORMATS = ("oci-archive", "docker-archive")
+ROOTFS_FORMATS = ("squashfs", "dir")
+FORMATS = ARCHIVE_FORMATS + ROOTFS_FORMATS
 CHUNK = 1 << 20
 
 
+@dataclass(frozen=True)
+class RootfsOptions:
+    """How the squashfs and dir formats write the root filesystem."""
+
+    all_root: bool = False
+    xattrs: bool = False
+    compression: str = "gzip"  # squashfs only
+    level: int | None = None  # squashfs only; the compression's default when None
+
+
 def export_image(
-    store: Store, ref: str, fmt: str, output: Path, tags: list[str] | None = None
+    store: Store,
+    ref: str,
+    fmt: str,
+    output: Path,
+    tags: list[str] | None = None,
+    rootfs: RootfsOptions | None = None,
 ) -> None:
     if fmt not in FORMATS:
         raise OcibuildError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
+    if rootfs is not None and fmt not in ROOTFS_FORMATS:
+        raise OcibuildError(
+            f"--all-root, --xattrs, --compression and --level apply to {' and '.join(ROOTFS_FORMATS)} only"
+        )
+    rootfs = rootfs or RootfsOptions()
+    squashfs = None
+    if fmt == "squashfs":
+        squashfs = SquashfsOptions(rootfs.compression, rootfs.level, rootfs.xattrs)
+        tar2sqfs()  # a missing tool fails before anything is read
     image = store.image(ref)
-    names = tags or [store.normalize(ref)]
+    try:
+        if fmt in ROOTFS_FORMATS:
+            _export_rootfs(store, image, output, rootfs, squashfs)
+        else:
+            _export_archive(store, image, fmt, output, tags or [store.normalize(ref)])
+    except OSError as e:
+        raise ExportError(f"cannot write {output}: {e.strerror or e}") from None
+
+
+def _export_rootfs(
+    store: Store,
+    image: StoredImage,
+    output: Path,
+    rootfs: RootfsOptions,
+    squashfs: SquashfsOptions | None,
+) -> None:
+    stream = flat_tar(store, image, FlattenOptions(rootfs.all_root, rootfs.xattrs))
+    if squashfs is None:
+        write_rootdir(stream, output)
+    else:
+        write_squashfs(stream, output, replace(squashfs, mtime=created_epoch(image.config)))
+
+
+def _export_archive(
+    store: Store, image: StoredImage, fmt: str, output: Path, names: list[str]
+) -> None:
     with (
         atomic_writer(output) as out,
         tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,

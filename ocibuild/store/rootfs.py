@@ -46,7 +46,7 @@ class ImageFS:
                         layer_hidden.add(posixpath.join(parent, name[len(WHITEOUT_PREFIX) :]))
                         continue
                     layer_paths.add(path)
-                    if path in shadowed or _under(path, hidden) or _under_strict(path, opaque):
+                    if path in shadowed or under(path, hidden) or _strictly_under(path, opaque):
                         continue
                     if info.isfile() and match(path):
                         f = archive.extractfile(info)
@@ -58,7 +58,8 @@ class ImageFS:
         return found
 
 
-def _under(path: str, prefixes: set[str]) -> bool:
+def under(path: str, prefixes: set[str]) -> bool:
+    """`path` is one of `prefixes` or lies below one."""
     if not prefixes:
         return False
     while path:
@@ -68,5 +69,5 @@ def _under(path: str, prefixes: set[str]) -> bool:
     return False
 
 
-def _under_strict(path: str, dirs: set[str]) -> bool:
-    return bool(dirs) and _under(posixpath.dirname(path), dirs)
+def _strictly_under(path: str, dirs: set[str]) -> bool:
+    return bool(dirs) and under(posixpath.dirname(path), dirs)

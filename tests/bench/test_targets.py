@@ -9,13 +9,24 @@ import pytest
 from ocibuild.bench.targets import BUILTIN_DIR, expand_scratch, find_target, load_target
 from ocibuild.errors import BenchError
 
-SHIPPED = ["cori", "docker", "native", "perlmutter", "perlmutter-podman-hpc", "podman", "slurm"]
+SHIPPED = [
+    "charliecloud",
+    "cori",
+    "docker",
+    "native",
+    "perlmutter",
+    "perlmutter-podman-hpc",
+    "podman",
+    "slurm",
+    "slurm-charliecloud",
+]
 
 
 def test_shipped_targets() -> None:
     assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == SHIPPED
     targets = {name: find_target(name) for name in SHIPPED}
     assert {n: (t.runtime, t.scheduler) for n, t in targets.items()} == {
+        "charliecloud": ("charliecloud", "local"),
         "cori": ("shifter", "slurm"),
         "docker": ("docker", "local"),
         "native": ("native", "local"),
@@ -23,12 +34,14 @@ def test_shipped_targets() -> None:
         "perlmutter-podman-hpc": ("podman-hpc", "slurm"),
         "podman": ("podman", "local"),
         "slurm": ("apptainer", "slurm"),
+        "slurm-charliecloud": ("charliecloud", "slurm"),
     }
     assert all(t.name == n and t.description for n, t in targets.items())
     assert targets["cori"].shell == "/bin/bash -l"
     assert targets["cori"].inner_shell == ["/bin/bash", "-cl"]
     assert targets["podman"].inner_shell == ["/bin/sh", "-c"]
     assert targets["perlmutter"].batch.constraint == "cpu"
+    assert targets["charliecloud"].runtime_command == ["ch-run"]
 
 
 def test_target_by_file_and_from_extra_dirs(tmp_path: Path) -> None:
@@ -37,7 +50,7 @@ def test_target_by_file_and_from_extra_dirs(tmp_path: Path) -> None:
     assert find_target(str(site)).runtime_command == ["podman", "--root", "/x"]
     assert find_target("mysite", [tmp_path]).file == str(site)
     with pytest.raises(
-        BenchError, match=r"unknown bench target 'nosuch'; known targets: cori, .*mysite"
+        BenchError, match=r"unknown bench target 'nosuch'; known targets: charliecloud, cori, .*mysite"
     ):
         find_target("nosuch", [tmp_path])
     with pytest.raises(BenchError, match=r"target file /no/such\.yaml does not exist"):
