@@ -4,6 +4,8 @@ target through the Shifter stand-ins (test doubles translating to podman)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -12,8 +14,9 @@ import pytest
 
 from ocibuild.bench.localslurm import LocalSlurm
 from ocibuild.bench.run import BenchRequest, run_bench
+from ocibuild.bench.shifter import Gateway, ShifterRoute, request_import
 from ocibuild.bench.slurm import follow, show_job, submit
-from ocibuild.bench.targets import find_target
+from ocibuild.bench.targets import BUILTIN_DIR, find_target
 from ocibuild.cli import main
 from ocibuild.errors import BenchError
 from ocibuild.store import Store
@@ -220,3 +223,79 @@ def test_refused_submission_is_an_error_on_record(slurm_env: LocalSlurm, tmp_pat
         run_bench(BenchRequest(find_target(str(target)), command="true", results_root=results))
     meta = json.loads((only_run(results) / "metadata.json").read_text())
     assert meta["jobs"] == [] and "invalid partition" in meta["error"]
+
+
+def test_cori_import_route_with_shifter_standins(
+    slurm_env: LocalSlurm,
+    study_store: Store,
+    shifter_gateway: str,
+    shifter_standins: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--via import`: the squashfs exported by the CLI to the shared path, posted to the stand-in
+    gateway's doimport with a real munge credential, and the job run as custom:NAME:TAG (the
+    stand-in shifter: ch-run on the imported squashfs, its Env from /ch/environment)."""
+    target = write_target(
+        tmp_path / "cori.yaml",
+        (BUILTIN_DIR / "cori.yaml").read_text()
+        + f"shifter: {{gateway: {shifter_gateway}, system: cori, "
+        f"munge: [munge, -n, '--socket={slurm_env.munge_socket}']}}\n",
+    )
+    results = tmp_path / "results"
+    args = ["--store", str(study_store.root), "bench", "--target", str(target)]
+    args += ["--image", STUDY_REF, "--via", "import", *SMALL, "--results", str(results)]
+
+    assert main(args) == 0, capsys.readouterr().err
+
+    run = only_run(results)
+    meta = json.loads((run / "metadata.json").read_text())
+    squashfs = shifter_standins / "ocibuild-bench" / "images" / "bench-study-latest.squashfs"
+    assert meta["via"] == "import" and meta["image"]["as_run"] == "custom:bench-study:latest"
+    assert meta["prepare"][0] == (
+        f"ocibuild --store {study_store.root} export {STUDY_REF} "
+        f"--format squashfs --all-root -o {squashfs}"
+    )
+    assert f"{shifter_gateway}/api/doimport/cori/custom/bench-study:latest/" in meta["prepare"][1]
+    imported = shifter_standins.parent / "shifter-images" / "custom" / "bench-study_latest.squashfs"
+    assert imported.read_bytes() == squashfs.read_bytes()
+    assert meta["image"]["runtime_id"] == hashlib.sha256(imported.read_bytes()).hexdigest()
+    listing = subprocess.run(
+        ["unsquashfs", "-lls", str(squashfs)], check=True, capture_output=True, text=True
+    ).stdout
+    owners = {line.split()[1] for line in listing.splitlines() if line[:1] in "-dlcbps"}
+    assert owners == {"root/root"}  # --all-root
+    assert "squashfs-root/usr/local/bin/art-study" in listing
+    script = (run / "job.sh").read_text().splitlines()
+    assert script[2] == "#SBATCH --image=custom:bench-study:latest"
+    assert meta["jobs"][0]["state"] == "COMPLETED"
+    assert [t["events"] for t in meta["tasks"]] == [20]
+
+
+def test_stand_in_gateway_refuses_bad_imports(
+    slurm_env: LocalSlurm, shifter_gateway: str, tmp_path: Path
+) -> None:
+    not_squashfs = tmp_path / "image.squashfs"
+    not_squashfs.write_bytes(b"not a squashfs")
+    route = ShifterRoute(
+        "import",
+        STUDY_REF,
+        "custom:bad:1",
+        squashfs=not_squashfs,
+        gateway=Gateway(shifter_gateway, "cori"),
+    )
+    with pytest.raises(
+        BenchError, match=r"doimport/cori/custom/bad:1/: the gateway answered HTTP 401"
+    ):
+        request_import(route, "not a munge credential")
+    credential = subprocess.run(
+        ["munge", "-n", f"--socket={slurm_env.munge_socket}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    with pytest.raises(BenchError, match=r"HTTP 404 .*is not a squashfs image"):
+        request_import(route, credential)
+    elsewhere = dataclasses.replace(route, gateway=Gateway(shifter_gateway, "edison"))
+    with pytest.raises(BenchError, match=r"HTTP 404 .*unknown system edison"):
+        request_import(elsewhere, credential)

@@ -50,7 +50,8 @@ def test_target_by_file_and_from_extra_dirs(tmp_path: Path) -> None:
     assert find_target(str(site)).runtime_command == ["podman", "--root", "/x"]
     assert find_target("mysite", [tmp_path]).file == str(site)
     with pytest.raises(
-        BenchError, match=r"unknown bench target 'nosuch'; known targets: charliecloud, cori, .*mysite"
+        BenchError,
+        match=r"unknown bench target 'nosuch'; known targets: charliecloud, cori, .*mysite",
     ):
         find_target("nosuch", [tmp_path])
     with pytest.raises(BenchError, match=r"target file /no/such\.yaml does not exist"):
