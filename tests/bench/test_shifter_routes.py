@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import socket
 import sys
 from pathlib import Path
 
@@ -13,7 +14,15 @@ import pytest
 
 from ocibuild.bench.prepare import plan_prepare, runtime_image
 from ocibuild.bench.run import BenchRequest
-from ocibuild.bench.shifter import custom_name, export_argv, find_gateway, read_udiroot
+from ocibuild.bench.shifter import (
+    Gateway,
+    ShifterRoute,
+    custom_name,
+    export_argv,
+    find_gateway,
+    read_udiroot,
+    request_import,
+)
 from ocibuild.bench.targets import BUILTIN_DIR, ShifterOptions, find_target
 from ocibuild.cli import main
 from ocibuild.errors import BenchError
@@ -196,3 +205,18 @@ def test_shifter_section_only_for_shifter_targets(tmp_path: Path) -> None:
     )
     with pytest.raises(BenchError, match=r"t\.yaml:4.*unknown key 'nosuch'"):
         find_target(str(target))
+
+
+def test_an_unreachable_gateway_is_named(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gateway = Gateway(f"http://127.0.0.1:{port}", "cori")
+    route = ShifterRoute(
+        "import", REF, "custom:bench-study:1", squashfs=tmp_path / "x.sqfs", gateway=gateway
+    )
+    with pytest.raises(
+        BenchError,
+        match=rf"cannot reach Shifter's image gateway at http://127.0.0.1:{port}/api/doimport/cori/custom/bench-study:1/",
+    ):
+        request_import(route, "credential")

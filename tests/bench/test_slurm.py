@@ -257,6 +257,10 @@ def test_cori_import_route_with_shifter_standins(
         f"--format squashfs --all-root -o {squashfs}"
     )
     assert f"{shifter_gateway}/api/doimport/cori/custom/bench-study:latest/" in meta["prepare"][1]
+    # the gateway answered PENDING, and the bench looked the image up until it was READY
+    log = (tmp_path / "gateway.log").read_text()
+    assert '"POST /api/doimport/cori/custom/bench-study:latest/ HTTP/1.1" 200' in log
+    assert '"GET /api/lookup/cori/custom/bench-study:latest/ HTTP/1.1" 200' in log
     imported = shifter_standins.parent / "shifter-images" / "custom" / "bench-study_latest.squashfs"
     assert imported.read_bytes() == squashfs.read_bytes()
     assert meta["image"]["runtime_id"] == hashlib.sha256(imported.read_bytes()).hexdigest()

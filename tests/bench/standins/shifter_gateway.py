@@ -16,7 +16,8 @@ What it does the way the gateway does it:
   (body `{"filepath": ..., "format": "squashfs"}`, header `authentication:` a munge credential,
   checked with `unmunge`) and `GET /api/lookup/SYSTEM/TYPE/TAG/`, answering records of the
   gateway's form (id, system, itype, tag, status, ENV, ENTRY, WORKDIR, ...). An import copies the
-  squashfs into the image store, as the gateway copies it to its shared location.
+  squashfs into the image store, as the gateway copies it to its shared location: the answer
+  says PENDING, and lookups say READY once the copy is done.
 
 Images live under $SHIFTER_STANDIN_IMAGES: docker/KEY/ (the expanded tree) and custom/KEY.squashfs,
 each with KEY.json (the record) beside it. The stand-in `shifter` runs them with ch-run. What
@@ -283,15 +284,12 @@ def import_custom(system: str, tag: str, body: dict[str, Any], user: str) -> dic
         raise GatewayError(f"{filepath} is not a squashfs image")
     target = images_root() / "custom" / f"{image_key(tag)}.squashfs"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".partial")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
     record = {
-        "id": _sha256_file(target),  # the gateway's fasthash stands for this
+        "id": None,
         "system": system,
         "itype": "custom",
         "tag": tag,
-        "status": "READY",
+        "status": "PENDING",
         "userACL": [],
         "groupACL": [],
         "ENV": None,
@@ -303,6 +301,15 @@ def import_custom(system: str, tag: str, body: dict[str, Any], user: str) -> dic
         "squashfs": str(target),
     }
     write_record("custom", tag, record)
+
+    def copy() -> None:  # as the gateway's worker does, after the request was answered
+        tmp = target.with_suffix(".partial")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+        # the gateway's fasthash stands for this
+        write_record("custom", tag, {**record, "id": _sha256_file(target), "status": "READY"})
+
+    threading.Thread(target=copy).start()
     return record
 
 
