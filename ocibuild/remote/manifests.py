@@ -8,6 +8,7 @@ Shifter's image gateway reads), and answers 404 for an OCI one."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 
 import requests
@@ -25,6 +26,8 @@ from ocibuild.oci.mediatypes import (
 )
 from ocibuild.remote.retry import TransientError
 from ocibuild.remote.transport import RegistryClient, describe
+
+log = logging.getLogger(__name__)
 
 MAX_MANIFEST_SIZE = 4 << 20
 ACCEPT = ", ".join(
@@ -118,14 +121,18 @@ def manifest_digest(
     scopes: tuple[str, ...],
 ) -> str | None:
     """The digest the registry holds under `identifier` when asked for `media_type` (a HEAD),
-    or None if it holds none."""
-    response = client.request(
-        "HEAD",
-        manifest_path(repository, identifier),
-        scopes=scopes,
-        headers={"Accept": media_type},
-        expect=(200, 404),
-    )
+    or None if it holds none (or will not say: the PUT that follows then speaks for it)."""
+    try:
+        response = client.request(
+            "HEAD",
+            manifest_path(repository, identifier),
+            scopes=scopes,
+            headers={"Accept": media_type},
+            expect=(200, 404),
+        )
+    except RegistryError as e:
+        log.debug("%s/%s: no manifest HEAD (%s)", client.registry, repository, e)
+        return None
     response.close()
     if response.status_code == 404:
         return None
