@@ -84,7 +84,7 @@ def flat_tar(store: Store, image: StoredImage, options: FlattenOptions) -> Itera
         yield from _layer(store, layers[index], index, merge, skipped, options)
     yield from _deferred_links(store, layers, merge, options)
     if options.runtime_files:
-        yield from _runtime_files(image.config, merge, mtime, options)
+        yield from _runtime_files(image.config, merge, mtime)
     yield b"\0" * (2 * BLOCK)
 
 
@@ -209,9 +209,7 @@ def _reread(
     )
 
 
-def _runtime_files(
-    config: ImageConfig, merge: _Merge, mtime: int, options: FlattenOptions
-) -> Iterator[bytes]:
+def _runtime_files(config: ImageConfig, merge: _Merge, mtime: int) -> Iterator[bytes]:
     """The mount points HPC runtimes bind to (only where missing), and Charliecloud's /ch."""
 
     def is_dir(path: str) -> bool:

@@ -42,14 +42,23 @@ def busybox_entries(busybox: Path) -> list[Entry]:
     ]
 
 
+def raw_layer(store: Store, tar: bytes) -> Descriptor:
+    """An uncompressed layer of hand-made tar bytes (what our writer would never write)."""
+    digest = store.put_blob(tar)
+    return Descriptor(MediaType.OCI_LAYER, digest, len(tar), annotations={"diff_id": digest})
+
+
 def put_image(
     store: Store,
     ref: str,
-    layers: Sequence[Sequence[Entry]],
+    layers: Sequence[Sequence[Entry] | Descriptor],
     env: Sequence[str] = ENV,
     compressions: Sequence[str] = ("gzip", "none", "gzip"),  # umoci reads no zstd
 ) -> Descriptor:
-    blobs = [_layer(store, e, compressions[i % 3]) for i, e in enumerate(layers)]
+    blobs = [
+        e if isinstance(e, Descriptor) else _layer(store, e, compressions[i % 3])
+        for i, e in enumerate(layers)
+    ]
     config = ImageConfig(
         created="2016-01-01T00:00:00Z",
         config=RuntimeConfig(env=tuple(env), cmd=("/bin/sh",), working_dir="/opt"),

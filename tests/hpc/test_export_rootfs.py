@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.hpc.conftest import (
     busybox_entries,
     hpc_layers,
     put_image,
+    raw_layer,
     run,
     user_env,
 )
@@ -145,6 +147,33 @@ def test_dir_export_is_the_umoci_unpack_plus_mount_points(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rootfs"]  # no temporary left
 
 
+def test_a_hardlink_to_a_file_of_a_lower_layer(busybox: Path, tmp_path: Path) -> None:
+    """Other builders write hardlinks to files of lower layers; umoci links them on disk."""
+    store = Store.open(tmp_path / "store")
+    upper = io.BytesIO()
+    with tarfile.open(fileobj=upper, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind in (("data", tarfile.DIRTYPE), ("data/cross", tarfile.LNKTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mtime = kind, 1451606400
+            info.linkname = "opt/lower.txt" if kind == tarfile.LNKTYPE else ""
+            tar.addfile(info)
+    lower = [
+        *busybox_entries(busybox),
+        bytes_entry("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        bytes_entry("opt/lower.txt", b"lower\n", uid=7),
+    ]
+    put_image(store, "localhost/test/cross:1", [lower, raw_layer(store, upper.getvalue())])
+    image = HpcImage(tmp_path / "store", "localhost/test/cross:1")
+    bundle = tmp_path / "bundle"
+    proc = run(["umoci", "unpack", "--image", f"{image.store}:{image.ref}", str(bundle)])
+    assert proc.returncode == 0, proc.stderr
+    squashfs = exported(image, "squashfs", tmp_path / "cross.sqfs")
+    assert without_added(squashfs_listing(squashfs)) == tree_listing(bundle / "rootfs")
+    root = exported(image, "dir", tmp_path / "rootfs")
+    assert (root / "data/cross").stat().st_ino == (root / "opt/lower.txt").stat().st_ino
+    assert (root / "data/cross").read_text() == "lower\n"
+
+
 def test_zstd_layers_flatten_alike(hpc_image: HpcImage, busybox: Path, tmp_path: Path) -> None:
     store = Store.open(tmp_path / "store")
     put_image(store, hpc_image.ref, hpc_layers(busybox), compressions=("zstd", "zstd", "none"))
@@ -243,7 +272,7 @@ def mounted(image: Path, mountpoint: Path) -> Iterator[Path]:
     try:
         yield mountpoint
     finally:
-        subprocess.run(["fusermount", "-u", str(mountpoint)], check=False)
+        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False)
 
 
 def test_squashfuse_mounts_and_reads_it(hpc_image: HpcImage, tmp_path: Path) -> None:
