@@ -1,8 +1,10 @@
 #!/bin/bash
 # The paper's study on one machine like the project's CI hosts (Debian 12, root): the workload
 # natively, in podman, and as Cori-style Slurm jobs through a real local Slurm with the Shifter
-# stand-ins of tests/bench/standins (test doubles translating to podman: Shifter cannot run
-# here). Prints Table 2 and writes the tables and plots to OUT/report.
+# stand-ins of tests/bench/standins (test doubles: Shifter cannot run here; the stand-in
+# shifterimg pulls the image from a local registry the way Shifter's gateway does, and the
+# stand-in shifter runs it with ch-run). Prints Table 2 and writes the tables and plots to
+# OUT/report.
 #
 #   bench/workloads/measure-here.sh OUT [REPEATS] [ocibuild bench options, e.g. --events 100]
 #
@@ -42,14 +44,18 @@ gcc -shared -fPIC "$standins/shifter_spank.c" -o "$out/shifter_spank.so"
 (cd "$repo" && exec python -m ocibuild bench local-slurm "$out/slurm" --cpus "$(nproc)" \
     --spank "$out/shifter_spank.so" --feature haswell) > "$out/local-slurm.log" 2>&1 &
 slurm_pid=$!
-trap 'kill $slurm_pid; wait $slurm_pid || true' EXIT
+# a local registry, where the image goes in Docker form for the stand-in gateway to pull
+python3 "$repo/registry/start.py" --storage "$out/registry" --log "$out/registry.log" \
+    > "$out/registry.url" &
+registry_pid=$!
+trap 'kill $slurm_pid $registry_pid; wait $slurm_pid $registry_pid || true' EXIT
 until grep -q "Slurm is up" "$out/local-slurm.log"; do
     kill -0 $slurm_pid || { cat "$out/local-slurm.log"; exit 1; }
     sleep 0.2
 done
 export SLURM_CONF=$out/slurm/slurm.conf
 export SCRATCH=$out/scratch HOME=$out/home
-export SHIFTER_STANDIN_PODMAN="${podman[*]}"
+export SHIFTER_STANDIN_IMAGES=$out/shifter-images USER=${USER:-$(id -un)}
 mkdir -p "$SCRATCH" "$HOME"
 echo "export PATH=$standins:\$PATH" > "$HOME/.bash_profile"
 export PATH=$standins:$PATH
@@ -58,9 +64,17 @@ export PATH=$standins:$PATH
     "${podman[@]}" load -i "$out/image.tar"
 }
 
+until [ -s "$out/registry.url" ]; do
+    kill -0 $registry_pid || { cat "$out/registry.log"; exit 1; }
+    sleep 0.2
+done
+shifter_ref=$(sed 's|^http://||' "$out/registry.url")/ocibuild/bench-study:latest
+ocibuild push "$ref" --to "$shifter_ref" --format docker --insecure
+
 for _ in $(seq "$repeats"); do
-    for target in native "$out/podman.yaml" cori; do
+    for target in native "$out/podman.yaml"; do
         ocibuild bench --target "$target" --image "$ref" --results "$out/results" "$@"
     done
+    ocibuild bench --target cori --image "$shifter_ref" --results "$out/results" "$@"
 done
 ocibuild bench report "$out"/results/* -o "$out/report"

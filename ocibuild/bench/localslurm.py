@@ -35,6 +35,7 @@ class LocalSlurm:
     root: Path
     conf: Path
     processes: tuple[subprocess.Popen[bytes], ...] = field(default=(), repr=False)
+    munge_socket: Path | None = None  # munged's, for `munge -n --socket=...` and `unmunge`
 
     @property
     def env(self) -> dict[str, str]:
@@ -233,7 +234,7 @@ def local_slurm(
             if argv[0] == "runuser":
                 _wait_for(munge / "munge.socket", proc, timeout, root / "log" / log)
         _wait_idle(cluster, processes, timeout)
-        yield LocalSlurm(root, conf, processes=tuple(processes))
+        yield LocalSlurm(root, conf, tuple(processes), munge / "munge.socket")
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:

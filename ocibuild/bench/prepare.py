@@ -2,7 +2,10 @@
 
 - podman, docker, podman-hpc: `load -i` an archive (given, or exported from the ocibuild store
   when the image is there), else `pull` unless the runtime has it already;
-- shifter: `shifterimg -v pull docker:IMAGE` (the image must be in a registry Shifter reaches);
+- shifter, `--via pull`: the image pushed from the ocibuild store when it is there, in Docker
+  v2 schema 2 (what the gateway reads), then `shifterimg -v pull docker:IMAGE`;
+- shifter, `--via import`: the image exported as a squashfs and posted to the gateway's import
+  (bench/shifter.py);
 - apptainer: build a SIF in the run directory, from the archive or `docker://IMAGE`;
 - charliecloud: export the image from the ocibuild store as a squashfs in the run directory
   (`ocibuild export --format squashfs`), which `ch-run` mounts with squashfuse;
@@ -11,12 +14,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ocibuild.bench.targets import Target
+from ocibuild.bench.shifter import (
+    ShifterRoute,
+    export_argv,
+    plan_route,
+    request_import,
+    route_commands,
+)
+from ocibuild.bench.targets import ShifterOptions, Target
 from ocibuild.errors import BenchError, NotFoundError
 from ocibuild.report import Reporter, silent
 from ocibuild.store import Store
@@ -29,6 +40,7 @@ class PreparedImage:
     digest: str | None = None  # manifest digest, when the image came from the ocibuild store
     image_id: str | None = None  # the runtime's id for it
     commands: list[str] = field(default_factory=list)
+    pushed_digest: str | None = None  # the manifest as pushed for the target (Docker form)
 
 
 SQUASHFS = "image.sqfs"
@@ -61,34 +73,64 @@ def _store_image(store: Store | None, ref: str) -> str | None:
         return None
 
 
-def runtime_image(target: Target, ref: str | None, workdir: Path) -> str | None:
-    """How job scripts name the image on this target."""
+def shifter_route(
+    target: Target,
+    ref: str,
+    store: Store | None,
+    workdir: Path,
+    via: str = "pull",
+    required: bool = True,
+) -> ShifterRoute:
+    return plan_route(target, ref, via, bool(_store_image(store, ref)), workdir.parent, required)
+
+
+def runtime_image(
+    target: Target,
+    ref: str | None,
+    workdir: Path,
+    store: Store | None = None,
+    via: str = "pull",
+    required: bool = True,
+) -> str | None:
+    """How job scripts name the image on this target (Shifter's with its type: docker:, custom:)."""
     if not target.uses_image:
         return None
+    if target.runtime == "shifter" and ref:
+        return shifter_route(target, ref, store, workdir, via, required).image
     if target.runtime == "charliecloud":
         return str(workdir / SQUASHFS)
     return str(workdir / "image.sif") if target.runtime == "apptainer" else ref
 
 
 def plan_prepare(
-    target: Target, ref: str | None, archive: Path | None, store: Store | None, workdir: Path
+    target: Target,
+    ref: str | None,
+    archive: Path | None,
+    store: Store | None,
+    workdir: Path,
+    via: str = "pull",
+    insecure: bool = False,
+    required: bool = True,
 ) -> list[str]:
     """What `prepare_image` will do, as shell lines (for --dry-run and the run's metadata)."""
     if not target.uses_image:
         return []
+    if target.runtime == "shifter":
+        if not ref:
+            return []
+        route = shifter_route(target, ref, store, workdir, via, required)
+        return route_commands(target, route, store.root if store else None, insecure)
     if target.runtime == "charliecloud":
         squashfs = shlex.quote(str(workdir / SQUASHFS))
         return [f"ocibuild export {shlex.quote(ref or '')} --format squashfs -o {squashfs}"]
     runtime = shlex.join(target.runtime_command)
-    if archive is None and ref and target.runtime != "shifter" and _store_image(store, ref):
+    if archive is None and ref and _store_image(store, ref):
         archive = workdir / "image.tar"
         steps = [
             f"ocibuild export {shlex.quote(ref)} --format docker-archive -o {shlex.quote(str(archive))}"
         ]
     else:
         steps = []
-    if target.runtime == "shifter":
-        return [f"{shlex.quote(target.runtime_command[0] + 'img')} -v pull docker:{ref}"]
     if target.runtime == "apptainer":
         source = f"docker-archive:{archive}" if archive else f"docker://{ref}"
         return [
@@ -110,29 +152,31 @@ def prepare_image(
     archive: Path | None = None,
     store: Store | None = None,
     report: Reporter = silent,
+    via: str = "pull",
+    insecure: bool = False,
 ) -> PreparedImage:
     if not target.uses_image:
         return PreparedImage(None, None)
     if not ref:
         raise BenchError(f"target {target.name} runs a container: give the image (--image REF)")
-    commands = plan_prepare(target, ref, archive, store, workdir)
+    commands = plan_prepare(target, ref, archive, store, workdir, via, insecure)
     digest = _store_image(store, ref)
     if target.runtime == "charliecloud":
         return _prepare_squashfs(target, ref, archive, store, digest, workdir, commands, report)
     runtime = target.runtime_command
     what = f"preparing {ref} for {target.name}"
+    if target.runtime == "shifter":
+        route = shifter_route(target, ref, store, workdir, via)
+        prepared = PreparedImage(ref, route.image, digest, None, commands)
+        return _prepare_shifter(target, route, prepared, env, store, report, insecure)
     exported = None
-    if archive is None and digest and store is not None and target.runtime != "shifter":
+    if archive is None and digest and store is not None:
         from ocibuild.store.export import export_image
 
         archive = exported = workdir / "image.tar"
         report("bench", message=f"exporting {ref} from the store for {target.runtime}")
         export_image(store, ref, "docker-archive", archive)
     try:
-        if target.runtime == "shifter":
-            report("bench", message=f"shifterimg -v pull docker:{ref}")
-            run_command([f"{runtime[0]}img", "-v", "pull", f"docker:{ref}"], env, what)
-            return PreparedImage(ref, ref, digest, None, commands)
         if target.runtime == "apptainer":
             sif = Path(runtime_image(target, ref, workdir) or "")
             source = f"docker-archive:{archive}" if archive else f"docker://{ref}"
@@ -157,6 +201,39 @@ def prepare_image(
     finally:
         if exported is not None:
             exported.unlink(missing_ok=True)
+
+
+def _prepare_shifter(
+    target: Target,
+    route: ShifterRoute,
+    prepared: PreparedImage,
+    env: dict[str, str],
+    store: Store | None,
+    report: Reporter,
+    insecure: bool,
+) -> PreparedImage:
+    what = f"preparing {route.ref} for {target.name}"
+    if route.via == "import":
+        assert store is not None and route.squashfs is not None and route.gateway is not None
+        route.squashfs.parent.mkdir(parents=True, exist_ok=True)
+        report("bench", message=f"exporting {route.ref} to {route.squashfs}")
+        run_command(export_argv(store.root, route.ref, route.squashfs), env, what)
+        report("bench", message=f"importing {route.image} through {route.gateway.url}")
+        munge = (target.shifter or ShifterOptions()).munge
+        credential = run_command(munge, env, f"{what}: a munge credential").strip()
+        record = request_import(route, credential)
+        return dataclasses.replace(prepared, image_id=str(record.get("id") or "") or None)
+    pushed = None
+    if route.push:
+        assert store is not None
+        from ocibuild.remote import RemoteOptions, push_image
+
+        report("bench", message=f"pushing {route.ref} (Docker v2 schema 2) for Shifter's gateway")
+        options = RemoteOptions(insecure=insecure, format="docker")
+        pushed = str(push_image(store, route.ref, options, report).digest)
+    report("bench", message=f"shifterimg -v pull {route.image}")
+    run_command([f"{target.runtime_command[0]}img", "-v", "pull", route.image], env, what)
+    return dataclasses.replace(prepared, pushed_digest=pushed)
 
 
 def _prepare_squashfs(

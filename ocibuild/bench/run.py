@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocibuild.bench.prepare import PreparedImage, plan_prepare, prepare_image
+from ocibuild.bench.prepare import PreparedImage, plan_prepare, prepare_image, runtime_image
 from ocibuild.bench.scripts import OUT_FILE, RunLayout, job_script
+from ocibuild.bench.shifter import ROUTES
 from ocibuild.bench.slurm import JobState, follow, submit
 from ocibuild.bench.targets import Target, expand_scratch
 from ocibuild.bench.workload import StudySize, default_binary, ensure_workload, study_command
@@ -53,10 +54,19 @@ class BenchRequest:
     results_root: Path = Path("bench/results")
     argv: tuple[str, ...] = ()
     timeout: float | None = None
+    via: str = "pull"  # Shifter: through a registry and the gateway's pull, or the gateway's import
+    insecure: bool = False  # pushes for Shifter may use plain HTTP (a local registry)
 
     def __post_init__(self) -> None:
         if min(self.repeats, self.nodes, self.tasks_per_node) < 1:
             raise BenchError("--repeat, --nodes and --tasks-per-node must be at least 1")
+        if self.via not in ROUTES:
+            raise BenchError(f"unknown route --via {self.via} (one of {', '.join(ROUTES)})")
+        if self.via != "pull" and self.target.runtime != "shifter":
+            raise BenchError(
+                f"--via {self.via} is a route of Shifter targets; {self.target.name} runs "
+                f"{self.target.runtime}"
+            )
         if self.target.scheduler == "local" and self.nodes > 1:
             raise BenchError(f"target {self.target.name} runs here, on one node: --nodes must be 1")
 
@@ -69,6 +79,7 @@ class RunPlan:
     layout: RunLayout
     command: str
     prepare: list[str]
+    image: str | None = None  # as the job script names it
 
     def script(self, target: Target, image: str | None) -> str:
         return job_script(target, self.layout, image, self.command)
@@ -155,8 +166,19 @@ def plan_run(
         input_dir,
     )
     command = workload_command(request, build=not dry_run)
-    prepare = plan_prepare(target, request.image, request.archive, store, host_workdir)
-    return RunPlan(run_id, results_dir, host_workdir, layout, command, prepare)
+    required = not dry_run
+    prepare = plan_prepare(
+        target,
+        request.image,
+        request.archive,
+        store,
+        host_workdir,
+        request.via,
+        request.insecure,
+        required,
+    )
+    image = runtime_image(target, request.image, host_workdir, store, request.via, required)
+    return RunPlan(run_id, results_dir, host_workdir, layout, command, prepare, image)
 
 
 def run_bench(
@@ -175,7 +197,15 @@ def run_bench(
     image = PreparedImage(request.image, None)
     try:
         image = prepare_image(
-            target, request.image, env, plan.host_workdir, request.archive, store, report
+            target,
+            request.image,
+            env,
+            plan.host_workdir,
+            request.archive,
+            store,
+            report,
+            request.via,
+            request.insecure,
         )
         script = plan.results_dir / SCRIPT
         atomic_write_bytes(script, plan.script(target, image.runtime_image).encode(), mode=0o755)
@@ -373,8 +403,10 @@ def write_metadata(
             "ref": image.ref,
             "as_run": image.runtime_image,
             "digest": image.digest,
+            "pushed_digest": image.pushed_digest,
             "runtime_id": image.image_id,
         },
+        "via": request.via if target.runtime == "shifter" else None,
         "prepare": image.commands,
         "job_ids": [j.job_id for j in run.jobs],
         "command": list(request.argv),

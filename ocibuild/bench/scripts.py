@@ -14,6 +14,8 @@ For a Shifter target the script has the paper's form (listing 3.8):
 
     shifter --volume=$SCRATCH/test_out:/mnt /bin/bash -cl "cd /mnt; CMD >out.txt 2>&1"
 
+(`--image=custom:NAME:TAG` for an image imported into Shifter's gateway.)
+
 Each repeat (and task) runs in a directory of its own: WORKDIR/rNN (WORKDIR/rNN/tMMM with more
 than one task, MMM being Slurm's task rank). The workload's output goes to out.txt there.
 """
@@ -94,7 +96,7 @@ def sbatch_directives(target: Target, layout: RunLayout, image: str | None) -> l
     slurm = target.batch
     options = []
     if target.runtime == "shifter":
-        options.append(f"--image=docker:{image}")
+        options.append(f"--image={image}")  # docker:NAME or custom:NAME, as Shifter takes it
     if slurm.partition:
         options.append(f"--partition={slurm.partition}")
     options.append(f"--nodes={layout.nodes}")

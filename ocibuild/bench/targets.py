@@ -57,6 +57,21 @@ class SlurmOptions:
 
 
 @dataclass(frozen=True)
+class ShifterOptions:
+    """Shifter's image gateway, for the import route (`--via import`, bench/shifter.py). What is
+    not given comes from the site's udiRoot.conf (`imageGateway=`, `system=`)."""
+
+    gateway: str = ""  # the gateway's URL, e.g. http://imagegw:5000
+    system: str = ""  # the gateway's name for this system (udiRoot.conf `system=`)
+    # Where squashfs images are exported, readable by the gateway's user; $VARIABLES as in
+    # `scratch` (default: SCRATCH/images).
+    images: str = field(default="", metadata={"check": _no_blanks})
+    munge: list[str] = field(default_factory=lambda: ["munge", "-n"])  # prints a credential
+    udiroot_conf: str = "/etc/shifter/udiRoot.conf"
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     runtime: str = field(metadata={"check": _one_of(RUNTIMES, "runtime")})
@@ -75,12 +90,15 @@ class Target:
     scratch: str = field(default="", metadata={"check": _no_blanks})
     env: dict[str, str] = field(default_factory=dict)
     slurm: SlurmOptions | None = None
+    shifter: ShifterOptions | None = None
     file: str = field(default="", metadata={"internal": True})
     origin: Origin | None = None
 
     def __post_init__(self) -> None:
         if self.runtime == "shifter" and self.scheduler != "slurm":
             raise ValueError("shifter runs only inside Slurm jobs: set scheduler: slurm")
+        if self.shifter and self.runtime != "shifter":
+            raise ValueError(f"a shifter: section is for runtime shifter, not {self.runtime}")
 
     @property
     def runtime_command(self) -> list[str]:
@@ -149,16 +167,22 @@ def expand_scratch(target: Target, default: Path, required: bool = True) -> Path
     they are when not `required`, for showing scripts)."""
     if not target.scratch:
         return default
+    return expand_path(target, "scratch", target.scratch, required)
+
+
+def expand_path(target: Target, key: str, text: str, required: bool = True) -> Path:
+    """A path of the target file (`key: text`) with its $VARIABLES from the environment and the
+    target's `env`; left as it is when one is missing and not `required`."""
     missing = [
         m.strip("{}")
-        for m in _VARIABLE.findall(target.scratch)
+        for m in _VARIABLE.findall(text)
         if m.strip("{}") not in os.environ and m.strip("{}") not in target.env
     ]
     if missing and not required:
-        return Path(target.scratch)
+        return Path(text)
     if missing:
         raise BenchError(
-            f"{target.file or target.name}: scratch {target.scratch!r} needs ${missing[0]}, which is not set"
+            f"{target.file or target.name}: {key} {text!r} needs ${missing[0]}, which is not set"
         )
     env = {**os.environ, **target.env}
-    return Path(_VARIABLE.sub(lambda m: env[m.group(1).strip("{}")], target.scratch))
+    return Path(_VARIABLE.sub(lambda m: env[m.group(1).strip("{}")], text))

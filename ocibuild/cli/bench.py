@@ -13,7 +13,6 @@ import click
 from ocibuild.bench import plots
 from ocibuild.bench.inputs import load_inputs
 from ocibuild.bench.localslurm import local_slurm
-from ocibuild.bench.prepare import runtime_image
 from ocibuild.bench.report import (
     module_csv,
     module_markdown,
@@ -23,6 +22,7 @@ from ocibuild.bench.report import (
     table2_markdown,
 )
 from ocibuild.bench.run import BenchRequest, BenchRun, plan_run, run_bench
+from ocibuild.bench.shifter import ROUTES
 from ocibuild.bench.targets import find_target, target_dirs
 from ocibuild.bench.workload import StudySize, build_workload
 from ocibuild.cli.state import CliState
@@ -100,6 +100,18 @@ LOG_TAIL = 3000
     multiple=True,
     help="More directories of target files.",
 )
+@click.option(
+    "--via",
+    type=click.Choice(ROUTES),
+    default="pull",
+    show_default=True,
+    help="Shifter targets: pull (the image pushed in Docker form from the store, then "
+    "`shifterimg pull docker:IMAGE`) or import (exported as a squashfs, imported through the "
+    "gateway's doimport; jobs use --image=custom:NAME:TAG).",
+)
+@click.option(
+    "--insecure", is_flag=True, help="Pushes for Shifter may use plain HTTP (a local registry)."
+)
 @click.option("--timeout", type=float, help="Give up following the jobs after this many seconds.")
 @click.option(
     "--dry-run", is_flag=True, help="Print what would be prepared and the job script; run nothing."
@@ -121,6 +133,8 @@ def bench(
     input_dir: Path | None,
     results: Path,
     targets_dir: tuple[Path, ...],
+    via: str,
+    insecure: bool,
     timeout: float | None,
     dry_run: bool,
 ) -> None:
@@ -132,6 +146,7 @@ def bench(
       ocibuild bench --target native
       ocibuild bench --target podman --image localhost/ocibuild/bench-study:latest --repeat 3
       ocibuild bench --target cori --image docker.io/me/bench-study:latest --nodes 4 --tasks-per-node 32
+      ocibuild bench --target perlmutter --image docker.io/me/bench-study:latest --via import
       ocibuild bench report bench/results/*
     """
     if ctx.invoked_subcommand is not None:
@@ -155,6 +170,8 @@ def bench(
         results_root=results,
         argv=_command_line(ctx),
         timeout=timeout,
+        via=via,
+        insecure=insecure,
     )
     store = _store(state)
     if dry_run:
@@ -162,10 +179,7 @@ def bench(
         for step in plan.prepare:
             click.echo(f"# prepare: {step}")
         click.echo(f"# script: {plan.results_dir / 'job.sh'}")
-        click.echo(
-            plan.script(request.target, runtime_image(request.target, image, plan.host_workdir)),
-            nl=False,
-        )
+        click.echo(plan.script(request.target, plan.image), nl=False)
         return
     run = run_bench(request, store, state.reporter())
     _summary(run)

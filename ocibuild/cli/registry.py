@@ -106,9 +106,10 @@ def images_to_push(
     "--format",
     "manifest_format",
     type=click.Choice(FORMATS),
-    default="oci",
+    default="auto",
     show_default=True,
-    help="Manifest media types: OCI, or Docker v2 schema 2 (same layers).",
+    help="Manifest media types: Docker v2 schema 2 (what Shifter's gateway and other schema-1 "
+    "clients get served), OCI, or auto: Docker when every layer is gzip, else OCI. Same layers.",
 )
 @connection_options
 @concurrency_option
@@ -125,7 +126,8 @@ def push_command(
     concurrency: int,
 ) -> None:
     """Push images from the store to their registries: REFS, else the images of -f RECIPE, else
-    every image (all tags) the last `ocibuild recipe` built. Prints REF@DIGEST per push."""
+    every image (all tags) the last `ocibuild recipe` built. Prints REF@DIGEST per push: the
+    digest of the manifest as pushed (a Docker-format push differs from the store's OCI one)."""
     sources = images_to_push(state, refs, recipe_file, variables)
     pairs = [(source, target_reference(source, to)) for source in sources]
     targets = [str(target) for _, target in pairs]

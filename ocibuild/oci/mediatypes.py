@@ -22,6 +22,7 @@ class MediaType:
 
 MANIFESTS = frozenset({MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST})
 INDEXES = frozenset({MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST})
+IMAGE_CONFIGS = frozenset({MediaType.OCI_CONFIG, MediaType.DOCKER_CONFIG})
 
 OCI_TO_DOCKER = {
     MediaType.OCI_MANIFEST: MediaType.DOCKER_MANIFEST,

@@ -1,9 +1,14 @@
 """Manifests over the Distribution API (fetched verified, pushed last) and their conversion
-between the OCI and Docker v2 schema 2 media types."""
+between the OCI and Docker v2 schema 2 media types.
+
+Which family a push sends matters to old clients: a Distribution registry serves a Docker v2
+schema 2 manifest, fetched by tag without an Accept header, converted to schema 1 (what
+Shifter's image gateway reads), and answers 404 for an OCI one."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 
 import requests
@@ -11,9 +16,18 @@ import requests
 from ocibuild.errors import DigestMismatchError, RegistryError
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType, Platform, sha256_digest
 from ocibuild.oci.digest import Digest, is_digest
-from ocibuild.oci.mediatypes import INDEXES, MANIFESTS, to_docker, to_oci
+from ocibuild.oci.mediatypes import (
+    IMAGE_CONFIGS,
+    INDEXES,
+    MANIFESTS,
+    layer_compression,
+    to_docker,
+    to_oci,
+)
 from ocibuild.remote.retry import TransientError
 from ocibuild.remote.transport import RegistryClient, describe
+
+log = logging.getLogger(__name__)
 
 MAX_MANIFEST_SIZE = 4 << 20
 ACCEPT = ", ".join(
@@ -99,6 +113,32 @@ def get_manifest(
     return RemoteManifest(Descriptor(kind, sha256_digest(data), len(data)), data)
 
 
+def manifest_digest(
+    client: RegistryClient,
+    repository: str,
+    identifier: str,
+    media_type: str,
+    scopes: tuple[str, ...],
+) -> str | None:
+    """The digest the registry holds under `identifier` when asked for `media_type` (a HEAD),
+    or None if it holds none (or will not say: the PUT that follows then speaks for it)."""
+    try:
+        response = client.request(
+            "HEAD",
+            manifest_path(repository, identifier),
+            scopes=scopes,
+            headers={"Accept": media_type},
+            expect=(200, 404),
+        )
+    except RegistryError as e:
+        log.debug("%s/%s: no manifest HEAD (%s)", client.registry, repository, e)
+        return None
+    response.close()
+    if response.status_code == 404:
+        return None
+    return response.headers.get("Docker-Content-Digest")
+
+
 def put_manifest(
     client: RegistryClient,
     repository: str,
@@ -136,6 +176,20 @@ def choose_platform(index: Index, platform: str, where: str) -> Descriptor:
             return descriptor
     available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
     raise RegistryError(f"{where}: no image for {platform} in its index (it has: {available})")
+
+
+def push_format(manifest: Manifest, requested: str) -> str:
+    """The family a push sends: `requested`, unless "auto": an image already in Docker's media
+    types stays so; an OCI image goes as Docker v2 schema 2 when every layer is gzip and the
+    config is an image config (what `docker push` sends), else as OCI (zstd and uncompressed
+    layers, other artifacts)."""
+    if requested != "auto":
+        return requested
+    if manifest.media_type == MediaType.DOCKER_MANIFEST:
+        return "docker"
+    gzip = all(layer_compression(layer.media_type) == "gzip" for layer in manifest.layers)
+    image = manifest.config.media_type in IMAGE_CONFIGS
+    return "docker" if manifest.layers and gzip and image else "oci"
 
 
 def convert(media_type: str, data: bytes, fmt: str) -> tuple[str, bytes]:

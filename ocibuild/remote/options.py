@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MiB = 1 << 20
-FORMATS = ("oci", "docker")
+FORMATS = ("auto", "oci", "docker")
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,14 @@ class RemoteOptions:
     retried `retries` times, waiting `backoff` * 2^n seconds (with jitter, at most
     `max_backoff`) or what `Retry-After` asks (at most `max_retry_after`).
     `docker_config` is a directory holding `config.json`, like `$DOCKER_CONFIG`.
+    `format` is the pushed manifest's: "docker" (v2 schema 2), "oci", or "auto": Docker when
+    every layer is gzip, as `docker push` sends, else OCI (see `remote.manifests.push_format`).
     """
 
     insecure: bool = False
     ca_cert: Path | None = None
     concurrency: int = 4
-    format: str = "oci"
+    format: str = "auto"
     platform: str = "linux/amd64"
     chunk_threshold: int = 1024 * MiB
     chunk_size: int = 256 * MiB

@@ -1,5 +1,7 @@
 """Push images of the store: every blob confirmed in the target repository (already there,
-mounted from another repository of the same registry, or uploaded), then the manifest."""
+mounted from another repository of the same registry, or uploaded), then the manifest, in the
+family `RemoteOptions.format` chooses (Docker v2 schema 2 by default when every layer is gzip),
+unless the registry already holds that very manifest under the name."""
 
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ from dataclasses import dataclass
 
 from ocibuild.errors import AuthError
 from ocibuild.oci import Descriptor
-from ocibuild.oci.digest import Digest
+from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob
-from ocibuild.remote.manifests import convert, put_manifest
+from ocibuild.remote.manifests import convert, manifest_digest, push_format, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
 from ocibuild.remote.transport import RegistryClient
@@ -33,9 +35,11 @@ MOUNT_CANDIDATES = 2
 class PushResult:
     source: str
     reference: str
-    digest: Digest
+    digest: Digest  # of the manifest as pushed (a converted one differs from the store's)
     media_type: str
     size: int
+    format: str  # "docker" or "oci"
+    manifest_pushed: bool  # False when the registry already held this manifest under the name
     uploaded: tuple[Digest, ...]
     mounted: tuple[Digest, ...]
     skipped: tuple[Digest, ...]
@@ -111,10 +115,9 @@ class _Pusher:
     def push(self, source: str, target: Reference) -> PushResult:
         started = time.monotonic()
         image = self.store.image(source)
+        fmt = push_format(image.manifest, self.options.format)
         media_type, data = convert(
-            image.descriptor.media_type,
-            self.store.read_blob(image.descriptor.digest),
-            self.options.format,
+            image.descriptor.media_type, self.store.read_blob(image.descriptor.digest), fmt
         )
         self.report(
             "push", source=source, target=str(target), message=f"pushing {source} to {target}"
@@ -140,9 +143,11 @@ class _Pusher:
             for future in futures:
                 future.cancel()
             raise
-        digest = put_manifest(
-            client, target.repository, target.tag or str(target.digest), media_type, data, scopes
-        )
+        identifier = target.tag or str(target.digest)
+        digest = sha256_digest(data)
+        there = manifest_digest(client, target.repository, identifier, media_type, scopes)
+        if there != digest:
+            put_manifest(client, target.repository, identifier, media_type, data, scopes)
         if target.digest and target.digest != digest:
             log.warning("%s: pushed manifest has digest %s", target, digest)
         status = {d.digest: own[d.digest].result() if d.digest in own else "skipped" for d in blobs}
@@ -152,6 +157,8 @@ class _Pusher:
             digest=digest,
             media_type=media_type,
             size=len(data),
+            format=fmt,
+            manifest_pushed=there != digest,
             uploaded=tuple(d for d, s in status.items() if s == "uploaded"),
             mounted=tuple(d for d, s in status.items() if s == "mounted"),
             skipped=tuple(d for d, s in status.items() if s == "skipped"),
@@ -162,9 +169,11 @@ class _Pusher:
             "pushed",
             ref=str(target),
             digest=str(digest),
+            format=fmt,
             message=(
-                f"pushed {target}@{digest}: {plural(len(result.uploaded), 'blob')} uploaded, "
+                f"pushed {target}@{digest} ({fmt}): {plural(len(result.uploaded), 'blob')} uploaded, "
                 f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
+                + ("" if result.manifest_pushed else "; the manifest too")
             ),
         )
         return result

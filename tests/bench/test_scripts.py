@@ -36,7 +36,7 @@ def test_cori_script_has_the_form_of_listing_3_8() -> None:
         find_target("cori"), slurm=dataclasses.replace(find_target("cori").batch, time="00:09:30")
     )
     layout = RunLayout("run1", "$SCRATCH/ocibuild-bench/run1", repeats=3)
-    lines = job_script(cori, layout, IMAGE, LAR).splitlines()
+    lines = job_script(cori, layout, f"docker:{IMAGE}", LAR).splitlines()
     assert lines[0] == "#!/bin/bash -l"
     assert lines[1] == ""
     assert lines[2] == f"#SBATCH --image=docker:{IMAGE}"
@@ -70,7 +70,7 @@ def test_cori_scaling_job_runs_one_directory_per_task() -> None:
     layout = RunLayout(
         "run2", "$SCRATCH/ocibuild-bench/run2", nodes=4, tasks_per_node=32, hyperthreads=True
     )
-    lines = job_script(cori, layout, IMAGE, LAR).splitlines()
+    lines = job_script(cori, layout, f"docker:{IMAGE}", LAR).splitlines()
     assert "#SBATCH --nodes=4" in lines
     assert "#SBATCH --ntasks-per-node=32" in lines
     assert "#SBATCH --hint=multithread" in lines
@@ -141,7 +141,7 @@ def test_double_quoted_keeps_the_command_literal() -> None:
 
 def test_input_directory_is_copied_into_each_task_directory() -> None:
     layout = RunLayout("r", "$SCRATCH/x", input_dir="/home/me/fcl")
-    lines = job_script(find_target("cori"), layout, IMAGE, LAR).splitlines()
+    lines = job_script(find_target("cori"), layout, f"docker:{IMAGE}", LAR).splitlines()
     assert "mkdir -p $SCRATCH/x/r01 && cp -R /home/me/fcl/. $SCRATCH/x/r01/" in lines
 
 

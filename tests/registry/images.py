@@ -28,12 +28,14 @@ def make_image(
     layers: Sequence[Sequence[Entry]],
     cmd: Sequence[str] = ("/bin/sh",),
     compression: str = "gzip",
+    env: Sequence[str] = ("PATH=/bin",),
+    workdir: str = "",
 ) -> Descriptor:
     """An image of `layers` (each a list of entries), tagged under every ref of `refs`."""
     blobs = [add_layer(store, entries, compression) for entries in layers]
     config = ImageConfig(
         created="2016-01-01T00:00:00Z",
-        config=RuntimeConfig(env=("PATH=/bin",), cmd=tuple(cmd)),
+        config=RuntimeConfig(env=tuple(env), cmd=tuple(cmd), working_dir=workdir),
         diff_ids=tuple(b.annotations["diff_id"] for b in blobs),  # type: ignore[misc]
         history=tuple(History(created_by=f"test layer {i}") for i in range(len(blobs))),
     )

@@ -124,8 +124,8 @@ def test_token_refused_scope_and_anonymous_access(
     assert pull_image(other_store, ref, fast_options(), events)  # reader may pull
     with pytest.raises(
         AuthError, match=r"HTTP 401 .*reader.* do not grant repository:alice/.*:pull,push"
-    ) as refused:
-        push_image(store, ref, fast_options(), events)
+    ) as refused:  # a new tag: the registry holds no such manifest, so it must be written
+        push_image(store, ref, fast_options(), events, to=ref.rsplit(":", 1)[0] + ":2")
     assert "reader-pw" not in all_text(refused.value)
 
     wrong = secret("wrong")

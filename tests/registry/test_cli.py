@@ -70,6 +70,7 @@ def test_push_what_the_last_build_made_and_a_recipe_file(
     again = run(capsys, "--store", store, "push", "-f", str(recipe), "--insecure", "--to", site)
     assert again == out
     assert proxy.requests(r"/blobs/uploads/") == []
+    assert proxy.requests(r"^PUT .*/manifests/") == []  # the registry has these very manifests
 
     code = main(["--store", store, "push", "--insecure", "--to", f"{proxy.address}/one/image:1"])
     assert code == 2
@@ -86,7 +87,7 @@ def test_recipe_builds_from_a_base_pulled_from_the_registry(
     base = f"{registry.host}/{repo('busybox')}:1"
     pusher = Store.open(tmp_path / "pusher")
     make_image(pusher, [base], [busybox_layer(busybox)])
-    run(capsys, "--store", str(pusher.root), "push", base, "--insecure")
+    pushed = run(capsys, "--store", str(pusher.root), "push", base, "--insecure")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         textwrap.dedent(f"""\
@@ -106,4 +107,6 @@ def test_recipe_builds_from_a_base_pulled_from_the_registry(
     image = built.image("example.org/hep/on-busybox:1")
     base_layers = pusher.image(base).manifest.layers
     assert image.manifest.layers[: len(base_layers)] == base_layers
-    assert built.resolve(base).digest == pusher.resolve(base).digest
+    # the digest `push` printed: the Docker manifest it sent, not the store's OCI one
+    assert f"{base}@{built.resolve(base).digest}\n" == pushed
+    assert built.resolve(base).digest != pusher.resolve(base).digest

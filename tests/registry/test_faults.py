@@ -50,7 +50,9 @@ class ProxiedPush:
         make_image(self.store, [self.ref], layers)
 
     def push(self, **options: Any) -> PushResult:
-        return push_image(self.store, self.ref, fast_options(**options), self.events)
+        """Pushed as OCI, the store's own manifest, so that the registry's blobs are the store's."""
+        settings = {"format": "oci", **options}
+        return push_image(self.store, self.ref, fast_options(**settings), self.events)
 
     def assert_registry_holds_exactly_the_image(self) -> None:
         assert self.registry.blob_digests() == image_digests(self.store, self.ref)
@@ -216,7 +218,7 @@ def pushed(
 ) -> PushedImage:
     ref = f"{registry.host}/{repo()}:1"
     make_image(store, [ref], [random_layer("a", 50 * KiB), random_layer("b", 5 * KiB)])
-    push_image(store, ref, fast_options(), events)
+    push_image(store, ref, fast_options(format="oci"), events)  # the store's manifest digest
     layer = store.image(ref).manifest.layers[0]
     return PushedImage(ref, ref.replace(registry.host, proxy.address), layer)
 
