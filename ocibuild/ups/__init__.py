@@ -9,5 +9,4 @@ environment UPS's `setup` gives.
     layering     which products share a layer
     declaration  .version and .chain files; table: .table files; database: a products tree
     environment  what `setup` does to the environment; setup: the builder's entry points
-    synthetic    synthetic products in the real format (demo mirror, tests, benchmarks)
 """

@@ -21,8 +21,8 @@ from ocibuild.sources import SOURCES, SourceContext
 from ocibuild.store import Store
 from ocibuild.store.rootfs import ImageFS
 from ocibuild.ups.setup import frozen_environment
-from ocibuild.ups.synthetic import art_bundle, write_mirror
 from tests.ups.conftest import Mirror, ocibuild
+from testsupport.synthetic_ups import art_bundle, write_mirror
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 DEMO_REF = "localhost/ocibuild/demo-art_1_18_03_e9-prof:latest"
