@@ -22,6 +22,7 @@ from ocibuild.layer.codec import Compression
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, History, ImageConfig, Manifest, MediaType, RuntimeConfig
+from ocibuild.oci.digest import Digest
 from ocibuild.oci.reference import parse_reference
 from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
 from ocibuild.report import Reporter, silent
@@ -53,7 +54,7 @@ class BuildOptions:
 @dataclass(frozen=True)
 class BuiltLayer:
     descriptor: Descriptor
-    diff_id: str
+    diff_id: Digest
     description: str
     cached: bool
     cache_entry: tuple[str, CachedLayer] | None = field(default=None, repr=False)
@@ -231,9 +232,8 @@ class _Builder:
             if image.setup is not None:
                 from ocibuild.ups.setup import setup_profile_plan
 
-                ctx = self.context(
-                    recipe, image.setup.origin or image.origin, len(image.layers), mtime, lock, None
-                )
+                origin = image.setup.origin or image.origin or Origin(str(recipe.path))
+                ctx = self.context(recipe, origin, len(image.layers), mtime, lock, None)
                 plan = setup_profile_plan(image.setup, ctx)
                 plans.append(plan)
                 layers.append(self.layer(pool, plan, compression, mtime))
@@ -502,13 +502,12 @@ def _expand_env(env: dict[str, str], current: dict[str, str]) -> dict[str, str]:
     import re
 
     out: dict[str, str] = {}
+
+    def lookup(m: re.Match[str]) -> str:
+        return {**current, **out}.get(m.group(1) or m.group(2), "")
+
     for key, value in env.items():
-        scope = {**current, **out}
-        out[key] = re.sub(
-            r"\$\{(\w+)\}|\$(\w+)",
-            lambda m, scope=scope: scope.get(m.group(1) or m.group(2), ""),
-            str(value),
-        )
+        out[key] = re.sub(r"\$\{(\w+)\}|\$(\w+)", lookup, str(value))
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,7 +153,3 @@ class Display:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-
-
-def elapsed(start: float) -> str:
-    return f"{time.monotonic() - start:.2f}s"

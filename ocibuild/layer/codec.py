@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from ocibuild.oci.mediatypes import MediaType
 
@@ -22,10 +22,6 @@ MEDIA_TYPE = {
     "zstd": MediaType.OCI_LAYER_ZSTD,
     "none": MediaType.OCI_LAYER,
 }
-
-
-class Writable(Protocol):
-    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass(frozen=True)

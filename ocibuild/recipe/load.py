@@ -34,6 +34,8 @@ def load_recipe(path: Path | str) -> Recipe:
     root = compose(text, file)
     if root is None:
         raise RecipeError("the recipe is empty: it needs an 'images:' list", Origin(file, 1))
+    if not isinstance(root, yaml.MappingNode):
+        raise RecipeError("a recipe is a mapping with an 'images:' list", origin_of(root, file))
     images_node = _images_node(root, file)
     recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe")
     images = [_image(node, file) for node in images_node.value]
@@ -66,9 +68,7 @@ class _RecipeHead:
             raise ValueError("source_date_epoch must not be negative")
 
 
-def _images_node(root: yaml.Node, file: str) -> yaml.SequenceNode:
-    if not isinstance(root, yaml.MappingNode):
-        raise RecipeError("a recipe is a mapping with an 'images:' list", origin_of(root, file))
+def _images_node(root: yaml.MappingNode, file: str) -> yaml.SequenceNode:
     for key, value in root.value:
         if scalar_value(key, file) == "images":
             if not isinstance(value, yaml.SequenceNode):

@@ -45,7 +45,7 @@ from ocibuild.ospkg.dpkgdb import (
     status_bytes,
     status_paragraph,
 )
-from ocibuild.ospkg.install import claim_paths, directory_entries
+from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
 from ocibuild.ospkg.record import PackageRecord
 from ocibuild.ospkg.repourl import canonical, expand
 from ocibuild.ospkg.sourcing import (
@@ -204,7 +204,7 @@ def _repository(repo: _Repo, arch: str, ctx: SourceContext) -> Iterator[DebPacka
                 open(fetched.path, "rb") as raw,
                 decompressed(raw, compression_of(index.path), url) as stream,
             ):
-                text = io.TextIOWrapper(stream, "utf-8", errors="replace")  # type: ignore[arg-type]
+                text = io.TextIOWrapper(stream, "utf-8", errors="replace")
                 yield from parse_packages(text, repo.url, url)
         if not found:
             raise SourceError(f"{release_url}: no Packages index for {component}/binary-{arch}")
@@ -248,7 +248,7 @@ def _entries(
     owners = claim_paths([listing.files for listing in listings])
     yield from directory_entries([listing.files for listing in listings], owners)
     for index, deb in enumerate(debs):
-        yield from data_entries(deb, lambda path, i=index: owners.get(path) == i)
+        yield from data_entries(deb, owned_by(owners, index))
     yield from (dir_entry(d) for d in DPKG_DIRS)
     yield bytes_entry(*INFO_FORMAT)
     status = []

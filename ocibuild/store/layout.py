@@ -15,7 +15,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,7 +30,6 @@ from ocibuild.store.lock import file_lock
 from ocibuild.store.state import State
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
-CHUNK = 1 << 20
 
 
 def default_store_path() -> Path:
@@ -202,16 +201,6 @@ class Store:
                 )
             return pending.commit(actual)
 
-    def verify_blob(self, digest: str) -> None:
-        h = hashlib.sha256()
-        with self.open_blob(digest) as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        if "sha256:" + h.hexdigest() != digest:
-            raise DigestMismatchError(
-                f"blob {digest} in {self.root} is corrupt (sha256:{h.hexdigest()})"
-            )
-
     # -- index and references -----------------------------------------------------------------
 
     def index(self) -> Index:
@@ -313,9 +302,9 @@ class Store:
 
     # -- locks --------------------------------------------------------------------------------
 
-    def build_lock(self):  # type: ignore[no-untyped-def]
+    def build_lock(self) -> AbstractContextManager[None]:
         """Held (shared) while blobs are written that are not yet indexed; gc takes it alone."""
         return file_lock(self.meta / "build.lock", shared=True)
 
-    def exclusive_lock(self):  # type: ignore[no-untyped-def]
+    def exclusive_lock(self) -> AbstractContextManager[None]:
         return file_lock(self.meta / "build.lock", shared=False)
