@@ -24,8 +24,8 @@ from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, History, ImageConfig, Manifest, MediaType, RuntimeConfig
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.reference import parse_reference
+from ocibuild.progress import Reporter, silent
 from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
-from ocibuild.report import Reporter, silent
 from ocibuild.sources import SOURCES, LayerPlan, SourceContext, input_key
 from ocibuild.sources.base import hash_content
 from ocibuild.store import Store

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ocibuild.bench.targets import Target
 from ocibuild.errors import BenchError, NotFoundError
-from ocibuild.report import Reporter, silent
+from ocibuild.progress import Reporter, silent
 from ocibuild.store import Store
 
 

@@ -25,7 +25,7 @@ from ocibuild.bench.slurm import JobState, follow, submit
 from ocibuild.bench.targets import Target, expand_scratch
 from ocibuild.bench.workload import DEFAULT_BINARY, StudySize, ensure_workload, study_command
 from ocibuild.errors import BenchError, OcibuildError
-from ocibuild.report import Reporter, silent
+from ocibuild.progress import Reporter, silent
 from ocibuild.store import Store
 from ocibuild.store.atomic import atomic_write_bytes
 

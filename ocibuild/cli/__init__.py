@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ocibuild import __version__
-from ocibuild.cli.state import CliState
+from ocibuild.cli.display import CliState
 from ocibuild.errors import OcibuildError
 
 log = logging.getLogger("ocibuild")

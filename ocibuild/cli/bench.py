@@ -25,7 +25,7 @@ from ocibuild.bench.report import (
 from ocibuild.bench.run import BenchRequest, BenchRun, plan_run, run_bench
 from ocibuild.bench.targets import find_target, target_dirs
 from ocibuild.bench.workload import DEFAULT_BINARY, StudySize, build_workload
-from ocibuild.cli.state import CliState
+from ocibuild.cli.display import CliState
 from ocibuild.errors import BenchError, StoreError
 from ocibuild.store import Store
 from ocibuild.store.atomic import atomic_write_bytes

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ocibuild.cli.state import CliState
-from ocibuild.report import human_size
+from ocibuild.cli.display import CliState
+from ocibuild.progress import human_size
 from ocibuild.store.export import FORMATS, export_image
 from ocibuild.store.gc import collect
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ocibuild.errors import DigestMismatchError, FetchError, LockError
 from ocibuild.fetch.lockfile import LockFile, Pin
-from ocibuild.report import Reporter, silent
+from ocibuild.progress import Reporter, silent
 from ocibuild.store.atomic import atomic_write_bytes
 
 CHUNK = 1 << 20

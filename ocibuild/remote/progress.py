@@ -8,7 +8,7 @@ import time
 
 from ocibuild.errors import RegistryError
 from ocibuild.oci import Descriptor
-from ocibuild.report import Reporter
+from ocibuild.progress import Reporter
 
 _INTERVAL = 0.1
 

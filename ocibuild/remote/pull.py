@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from ocibuild.errors import RegistryError
 from ocibuild.oci import Descriptor, Index, Manifest
 from ocibuild.oci.reference import parse_reference
+from ocibuild.progress import Reporter
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import download_blob
 from ocibuild.remote.manifests import choose_platform, get_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import Reporter
 from ocibuild.store import Store
 
 

@@ -15,13 +15,13 @@ from ocibuild.errors import AuthError
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.reference import Reference, parse_reference
+from ocibuild.progress import Reporter
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob
 from ocibuild.remote.manifests import convert, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import Reporter
 from ocibuild.store import Store
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ from requests.adapters import HTTPAdapter
 from ocibuild import __version__
 from ocibuild.errors import AuthError, RegistryError
 from ocibuild.oci.reference import registry_credentials_key, registry_endpoint
+from ocibuild.progress import Reporter
 from ocibuild.remote.auth import Authenticator, pick_challenge
 from ocibuild.remote.credentials import Credentials, find_credentials
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.retry import TransientError, backoff_delay, parse_retry_after, retryable_status
-from ocibuild.report import Reporter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ocibuild.errors import Origin
 from ocibuild.layer.entry import Entry
-from ocibuild.report import Reporter, silent
+from ocibuild.progress import Reporter, silent
 
 
 class LowerFS(Protocol):

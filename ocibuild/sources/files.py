@@ -12,7 +12,7 @@ from pathlib import Path
 from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.layer.tarstream import sorted_entries
-from ocibuild.report import human_size
+from ocibuild.progress import human_size
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ocibuild.errors import SourceError
-from ocibuild.report import Reporter
+from ocibuild.progress import Reporter
 from ocibuild.ups.database import Database, flavor_fallbacks
 from ocibuild.ups.declaration import Instance
 from ocibuild.ups.names import colon_qualifiers, env_name, same_qualifiers

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import bytes_entry, clean_path
+from ocibuild.progress import Reporter
 from ocibuild.recipe.model import SetupSpec
-from ocibuild.report import Reporter
 from ocibuild.sources.base import LayerPlan, LowerFS, SourceContext, input_key
 from ocibuild.sources.profile import profile_script
 from ocibuild.ups.database import Database, host_flavor, wanted

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ocibuild.report import Reporter, human_size, silent
+from ocibuild.progress import Reporter, human_size, silent
 from ocibuild.store import Store
 
 
