@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.bench.prepare import PreparedImage, plan_prepare, prepare_image
 from ocibuild.bench.scripts import OUT_FILE, RunLayout, job_script
 from ocibuild.bench.slurm import JobState, follow, submit
@@ -27,7 +28,6 @@ from ocibuild.bench.workload import DEFAULT_BINARY, StudySize, ensure_workload, 
 from ocibuild.errors import BenchError, OcibuildError
 from ocibuild.progress import Reporter, silent
 from ocibuild.store import Store
-from ocibuild.store.atomic import atomic_write_bytes
 
 METADATA = "metadata.json"
 SCRIPT = "job.sh"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.bench import plots
 from ocibuild.bench.inputs import load_inputs
 from ocibuild.bench.localslurm import local_slurm
@@ -28,7 +29,6 @@ from ocibuild.bench.workload import DEFAULT_BINARY, StudySize, build_workload
 from ocibuild.cli.display import CliState
 from ocibuild.errors import BenchError, StoreError
 from ocibuild.store import Store
-from ocibuild.store.atomic import atomic_write_bytes
 
 LOG_TAIL = 3000
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, FetchError, LockError
 from ocibuild.fetch.lockfile import LockFile, Pin
 from ocibuild.progress import Reporter, silent
-from ocibuild.store.atomic import atomic_write_bytes
 
 CHUNK = 1 << 20
 MIRROR = "{mirror}"

@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from ocibuild.atomicfile import atomic_writer
 from ocibuild.errors import OcibuildError
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Index, MediaType, canonical_json
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
-from ocibuild.store.atomic import atomic_writer
 from ocibuild.store.layout import REF_ANNOTATION, Store, StoredImage
 
 FORMATS = ("oci-archive", "docker-archive")

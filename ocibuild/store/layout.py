@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, canonical_json
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.store.atomic import atomic_write_bytes
 from ocibuild.store.lock import file_lock
 from ocibuild.store.state import State
 
