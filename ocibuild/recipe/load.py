@@ -10,7 +10,9 @@ import yaml
 from ocibuild.errors import Origin, RecipeError
 from ocibuild.layer.codec import COMPRESSIONS
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.recipe.decode import (
+from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
+from ocibuild.sources import SOURCES
+from ocibuild.yamldecode import (
     compose,
     decode,
     decode_dataclass,
@@ -18,8 +20,6 @@ from ocibuild.recipe.decode import (
     origin_of,
     scalar_value,
 )
-from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
-from ocibuild.sources import SOURCES
 
 
 def load_recipe(path: Path | str) -> Recipe:

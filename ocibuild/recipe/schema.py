@@ -8,10 +8,10 @@ import types
 import typing
 from typing import Any, Union
 
-from ocibuild.recipe.decode import yaml_key
 from ocibuild.recipe.load import _RecipeHead
 from ocibuild.recipe.model import ImageSpec
 from ocibuild.sources import SOURCES
+from ocibuild.yamldecode import yaml_key
 
 _SCALARS = {
     str: {"type": "string"},
