@@ -20,8 +20,8 @@ from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir
 from ocibuild.layer.codec import Compression
 from ocibuild.layer.entry import Entry
-from ocibuild.layer.writer import write_layer
-from ocibuild.oci import Descriptor, History, ImageConfig, Manifest, MediaType, RuntimeConfig
+from ocibuild.layer.writer import Layer, write_layer
+from ocibuild.oci import Descriptor, History, ImageConfig, Manifest, RuntimeConfig
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import Reporter, silent
@@ -30,7 +30,7 @@ from ocibuild.sources import SOURCES, LayerPlan, SourceContext, input_key
 from ocibuild.sources.base import hash_content
 from ocibuild.store import Store
 from ocibuild.store.rootfs import ImageFS
-from ocibuild.store.state import CachedLayer
+from ocibuild.store.transaction import Transaction
 
 DEFAULT_MIRROR = "https://scisoft.fnal.gov/scisoft"
 PULL_POLICIES = ("always", "missing", "never")
@@ -57,7 +57,7 @@ class BuiltLayer:
     diff_id: Digest
     description: str
     cached: bool
-    cache_entry: tuple[str, CachedLayer] | None = field(default=None, repr=False)
+    cache_entry: tuple[str, Layer] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,8 @@ class _Builder:
         self.report("image", ref=refs[0], status="building")
         started = time.monotonic()
         base = self.base(recipe, image)
-        try:
-            result = self.assemble(recipe, image, base, refs, lock)
-        except BaseException:
-            self.store.discard_staged()
-            raise
+        with self.store.transaction() as tx:
+            result = self.assemble(tx, recipe, image, base, refs, lock)
         self.built[refs[0]] = result
         cached = sum(1 for layer in result.layers if layer.cached)
         self.report(
@@ -198,7 +195,13 @@ class _Builder:
     # -- one image ------------------------------------------------------------------------------
 
     def assemble(
-        self, recipe: Recipe, image: ImageSpec, base: _Base, refs: list[str], lock: LockFile
+        self,
+        tx: Transaction,
+        recipe: Recipe,
+        image: ImageSpec,
+        base: _Base,
+        refs: list[str],
+        lock: LockFile,
     ) -> BuiltImage:
         mtime = source_date_epoch(recipe)
         created = datetime.datetime.fromtimestamp(mtime, datetime.UTC).strftime(
@@ -222,13 +225,11 @@ class _Builder:
                 kind = SOURCES[spec.source]
                 lower = None
                 if kind.needs_lower:
-                    lower = ImageFS(
-                        self.store, [*base.layers, *(_result(x).descriptor for x in layers)]
-                    )
+                    lower = ImageFS(tx, [*base.layers, *(_result(x).descriptor for x in layers)])
                 ctx = self.context(recipe, spec.origin, index, mtime, lock, lower)
                 for plan in kind.plan(spec.spec, ctx):
                     plans.append(plan)
-                    layers.append(self.layer(pool, plan, compression, mtime))
+                    layers.append(self.layer(tx, pool, plan, compression, mtime))
             if image.setup is not None:
                 from ocibuild.ups.setup import setup_profile_plan
 
@@ -236,7 +237,7 @@ class _Builder:
                 ctx = self.context(recipe, origin, len(image.layers), mtime, lock, None)
                 plan = setup_profile_plan(image.setup, ctx)
                 plans.append(plan)
-                layers.append(self.layer(pool, plan, compression, mtime))
+                layers.append(self.layer(tx, pool, plan, compression, mtime))
             built_layers = [_result(x) for x in layers]
         for plan in plans:
             if plan.user is not None:
@@ -246,9 +247,7 @@ class _Builder:
         if image.setup is not None:
             from ocibuild.ups.setup import frozen_environment
 
-            lower = ImageFS(
-                self.store, [*base.layers, *(layer.descriptor for layer in built_layers)]
-            )
+            lower = ImageFS(tx, [*base.layers, *(layer.descriptor for layer in built_layers)])
             env = frozen_environment(lower, image.setup, self.report, base_env=runtime.env_dict())
             # the whole environment after setup: what envUnset removed is gone
             runtime = replace(runtime, env=tuple(f"{k}={v}" for k, v in env.items()))
@@ -266,7 +265,7 @@ class _Builder:
             diff_ids=(*base.config.diff_ids, *(layer.diff_id for layer in built_layers)),
             history=tuple(history),
         )
-        return self.commit(refs, image, config, base, built_layers)
+        return self.commit(tx, refs, image, config, base, built_layers)
 
     def context(
         self,
@@ -293,16 +292,23 @@ class _Builder:
         )
 
     def layer(
-        self, pool: ThreadPoolExecutor, plan: LayerPlan, compression: Compression, mtime: int
+        self,
+        tx: Transaction,
+        pool: ThreadPoolExecutor,
+        plan: LayerPlan,
+        compression: Compression,
+        mtime: int,
     ) -> Future[BuiltLayer] | BuiltLayer:
         key = input_key(plan.key, str(compression), mtime)
         if not self.options.no_cache:
             hit = self.store.state.cached_layer(key)
-            if hit and self.store.has_blob(hit.digest):
+            if hit and tx.has_blob(hit.digest):
                 return self.finished(key, plan, hit, cached=True)
-        return pool.submit(self.write, key, plan, compression, mtime)
+        return pool.submit(self.write, tx, key, plan, compression, mtime)
 
-    def write(self, key: str, plan: LayerPlan, compression: Compression, mtime: int) -> BuiltLayer:
+    def write(
+        self, tx: Transaction, key: str, plan: LayerPlan, compression: Compression, mtime: int
+    ) -> BuiltLayer:
         def progress(done: int) -> None:
             self.report(
                 "layer",
@@ -323,24 +329,21 @@ class _Builder:
                 shown[0] = now
                 progress(done)
 
-        with self.store.pending_blob() as pending:
-            blob = write_layer(plan.entries(), pending.file, compression, mtime, throttled)
-            pending.stage(blob.digest)
-        written = CachedLayer(
-            blob.digest, blob.size, blob.diff_id, blob.media_type, blob.tar_size, blob.entries
+        written = tx.write_layer(
+            lambda sink: write_layer(plan.entries(), sink, compression, mtime, throttled)
         )
         return self.finished(
             key,
             plan,
             written,
             cached=False,
-            size=blob.size,
-            digest=blob.digest,
+            size=written.size,
+            digest=written.digest,
             seconds=time.monotonic() - started,
         )
 
     def finished(
-        self, key: str, plan: LayerPlan, layer: CachedLayer, *, cached: bool, **fields: object
+        self, key: str, plan: LayerPlan, layer: Layer, *, cached: bool, **fields: object
     ) -> BuiltLayer:
         """Report a layer ready, from the cache or just written (then it is to be cached)."""
         self.report(
@@ -353,7 +356,7 @@ class _Builder:
             **fields,
         )
         return BuiltLayer(
-            Descriptor(layer.media_type, layer.digest, layer.size),
+            layer.descriptor,
             layer.diff_id,
             plan.description,
             cached,
@@ -362,25 +365,21 @@ class _Builder:
 
     def commit(
         self,
+        tx: Transaction,
         refs: list[str],
         image: ImageSpec,
         config: ImageConfig,
         base: _Base,
         layers: list[BuiltLayer],
     ) -> BuiltImage:
-        self.store.publish_staged()
-        for layer in layers:
-            if layer.cache_entry:
-                self.store.state.remember_layer(*layer.cache_entry)
-        config_desc = self.store.put_json(MediaType.OCI_CONFIG, config.to_bytes())
-        manifest = Manifest(
-            config=config_desc,
-            layers=(*(_as_oci(d) for d in base.layers), *(layer.descriptor for layer in layers)),
+        stored = tx.commit(
+            refs,
+            config,
+            [*(_as_oci(d) for d in base.layers), *(layer.descriptor for layer in layers)],
+            cache=[layer.cache_entry for layer in layers if layer.cache_entry],
             annotations=dict(image.annotations),
         )
-        descriptor = self.store.put_json(MediaType.OCI_MANIFEST, manifest.to_bytes())
-        self.store.tag(refs, descriptor)
-        return BuiltImage(refs, descriptor, manifest, config, layers)
+        return BuiltImage(refs, stored.descriptor, stored.manifest, config, layers)
 
 
 def _as_oci(descriptor: Descriptor) -> Descriptor:

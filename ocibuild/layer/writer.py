@@ -18,19 +18,26 @@ from ocibuild.layer.codec import Compression, compressor
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.tarstream import tar_stream
 from ocibuild.oci.digest import Digest
+from ocibuild.oci.model import Descriptor
 
 BATCH = 1 << 20
 QUEUE_DEPTH = 8
 
 
 @dataclass(frozen=True)
-class LayerBlob:
+class Layer:
+    """A written layer blob: what the writer makes, the store's state caches, the builder uses."""
+
     digest: Digest
     size: int
     diff_id: Digest
     tar_size: int
     media_type: str
     entries: int
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, self.size)
 
 
 class HashingWriter:
@@ -117,7 +124,7 @@ def write_layer(
     compression: Compression,
     mtime: int = 0,
     progress: Callable[[int], None] | None = None,
-) -> LayerBlob:
+) -> Layer:
     """Write the layer of `entries` into `sink`; `progress` gets the tar bytes written so far."""
     blob = HashingWriter(sink)
     tar_hash = hashlib.sha256()
@@ -136,7 +143,7 @@ def write_layer(
             if progress:
                 progress(tar_size)
     blob.flush()
-    return LayerBlob(
+    return Layer(
         digest=blob.digest,
         size=blob.size,
         diff_id=Digest("sha256:" + tar_hash.hexdigest()),

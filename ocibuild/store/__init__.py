@@ -7,5 +7,13 @@ from ocibuild.store.layout import (
     StoredImage,
     default_store_path,
 )
+from ocibuild.store.transaction import Transaction
 
-__all__ = ["REF_ANNOTATION", "PendingBlob", "Store", "StoredImage", "default_store_path"]
+__all__ = [
+    "REF_ANNOTATION",
+    "PendingBlob",
+    "Store",
+    "StoredImage",
+    "Transaction",
+    "default_store_path",
+]
