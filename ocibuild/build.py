@@ -230,27 +230,11 @@ class _Builder:
                 for plan in kind.plan(spec.spec, ctx):
                     plans.append(plan)
                     layers.append(self.layer(tx, pool, plan, compression, mtime))
-            if image.setup is not None:
-                from ocibuild.ups.setup import setup_profile_plan
-
-                origin = image.setup.origin or image.origin or Origin(str(recipe.path))
-                ctx = self.context(recipe, origin, len(image.layers), mtime, lock, None)
-                plan = setup_profile_plan(image.setup, ctx)
-                plans.append(plan)
-                layers.append(self.layer(tx, pool, plan, compression, mtime))
             built_layers = [_result(x) for x in layers]
+        files = ImageFS(tx, [*base.layers, *(layer.descriptor for layer in built_layers)])
         for plan in plans:
-            if plan.user is not None:
-                runtime = replace(runtime, user=plan.user)
-            if plan.env:
-                runtime = runtime.with_env(plan.env)
-        if image.setup is not None:
-            from ocibuild.ups.setup import frozen_environment
-
-            lower = ImageFS(tx, [*base.layers, *(layer.descriptor for layer in built_layers)])
-            env = frozen_environment(lower, image.setup, self.report, base_env=runtime.env_dict())
-            # the whole environment after setup: what envUnset removed is gone
-            runtime = replace(runtime, env=tuple(f"{k}={v}" for k, v in env.items()))
+            if plan.runtime_config is not None:
+                runtime = plan.runtime_config(runtime, files)
         runtime = apply_image_settings(runtime, image)
         history = list(base.history)
         if len(history) != len(base.config.diff_ids):

@@ -11,7 +11,6 @@ from ocibuild.errors import Origin, RecipeError
 from ocibuild.layer.codec import COMPRESSIONS
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
-from ocibuild.sources import SOURCES
 from ocibuild.yamldecode import (
     compose,
     decode,
@@ -77,21 +76,27 @@ def _images_node(root: yaml.MappingNode, file: str) -> yaml.SequenceNode:
     raise RecipeError("missing required key 'images'", origin_of(root, file))
 
 
-def _without(node: yaml.MappingNode, key: str) -> yaml.MappingNode:
+def _without(node: yaml.MappingNode, *keys: str) -> yaml.MappingNode:
     kept = [
-        (k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.value == key)
+        (k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.value in keys)
     ]
     return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
+
+
+def _value(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    return next(
+        (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None
+    )
 
 
 def _image(node: yaml.Node, file: str) -> ImageSpec:
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
-    layers_node = next(
-        (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "layers"), None
-    )
-    image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image")
+    image = decode_dataclass(_without(node, "layers", "setup"), ImageSpec, file, "image")
+    layers_node, setup_node = _value(node, "layers"), _value(node, "setup")
     layers = _layers(layers_node, file) if layers_node is not None else []
+    if setup_node is not None:  # the setup source, as the image's last layer
+        layers.append(_layer_spec("setup", setup_node, origin_of(setup_node, file), file))
     image = dataclasses.replace(image, layers=layers)
     for ref in (image.name, *(_tag_ref(image.name, t) for t in image.tags)):
         try:
@@ -109,7 +114,15 @@ def _tag_ref(name: str, tag: str) -> str:
     return str(parse_reference(name).with_tag(tag))
 
 
+def _layer_spec(source: str, node: yaml.Node, at: Origin, file: str) -> LayerSpec:
+    from ocibuild.sources import SOURCES  # spec types only: no source is loaded
+
+    return LayerSpec(source, decode(node, SOURCES[source].spec, file, source), at)
+
+
 def _layers(node: yaml.Node, file: str) -> list[LayerSpec]:
+    from ocibuild.sources import SOURCES
+
     if not isinstance(node, yaml.SequenceNode):
         raise RecipeError("'layers:' must be a list", origin_of(node, file))
     out = []
@@ -128,7 +141,7 @@ def _layers(node: yaml.Node, file: str) -> list[LayerSpec]:
                 f"known sources: {', '.join(sorted(SOURCES))}",
                 origin_of(key_node, file),
             )
-        out.append(LayerSpec(name, decode(value_node, kind.spec, file, name), at))
+        out.append(_layer_spec(name, value_node, at, file))
     return out
 
 

@@ -13,18 +13,12 @@ SCRATCH = "scratch"
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """One layer source of an image: `source` names it in `ocibuild.sources.SOURCES`, `spec` is
+    its decoded spec. An image's `setup:` is its last layer spec, of source `setup`."""
+
     source: str
     spec: Any
     origin: Origin
-
-
-@dataclass(frozen=True)
-class SetupSpec:
-    product: str
-    version: str = ""
-    qualifiers: str = ""
-    into: str = "/products"
-    origin: Origin | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,6 @@ class ImageSpec:
     user: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
-    setup: SetupSpec | None = None
     compression: str | None = None
     compression_level: int | None = None
     platform: str = "linux/amd64"

@@ -70,6 +70,10 @@ def recipe_schema() -> dict[str, Any]:
     }
     image = dataclass_schema(ImageSpec)
     image["properties"]["layers"] = {"type": "array", "items": layer}
+    image["properties"]["setup"] = {
+        **type_schema(SOURCES["setup"].spec),
+        "description": "the image's last layer: " + SOURCES["setup"].description,
+    }
     head = dataclass_schema(_RecipeHead)
     head["properties"]["images"] = {"type": "array", "items": image, "minItems": 1}
     head["required"] = ["images"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import FetchError, Origin, SourceError
@@ -48,37 +48,20 @@ from ocibuild.ospkg.dpkgdb import (
 from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
 from ocibuild.ospkg.record import PackageRecord
 from ocibuild.ospkg.repourl import canonical, expand
-from ocibuild.ospkg.sourcing import (
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.packages import (
     Download,
     base_record,
     download_packages,
     fetcher_for,
     locked_resolution,
     lower_files,
-    nonempty,
     package_layer,
     record_entry,
     report_skipped,
     resolve_requested,
 )
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
-
-
-@dataclass(frozen=True)
-class DebRepo:
-    url: str
-    suite: str
-    components: list[str] = field(default_factory=lambda: ["main"])
-    origin: Origin | None = None
-
-
-@dataclass(frozen=True)
-class DebSpec:
-    repos: list[DebRepo] = field(metadata={"check": nonempty})
-    packages: list[str] = field(metadata={"check": nonempty})
-    exclude: list[str] = field(default_factory=list)
-    arch: str = "amd64"
-    origin: Origin | None = None
+from ocibuild.sources.specs import DebSpec
 
 
 @dataclass(frozen=True)
@@ -267,12 +250,3 @@ def _info_files(deb: DebArchive, listing: DebListing) -> Iterator[Entry]:
     for member, data in sorted(control_files.items()):
         mode = 0o755 if member in SCRIPT_FILES else 0o644
         yield bytes_entry(f"{INFO_DIR}/{name}.{member}", data, mode=mode)
-
-
-KIND = SourceKind(
-    "deb",
-    DebSpec,
-    plan,
-    needs_lower=True,
-    description="deb packages from apt repositories, unpacked without running maintainer scripts",
-)

@@ -12,7 +12,7 @@ and reused until `--update-lock`, so rebuilds install the same packages and give
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import Origin, SourceError
@@ -25,29 +25,20 @@ from ocibuild.ospkg.repourl import canonical, expand
 from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
-from ocibuild.ospkg.sourcing import (
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.packages import (
     Download,
     base_record,
     download_packages,
     fetcher_for,
     locked_resolution,
     lower_files,
-    nonempty,
     package_layer,
     record_entry,
     report_skipped,
     resolve_requested,
 )
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
-
-
-@dataclass(frozen=True)
-class RpmSpec:
-    repos: list[str] = field(metadata={"check": nonempty})
-    packages: list[str] = field(metadata={"check": nonempty})
-    exclude: list[str] = field(default_factory=list)
-    arch: str = "x86_64"
-    origin: Origin | None = None
+from ocibuild.sources.specs import RpmSpec
 
 
 @dataclass(frozen=True)
@@ -191,12 +182,3 @@ def _entries(
             message=f"rpm: owners unknown to /etc/passwd or /etc/group, given id 0: {names}",
         )
     yield record_entry(record, records)
-
-
-KIND = SourceKind(
-    "rpm",
-    RpmSpec,
-    plan,
-    needs_lower=True,
-    description="rpm packages from yum repositories, unpacked without running scriptlets",
-)

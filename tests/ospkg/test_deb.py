@@ -19,12 +19,13 @@ from ocibuild.ospkg.debver import Relation
 from ocibuild.ospkg.record import RECORD_PATH
 from ocibuild.sources import deb
 from ocibuild.sources.base import LayerPlan, SourceContext
+from ocibuild.sources.specs import DebRepo, DebSpec
 from tests.ospkg.conftest import AptRepo, serve
 from tests.ospkg.helpers import write_plan
 
 
 def _plan(url: str, packages: list[str], ctx: SourceContext) -> LayerPlan:
-    spec = deb.DebSpec(repos=[deb.DebRepo(url=url, suite="test")], packages=packages)
+    spec = DebSpec(repos=[DebRepo(url=url, suite="test")], packages=packages)
     (plan,) = deb.plan(spec, ctx)
     return plan
 

@@ -19,6 +19,7 @@ from ocibuild.ospkg.repomd import parse_primary, parse_repomd
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
 from ocibuild.sources import rpm
 from ocibuild.sources.base import SourceContext
+from ocibuild.sources.specs import RpmSpec
 from tests.ospkg.conftest import RpmRepo, serve
 from tests.ospkg.helpers import dnf_resolution, write_plan
 
@@ -104,7 +105,7 @@ def test_packages_of_the_base_image_are_not_installed_again(rpm_repo: RpmRepo) -
 
 
 def _plan(repo_url: str, packages: list[str], ctx: SourceContext) -> rpm.LayerPlan:  # type: ignore[name-defined]
-    (plan,) = rpm.plan(rpm.RpmSpec(repos=[repo_url], packages=packages), ctx)
+    (plan,) = rpm.plan(RpmSpec(repos=[repo_url], packages=packages), ctx)
     return plan
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from ocibuild.errors import Origin, SourceError
-from ocibuild.recipe.model import SetupSpec
+from ocibuild.sources.setup import frozen_environment, setup_command
+from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.database import Database, flavor_fallbacks, host_flavor
 from ocibuild.ups.environment import Request, UpsEnvironment
-from ocibuild.ups.setup import frozen_environment, setup_command
 
 SLF6 = "Linux64bit+2.6-2.12"
 

@@ -14,16 +14,9 @@ from ocibuild.errors import DigestMismatchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetched, Fetcher, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, SourceContext, content_key, input_key
 
 P = TypeVar("P")
-
-
-def nonempty(values: list[Any]) -> list[Any]:
-    """Recipe check of the `repos:` and `packages:` lists."""
-    if not values:
-        raise ValueError("must not be empty")
-    return values
 
 
 def fetcher_for(ctx: SourceContext) -> Fetcher:
@@ -44,11 +37,6 @@ def base_record(lower: dict[str, bytes]) -> list[PackageRecord]:
 
 def record_entry(base: list[PackageRecord], added: list[PackageRecord]) -> Entry:
     return bytes_entry(RECORD_PATH, record_bytes(base, added))
-
-
-def content_key(files: dict[str, bytes]) -> dict[str, str]:
-    """What a layer depends on of the base image's files: their sha256 by path."""
-    return {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())}
 
 
 def locked_resolution(
