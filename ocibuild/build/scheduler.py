@@ -1,0 +1,106 @@
+"""The layers of one image, each a future of one `Layer`: a hit of the layer cache, or written
+(in a thread pool: compressors release the GIL) into the image's store transaction."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ocibuild.layer.codec import Compression
+from ocibuild.layer.writer import Layer, write_layer
+from ocibuild.oci import Descriptor
+from ocibuild.progress import Reporter
+from ocibuild.sources.base import LayerPlan, input_key
+from ocibuild.store.state import State
+from ocibuild.store.transaction import Transaction
+
+PROGRESS_INTERVAL = 0.1  # seconds between progress reports of a layer being written
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    """A layer of a built image: the blob, what made it, and whether the cache had it."""
+
+    layer: Layer
+    key: str  # the layer cache's key: the plan's inputs, compression and timestamp
+    description: str
+    cached: bool
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return self.layer.descriptor
+
+
+class LayerScheduler:
+    def __init__(
+        self,
+        tx: Transaction,
+        state: State,
+        pool: ThreadPoolExecutor,
+        compression: Compression,
+        mtime: int,
+        report: Reporter,
+        use_cache: bool = True,
+    ) -> None:
+        self.tx, self.state, self.pool = tx, state, pool
+        self.compression, self.mtime, self.report = compression, mtime, report
+        self.use_cache = use_cache
+
+    def schedule(self, plan: LayerPlan) -> Future[BuiltLayer]:
+        key = input_key(plan.key, str(self.compression), self.mtime)
+        if self.use_cache:
+            hit = self.state.cached_layer(key)
+            if hit and self.tx.has_blob(hit.digest):
+                done: Future[BuiltLayer] = Future()
+                done.set_result(self._finished(key, plan, hit, cached=True))
+                return done
+        return self.pool.submit(self._write, key, plan)
+
+    def _write(self, key: str, plan: LayerPlan) -> BuiltLayer:
+        def progress(done: int) -> None:
+            self.report(
+                "layer",
+                key=key,
+                description=plan.description,
+                status="building",
+                done=done,
+                total=plan.size_hint,
+            )
+
+        progress(0)
+        started = time.monotonic()
+        shown = [started]
+
+        def throttled(done: int) -> None:
+            now = time.monotonic()
+            if now - shown[0] >= PROGRESS_INTERVAL:
+                shown[0] = now
+                progress(done)
+
+        layer = self.tx.write_layer(
+            lambda sink: write_layer(plan.entries(), sink, self.compression, self.mtime, throttled)
+        )
+        return self._finished(
+            key,
+            plan,
+            layer,
+            cached=False,
+            size=layer.size,
+            digest=layer.digest,
+            seconds=time.monotonic() - started,
+        )
+
+    def _finished(
+        self, key: str, plan: LayerPlan, layer: Layer, *, cached: bool, **fields: object
+    ) -> BuiltLayer:
+        self.report(
+            "layer",
+            key=key,
+            description=plan.description,
+            status="cached" if cached else "built",
+            done=layer.tar_size,
+            total=layer.tar_size,
+            **fields,
+        )
+        return BuiltLayer(layer, key, plan.description, cached)
