@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ocibuild.bench.targets import Target
 from ocibuild.errors import BenchError, NotFoundError
-from ocibuild.progress import Reporter, silent
+from ocibuild.progress import Message, Reporter, silent
 from ocibuild.store import Store
 
 
@@ -114,21 +114,21 @@ def prepare_image(
         from ocibuild.store.export import export_image
 
         archive = exported = workdir / "image.tar"
-        report("bench", message=f"exporting {ref} from the store for {target.runtime}")
+        report(Message(f"exporting {ref} from the store for {target.runtime}"))
         export_image(store, ref, "docker-archive", archive)
     try:
         if target.runtime == "shifter":
-            report("bench", message=f"shifterimg -v pull docker:{ref}")
+            report(Message(f"shifterimg -v pull docker:{ref}"))
             run_command([f"{runtime[0]}img", "-v", "pull", f"docker:{ref}"], env, what)
             return PreparedImage(ref, ref, digest, None, commands)
         if target.runtime == "apptainer":
             sif = Path(runtime_image(target, ref, workdir) or "")
             source = f"docker-archive:{archive}" if archive else f"docker://{ref}"
-            report("bench", message=f"building {sif.name} from {source}")
+            report(Message(f"building {sif.name} from {source}"))
             run_command([*runtime, "build", "--force", str(sif), source], env, what)
             return PreparedImage(ref, str(sif), digest, None, commands)
         if archive:
-            report("bench", message=f"loading {archive.name} into {target.runtime}")
+            report(Message(f"loading {archive.name} into {target.runtime}"))
             run_command([*runtime, "load", "-i", str(archive)], env, what)
         elif (
             subprocess.run(
@@ -136,7 +136,7 @@ def prepare_image(
             ).returncode
             != 0
         ):
-            report("bench", message=f"pulling {ref} with {target.runtime}")
+            report(Message(f"pulling {ref} with {target.runtime}"))
             run_command([*runtime, "pull", ref], env, what)
         image_id = run_command(
             [*runtime, "image", "inspect", "--format", "{{.Id}}", ref], env, what

@@ -18,7 +18,7 @@ from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir
 from ocibuild.layer.codec import Compression
 from ocibuild.oci.reference import parse_reference
-from ocibuild.progress import Reporter, silent
+from ocibuild.progress import ImageEvent, Message, Reporter, silent
 from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
 from ocibuild.store import Store, StoredImage
 
@@ -91,7 +91,7 @@ class _Builder:
         refs = image_refs(image)
         if refs[0] in self.built:
             return self.built[refs[0]]
-        self.report("image", ref=refs[0], status="building")
+        self.report(ImageEvent(refs[0], "building"))
         started = time.monotonic()
         base = self.base(recipe, image)
         result = build_image(
@@ -107,13 +107,14 @@ class _Builder:
         self.built[refs[0]] = result
         cached = sum(1 for layer in result.layers if layer.cached)
         self.report(
-            "image",
-            ref=refs[0],
-            status="built",
-            digest=result.descriptor.digest,
-            layers=len(result.layers),
-            cached=cached,
-            seconds=time.monotonic() - started,
+            ImageEvent(
+                refs[0],
+                "built",
+                result.descriptor.digest,
+                len(result.layers),
+                cached,
+                time.monotonic() - started,
+            )
         )
         return result
 
@@ -175,7 +176,7 @@ class _Builder:
                 ) from None
         from ocibuild.remote import RemoteOptions, pull_image
 
-        self.report("message", message=f"pulling base image {full}")
+        self.report(Message(f"pulling base image {full}"))
         pull_image(self.store, full, self.options.remote or RemoteOptions(), self.report)
         return self.stored_base(full)
 
@@ -231,4 +232,3 @@ def build_order(recipe: Recipe, only: tuple[str, ...] = ()) -> list[ImageSpec]:
     for image in targets:
         visit(image, [])
     return order
-

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.build.config import image_config
-from ocibuild.build.inputs import ContentDigests, resolve_mirror, source_date_epoch
+from ocibuild.build.inputs import ContentDigests, source_date_epoch
 from ocibuild.build.scheduler import BuiltLayer, LayerScheduler
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile
@@ -132,5 +132,3 @@ def _as_oci(descriptor: Descriptor) -> Descriptor:
         descriptor.size,
         dict(descriptor.annotations),
     )
-
-

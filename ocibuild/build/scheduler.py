@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ocibuild.layer.codec import Compression
 from ocibuild.layer.writer import Layer, write_layer
 from ocibuild.oci import Descriptor
-from ocibuild.progress import Reporter
+from ocibuild.progress import LayerEvent, Reporter
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.store.state import State
 from ocibuild.store.transaction import Transaction
@@ -59,14 +59,7 @@ class LayerScheduler:
 
     def _write(self, key: str, plan: LayerPlan) -> BuiltLayer:
         def progress(done: int) -> None:
-            self.report(
-                "layer",
-                key=key,
-                description=plan.description,
-                status="building",
-                done=done,
-                total=plan.size_hint,
-            )
+            self.report(LayerEvent(key, plan.description, "building", done, plan.size_hint))
 
         progress(0)
         started = time.monotonic()
@@ -81,26 +74,19 @@ class LayerScheduler:
         layer = self.tx.write_layer(
             lambda sink: write_layer(plan.entries(), sink, self.compression, self.mtime, throttled)
         )
-        return self._finished(
-            key,
-            plan,
-            layer,
-            cached=False,
-            size=layer.size,
-            digest=layer.digest,
-            seconds=time.monotonic() - started,
-        )
+        return self._finished(key, plan, layer, cached=False, seconds=time.monotonic() - started)
 
     def _finished(
-        self, key: str, plan: LayerPlan, layer: Layer, *, cached: bool, **fields: object
+        self, key: str, plan: LayerPlan, layer: Layer, *, cached: bool, seconds: float = 0.0
     ) -> BuiltLayer:
-        self.report(
-            "layer",
-            key=key,
-            description=plan.description,
-            status="cached" if cached else "built",
-            done=layer.tar_size,
-            total=layer.tar_size,
-            **fields,
-        )
+        status = "cached" if cached else "built"
+        done = layer.tar_size
+        if cached:
+            self.report(LayerEvent(key, plan.description, status, done, done))
+        else:
+            self.report(
+                LayerEvent(
+                    key, plan.description, status, done, done, layer.size, layer.digest, seconds
+                )
+            )
         return BuiltLayer(layer, key, plan.description, cached)

@@ -11,7 +11,17 @@ from typing import Any
 
 import click
 
-from ocibuild.progress import Reporter, human_size, silent
+from ocibuild.progress import (
+    BlobEvent,
+    Event,
+    FetchEvent,
+    ImageEvent,
+    LayerEvent,
+    Message,
+    Reporter,
+    human_size,
+    silent,
+)
 from ocibuild.store import Store
 
 
@@ -45,7 +55,8 @@ class CliState:
 
 
 class Display:
-    """Renders report events: rich progress bars per layer / blob / download on a terminal."""
+    """Renders progress events: rich progress bars per layer / blob / download on a terminal,
+    plain lines otherwise."""
 
     def __init__(self, live: bool, verbose: int) -> None:
         self.live = live
@@ -74,13 +85,23 @@ class Display:
             )
             self._progress.start()
 
-    def __call__(self, event: str, /, **fields: Any) -> None:
+    def __call__(self, event: Event) -> None:
         with self._mutex:
-            handler = getattr(self, f"_on_{event}", None)
-            if handler is not None:
-                handler(**fields)
-            elif "message" in fields:
-                self._line(str(fields["message"]))
+            match event:
+                case Message():
+                    if event.level != "debug" or self.verbose:
+                        text = event.message
+                        self._line(text if event.level == "info" else f"{event.level}: {text}")
+                case LayerEvent():
+                    self._on_layer(event)
+                case BlobEvent():
+                    self._on_blob(event)
+                case FetchEvent():
+                    self._on_fetch(event)
+                case ImageEvent():
+                    self._on_image(event)
+                case _:
+                    self._line(event.message)
 
     def _line(self, text: str) -> None:
         if self._progress is not None:
@@ -97,57 +118,40 @@ class Display:
             self._tasks[key] = task
         self._progress.update(task, completed=done, total=total, status=status)
 
-    def _on_message(self, message: str, level: str = "info", **_: Any) -> None:
-        if level != "debug" or self.verbose:
-            self._line(message if level == "info" else f"{level}: {message}")
+    def _on_layer(self, event: LayerEvent) -> None:
+        self._bar("layer:" + event.key, event.description, event.status, event.done, event.total)
+        if not self.live and self.verbose and event.status in ("cached", "built"):
+            size = f", {human_size(event.size)} compressed" if event.size is not None else ""
+            self._line(
+                f"{event.status:>7} {event.description} ({human_size(event.done)} tar{size})"
+            )
 
-    def _on_layer(
-        self,
-        key: str,
-        description: str,
-        status: str,
-        done: int = 0,
-        total: int | None = None,
-        **extra: Any,
-    ) -> None:
-        self._bar("layer:" + key, description, status, done, total)
-        if not self.live and self.verbose and status in ("cached", "built"):
-            size = f", {human_size(extra['size'])} compressed" if "size" in extra else ""
-            self._line(f"{status:>7} {description} ({human_size(done)} tar{size})")
-
-    def _on_blob(
-        self, digest: str, size: int = 0, done: int = 0, status: str = "", **_: Any
-    ) -> None:
-        self._bar("blob:" + digest, digest[:19], status, done, size or None)
+    def _on_blob(self, event: BlobEvent) -> None:
+        self._bar(
+            "blob:" + event.digest, event.digest[:19], event.status, event.done, event.size or None
+        )
         if (
             not self.live
             and self.verbose
-            and status in ("skipped", "mounted", "uploaded", "downloaded")
+            and event.status in ("skipped", "mounted", "uploaded", "downloaded")
         ):
-            self._line(f"{status:>10} {digest} ({human_size(size)})")
+            self._line(f"{event.status:>10} {event.digest} ({human_size(event.size)})")
 
-    def _on_fetch(
-        self,
-        url: str,
-        what: str = "",
-        size: int | None = None,
-        done: int = 0,
-        status: str = "",
-        **_: Any,
-    ) -> None:
-        self._bar("fetch:" + url, what or url.rsplit("/", 1)[-1], status, done, size)
-        if not self.live and self.verbose and status in ("downloaded", "cached"):
-            self._line(f"{status:>10} {what or url}")
+    def _on_fetch(self, event: FetchEvent) -> None:
+        what = event.what or event.url.rsplit("/", 1)[-1]
+        self._bar("fetch:" + event.url, what, event.status, event.done, event.size)
+        if not self.live and self.verbose and event.status in ("downloaded", "cached"):
+            self._line(f"{event.status:>10} {event.what or event.url}")
 
-    def _on_image(self, ref: str, status: str, **extra: Any) -> None:
-        if status == "built":
-            cached = f", {extra.get('cached', 0)} cached" if extra.get("layers") else ""
+    def _on_image(self, event: ImageEvent) -> None:
+        if event.status == "built":
+            cached = f", {event.cached} cached" if event.layers else ""
             self._line(
-                f"built {ref} {extra.get('digest', '')} "
-                f"({extra.get('layers', 0)} layers{cached}, {extra.get('seconds', 0):.2f}s)"
+                f"built {event.ref} {event.digest} "
+                f"({event.layers} layers{cached}, {event.seconds:.2f}s)"
             )
         elif self.verbose:
-            self._line(f"{status} {ref}")
+            self._line(f"{event.status} {event.ref}")
 
     def close(self) -> None:
         if self._progress is not None:

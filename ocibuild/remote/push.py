@@ -15,7 +15,7 @@ from ocibuild.errors import AuthError
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest
 from ocibuild.oci.reference import Reference, parse_reference
-from ocibuild.progress import Reporter
+from ocibuild.progress import Reporter, TransferEvent
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob
 from ocibuild.remote.manifests import convert, put_manifest
@@ -116,9 +116,7 @@ class _Pusher:
             self.store.read_blob(image.descriptor.digest),
             self.options.format,
         )
-        self.report(
-            "push", source=source, target=str(target), message=f"pushing {source} to {target}"
-        )
+        self.report(TransferEvent(str(target), "pushing", source=source))
         client = self.client(target.registry)
         scopes = (repository_scope(target.repository, "pull,push"),)
         blobs = list(
@@ -158,15 +156,11 @@ class _Pusher:
             bytes_uploaded=sum(d.size for d in blobs if status[d.digest] == "uploaded"),
             seconds=time.monotonic() - started,
         )
-        self.report(
-            "pushed",
-            ref=str(target),
-            digest=str(digest),
-            message=(
-                f"pushed {target}@{digest}: {len(result.uploaded)} blobs uploaded, "
-                f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
-            ),
+        detail = (
+            f"{len(result.uploaded)} blobs uploaded, "
+            f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
         )
+        self.report(TransferEvent(str(target), "pushed", source, str(digest), detail))
         return result
 
     def _ensure_blob(

@@ -14,6 +14,7 @@ from ocibuild.errors import DigestMismatchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetched, Fetcher, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
+from ocibuild.progress import Message
 from ocibuild.sources.base import LayerPlan, SourceContext, content_key, input_key
 
 P = TypeVar("P")
@@ -76,9 +77,7 @@ def resolve_requested(
         chosen = resolve(requested)
     except SourceError as e:
         raise SourceError(f"{origin}: {kind}: {e}") from None
-    ctx.report(
-        "message", message=f"{kind}: {len(chosen)} packages to install for {', '.join(requested)}"
-    )
+    ctx.report(Message(f"{kind}: {len(chosen)} packages to install for {', '.join(requested)}"))
     return chosen
 
 
@@ -150,7 +149,8 @@ def report_skipped(ctx: SourceContext, kind: str, records: Sequence[PackageRecor
     skipped = [f"{r.name} ({', '.join(r.skipped_scripts)})" for r in records if r.skipped_scripts]
     if skipped:
         ctx.report(
-            "message",
-            message=f"{kind}: install scripts not run (recorded in /{RECORD_PATH}): "
-            + ", ".join(skipped),
+            Message(
+                f"{kind}: install scripts not run (recorded in /{RECORD_PATH}): "
+                + ", ".join(skipped)
+            )
         )

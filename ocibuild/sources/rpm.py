@@ -25,6 +25,7 @@ from ocibuild.ospkg.repourl import canonical, expand
 from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
+from ocibuild.progress import Message
 from ocibuild.sources.base import LayerPlan, SourceContext, input_key
 from ocibuild.sources.packages import (
     Download,
@@ -84,10 +85,7 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
     # the layer's content does not depend on the database, only the resolution (on its NEVRAs)
     rpmdb = read_rpmdb({p: lower.pop(p) for p in RPMDB_FILES if p in lower})
     if rpmdb:
-        ctx.report(
-            "message",
-            message=f"rpm: {len(rpmdb)} packages already in the base image (rpm database)",
-        )
+        ctx.report(Message(f"rpm: {len(rpmdb)} packages already in the base image (rpm database)"))
     record = base_record(lower)
     installed = _installed(record, rpmdb)
     key = input_key("rpm", list(urls), spec.packages, spec.exclude, spec.arch, installed)
@@ -178,7 +176,6 @@ def _entries(
     if unknown:
         names = ", ".join(f"{n} (/{p})" for n, p in sorted(unknown.items()))
         ctx.report(
-            "message",
-            message=f"rpm: owners unknown to /etc/passwd or /etc/group, given id 0: {names}",
+            Message(f"rpm: owners unknown to /etc/passwd or /etc/group, given id 0: {names}")
         )
     yield record_entry(record, records)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import bytes_entry, clean_path
 from ocibuild.oci import RuntimeConfig
-from ocibuild.progress import Reporter
+from ocibuild.progress import Message, Reporter
 from ocibuild.sources.base import LayerPlan, LowerFS, SourceContext, input_key
 from ocibuild.sources.profile import profile_script
 from ocibuild.sources.specs import SetupSpec
@@ -90,5 +90,5 @@ def frozen_environment(
     env.source_setup()
     quals = colon_qualifiers(spec.qualifiers)
     env.setup(Request(spec.product, spec.version, quals, via=where))
-    report("message", message=f"{where}: {setup_command(spec)}: {len(env.active)} products set up")
+    report(Message(f"{where}: {setup_command(spec)}: {len(env.active)} products set up"))
     return env.env

@@ -14,6 +14,7 @@ from ocibuild.errors import FetchError, LockError, SourceError
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import clean_path
+from ocibuild.progress import Message
 from ocibuild.sources.base import LayerPlan, SourceContext, input_key
 from ocibuild.sources.specs import UpsSpec
 from ocibuild.ups.layering import group_products
@@ -53,7 +54,7 @@ def _fetch(spec: UpsSpec, ctx: SourceContext) -> list[ProductTarball]:
         manifest, entries = fetch_manifest(
             fetcher, ctx.mirror, bundle, flavor, spec.qualifiers, spec.build
         )
-        ctx.report("message", message=f"ups {spec.what}: {len(entries)} products in {manifest.url}")
+        ctx.report(Message(f"ups {spec.what}: {len(entries)} products in {manifest.url}"))
     else:
         named = [
             (p[0], p[1], colon_qualifiers(p[2]) if len(p) > 2 else "", p[3] if len(p) > 3 else "")

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ocibuild.errors import SourceError
-from ocibuild.progress import Reporter
+from ocibuild.progress import Message, Reporter
 from ocibuild.ups.database import Database, flavor_fallbacks
 from ocibuild.ups.declaration import Instance
 from ocibuild.ups.names import colon_qualifiers, env_name, same_qualifiers
@@ -121,7 +121,7 @@ class UpsEnvironment:
         found = self._resolve(request)
         if found is None:
             if request.optional:
-                self.report("message", message=f"{request.via}: optional {request} not found")
+                self.report(Message(f"{request.via}: optional {request} not found"))
                 return
             raise SourceError(f"{request.via}: setup {request}: {self._not_found(request)}")
         instance, requested_quals = found
@@ -325,7 +325,7 @@ class UpsEnvironment:
             self.env[name] = delimiter.join(parts)
 
     def _warn(self, message: str) -> None:
-        self.report("message", message=message, level="warning")
+        self.report(Message(message, "warning"))
 
 
 Handler = Callable[[UpsEnvironment, _Scope, list[str], str], None]

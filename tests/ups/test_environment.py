@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from ocibuild.errors import Origin, SourceError
+from ocibuild.progress import Event, Message
 from ocibuild.sources.setup import frozen_environment, setup_command
 from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.database import Database, flavor_fallbacks, host_flavor
@@ -48,9 +48,9 @@ class Files(dict[str, bytes]):
 
 
 class Messages(list[str]):
-    def __call__(self, event: str, /, **fields: Any) -> None:
-        if event == "message":
-            self.append(f"{fields.get('level', 'info')}: {fields['message']}")
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Message):
+            self.append(f"{event.level}: {event.message}")
 
     def warnings(self) -> list[str]:
         return [m for m in self if m.startswith("warning: ")]

@@ -16,6 +16,7 @@ from ocibuild.fetch import LockFile
 from ocibuild.layer.codec import Compression
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, MediaType
+from ocibuild.progress import silent
 from ocibuild.recipe import load_recipe
 from ocibuild.sources import SOURCES, SourceContext
 from ocibuild.sources.setup import frozen_environment
@@ -127,7 +128,7 @@ def test_the_art_recipe_against_a_scisoft_mirror(
     env = frozen_environment(
         ImageFS(store, descriptors),
         setup.spec,
-        lambda *a, **k: None,
+        silent,
         base_env={"PATH": "/usr/bin:/bin"},
     )
     assert env["SETUP_ART"] == "art v1_18_03 -f Linux64bit+2.6-2.12 -q e9:prof -z /products"
