@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ocibuild.layer.writer import Layer
+from ocibuild.layer.blob import Layer
 from ocibuild.oci import History, ImageConfig, RuntimeConfig
 from ocibuild.recipe import ImageSpec
 from ocibuild.sources.base import LayerPlan, LowerFS

@@ -7,8 +7,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ocibuild.layer.blob import Layer
 from ocibuild.layer.codec import Compression
-from ocibuild.layer.writer import Layer, write_layer
+from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor
 from ocibuild.progress import LayerEvent, Reporter
 from ocibuild.sources.base import LayerPlan, input_key

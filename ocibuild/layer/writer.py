@@ -11,33 +11,16 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
+from ocibuild.layer.blob import Layer
 from ocibuild.layer.codec import Compression, compressor
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.tarstream import tar_stream
 from ocibuild.oci.digest import Digest
-from ocibuild.oci.model import Descriptor
 
 BATCH = 1 << 20
 QUEUE_DEPTH = 8
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A written layer blob: what the writer makes, the store's state caches, the builder uses."""
-
-    digest: Digest
-    size: int
-    diff_id: Digest
-    tar_size: int
-    media_type: str
-    entries: int
-
-    @property
-    def descriptor(self) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size)
 
 
 class HashingWriter:

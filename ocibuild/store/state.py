@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from ocibuild.layer.writer import Layer
+from ocibuild.layer.blob import Layer
 from ocibuild.oci.digest import Digest
 
 _SCHEMA = """

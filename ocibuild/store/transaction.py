@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ocibuild.layer.writer import Layer
+from ocibuild.layer.blob import Layer
 from ocibuild.oci import Descriptor, ImageConfig, Manifest, MediaType
 from ocibuild.store.layout import Store, StoredImage
 
