@@ -1,4 +1,4 @@
-"""The local store: an OCI image layout, its locks and state, gc, and archive export."""
+"""The local store: an OCI image layout, build transactions, its locks and state, gc, export."""
 
 from ocibuild.store.layout import (
     REF_ANNOTATION,
