@@ -75,8 +75,8 @@ def registry(work: Path, name: str) -> Iterator[str]:
 
 
 def in_process_repush(store_path: Path, target: str) -> float:
+    from ocibuild.progress import silent
     from ocibuild.remote import RemoteOptions, push_image
-    from ocibuild.report import silent
     from ocibuild.store import Store
 
     store = Store.open(store_path)

@@ -1,6 +1,6 @@
 """A UPS bundle into an image: ocibuild against the pullProducts way, same mirror, same run.
 
-A synthetic bundle (ocibuild.ups.synthetic: scisoft's formats, bzip2 tarballs of binary-like
+A synthetic bundle (testsupport/synthetic_ups.py: scisoft's formats, bzip2 tarballs of binary-like
 data; ~30 products, ~2 GB unpacked by default) is served from a scisoft mirror on 127.0.0.1.
 
   ocibuild                    ocibuild recipe: manifest, parallel downloads, tarballs streamed
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import Timing, argument_parser, fresh, have, table, timed, workdir
 
-from ocibuild.ups.synthetic import bench_bundle, write_mirror
+from testsupport.synthetic_ups import bench_bundle, write_mirror
 
 RECIPE = """\
 source_date_epoch: 1451606400

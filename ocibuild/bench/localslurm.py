@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ocibuild.errors import BenchError
 
@@ -142,7 +143,7 @@ def _wait_idle(
         for proc in processes:
             if proc.poll() is not None:
                 raise BenchError(
-                    f"{proc.args[0]} exited ({proc.returncode}); see the logs in {cluster.logs}"
+                    f"{cast(list[str], proc.args)[0]} exited ({proc.returncode}); see the logs in {cluster.logs}"
                 )
         out = subprocess.run(
             ["sinfo", "-h", "-N", "-o", "%T"],

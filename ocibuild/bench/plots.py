@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomicfile import atomic_writer
 from ocibuild.bench.report import TargetTimings, target_splits
 from ocibuild.errors import BenchError
-from ocibuild.store.atomic import atomic_writer
 
 
 def _pyplot() -> Any:

@@ -29,7 +29,7 @@ from ocibuild.bench.shifter import (
 )
 from ocibuild.bench.targets import ShifterOptions, Target
 from ocibuild.errors import BenchError, NotFoundError
-from ocibuild.report import Reporter, silent
+from ocibuild.progress import Message, Reporter, silent
 from ocibuild.store import Store
 
 
@@ -174,17 +174,17 @@ def prepare_image(
         from ocibuild.store.export import export_image
 
         archive = exported = workdir / "image.tar"
-        report("bench", message=f"exporting {ref} from the store for {target.runtime}")
+        report(Message(f"exporting {ref} from the store for {target.runtime}"))
         export_image(store, ref, "docker-archive", archive)
     try:
         if target.runtime == "apptainer":
             sif = Path(runtime_image(target, ref, workdir) or "")
             source = f"docker-archive:{archive}" if archive else f"docker://{ref}"
-            report("bench", message=f"building {sif.name} from {source}")
+            report(Message(f"building {sif.name} from {source}"))
             run_command([*runtime, "build", "--force", str(sif), source], env, what)
             return PreparedImage(ref, str(sif), digest, None, commands)
         if archive:
-            report("bench", message=f"loading {archive.name} into {target.runtime}")
+            report(Message(f"loading {archive.name} into {target.runtime}"))
             run_command([*runtime, "load", "-i", str(archive)], env, what)
         elif (
             subprocess.run(
@@ -192,7 +192,7 @@ def prepare_image(
             ).returncode
             != 0
         ):
-            report("bench", message=f"pulling {ref} with {target.runtime}")
+            report(Message(f"pulling {ref} with {target.runtime}"))
             run_command([*runtime, "pull", ref], env, what)
         image_id = run_command(
             [*runtime, "image", "inspect", "--format", "{{.Id}}", ref], env, what
@@ -216,9 +216,9 @@ def _prepare_shifter(
     if route.via == "import":
         assert store is not None and route.squashfs is not None and route.gateway is not None
         route.squashfs.parent.mkdir(parents=True, exist_ok=True)
-        report("bench", message=f"exporting {route.ref} to {route.squashfs}")
+        report(Message(f"exporting {route.ref} to {route.squashfs}"))
         run_command(export_argv(store.root, route.ref, route.squashfs), env, what)
-        report("bench", message=f"importing {route.image} through {route.gateway.url}")
+        report(Message(f"importing {route.image} through {route.gateway.url}"))
         munge = (target.shifter or ShifterOptions()).munge
         credential = run_command(munge, env, f"{what}: a munge credential").strip()
         record = request_import(route, credential)
@@ -228,10 +228,10 @@ def _prepare_shifter(
         assert store is not None
         from ocibuild.remote import RemoteOptions, push_image
 
-        report("bench", message=f"pushing {route.ref} (Docker v2 schema 2) for Shifter's gateway")
+        report(Message(f"pushing {route.ref} (Docker v2 schema 2) for Shifter's gateway"))
         options = RemoteOptions(insecure=insecure, format="docker")
         pushed = str(push_image(store, route.ref, options, report).digest)
-    report("bench", message=f"shifterimg -v pull {route.image}")
+    report(Message(f"shifterimg -v pull {route.image}"))
     run_command([f"{target.runtime_command[0]}img", "-v", "pull", route.image], env, what)
     return dataclasses.replace(prepared, pushed_digest=pushed)
 
@@ -259,6 +259,6 @@ def _prepare_squashfs(
     from ocibuild.store.export import export_image
 
     squashfs = workdir / SQUASHFS
-    report("bench", message=f"exporting {ref} from the store as {squashfs}")
+    report(Message(f"exporting {ref} from the store as {squashfs}"))
     export_image(store, ref, "squashfs", squashfs)
     return PreparedImage(ref, str(squashfs), digest, None, commands)

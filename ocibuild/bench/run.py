@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.bench.prepare import PreparedImage, plan_prepare, prepare_image, runtime_image
 from ocibuild.bench.scripts import OUT_FILE, RunLayout, job_script
 from ocibuild.bench.shifter import ROUTES
@@ -26,9 +27,8 @@ from ocibuild.bench.slurm import JobState, follow, submit
 from ocibuild.bench.targets import Target, expand_scratch
 from ocibuild.bench.workload import StudySize, default_binary, ensure_workload, study_command
 from ocibuild.errors import BenchError, OcibuildError
-from ocibuild.report import Reporter, silent
+from ocibuild.progress import JobEvent, Message, Reporter, TaskEvent, silent
 from ocibuild.store import Store
-from ocibuild.store.atomic import atomic_write_bytes
 
 METADATA = "metadata.json"
 SCRIPT = "job.sh"
@@ -193,7 +193,7 @@ def run_bench(
     plan.results_dir.mkdir(parents=True, exist_ok=False)
     plan.host_workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    report("bench", message=f"run {plan.run_id} on {target.name}: results in {plan.results_dir}")
+    report(Message(f"run {plan.run_id} on {target.name}: results in {plan.results_dir}"))
     image = PreparedImage(request.image, None)
     try:
         image = prepare_image(
@@ -244,12 +244,10 @@ def _run_slurm(
 ) -> tuple[JobState, float]:
     submitted_at = time.time()
     job_id = submit(script, env, plan.results_dir)
-    report("bench", message=f"submitted job {job_id}")
+    report(Message(f"submitted job {job_id}"))
 
     def changed(job: JobState) -> None:
-        report(
-            "bench-job", message=f"job {job.job_id}: {job.state}", job=job.job_id, state=job.state
-        )
+        report(JobEvent(job.job_id, job.state))
 
     final = follow([job_id], env, changed, poll, timeout=timeout)[job_id]
     log = final.stdout or str(plan.results_dir / f"slurm-{job_id}.out")
@@ -277,7 +275,7 @@ def _run_local(
             start_new_session=True,
         )
     job_id = f"local-{proc.pid}"
-    report("bench-job", message=f"{job_id}: RUNNING", job=job_id, state="RUNNING")
+    report(JobEvent(job_id, "RUNNING"))
     while proc.poll() is None:
         poll()
         if deadline is not None and time.monotonic() > deadline:
@@ -287,7 +285,7 @@ def _run_local(
         time.sleep(0.2)
     poll()
     state = "COMPLETED" if proc.returncode == 0 else "FAILED"
-    report("bench-job", message=f"{job_id}: {state}", job=job_id, state=state)
+    report(JobEvent(job_id, state))
     return JobState(job_id, state, f"{proc.returncode}:0", stdout=str(log)), submitted_at
 
 
@@ -311,14 +309,7 @@ class _Progress:
             ):
                 continue
             task = out.parent.relative_to(self.plan.host_workdir)
-            of = f"/{self.total}" if self.total else ""
-            self.report(
-                "bench-progress",
-                message=f"{task}: {done}{of} events",
-                task=str(task),
-                done=done,
-                total=self.total,
-            )
+            self.report(TaskEvent(str(task), done, self.total))
 
 
 def _tail(path: Path, size: int = 4096) -> bytes:

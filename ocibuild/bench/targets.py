@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocibuild.errors import BenchError, Origin, RecipeError
-from ocibuild.recipe.decode import compose, decode_dataclass
+from ocibuild.yamldecode import compose, decode_dataclass
 
 RUNTIMES = ("native", "podman", "docker", "shifter", "podman-hpc", "apptainer", "charliecloud")
 SCHEDULERS = ("local", "slurm")

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ocibuild.errors import BenchError
 from ocibuild.fetch import default_cache_dir
@@ -96,7 +97,7 @@ def is_static(binary: Path) -> bool:
         header = f.read(64)
         if header[:4] != b"\x7fELF" or header[4] != 2:
             return False
-        order = "little" if header[5] == 1 else "big"
+        order: Literal["little", "big"] = "little" if header[5] == 1 else "big"
         phoff = int.from_bytes(header[32:40], order)
         phentsize = int.from_bytes(header[54:56], order)
         phnum = int.from_bytes(header[56:58], order)

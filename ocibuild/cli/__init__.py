@@ -6,11 +6,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ocibuild import __version__
-from ocibuild.cli.state import CliState
+from ocibuild.cli.display import CliState
 from ocibuild.errors import OcibuildError
 
 log = logging.getLogger("ocibuild")
@@ -97,15 +98,16 @@ def common_options(after_command: bool = False) -> list[click.Option]:
     update the state the group made (`ocibuild images --store DIR`)."""
 
     def update(field: str) -> object:
-        def callback(ctx: click.Context, _: click.Parameter, value: object) -> None:
+        def callback(ctx: click.Context, _: click.Parameter, value: Any) -> None:
             if value:
                 state = ctx.find_object(CliState)
+                assert state is not None  # the group made it
                 setattr(state, field, value if field != "verbose" else state.verbose + value)
                 state.apply_logging()
 
         return callback if after_command else None
 
-    extra: dict[str, object] = {"expose_value": False} if after_command else {}
+    extra: dict[str, Any] = {"expose_value": False} if after_command else {}
     return [
         click.Option(
             ["--store", "store_path"],

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.bench import plots
 from ocibuild.bench.inputs import load_inputs
 from ocibuild.bench.localslurm import local_slurm
@@ -25,10 +26,9 @@ from ocibuild.bench.run import BenchRequest, BenchRun, plan_run, run_bench
 from ocibuild.bench.shifter import ROUTES
 from ocibuild.bench.targets import find_target, target_dirs
 from ocibuild.bench.workload import StudySize, build_workload
-from ocibuild.cli.state import CliState
+from ocibuild.cli.display import CliState
 from ocibuild.errors import BenchError, StoreError
 from ocibuild.store import Store
-from ocibuild.store.atomic import atomic_write_bytes
 
 LOG_TAIL = 3000
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ocibuild.build import PULL_POLICIES, BuildOptions, build_recipe
-from ocibuild.cli.state import CliState
+from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.layer.codec import COMPRESSIONS, LEVEL_HELP
 

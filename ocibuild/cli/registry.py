@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ocibuild.cli.state import CliState
+from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.oci.reference import parse_reference
 from ocibuild.remote import (

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ocibuild.cli.state import CliState
+from ocibuild.cli.display import CliState
 from ocibuild.oci.reference import parse_reference
-from ocibuild.report import human_size, plural
+from ocibuild.progress import human_size, plural
 from ocibuild.store import StoredImage
 from ocibuild.store.export import (
     FORMATS,

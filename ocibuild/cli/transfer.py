@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from ocibuild.cli.display import CliState
 from ocibuild.cli.registry import concurrency_option, connection_options, remote_options
-from ocibuild.cli.state import CliState
 from ocibuild.remote.copy import copy_image, parse_location
 
 

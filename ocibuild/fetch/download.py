@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, FetchError, LockError
 from ocibuild.fetch.lockfile import LockFile, Pin
-from ocibuild.report import Reporter, silent
-from ocibuild.store.atomic import atomic_write_bytes
+from ocibuild.progress import FetchEvent, Message, Reporter, silent
 
 CHUNK = 1 << 20
 MIRROR = "{mirror}"
@@ -89,7 +89,7 @@ class Fetcher:
         pin = self._pinned(url)
         hit = self.cached(url)
         if hit and (pin is None or hit.sha256 == pin.sha256):
-            self.report("fetch", url=url, what=what, size=hit.size, done=hit.size, status="cached")
+            self.report(FetchEvent(url, what, "cached", hit.size, hit.size))
             self._pin(hit)
             return hit
         if self.offline:
@@ -116,7 +116,7 @@ class Fetcher:
         if sha256:
             path = self._blob(sha256)
             if path.exists():
-                self.report("fetch", url=url, what=what, size=path.stat().st_size, status="cached")
+                self.report(FetchEvent(url, what, "cached", path.stat().st_size))
                 return Fetched(url, path, path.stat().st_size, sha256)
         if self.offline:
             hit = self._by_url(url)
@@ -160,7 +160,7 @@ class Fetcher:
                 if attempt > self.retries:
                     raise FetchError(f"{label}{url}: {e} (after {attempt} attempts)") from None
                 delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2)
-                self.report("message", message=f"{label}{url}: {e}; retrying in {delay:.1f}s")
+                self.report(Message(f"{label}{url}: {e}; retrying in {delay:.1f}s"))
                 time.sleep(delay)
 
     def _download_once(self, url: str, what: str) -> Fetched:
@@ -177,9 +177,7 @@ class Fetcher:
                     out.write(chunk)
                     h.update(chunk)
                     size += len(chunk)
-                    self.report(
-                        "fetch", url=url, what=what, size=expected, done=size, status="downloading"
-                    )
+                    self.report(FetchEvent(url, what, "downloading", expected, size))
             if expected is not None and size != expected:
                 raise _Retryable(f"truncated: got {size} of {expected} bytes")
             sha = h.hexdigest()
@@ -187,7 +185,7 @@ class Fetcher:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
             atomic_write_bytes(self._url_index(url), sha.encode())
-            self.report("fetch", url=url, what=what, size=size, done=size, status="downloaded")
+            self.report(FetchEvent(url, what, "downloaded", size, size))
             return Fetched(url, target, size, sha)
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import LockError
-from ocibuild.store.atomic import atomic_write_bytes
 
 LOCK_VERSION = 1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from ocibuild.oci.mediatypes import MediaType
 
@@ -36,10 +36,6 @@ def check_level(algorithm: str, level: int | None) -> None:
     if algorithm == "none":
         raise ValueError(f"compression none takes no level (got {level})")
     raise ValueError(f"{algorithm} compression level {level} is not one of {low}-{high}")
-
-
-class Writable(Protocol):
-    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ocibuild.errors import LayerError
 from ocibuild.oci.mediatypes import layer_compression
@@ -19,12 +19,12 @@ def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
         from isal import igzip
 
         with igzip.GzipFile(fileobj=blob, mode="rb") as stream:
-            yield stream  # type: ignore[misc]
+            yield cast(BinaryIO, stream)
     elif compression == "zstd":
         import zstandard
 
         with zstandard.ZstdDecompressor().stream_reader(blob, closefd=False) as stream:
-            yield stream  # type: ignore[misc]
+            yield cast(BinaryIO, stream)
     else:
         yield blob
 

@@ -11,10 +11,10 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from ocibuild.errors import Cancelled
+from ocibuild.layer.blob import Layer
 from ocibuild.layer.codec import Compression, compressor
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.tarstream import tar_stream
@@ -22,16 +22,6 @@ from ocibuild.oci.digest import Digest
 
 BATCH = 1 << 20
 QUEUE_DEPTH = 8
-
-
-@dataclass(frozen=True)
-class LayerBlob:
-    digest: Digest
-    size: int
-    diff_id: Digest
-    tar_size: int
-    media_type: str
-    entries: int
 
 
 class HashingWriter:
@@ -119,7 +109,7 @@ def write_layer(
     mtime: int = 0,
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
-) -> LayerBlob:
+) -> Layer:
     """Write the layer of `entries` into `sink`; `progress` gets the tar bytes written so far.
     Once `cancel` is set, the writing stops at the next chunk (about 1 MiB) with `Cancelled`."""
     blob = HashingWriter(sink)
@@ -141,7 +131,7 @@ def write_layer(
             if progress:
                 progress(tar_size)
     blob.flush()
-    return LayerBlob(
+    return Layer(
         digest=blob.digest,
         size=blob.size,
         diff_id=Digest("sha256:" + tar_hash.hexdigest()),

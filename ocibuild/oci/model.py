@@ -175,7 +175,7 @@ class RuntimeConfig:
     stop_signal: str = ""
 
     def env_dict(self) -> dict[str, str]:
-        return dict(item.split("=", 1) if "=" in item else (item, "") for item in self.env)
+        return dict(item.partition("=")[::2] for item in self.env)
 
     def with_env(self, updates: dict[str, str]) -> RuntimeConfig:
         merged = self.env_dict()

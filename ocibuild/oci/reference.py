@@ -64,9 +64,6 @@ class Reference:
     def with_tag(self, tag: str) -> Reference:
         return Reference(self.registry, self.repository, tag, None)
 
-    def with_digest(self, digest: Digest) -> Reference:
-        return Reference(self.registry, self.repository, self.tag, digest)
-
     def __str__(self) -> str:
         out = self.name
         if self.tag:
@@ -74,14 +71,6 @@ class Reference:
         if self.digest:
             out += f"@{self.digest}"
         return out
-
-    @property
-    def familiar(self) -> str:
-        """The short form docker prints (`paterno/centos67base:latest`)."""
-        name = self.repository if self.registry == DOCKER_HUB else self.name
-        if self.registry == DOCKER_HUB and name.startswith("library/"):
-            name = name[len("library/") :]
-        return str(Reference("", name, self.tag, self.digest)).lstrip("/")
 
 
 def parse_reference(text: str, default_tag: str = DEFAULT_TAG) -> Reference:

@@ -12,7 +12,7 @@ import io
 import lzma
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from ocibuild.errors import SourceError
 
@@ -61,8 +61,8 @@ def decompressed(stream: BinaryIO, hint: str, what: str) -> Iterator[BinaryIO]:
     if hint == "none":
         yield stream
         return
-    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
-    algorithm = sniff(buffered.peek(8)[:8])  # type: ignore[attr-defined]
+    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
+    algorithm = sniff(buffered.peek(8)[:8])
     if algorithm == "none":
         raise SourceError(f"{what}: not {hint}-compressed data (unknown magic bytes)")
     try:
@@ -79,17 +79,18 @@ def _open(stream: BinaryIO, algorithm: str) -> BinaryIO:
     if algorithm == "gzip":
         from isal import igzip
 
-        return igzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return cast(BinaryIO, igzip.GzipFile(fileobj=stream, mode="rb"))
     if algorithm == "bzip2":
-        return bz2.BZ2File(stream, "rb")  # type: ignore[return-value]
+        return cast(BinaryIO, bz2.BZ2File(stream, "rb"))
     if algorithm in ("xz", "lzma"):
-        return lzma.LZMAFile(stream, "rb")  # type: ignore[return-value]
+        return cast(BinaryIO, lzma.LZMAFile(stream, "rb"))
     if algorithm == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+        reader = zstandard.ZstdDecompressor().stream_reader(
             stream, read_across_frames=True, closefd=False
         )
+        return cast(BinaryIO, reader)
     return stream
 
 

@@ -102,9 +102,10 @@ class CpioReader:
                     )
                 member = CpioMember("", index, 0, 0, 1, self.sizes[index])
             elif magic in (NEWC, NEWC_CRC):
-                member = self._newc()
-                if member is None:
+                newc = self._newc()
+                if newc is None:
                     return
+                member = newc
             else:
                 raise SourceError(f"{self.what}: not a cpio newc payload (magic {magic!r})")
             self.content_size = member.size

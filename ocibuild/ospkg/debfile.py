@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import Entry, Kind, check_relative, check_symlink
@@ -60,7 +60,7 @@ class DebArchive:
 def ar_members(f: BinaryIO, what: str) -> list[ArMember]:
     if f.read(len(AR_MAGIC)) != AR_MAGIC:
         raise SourceError(f"{what}: not a .deb (ar) archive")
-    members = []
+    members: list[ArMember] = []
     offset = len(AR_MAGIC)
     while True:
         header = f.read(AR_HEADER)
@@ -158,7 +158,10 @@ class DebListing:
 
 def list_deb(deb: DebArchive, label: str) -> DebListing:
     """One pass over data.tar: every path, with a content digest of each regular file."""
-    files, paths, md5s, conffile_md5s = [], [], {}, {}
+    files: list[Any] = []
+    paths: list[str] = []
+    md5s: dict[str, str] = {}
+    conffile_md5s: dict[str, str] = {}
     conffiles = {c.lstrip("/") for c in deb.conffiles}
     for pf, tar, info in _members(deb):
         paths.append(pf.path)

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from ocibuild.errors import SourceError
 from ocibuild.ospkg.deb822 import folded, paragraphs
-from ocibuild.ospkg.debver import DebVersion, Relation, parse_relations
+from ocibuild.ospkg.debver import Relation, parse_relations
 
 INDEX_SUFFIXES = (".xz", ".gz", "")  # preferred order of Packages compressions
 
@@ -106,10 +106,6 @@ class DebPackage:
     @cached_property
     def provides(self) -> list[Relation]:
         return [group[0] for group in parse_relations(self.provides_field)]
-
-    @cached_property
-    def parsed_version(self) -> DebVersion:
-        return DebVersion.parse(self.version)
 
 
 def parse_packages(lines: TextIO | Iterable[str], repo: str, what: str) -> Iterator[DebPackage]:

@@ -11,7 +11,7 @@ files under a directory another package owns never gives that directory default 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ocibuild.errors import SourceError
@@ -72,6 +72,11 @@ class PayloadFile:
 class PackageFiles:
     label: str  # name-version.arch, for messages
     files: Sequence[PayloadFile]
+
+
+def owned_by(owners: dict[str, int], index: int) -> Callable[[str], bool]:
+    """Whether the layer installs a path from the package at `index` (see `claim_paths`)."""
+    return lambda path: owners.get(path) == index
 
 
 def claim_paths(packages: Sequence[PackageFiles]) -> dict[str, int]:

@@ -11,7 +11,13 @@ from ocibuild.layer.entry import Entry, Kind, check_symlink
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import decompressed
 from ocibuild.ospkg.cpio import CpioReader, MemberContent
-from ocibuild.ospkg.install import PackageFiles, PayloadFile, claim_paths, directory_entries
+from ocibuild.ospkg.install import (
+    PackageFiles,
+    PayloadFile,
+    claim_paths,
+    directory_entries,
+    owned_by,
+)
 from ocibuild.ospkg.rpmfile import RpmFile, RpmHeader, read_header
 
 ACCOUNT_FILES = ("etc/passwd", "etc/group")
@@ -86,7 +92,7 @@ def layer_entries(
     yield from directory_entries(packages, owners)
     for index, (rpm, files) in enumerate(zip(rpms, packages, strict=True)):
         by_path = {f.path: f for f in files.files}
-        yield from _payload_entries(rpm, by_path, lambda path, i=index: owners.get(path) == i)
+        yield from _payload_entries(rpm, by_path, owned_by(owners, index))
 
 
 def _members(rpm: LocalRpm) -> Iterator[tuple[RpmFile, MemberContent]]:
@@ -97,7 +103,7 @@ def _members(rpm: LocalRpm) -> Iterator[tuple[RpmFile, MemberContent]]:
         f.seek(header.payload_offset)
         if header.payload_format != "cpio":
             raise SourceError(f"{rpm.what}: unsupported payload format {header.payload_format!r}")
-        with decompressed(f, header.payload_compressor, rpm.what) as stream:  # type: ignore[arg-type]
+        with decompressed(f, header.payload_compressor, rpm.what) as stream:
             reader = CpioReader(stream, rpm.what, [x.size for x in header.files])
             for member in reader:
                 rf = header.files[member.index] if member.index >= 0 else by_name.get(member.name)

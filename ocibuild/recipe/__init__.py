@@ -1,6 +1,6 @@
 """Recipe files: YAML -> typed, validated recipe objects; errors with file and line."""
 
 from ocibuild.recipe.load import image_refs, load_recipe
-from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe, SetupSpec
+from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
 
-__all__ = ["SCRATCH", "ImageSpec", "LayerSpec", "Recipe", "SetupSpec", "image_refs", "load_recipe"]
+__all__ = ["SCRATCH", "ImageSpec", "LayerSpec", "Recipe", "image_refs", "load_recipe"]

@@ -11,7 +11,8 @@ import yaml
 from ocibuild.errors import Origin, RecipeError
 from ocibuild.layer.codec import COMPRESSIONS, check_level
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.recipe.decode import (
+from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
+from ocibuild.yamldecode import (
     compose,
     decode,
     decode_dataclass,
@@ -19,8 +20,6 @@ from ocibuild.recipe.decode import (
     origin_of,
     scalar_value,
 )
-from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
-from ocibuild.sources import SOURCES
 
 
 def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) -> Recipe:
@@ -38,6 +37,8 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
     root = compose(text, file)
     if root is None:
         raise RecipeError("the recipe is empty: it needs an 'images:' list", Origin(file, 1))
+    if not isinstance(root, yaml.MappingNode):
+        raise RecipeError("a recipe is a mapping with an 'images:' list", origin_of(root, file))
     images_node = _images_node(root, file)
     recipe = decode_dataclass(_without(root, "images"), _RecipeHead, file, "recipe", variables)
     _check_level(root, recipe.compression, recipe.compression_level, file)
@@ -71,9 +72,7 @@ class _RecipeHead:
             raise ValueError("source_date_epoch must not be negative")
 
 
-def _images_node(root: yaml.Node, file: str) -> yaml.SequenceNode:
-    if not isinstance(root, yaml.MappingNode):
-        raise RecipeError("a recipe is a mapping with an 'images:' list", origin_of(root, file))
+def _images_node(root: yaml.MappingNode, file: str) -> yaml.SequenceNode:
     for key, value in root.value:
         if scalar_value(key, file) == "images":
             if not isinstance(value, yaml.SequenceNode):
@@ -82,9 +81,9 @@ def _images_node(root: yaml.Node, file: str) -> yaml.SequenceNode:
     raise RecipeError("missing required key 'images'", origin_of(root, file))
 
 
-def _without(node: yaml.MappingNode, key: str) -> yaml.MappingNode:
+def _without(node: yaml.MappingNode, *keys: str) -> yaml.MappingNode:
     kept = [
-        (k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.value == key)
+        (k, v) for k, v in node.value if not (isinstance(k, yaml.ScalarNode) and k.value in keys)
     ]
     return yaml.MappingNode(node.tag, kept, node.start_mark, node.end_mark)
 
@@ -97,14 +96,22 @@ def _check_level(node: yaml.Node, compression: str, level: int | None, file: str
         raise RecipeError(f"compression_level: {e}", origin_of(at, file)) from None
 
 
+def _value(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    return next(
+        (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None
+    )
+
+
 def _image(node: yaml.Node, file: str, compression: str, variables: dict[str, str]) -> ImageSpec:
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError("each image is a mapping with at least 'name:'", origin_of(node, file))
-    layers_node = next(
-        (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "layers"), None
-    )
-    image = decode_dataclass(_without(node, "layers"), ImageSpec, file, "image", variables)
+    image = decode_dataclass(_without(node, "layers", "setup"), ImageSpec, file, "image", variables)
+    layers_node, setup_node = _value(node, "layers"), _value(node, "setup")
     layers = _layers(layers_node, file, variables) if layers_node is not None else []
+    if setup_node is not None:  # the setup source, as the image's last layer
+        layers.append(
+            _layer_spec("setup", setup_node, origin_of(setup_node, file), file, variables)
+        )
     image = dataclasses.replace(image, layers=layers)
     for ref in (image.name, *(_tag_ref(image.name, t) for t in image.tags)):
         try:
@@ -123,7 +130,19 @@ def _tag_ref(name: str, tag: str) -> str:
     return str(parse_reference(name).with_tag(tag))
 
 
+def _layer_spec(
+    source: str, node: yaml.Node, at: Origin, file: str, variables: dict[str, str]
+) -> LayerSpec:
+    from ocibuild.sources import SOURCES  # spec types only: no source is loaded
+
+    kind = SOURCES[source]
+    inner = None if kind.verbatim else variables
+    return LayerSpec(source, decode(node, kind.spec, file, source, inner), at)
+
+
 def _layers(node: yaml.Node, file: str, variables: dict[str, str]) -> list[LayerSpec]:
+    from ocibuild.sources import SOURCES
+
     if not isinstance(node, yaml.SequenceNode):
         raise RecipeError("'layers:' must be a list", origin_of(node, file))
     out = []
@@ -142,8 +161,7 @@ def _layers(node: yaml.Node, file: str, variables: dict[str, str]) -> list[Layer
                 f"known sources: {', '.join(sorted(SOURCES))}",
                 origin_of(key_node, file),
             )
-        inner = None if kind.verbatim else variables
-        out.append(LayerSpec(name, decode(value_node, kind.spec, file, name, inner), at))
+        out.append(_layer_spec(name, value_node, at, file, variables))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ocibuild.errors import Origin
 
@@ -13,19 +13,12 @@ SCRATCH = "scratch"
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """One layer source of an image: `source` names it in `ocibuild.sources.SOURCES`, `spec` is
+    its decoded spec. An image's `setup:` is its last layer spec, of source `setup`."""
+
     source: str
     spec: Any
     origin: Origin
-
-
-@dataclass(frozen=True)
-class SetupSpec:
-    product: str
-    version: str = ""
-    qualifiers: str = ""
-    into: str = "/products"
-    missing: Literal["refuse", "warn"] = "refuse"  # a required product UPS cannot find
-    origin: Origin | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +35,6 @@ class ImageSpec:
     user: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
-    setup: SetupSpec | None = None
     compression: str | None = None
     compression_level: int | None = None
     platform: str = "linux/amd64"

@@ -8,10 +8,10 @@ import types
 import typing
 from typing import Any, Union
 
-from ocibuild.recipe.decode import yaml_key
 from ocibuild.recipe.load import _RecipeHead
 from ocibuild.recipe.model import ImageSpec
 from ocibuild.sources import SOURCES
+from ocibuild.yamldecode import yaml_key
 
 _SCALARS = {
     str: {"type": "string"},
@@ -72,6 +72,10 @@ def recipe_schema() -> dict[str, Any]:
     }
     image = dataclass_schema(ImageSpec)
     image["properties"]["layers"] = {"type": "array", "items": layer}
+    image["properties"]["setup"] = {
+        **type_schema(SOURCES["setup"].spec),
+        "description": "the image's last layer: " + SOURCES["setup"].description,
+    }
     head = dataclass_schema(_RecipeHead)
     head["properties"]["images"] = {"type": "array", "items": image, "minItems": 1}
     head["required"] = ["images"]

@@ -3,9 +3,9 @@
     pull_image(store, "docker.io/library/centos:6.7", RemoteOptions(), report) -> Descriptor
     push_image(store, ref, RemoteOptions(format="docker"), report, to="site:5000/") -> PushResult
 
-`report(event, **fields)` receives progress: `blob` events (digest, size, done, status one of
-uploading / uploaded / skipped / mounted / downloading / downloaded / present), and `push`,
-`pushed`, `pull`, `pulled`, `retry`, `ratelimit`, `message`; each has a human `message`.
+`report(event)` receives progress (ocibuild.progress): a `BlobEvent` per blob moved (status
+uploading / uploaded / skipped / mounted / downloading / downloaded / present),
+`TransferEvent`s as images are pushed and pulled, `RetryEvent`, `RateLimitEvent`, `Message`.
 """
 
 from ocibuild.remote.credentials import Credentials, find_credentials

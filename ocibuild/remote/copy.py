@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from ocibuild.errors import DigestMismatchError, OcibuildError, RegistryError
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType
 from ocibuild.oci.reference import Reference, parse_reference
+from ocibuild.progress import Reporter, TransferEvent
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import READ_SIZE, UploadSession, blob_exists, blob_path, start_upload
 from ocibuild.remote.manifests import RemoteManifest, get_manifest, put_manifest
@@ -32,7 +33,6 @@ from ocibuild.remote.pull import pull_image
 from ocibuild.remote.push import push_images, target_reference
 from ocibuild.remote.retry import TransientError
 from ocibuild.remote.transport import RegistryClient, describe
-from ocibuild.report import Reporter
 from ocibuild.store import Store
 
 STORE_PREFIX = "store:"
@@ -111,7 +111,7 @@ def copy_between_registries(
     same_registry = src.registry == dst.registry
     dst_scopes: tuple[str, ...] = (repository_scope(dst.repository, "pull,push"),)
     dst_scopes += src_scopes if same_registry else ()
-    report("copy", source=str(src), target=str(dst), message=f"copying {src} to {dst}")
+    report(TransferEvent(str(dst), "copying", str(src)))
     with (
         RegistryClient(src.registry, options, report) as source_client,
         RegistryClient(dst.registry, options, report) as target_client,
@@ -136,7 +136,7 @@ def copy_between_registries(
         digest = copier.put(top, dst.tag or str(dst.digest))
     if dst.digest and dst.digest != digest:
         raise DigestMismatchError(f"{dst}: the copied manifest has digest {digest}")
-    report("copied", ref=str(dst), digest=str(digest), message=f"copied {src} to {dst}@{digest}")
+    report(TransferEvent(str(dst), "copied", str(src), str(digest)))
     return digest
 
 

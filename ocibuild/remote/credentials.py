@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import AuthError
 from ocibuild.oci.reference import DOCKER_HUB
-from ocibuild.store.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

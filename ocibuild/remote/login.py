@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ocibuild.oci.reference import registry_credentials_key
+from ocibuild.progress import Reporter
 from ocibuild.remote.credentials import (
     Credentials,
     erase_credentials,
@@ -11,7 +12,6 @@ from ocibuild.remote.credentials import (
 )
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import Reporter
 
 
 def check_credentials(

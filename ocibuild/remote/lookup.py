@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 
 from ocibuild.errors import RegistryError
 from ocibuild.oci.reference import parse_reference
+from ocibuild.progress import Reporter, silent
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.manifests import get_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import Reporter, silent
 
 MAX_PAGES = 10_000
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
+from typing import Any
 
 import requests
 
@@ -51,7 +52,7 @@ class RemoteManifest:
     def is_index(self) -> bool:
         return self.descriptor.media_type in INDEXES
 
-    def json(self) -> dict:  # type: ignore[type-arg]
+    def json(self) -> dict[str, Any]:
         return json.loads(self.data)
 
 
@@ -171,8 +172,9 @@ def choose_platform(index: Index, platform: str, where: str) -> Descriptor:
     wanted = Platform(arch, os_, rest[0] if rest else "")
     for descriptor in index.manifests:
         p = descriptor.platform
-        same = p and p.os == wanted.os and p.architecture == wanted.architecture
-        if same and (not wanted.variant or p.variant == wanted.variant):
+        if p is None or (p.os, p.architecture) != (wanted.os, wanted.architecture):
+            continue
+        if not wanted.variant or p.variant == wanted.variant:
             return descriptor
     available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
     raise RegistryError(f"{where}: no image for {platform} in its index (it has: {available})")

@@ -8,17 +8,13 @@ import time
 
 from ocibuild.errors import RegistryError
 from ocibuild.oci import Descriptor
-from ocibuild.report import Reporter
+from ocibuild.progress import BlobEvent, Reporter
 
 _INTERVAL = 0.1
 
 
-def short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
-
-
 class BlobProgress:
-    """Reports `blob` events (digest, size, done, status, message) for one blob."""
+    """Reports `BlobEvent`s for one blob."""
 
     def __init__(
         self,
@@ -44,11 +40,4 @@ class BlobProgress:
     def emit(self, status: str, done: int | None = None) -> None:
         size = self.descriptor.size
         done = size if done is None else done
-        self.report(
-            "blob",
-            digest=str(self.descriptor.digest),
-            size=size,
-            done=done,
-            status=status,
-            message=f"{short(self.descriptor.digest)}: {status} ({done}/{size} bytes)",
-        )
+        self.report(BlobEvent(str(self.descriptor.digest), size, done, status))

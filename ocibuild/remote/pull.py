@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from ocibuild.errors import RegistryError
 from ocibuild.oci import Descriptor, Index, Manifest
 from ocibuild.oci.reference import parse_reference
+from ocibuild.progress import Message, Reporter, TransferEvent
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import download_blob
 from ocibuild.remote.manifests import choose_platform, get_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import Reporter
 from ocibuild.store import Store
 
 
@@ -25,7 +25,7 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
     reference = parse_reference(ref)
     where = str(reference)
     scopes = (repository_scope(reference.repository, "pull"),)
-    report("pull", ref=where, message=f"pulling {where}")
+    report(TransferEvent(where, "pulling"))
     with RegistryClient(reference.registry, options, report) as client, store.build_lock():
         top = get_manifest(client, reference.repository, reference.identifier, scopes)
         image = top
@@ -67,7 +67,7 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
             platform = config.platform
             if [platform.os, platform.architecture] != wanted[:2]:
                 message = f"{where} is an image for {platform}, not {options.platform}"
-                report("message", message=message, level="warning")
+                report(Message(message, "warning"))
         store.put_blob(image.data)
         descriptor = Descriptor(
             image.descriptor.media_type,
@@ -78,10 +78,5 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
         store.tag([where], descriptor)
         for blob in blobs:
             store.state.record_blob_repo(blob.digest, reference.registry, reference.repository)
-    report(
-        "pulled",
-        ref=where,
-        digest=str(descriptor.digest),
-        message=f"pulled {where}@{descriptor.digest}",
-    )
+    report(TransferEvent(where, "pulled", digest=str(descriptor.digest)))
     return descriptor

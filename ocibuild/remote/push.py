@@ -17,13 +17,13 @@ from ocibuild.errors import AuthError
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.reference import Reference, parse_reference
+from ocibuild.progress import Reporter, TransferEvent, plural
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob
 from ocibuild.remote.manifests import convert, manifest_digest, push_format, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import Reporter, plural
 from ocibuild.store import Store
 
 log = logging.getLogger(__name__)
@@ -119,9 +119,7 @@ class _Pusher:
         media_type, data = convert(
             image.descriptor.media_type, self.store.read_blob(image.descriptor.digest), fmt
         )
-        self.report(
-            "push", source=source, target=str(target), message=f"pushing {source} to {target}"
-        )
+        self.report(TransferEvent(str(target), "pushing", source=source))
         client = self.client(target.registry)
         scopes = (repository_scope(target.repository, "pull,push"),)
         blobs = list(
@@ -165,17 +163,12 @@ class _Pusher:
             bytes_uploaded=sum(d.size for d in blobs if status[d.digest] == "uploaded"),
             seconds=time.monotonic() - started,
         )
-        self.report(
-            "pushed",
-            ref=str(target),
-            digest=str(digest),
-            format=fmt,
-            message=(
-                f"pushed {target}@{digest} ({fmt}): {plural(len(result.uploaded), 'blob')} uploaded, "
-                f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
-                + ("" if result.manifest_pushed else "; the manifest too")
-            ),
+        detail = (
+            f"({fmt}) {plural(len(result.uploaded), 'blob')} uploaded, "
+            f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
+            + ("" if result.manifest_pushed else "; the manifest too")
         )
+        self.report(TransferEvent(str(target), "pushed", source, str(digest), detail))
         return result
 
     def _ensure_blob(

@@ -21,11 +21,11 @@ from requests.adapters import HTTPAdapter
 from ocibuild import __version__
 from ocibuild.errors import AuthError, RegistryError
 from ocibuild.oci.reference import registry_credentials_key, registry_endpoint
+from ocibuild.progress import RateLimitEvent, Reporter, RetryEvent
 from ocibuild.remote.auth import Authenticator, pick_challenge
 from ocibuild.remote.credentials import Credentials, find_credentials
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.retry import TransientError, backoff_delay, parse_retry_after, retryable_status
-from ocibuild.report import Reporter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -255,12 +255,7 @@ class RegistryClient:
     def wait(self, failures: int, error: TransientError) -> None:
         """Sleep before retry number `failures`, telling the user why."""
         delay = backoff_delay(failures, self.options, error.retry_after)
-        self.report(
-            "retry",
-            attempt=failures,
-            delay=delay,
-            message=f"{error}; retry {failures}/{self.options.retries} in {delay:.1f} s",
-        )
+        self.report(RetryEvent(str(error), failures, self.options.retries, delay))
         time.sleep(delay)
 
     # -- errors and headers -------------------------------------------------------------------
@@ -297,12 +292,7 @@ class RegistryClient:
         if remaining is None or limit is None:
             return
         if remaining <= max(5, limit // 10):
-            self.report(
-                "ratelimit",
-                remaining=remaining,
-                limit=limit,
-                message=f"{self.registry}: pull rate limit low, {remaining} of {limit} requests left",
-            )
+            self.report(RateLimitEvent(self.registry, remaining, limit))
 
 
 def _ratelimit(value: str | None) -> int | None:

@@ -1,10 +1,13 @@
 """The layer-source interface: a source turns its recipe spec into layer plans.
 
-A source is one module that defines a spec dataclass (decoded from the recipe, unknown keys
-refused) and a `plan(spec, ctx)` function returning `LayerPlan`s. A plan names the layer by a
-cache key (a hash of everything its content depends on) and yields the layer's entries lazily,
-only when the builder has to write it. Sources never touch the store, never print: they report
-through `ctx.report` and raise `SourceError` naming the file, URL or recipe line at fault.
+A source is one module with a `plan(spec, ctx)` function returning `LayerPlan`s; its spec type
+(decoded from the recipe, unknown keys refused) lives in `specs`, so recipes are read without
+loading sources. A plan names the layer by a cache key (a hash of everything its content
+depends on), yields the layer's entries lazily, only when the builder has to write it, and may
+change the image's runtime config (user, env) through its `runtime_config` hook, which sees the
+image's files once every layer is written. Sources never touch the store, never print: they
+report through `ctx.report` and raise `SourceError` naming the file, URL or recipe line at
+fault.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any, Protocol
 
 from ocibuild.errors import Origin
 from ocibuild.layer.entry import Entry
-from ocibuild.report import Reporter, silent
+from ocibuild.oci import RuntimeConfig
+from ocibuild.progress import Reporter, silent
 
 
 class LowerFS(Protocol):
@@ -56,10 +60,16 @@ class SourceContext:
     lock: Any = None  # ocibuild.fetch.LockFile of the recipe: pinned download digests
     content_digest: Callable[[Entry], str] = hash_content
     variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
+    warned: set[str] = field(default_factory=set)  # warnings already given in this build
 
     @property
     def recipe_dir(self) -> Path:
         return self.recipe_file.parent
+
+
+RuntimeHook = Callable[[RuntimeConfig, LowerFS], RuntimeConfig]
+"""What a layer does to the image's runtime config, given the config so far (base image, then
+the layers below in order) and the files of the whole image."""
 
 
 @dataclass(frozen=True)
@@ -68,19 +78,13 @@ class LayerPlan:
     description: str
     entries: Callable[[], Iterable[Entry]]
     created_by: str
-    user: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
     size_hint: int | None = None  # about how many tar bytes, for progress bars
+    runtime_config: RuntimeHook | None = None
 
 
-@dataclass(frozen=True)
-class SourceKind:
-    name: str
-    spec: Any
-    plan: Callable[[Any, SourceContext], list[LayerPlan]]
-    needs_lower: bool = False
-    description: str = ""
-    verbatim: bool = False  # its spec is text for the image: recipe variables stay as written
+def content_key(files: dict[str, bytes]) -> dict[str, str]:
+    """What a layer depends on of the base image's files: their sha256 by path."""
+    return {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())}
 
 
 def input_key(*parts: Any) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import FetchError, Origin, SourceError
@@ -45,40 +45,23 @@ from ocibuild.ospkg.dpkgdb import (
     status_bytes,
     status_paragraph,
 )
-from ocibuild.ospkg.install import claim_paths, directory_entries
+from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
 from ocibuild.ospkg.record import PackageRecord
-from ocibuild.ospkg.sourcing import (
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.packages import (
     Download,
     base_record,
     download_packages,
     fetcher_for,
     locked_resolution,
     lower_files,
-    nonempty,
     package_layer,
     record_entry,
     report_skipped,
     resolve_requested,
 )
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+from ocibuild.sources.specs import DebSpec
 from ocibuild.variables import canonical, expand
-
-
-@dataclass(frozen=True)
-class DebRepo:
-    url: str = field(metadata={"verbatim": True})  # expanded by plan(): a mirror
-    suite: str = field(metadata={"verbatim": True})
-    components: list[str] = field(default_factory=lambda: ["main"])
-    origin: Origin | None = None
-
-
-@dataclass(frozen=True)
-class DebSpec:
-    repos: list[DebRepo] = field(metadata={"check": nonempty})
-    packages: list[str] = field(metadata={"check": nonempty})
-    exclude: list[str] = field(default_factory=list)
-    arch: str = "amd64"
-    origin: Origin | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +187,7 @@ def _repository(repo: _Repo, arch: str, ctx: SourceContext) -> Iterator[DebPacka
                 open(fetched.path, "rb") as raw,
                 decompressed(raw, compression_of(index.path), url) as stream,
             ):
-                text = io.TextIOWrapper(stream, "utf-8", errors="replace")  # type: ignore[arg-type]
+                text = io.TextIOWrapper(stream, "utf-8", errors="replace")
                 yield from parse_packages(text, repo.url, url)
         if not found:
             raise SourceError(f"{release_url}: no Packages index for {component}/binary-{arch}")
@@ -248,7 +231,7 @@ def _entries(
     owners = claim_paths([listing.files for listing in listings])
     yield from directory_entries([listing.files for listing in listings], owners)
     for index, deb in enumerate(debs):
-        yield from data_entries(deb, lambda path, i=index: owners.get(path) == i)
+        yield from data_entries(deb, owned_by(owners, index))
     yield from (dir_entry(d) for d in DPKG_DIRS)
     yield bytes_entry(*INFO_FORMAT)
     status = []
@@ -267,12 +250,3 @@ def _info_files(deb: DebArchive, listing: DebListing) -> Iterator[Entry]:
     for member, data in sorted(control_files.items()):
         mode = 0o755 if member in SCRIPT_FILES else 0o644
         yield bytes_entry(f"{INFO_DIR}/{name}.{member}", data, mode=mode)
-
-
-KIND = SourceKind(
-    "deb",
-    DebSpec,
-    plan,
-    needs_lower=True,
-    description="deb packages from apt repositories, unpacked without running maintainer scripts",
-)

@@ -12,21 +12,9 @@ from pathlib import Path
 from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.layer.tarstream import sorted_entries
-from ocibuild.report import human_size, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
-
-
-def parse_mode(value: str | int) -> int:
-    if isinstance(value, int):
-        mode = value
-    else:
-        try:
-            mode = int(value, 8)
-        except ValueError:
-            raise ValueError(f'{value!r} is not an octal number like "0644"') from None
-    if not 0 <= mode <= 0o7777:
-        raise ValueError(f"mode {oct(mode)} is out of range")
-    return mode
+from ocibuild.progress import human_size, plural
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.specs import FileItem
 
 
 def git_mode(st_mode: int) -> int:
@@ -35,36 +23,6 @@ def git_mode(st_mode: int) -> int:
     if stat.S_ISDIR(st_mode) or st_mode & stat.S_IXUSR:
         return 0o755
     return 0o644
-
-
-def parse_owner(value: str | int) -> tuple[int, int]:
-    text = str(value)
-    uid, _, gid = text.partition(":")
-    try:
-        return int(uid), int(gid or uid)
-    except ValueError:
-        raise ValueError(f'{text!r} must be numeric, like "1000:1000"') from None
-
-
-@dataclass(frozen=True)
-class FileItem:
-    dest: str
-    src: str | None = None
-    content: str | None = field(default=None, metadata={"verbatim": True})
-    mode: str | int | None = field(
-        default=None, metadata={"check": lambda v: None if v is None else parse_mode(v)}
-    )
-    owner: str | int | None = field(
-        default=None, metadata={"check": lambda v: None if v is None else parse_owner(v)}
-    )
-    exclude: list[str] = field(default_factory=list)
-    preserve_modes: bool = False
-    hint: str | None = None  # what to do when src does not exist (a build step, a download)
-    origin: Origin | None = None
-
-    def __post_init__(self) -> None:
-        if (self.src is None) == (self.content is None):
-            raise ValueError("give exactly one of 'src' or 'content'")
 
 
 def _excluded(rel: str, patterns: list[str]) -> bool:
@@ -245,8 +203,3 @@ def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
             size_hint=size + 512 * (len(entries) + 2),
         )
     ]
-
-
-KIND = SourceKind(
-    "files", list[FileItem], plan, description="local files and directories, inline content"
-)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ocibuild.layer.entry import bytes_entry
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
-
-
-@dataclass(frozen=True)
-class ProfileSpec:
-    lines: str
-    name: str = ""
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.specs import ProfileSpec
 
 
 def profile_script(lines: str) -> bytes:
@@ -36,12 +29,3 @@ def plan(spec: str | ProfileSpec, ctx: SourceContext) -> list[LayerPlan]:
             created_by=f"ocibuild profile /{path}: {spec.lines.strip().splitlines()[0] if spec.lines.strip() else ''}",
         )
     ]
-
-
-KIND = SourceKind(
-    "profile",
-    str | ProfileSpec,
-    plan,
-    description="login-shell lines in /etc/profile.d",
-    verbatim=True,
-)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ocibuild.errors import SourceError, UnsafePathError
 from ocibuild.layer.entry import clean_path, whiteout_entry
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
 
 
 def plan(spec: list[str], ctx: SourceContext) -> list[LayerPlan]:
@@ -26,6 +26,3 @@ def plan(spec: list[str], ctx: SourceContext) -> list[LayerPlan]:
             created_by=f"ocibuild remove {' '.join('/' + p for p in paths)}",
         )
     ]
-
-
-KIND = SourceKind("remove", list[str], plan, description="whiteouts over lower layers")

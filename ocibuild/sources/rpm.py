@@ -12,7 +12,7 @@ and reused until `--update-lock`, so rebuilds install the same packages and give
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import Origin, SourceError
@@ -24,31 +24,22 @@ from ocibuild.ospkg.repomd import RpmPackage, parse_primary, parse_repomd
 from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
-from ocibuild.ospkg.sourcing import (
+from ocibuild.progress import Message, plural
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.packages import (
     Download,
     base_record,
     download_packages,
     fetcher_for,
     locked_resolution,
     lower_files,
-    nonempty,
     package_layer,
     record_entry,
     report_skipped,
     resolve_requested,
 )
-from ocibuild.report import plural
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+from ocibuild.sources.specs import RpmSpec
 from ocibuild.variables import canonical, expand
-
-
-@dataclass(frozen=True)
-class RpmSpec:
-    repos: list[str] = field(metadata={"check": nonempty, "verbatim": True})
-    packages: list[str] = field(metadata={"check": nonempty})
-    exclude: list[str] = field(default_factory=list)
-    arch: str = "x86_64"
-    origin: Origin | None = None
 
 
 @dataclass(frozen=True)
@@ -98,8 +89,9 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
     rpmdb = read_rpmdb({p: lower.pop(p) for p in RPMDB_FILES if p in lower})
     if rpmdb:
         ctx.report(
-            "message",
-            message=f"rpm: {plural(len(rpmdb), 'package')} already in the base image (rpm database)",
+            Message(
+                f"rpm: {plural(len(rpmdb), 'package')} already in the base image (rpm database)"
+            )
         )
     record = base_record(lower)
     installed = _installed(record, rpmdb)
@@ -191,16 +183,6 @@ def _entries(
     if unknown:
         names = ", ".join(f"{n} (/{p})" for n, p in sorted(unknown.items()))
         ctx.report(
-            "message",
-            message=f"rpm: owners unknown to /etc/passwd or /etc/group, given id 0: {names}",
+            Message(f"rpm: owners unknown to /etc/passwd or /etc/group, given id 0: {names}")
         )
     yield record_entry(record, records)
-
-
-KIND = SourceKind(
-    "rpm",
-    RpmSpec,
-    plan,
-    needs_lower=True,
-    description="rpm packages from yum repositories, unpacked without running scriptlets",
-)

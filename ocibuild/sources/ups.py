@@ -10,17 +10,15 @@ cache key depends only on its tarballs' sha256 and `into`, never on the bundle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from ocibuild.errors import FetchError, LockError, Origin, SourceError, UnsafePathError
+from ocibuild.errors import FetchError, LockError, SourceError
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import clean_path
-from ocibuild.report import plural
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
-from ocibuild.ups.layering import LAYERINGS, check_layering, group_products
+from ocibuild.progress import Message, plural
+from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.specs import UpsSpec
+from ocibuild.ups.layering import group_products
 from ocibuild.ups.names import (
-    check_version,
     colon_qualifiers,
     flavor_for_os,
     parse_bundle_spec,
@@ -29,57 +27,6 @@ from ocibuild.ups.pull import fetch_manifest, fetch_tarballs, resolve_products
 from ocibuild.ups.tarball import ProductTarball, tarball_entries
 
 LAYER_FORMAT = 1  # bump when the entries made from a tarball change
-
-
-def _check_bundle(value: str | None) -> str | None:
-    if value is not None:
-        parse_bundle_spec(value)
-    return value
-
-
-def _check_os(value: str) -> str:
-    flavor_for_os(value)
-    return value
-
-
-def _check_products(value: list[list[str]]) -> list[list[str]]:
-    for item in value:
-        if not 2 <= len(item) <= 4:
-            raise ValueError(
-                f"{item!r}: each product is [name, version, qualifiers] (and optionally the "
-                "tarball file name)"
-            )
-        check_version(item[1])
-    return value
-
-
-@dataclass(frozen=True)
-class UpsSpec:
-    os: str = field(metadata={"check": _check_os})
-    bundle: str | None = field(default=None, metadata={"check": _check_bundle})
-    qualifiers: str = ""
-    build: str = ""
-    products: list[list[str]] = field(default_factory=list, metadata={"check": _check_products})
-    into: str = "/products"
-    layering: str = field(default="auto", metadata={"check": check_layering})
-    origin: Origin | None = None
-
-    def __post_init__(self) -> None:
-        if (self.bundle is None) == (not self.products):
-            raise ValueError("give exactly one of 'bundle' or 'products'")
-        if self.products and (self.qualifiers or self.build):
-            raise ValueError("'qualifiers' and 'build' go with 'bundle'; give each product's own")
-        try:
-            clean_path(self.into, "into")
-        except UnsafePathError as e:
-            raise ValueError(str(e)) from None
-
-    @property
-    def what(self) -> str:
-        if self.bundle:
-            words = [self.bundle, self.os, self.qualifiers, self.build]
-            return " ".join(w for w in words if w)
-        return f"{plural(len(self.products), 'product')} ({self.os})"
 
 
 def plan(spec: UpsSpec, ctx: SourceContext) -> list[LayerPlan]:
@@ -107,10 +54,7 @@ def _fetch(spec: UpsSpec, ctx: SourceContext) -> list[ProductTarball]:
         manifest, entries = fetch_manifest(
             fetcher, ctx.mirror, bundle, flavor, spec.qualifiers, spec.build
         )
-        ctx.report(
-            "message",
-            message=f"ups {spec.what}: {plural(len(entries), 'product')} in {manifest.url}",
-        )
+        ctx.report(Message(f"ups {spec.what}: {plural(len(entries), 'product')} in {manifest.url}"))
     else:
         named = [
             (p[0], p[1], colon_qualifiers(p[2]) if len(p) > 2 else "", p[3] if len(p) > 3 else "")
@@ -140,11 +84,3 @@ def _layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
-
-
-KIND = SourceKind(
-    "ups",
-    UpsSpec,
-    plan,
-    description=f"UPS products from a scisoft mirror (layering: {', '.join(LAYERINGS)})",
-)

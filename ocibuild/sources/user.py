@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import difflib
 import posixpath
-import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from ocibuild.errors import Origin, SourceError
 from ocibuild.layer.entry import Entry, bytes_entry, clean_path, dir_entry
@@ -28,11 +27,9 @@ from ocibuild.ospkg.accounts import (
     parse_passwd,
     with_shadow_entry,
 )
-from ocibuild.ospkg.sourcing import content_key
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+from ocibuild.sources.base import LayerPlan, RuntimeHook, SourceContext, content_key, input_key
+from ocibuild.sources.specs import UserSpec
 
-NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-MAX_ID = 2**31 - 2
 ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
 MASTERS = {
     "etc/passwd": "usr/share/base-passwd/passwd.master",
@@ -40,31 +37,6 @@ MASTERS = {
 }
 ROOT_ONLY = {"etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n", "etc/group": b"root:x:0:\n"}
 SKEL = "etc/skel/"
-
-
-def _name(value: str) -> str:
-    if not NAME.match(value):
-        raise ValueError(f"{value!r} is not a valid user name (lower case, digits, _ and -)")
-    return value
-
-
-def _id(value: int | None) -> int | None:
-    if value is not None and not 0 < value <= MAX_ID:
-        raise ValueError(f"{value} is not a non-root id (1..{MAX_ID})")
-    return value
-
-
-@dataclass(frozen=True)
-class UserSpec:
-    name: str = field(metadata={"check": _name})
-    uid: int = field(default=1000, metadata={"check": _id})
-    gid: int | None = field(default=None, metadata={"check": _id})
-    home: str | None = None
-    shell: str = "/bin/sh"
-    groups: list[str] = field(default_factory=list)
-    gecos: str = ""
-    set_user: bool = True
-    origin: Origin | None = None
 
 
 def plan(spec: UserSpec, ctx: SourceContext) -> list[LayerPlan]:
@@ -103,9 +75,13 @@ def plan(spec: UserSpec, ctx: SourceContext) -> list[LayerPlan]:
             description=f"user: {spec.name} ({spec.uid}:{gid}), home {home}",
             entries=entries,
             created_by=f"ocibuild user {spec.name} uid={spec.uid} gid={gid}",
-            user=f"{spec.uid}:{gid}" if spec.set_user else None,
+            runtime_config=_set_user(f"{spec.uid}:{gid}") if spec.set_user else None,
         )
     ]
+
+
+def _set_user(user: str) -> RuntimeHook:
+    return lambda runtime, image: replace(runtime, user=user)
 
 
 def _lower(ctx: SourceContext) -> dict[str, bytes]:
@@ -173,12 +149,3 @@ def _shadow_base(lower: dict[str, bytes], users: list[User]) -> str:
     if "etc/shadow" in lower:
         return lower["etc/shadow"].decode("utf-8", "replace")
     return "".join(f"{u.name}:*:0:0:99999:7:::\n" for u in users)
-
-
-KIND = SourceKind(
-    "user",
-    UserSpec,
-    plan,
-    needs_lower=True,
-    description="a non-root account (passwd, group, shadow, home) and the image's user",
-)

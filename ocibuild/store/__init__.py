@@ -1,4 +1,4 @@
-"""The local store: an OCI image layout, its locks and state, gc, and archive export."""
+"""The local store: an OCI image layout, build transactions, its locks and state, gc, export."""
 
 from ocibuild.store.layout import (
     REF_ANNOTATION,
@@ -7,5 +7,13 @@ from ocibuild.store.layout import (
     StoredImage,
     default_store_path,
 )
+from ocibuild.store.transaction import Transaction
 
-__all__ = ["REF_ANNOTATION", "PendingBlob", "Store", "StoredImage", "default_store_path"]
+__all__ = [
+    "REF_ANNOTATION",
+    "PendingBlob",
+    "Store",
+    "StoredImage",
+    "Transaction",
+    "default_store_path",
+]

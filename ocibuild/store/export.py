@@ -24,12 +24,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
+from ocibuild.atomicfile import atomic_writer
 from ocibuild.errors import ExportError, OcibuildError
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Index, MediaType, canonical_json
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
-from ocibuild.store.atomic import atomic_writer
 from ocibuild.store.flatten import FlattenOptions, created_epoch, flat_tar
 from ocibuild.store.layout import REF_ANNOTATION, Store, StoredImage
 from ocibuild.store.rootdir import write_rootdir

@@ -14,24 +14,25 @@ import hashlib
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, canonical_json
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.store.atomic import atomic_write_bytes
 from ocibuild.store.lock import file_lock
 from ocibuild.store.state import State
 
+if TYPE_CHECKING:
+    from ocibuild.store.transaction import Transaction
+
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
-CHUNK = 1 << 20
 
 
 def default_store_path() -> Path:
@@ -50,27 +51,25 @@ class StoredImage:
 
 
 class PendingBlob:
-    """A blob being written under a temporary name; `commit` moves it to its digest's name."""
+    """A blob being written under a temporary name; `commit` moves it to its digest's name,
+    `keep` leaves it under the temporary name for a transaction to publish later."""
 
     def __init__(self, store: Store, file: BinaryIO, tmp: Path) -> None:
         self.store, self.file, self.tmp = store, file, tmp
-        self.committed: Digest | None = None
+        self.done = False
 
     def commit(self, digest: Digest) -> Path:
         self._close()
         target = self.store.blob_path(digest)
         os.replace(self.tmp, target)
-        self.committed = digest
         return target
 
-    def stage(self, digest: Digest) -> None:
-        """Keep the blob under its temporary name until `Store.publish_staged`: readers of this
-        Store see it, the layout does not, and `discard_staged` leaves no trace of it."""
+    def keep(self) -> Path:
         self._close()
-        self.committed = digest
-        self.store._stage(digest, self.tmp)
+        return self.tmp
 
     def _close(self) -> None:
+        self.done = True
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
@@ -83,8 +82,6 @@ class Store:
         self.blobs = self.root / "blobs" / "sha256"
         self.meta = self.root / ".ocibuild"
         self.state = State(self.meta / "state.db")
-        self._staged: dict[str, Path] = {}
-        self._staged_mutex = threading.Lock()
 
     @classmethod
     def open(cls, root: Path | None = None, create: bool = True) -> Store:
@@ -117,20 +114,17 @@ class Store:
         return self.blobs / Digest(digest).hex
 
     def has_blob(self, digest: str) -> bool:
-        return digest in self._staged or self.blob_path(digest).exists()
-
-    def _readable_path(self, digest: str) -> Path:
-        return self._staged.get(digest) or self.blob_path(digest)
+        return self.blob_path(digest).exists()
 
     def blob_size(self, digest: str) -> int:
         try:
-            return self._readable_path(digest).stat().st_size
+            return self.blob_path(digest).stat().st_size
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
 
     def open_blob(self, digest: str) -> BinaryIO:
         try:
-            return open(self._readable_path(digest), "rb")
+            return open(self.blob_path(digest), "rb")
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
 
@@ -145,29 +139,21 @@ class Store:
         try:
             yield pending
         finally:
-            if pending.committed is None:
+            if not pending.done:
                 pending.file.close()
                 Path(tmp).unlink(missing_ok=True)
 
-    def _stage(self, digest: str, tmp: Path) -> None:
-        with self._staged_mutex:
-            if digest in self._staged:
-                tmp.unlink(missing_ok=True)
-            else:
-                self._staged[digest] = tmp
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One image's writes, published by `tx.commit(...)`; leaving the block without a
+        commit (an error) leaves no trace of them."""
+        from ocibuild.store.transaction import Transaction
 
-    def publish_staged(self) -> None:
-        """Give every staged blob its digest's name."""
-        with self._staged_mutex:
-            for digest, tmp in self._staged.items():
-                os.replace(tmp, self.blob_path(digest))
-            self._staged.clear()
-
-    def discard_staged(self) -> None:
-        with self._staged_mutex:
-            for tmp in self._staged.values():
-                tmp.unlink(missing_ok=True)
-            self._staged.clear()
+        tx = Transaction(self)
+        try:
+            yield tx
+        finally:
+            tx.discard()
 
     def put_blob(self, data: bytes) -> Digest:
         digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
@@ -202,16 +188,6 @@ class Store:
                     f"blob{where}: content has digest {actual}, expected {expected.digest}"
                 )
             return pending.commit(actual)
-
-    def verify_blob(self, digest: str) -> None:
-        h = hashlib.sha256()
-        with self.open_blob(digest) as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        if "sha256:" + h.hexdigest() != digest:
-            raise DigestMismatchError(
-                f"blob {digest} in {self.root} is corrupt (sha256:{h.hexdigest()})"
-            )
 
     # -- index and references -----------------------------------------------------------------
 
@@ -328,9 +304,9 @@ class Store:
 
     # -- locks --------------------------------------------------------------------------------
 
-    def build_lock(self):  # type: ignore[no-untyped-def]
+    def build_lock(self) -> AbstractContextManager[None]:
         """Held (shared) while blobs are written that are not yet indexed; gc takes it alone."""
         return file_lock(self.meta / "build.lock", shared=True)
 
-    def exclusive_lock(self):  # type: ignore[no-untyped-def]
+    def exclusive_lock(self) -> AbstractContextManager[None]:
         return file_lock(self.meta / "build.lock", shared=False)

@@ -26,11 +26,12 @@ from typing import IO, Any, BinaryIO
 from ocibuild.errors import DigestMismatchError, OcibuildError
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType
-from ocibuild.oci.digest import Digest, sha256_digest
+from ocibuild.oci.digest import Digest
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.report import Reporter, silent
+from ocibuild.progress import Message, Reporter, silent
 from ocibuild.store.layout import REF_ANNOTATION, Store
+from ocibuild.store.transaction import Transaction
 
 CHUNK = 1 << 20
 METADATA = frozenset({"oci-layout", "index.json", "manifest.json", "repositories"})
@@ -83,23 +84,19 @@ def load_archive(
 ) -> list[LoadedImage]:
     """Load every image of the archive read from `stream` (`archive` names it in messages);
     `tags` replace the names the archive records (it must then hold one image)."""
-    with store.build_lock():
-        try:
-            contents = _read(store, stream, archive, report)
-            if "oci-layout" in contents.metadata and "index.json" in contents.metadata:
-                images = _oci_images(store, contents, archive)
-            elif "manifest.json" in contents.metadata:
-                images = _docker_images(store, contents, archive)
-            else:
-                raise ArchiveError(
-                    f"{archive}: neither an oci-archive (no oci-layout and index.json) "
-                    "nor a docker-archive (no manifest.json)"
-                )
-            images = _named(images, tags, archive)
-            store.publish_staged()
-        except BaseException:
-            store.discard_staged()
-            raise
+    with store.build_lock(), store.transaction() as tx:
+        contents = _read(tx, stream, archive, report)
+        if "oci-layout" in contents.metadata and "index.json" in contents.metadata:
+            images = _oci_images(tx, contents, archive)
+        elif "manifest.json" in contents.metadata:
+            images = _docker_images(tx, contents, archive)
+        else:
+            raise ArchiveError(
+                f"{archive}: neither an oci-archive (no oci-layout and index.json) "
+                "nor a docker-archive (no manifest.json)"
+            )
+        images = _named(images, tags, archive)
+        tx.publish()
         for image in images:
             store.tag(image.refs, image.descriptor)
     return images
@@ -109,7 +106,7 @@ def _normal(name: str) -> str:
     return posixpath.normpath(name.lstrip("/")).removeprefix("./")
 
 
-def _read(store: Store, stream: BinaryIO, archive: str, report: Reporter) -> _Contents:
+def _read(tx: Transaction, stream: BinaryIO, archive: str, report: Reporter) -> _Contents:
     contents = _Contents({}, {}, {})
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
@@ -129,23 +126,26 @@ def _read(store: Store, stream: BinaryIO, archive: str, report: Reporter) -> _Co
                             raise ArchiveError(f"{archive}: {name} is larger than 4 MiB")
                         contents.metadata[name] = f.read()
                     else:
-                        contents.blobs[name] = _stage(store, f)
-                        report("message", message=f"read {name}", level="debug")
+                        contents.blobs[name] = _stage(tx, f)
+                        report(Message(f"read {name}", "debug"))
     except tarfile.TarError as e:
         raise ArchiveError(f"{archive}: not a readable tar archive ({e})") from None
     return contents
 
 
-def _stage(store: Store, f: IO[bytes]) -> _Member:
+def _stage(tx: Transaction, f: IO[bytes]) -> _Member:
     h = hashlib.sha256()
     size = 0
-    with store.pending_blob() as pending:
+
+    def write(out: BinaryIO) -> str:
+        nonlocal size
         while chunk := f.read(CHUNK):
             h.update(chunk)
             size += len(chunk)
-            pending.file.write(chunk)
-        digest = Digest("sha256:" + h.hexdigest())
-        pending.stage(digest)
+            out.write(chunk)
+        return "sha256:" + h.hexdigest()
+
+    digest = Digest(tx.stage(write))
     return _Member(digest, size)
 
 
@@ -159,7 +159,7 @@ def _json(data: bytes, what: str) -> Any:
 # -- oci-archive ---------------------------------------------------------------------------------
 
 
-def _oci_images(store: Store, contents: _Contents, archive: str) -> list[LoadedImage]:
+def _oci_images(tx: Transaction, contents: _Contents, archive: str) -> list[LoadedImage]:
     for name, member in contents.blobs.items():
         if name.startswith("blobs/sha256/") and name != f"blobs/sha256/{member.digest.hex}":
             raise DigestMismatchError(f"{archive}: {name} has content of digest {member.digest}")
@@ -170,7 +170,7 @@ def _oci_images(store: Store, contents: _Contents, archive: str) -> list[LoadedI
     if not index.manifests:
         raise ArchiveError(f"{archive}: index.json lists no image")
     for descriptor in index.manifests:
-        _check_tree(store, contents, descriptor, archive)
+        _check_tree(tx, contents, descriptor, archive)
     out = []
     for descriptor in index.manifests:
         name = descriptor.annotations.get(REF_ANNOTATION, "")
@@ -181,7 +181,7 @@ def _oci_images(store: Store, contents: _Contents, archive: str) -> list[LoadedI
     return out
 
 
-def _check_tree(store: Store, contents: _Contents, descriptor: Descriptor, archive: str) -> None:
+def _check_tree(tx: Transaction, contents: _Contents, descriptor: Descriptor, archive: str) -> None:
     """Every blob `descriptor` reaches is in the archive, with the size it is announced with."""
     member = contents.member(f"blobs/sha256/{descriptor.digest.hex}", archive)
     if member.size != descriptor.size:
@@ -190,20 +190,20 @@ def _check_tree(store: Store, contents: _Contents, descriptor: Descriptor, archi
             f"its descriptor says {descriptor.size}"
         )
     if descriptor.media_type in INDEXES:
-        data = _json(store.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
+        data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
         for child in Index.from_json(data).manifests:
-            _check_tree(store, contents, child, archive)
+            _check_tree(tx, contents, child, archive)
     elif descriptor.media_type in (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST):
-        data = _json(store.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
+        data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
         manifest = Manifest.from_json(data)
         for blob in (manifest.config, *manifest.layers):
-            _check_tree(store, contents, blob, archive)
+            _check_tree(tx, contents, blob, archive)
 
 
 # -- docker-archive ------------------------------------------------------------------------------
 
 
-def _docker_images(store: Store, contents: _Contents, archive: str) -> list[LoadedImage]:
+def _docker_images(tx: Transaction, contents: _Contents, archive: str) -> list[LoadedImage]:
     entries = _json(contents.metadata["manifest.json"], f"{archive}: manifest.json")
     if not isinstance(entries, list) or not entries:
         raise ArchiveError(f"{archive}: manifest.json lists no image")
@@ -219,7 +219,7 @@ def _docker_images(store: Store, contents: _Contents, archive: str) -> list[Load
             raise DigestMismatchError(
                 f"{archive}: {config_name} has content of digest {config_member.digest}"
             )
-        config_data = store.read_blob(config_member.digest)
+        config_data = tx.read_blob(config_member.digest)
         config = ImageConfig.from_json(_json(config_data, f"{archive}: {config_name}"))
         if len(config.diff_ids) != len(layer_names):
             raise ArchiveError(
@@ -227,16 +227,14 @@ def _docker_images(store: Store, contents: _Contents, archive: str) -> list[Load
                 f"manifest.json {len(layer_names)}"
             )
         layers = tuple(
-            _docker_layer(store, contents.member(name, archive), name, diff_id, archive)
+            _docker_layer(tx, contents.member(name, archive), name, diff_id, archive)
             for name, diff_id in zip(layer_names, config.diff_ids, strict=True)
         )
         config_descriptor = Descriptor(
             MediaType.OCI_CONFIG, config_member.digest, config_member.size
         )
         manifest = Manifest(config_descriptor, layers).to_bytes()
-        with store.pending_blob() as pending:
-            pending.file.write(manifest)
-            pending.stage(sha256_digest(manifest))
+        tx.stage_bytes(manifest)
         descriptor = Descriptor.of(MediaType.OCI_MANIFEST, manifest, platform=config.platform)
         names = tuple(str(t) for t in entry.get("RepoTags") or ())
         out.append(LoadedImage(names, descriptor))
@@ -244,17 +242,17 @@ def _docker_images(store: Store, contents: _Contents, archive: str) -> list[Load
 
 
 def _docker_layer(
-    store: Store, member: _Member, name: str, diff_id: str, archive: str
+    tx: Transaction, member: _Member, name: str, diff_id: str, archive: str
 ) -> Descriptor:
     """A layer tar of a docker-archive, verified against its diff_id (compressed ones too)."""
     if member.digest == diff_id:
         return Descriptor(MediaType.OCI_LAYER, member.digest, member.size)
-    with store.open_blob(member.digest) as f:
+    with tx.open_blob(member.digest) as f:
         magic = f.read(4)
     media_type = {GZIP_MAGIC: MediaType.OCI_LAYER_GZIP, ZSTD_MAGIC: MediaType.OCI_LAYER_ZSTD}.get(
         magic[:2] if magic[:2] == GZIP_MAGIC else magic
     )
-    if media_type is not None and _uncompressed_digest(store, member, media_type) == diff_id:
+    if media_type is not None and _uncompressed_digest(tx, member, media_type) == diff_id:
         return Descriptor(media_type, member.digest, member.size)
     raise DigestMismatchError(
         f"{archive}: layer {name} has content of digest {member.digest}, "
@@ -262,10 +260,10 @@ def _docker_layer(
     )
 
 
-def _uncompressed_digest(store: Store, member: _Member, media_type: str) -> str:
+def _uncompressed_digest(tx: Transaction, member: _Member, media_type: str) -> str:
     h = hashlib.sha256()
     try:
-        with store.open_blob(member.digest) as blob, decompressed(blob, media_type) as stream:
+        with tx.open_blob(member.digest) as blob, decompressed(blob, media_type) as stream:
             while chunk := stream.read(CHUNK):
                 h.update(chunk)
     except (OSError, EOFError, ValueError):

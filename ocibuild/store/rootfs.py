@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Sequence
+from typing import BinaryIO, Protocol
 
 from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_path
 from ocibuild.layer.reader import decompressed, members
 from ocibuild.oci import Descriptor
-from ocibuild.store.layout import Store
+
+
+class Blobs(Protocol):
+    """Where layer blobs are read from: a `Store`, or a build's `Transaction`."""
+
+    def open_blob(self, digest: str) -> BinaryIO: ...
 
 
 class ImageFS:
     """Files of the union of `layers` (bottom first), honouring OCI whiteouts."""
 
-    def __init__(self, store: Store, layers: Sequence[Descriptor]) -> None:
+    def __init__(self, store: Blobs, layers: Sequence[Descriptor]) -> None:
         self.store = store
         self.layers = list(layers)
 

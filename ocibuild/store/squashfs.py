@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocibuild.atomicfile import atomic_path
 from ocibuild.errors import ExportError
-from ocibuild.store.atomic import atomic_path
 
 SQUASHFS_COMPRESSIONS = ("gzip", "xz", "lz4", "zstd")
 # (lowest, highest, default). gzip 4, not tar2sqfs's 9: on the bench payload it makes an image

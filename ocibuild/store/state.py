@@ -7,9 +7,9 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from ocibuild.layer.blob import Layer
 from ocibuild.oci.digest import Digest
 
 _SCHEMA = """
@@ -23,17 +23,9 @@ CREATE TABLE IF NOT EXISTS last_build (ref TEXT PRIMARY KEY, recipe TEXT NOT NUL
 """
 
 
-@dataclass(frozen=True)
-class CachedLayer:
-    digest: Digest
-    size: int
-    diff_id: Digest
-    media_type: str
-    tar_size: int
-    entries: int
-
-
 class State:
+    """The sqlite database beside the layout (STORE/.ocibuild/state.db)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
@@ -45,7 +37,7 @@ class State:
             with db:
                 yield db
 
-    def cached_layer(self, key: str) -> CachedLayer | None:
+    def cached_layer(self, key: str) -> Layer | None:
         with self._db() as db:
             row = db.execute(
                 "SELECT digest, size, diff_id, media_type, tar_size, entries FROM layers WHERE key=?",
@@ -53,9 +45,10 @@ class State:
             ).fetchone()
         if not row:
             return None
-        return CachedLayer(Digest(row[0]), row[1], Digest(row[2]), row[3], row[4], row[5])
+        digest, size, diff_id, media_type, tar_size, entries = row
+        return Layer(Digest(digest), size, Digest(diff_id), tar_size, media_type, entries)
 
-    def remember_layer(self, key: str, layer: CachedLayer) -> None:
+    def remember_layer(self, key: str, layer: Layer) -> None:
         with self._db() as db:
             db.execute(
                 "INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",

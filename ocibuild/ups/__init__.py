@@ -11,6 +11,4 @@ environment UPS's `setup` gives.
     environment  what `setup` does to the environment: instances, dependencies, actions
     functions    the environment edits of the table functions; shell: the sh UPS writes for them
     reverse      the unsetup action UPS derives from a setup action
-    setup        the builder's entry points
-    synthetic    synthetic products in the real format (demo mirror, tests, benchmarks)
 """

@@ -21,7 +21,7 @@ import bz2
 import io
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -185,7 +185,9 @@ def _decompress(piece: _Piece) -> bytes:
         return bz2.decompress(stream)
 
 
-def _blocks(pieces: Iterator[_Piece], pool: ThreadPoolExecutor, ahead: int) -> Iterator[bytes]:
+def _blocks(
+    pieces: Iterator[_Piece], pool: ThreadPoolExecutor, ahead: int
+) -> Generator[bytes, None, None]:
     """Decompressed blocks in order, `ahead` of them decompressing at once."""
     flight: deque[tuple[_Piece, Future[bytes] | None]] = deque()
     combined = 0

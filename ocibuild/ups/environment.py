@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ocibuild.errors import SourceError
-from ocibuild.report import Reporter
+from ocibuild.progress import Message, Reporter
 from ocibuild.ups import functions
 from ocibuild.ups.database import Database, flavor_fallbacks
 from ocibuild.ups.declaration import Instance
@@ -168,7 +168,7 @@ class UpsEnvironment:
         found = self._resolve(request)
         if found is None:
             if request.optional:
-                self.report("message", message=f"{request.via}: optional {request} not found")
+                self.report(Message(f"{request.via}: optional {request} not found"))
                 return
             raise SourceError(f"{request.via}: setup {request}: {self._not_found(request)}")
         self.initial = dict(self.env)
@@ -387,7 +387,7 @@ class UpsEnvironment:
 
     def _missing(self, request: Request, asked: str, reason: str = "") -> None:
         if request.optional:
-            self.report("message", message=f"{asked}: optional {request} not found")
+            self.report(Message(f"{asked}: optional {request} not found"))
             return
         reason = reason or self._not_found(request)
         if self.missing == "refuse":
@@ -608,7 +608,7 @@ class UpsEnvironment:
     def _warn(self, message: str) -> None:
         if message not in self.warned:
             self.warned.add(message)
-            self.report("message", message=message, level="warning")
+            self.report(Message(message, "warning"))
 
 
 def _sorted(qualifiers: str) -> str:

@@ -9,8 +9,10 @@ product (art, ROOT, boost, geant4, gcc...) share that layer's blob.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ocibuild.ups.tarball import ProductTarball
+if TYPE_CHECKING:
+    from ocibuild.ups.tarball import ProductTarball
 
 LAYERINGS = ("auto", "bundle", "product")
 AUTO_OWN_LAYER_BYTES = 8 << 20  # compressed tarball size from which a product has its own layer

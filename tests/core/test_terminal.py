@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ocibuild.cli.state import Display
+from ocibuild.cli.display import Display
 from tests.terminal import run_on_terminal, screen
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,6 +17,7 @@ import pytest
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile
 from ocibuild.sources.base import SourceContext
+from tests.events import Events
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -118,15 +119,14 @@ class LowerStandIn:
 
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., SourceContext]:
-    """A source context: lock file and download cache in tmp_path, events in `ctx.events`."""
+    """A source context: lock file and download cache in tmp_path, progress to `events`."""
 
     def make(
         lower: dict[str, bytes] | None = None,
         lock: LockFile | None = None,
-        events: list[tuple[str, dict[str, object]]] | None = None,
+        events: Events | None = None,
         **changes: object,
     ) -> SourceContext:
-        recorded = events if events is not None else []
         fields: dict[str, object] = {
             "recipe_file": tmp_path / "recipe.yaml",
             "origin": Origin(str(tmp_path / "recipe.yaml"), 3, 7),
@@ -136,7 +136,7 @@ def make_ctx(tmp_path: Path) -> Callable[..., SourceContext]:
             "cache_dir": tmp_path / "cache",
             "lower": LowerStandIn(lower),
             "lock": lock if lock is not None else LockFile(tmp_path / "recipe.yaml.lock"),
-            "report": lambda event, **f: recorded.append((event, f)),
+            "report": events if events is not None else Events(),
         }
         fields.update(changes)
         return SourceContext(**fields)  # type: ignore[arg-type]

@@ -8,12 +8,13 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from ocibuild.layer.blob import Layer
 from ocibuild.layer.codec import Compression
-from ocibuild.layer.writer import LayerBlob, write_layer
+from ocibuild.layer.writer import write_layer
 from ocibuild.sources.base import LayerPlan
 
 
-def write_plan(plan: LayerPlan) -> tuple[LayerBlob, dict[str, tuple[tarfile.TarInfo, bytes]]]:
+def write_plan(plan: LayerPlan) -> tuple[Layer, dict[str, tuple[tarfile.TarInfo, bytes]]]:
     """Write the plan's layer (uncompressed) and read it back: path -> (member, content)."""
     sink = io.BytesIO()
     blob = write_layer(plan.entries(), sink, Compression("none"), mtime=1451606400)

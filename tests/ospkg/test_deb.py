@@ -19,12 +19,14 @@ from ocibuild.ospkg.debver import Relation
 from ocibuild.ospkg.record import RECORD_PATH
 from ocibuild.sources import deb
 from ocibuild.sources.base import LayerPlan, SourceContext
+from ocibuild.sources.specs import DebRepo, DebSpec
+from tests.events import Events
 from tests.ospkg.conftest import AptRepo, serve
 from tests.ospkg.helpers import write_plan
 
 
 def _plan(url: str, packages: list[str], ctx: SourceContext) -> LayerPlan:
-    spec = deb.DebSpec(repos=[deb.DebRepo(url=url, suite="test")], packages=packages)
+    spec = DebSpec(repos=[DebRepo(url=url, suite="test")], packages=packages)
     (plan,) = deb.plan(spec, ctx)
     return plan
 
@@ -41,7 +43,7 @@ def _dpkg_paths(path: Path) -> set[str]:
 def test_resolution_layer_and_dpkg_database(
     apt_repo: AptRepo, make_ctx: Callable[..., SourceContext]
 ) -> None:
-    events: list[tuple[str, dict[str, object]]] = []
+    events = Events()
     _, members = write_plan(_plan(apt_repo.url, ["app"], make_ctx(events=events)))
     installed = ["app", "base-thing", "libfoo", "provider"]  # libfoo before libbar; a provider
     files = ["app_1.0", "base-thing_1.0", "libfoo_1.2", "provider_1.0"]
@@ -74,7 +76,7 @@ def test_resolution_layer_and_dpkg_database(
     assert record["app"]["skipped_scripts"] == ["postinst"]
     assert record["base-thing"]["skipped_scripts"] == ["preinst"]
     assert record["app"]["repo"] == f"{apt_repo.url} test"
-    messages = [str(f["message"]) for e, f in events if e == "message"]
+    messages = events.messages()
     assert any("app (postinst)" in m and "base-thing (preinst)" in m for m in messages)
 
 

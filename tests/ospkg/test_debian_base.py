@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from ocibuild.build import BuildOptions, build_recipe
+from ocibuild.progress import FetchEvent
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
+from tests.events import Events
 from tests.ospkg.aptsources import (
     AptSource,
     _deb822,
@@ -51,10 +53,8 @@ def test_debian_base_builds_runs_and_rebuilds_identically(
     recipe = tmp_path / "debian-base.yaml"
     shutil.copy(RECIPE, recipe)  # its lock file lands beside it, in tmp_path
     options = BuildOptions(cache_dir=tmp_path / "cache")
-    events: list[tuple[str, dict[str, object]]] = []
-    (first,) = build_recipe(
-        recipe, Store.open(tmp_path / "store1"), options, lambda e, **f: events.append((e, f))
-    )
+    events = Events()
+    (first,) = build_recipe(recipe, Store.open(tmp_path / "store1"), options, events)
     assert (tmp_path / "debian-base.yaml.lock").exists()
 
     export_image(Store.open(tmp_path / "store1"), first.ref, "docker-archive", tmp_path / "deb.tar")
@@ -68,16 +68,14 @@ def test_debian_base_builds_runs_and_rebuilds_identically(
     assert "libc6:amd64" in listed
     assert podman.run(first.ref, "id", "-u") == "1000\n"
     assert podman.run(first.ref, "dpkg", "--audit") == ""
-    messages = " ".join(str(f.get("message")) for e, f in events if e == "message")
+    messages = " ".join(events.messages())
     assert "install scripts not run" in messages and "bash (postinst)" in messages
     podman("rmi", first.ref)
 
     # again, in an empty store: the lock pins the packages, no index is read, same image
     events.clear()
-    (second,) = build_recipe(
-        recipe, Store.open(tmp_path / "store2"), options, lambda e, **f: events.append((e, f))
-    )
-    fetched = [str(f.get("url")) for e, f in events if e == "fetch"]
+    (second,) = build_recipe(recipe, Store.open(tmp_path / "store2"), options, events)
+    fetched = [e.url for e in events.of(FetchEvent)]
     assert fetched and not [u for u in fetched if "/dists/" in u]
     assert [layer.cached for layer in second.layers] == [False, False]
     assert second.descriptor.digest == first.descriptor.digest

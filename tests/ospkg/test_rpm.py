@@ -19,6 +19,8 @@ from ocibuild.ospkg.repomd import parse_primary, parse_repomd
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
 from ocibuild.sources import rpm
 from ocibuild.sources.base import SourceContext
+from ocibuild.sources.specs import RpmSpec
+from tests.events import Events
 from tests.ospkg.conftest import RpmRepo, serve
 from tests.ospkg.helpers import dnf_resolution, write_plan
 
@@ -104,7 +106,7 @@ def test_packages_of_the_base_image_are_not_installed_again(rpm_repo: RpmRepo) -
 
 
 def _plan(repo_url: str, packages: list[str], ctx: SourceContext) -> rpm.LayerPlan:  # type: ignore[name-defined]
-    (plan,) = rpm.plan(rpm.RpmSpec(repos=[repo_url], packages=packages), ctx)
+    (plan,) = rpm.plan(RpmSpec(repos=[repo_url], packages=packages), ctx)
     return plan
 
 
@@ -127,7 +129,7 @@ def _dump(path: Path) -> dict[str, list[str]]:
 def test_unpacked_tree_matches_the_payloads(
     rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
 ) -> None:
-    events: list[tuple[str, dict[str, object]]] = []
+    events = Events()
     plan = _plan(
         rpm_repo.url, ["alpha", "multi.x86_64", "multi.i686"], make_ctx(BASE, events=events)
     )
@@ -176,14 +178,14 @@ def test_unpacked_tree_matches_the_payloads(
     assert members["usr/lib64/multi/arch"][1] == b"x86_64\n"
     # an owner no account file knows gets id 0, and the build output says so
     assert (members["var/lib/alpha"][0].uid, members["var/lib/alpha"][0].uname) == (0, "alpha")
-    messages = [str(f["message"]) for e, f in events if e == "message"]
+    messages = events.messages()
     assert any("alpha (/var/lib/alpha)" in m and "id 0" in m for m in messages)
 
 
 def test_scriptlets_are_recorded_not_run(
     rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
 ) -> None:
-    events: list[tuple[str, dict[str, object]]] = []
+    events = Events()
     _, members = write_plan(_plan(rpm_repo.url, ["alpha"], make_ctx(BASE, events=events)))
     import json
 
@@ -198,7 +200,7 @@ def test_scriptlets_are_recorded_not_run(
         "repo": rpm_repo.url,
         "skipped_scripts": [],
     }
-    messages = [str(f["message"]) for e, f in events if e == "message"]
+    messages = events.messages()
     assert any("alpha (post)" in m and "gamma (pre)" in m for m in messages)
 
 

@@ -20,6 +20,7 @@ from ocibuild.ospkg.rpmdb import read_rpmdb
 from ocibuild.ospkg.rpmresolve import InstalledRpm
 from ocibuild.store import Store
 from ocibuild.store.rootfs import ImageFS
+from tests.events import Events
 from tests.ospkg.conftest import RpmRepo
 
 SQLITE = "var/lib/rpm/rpmdb.sqlite"
@@ -204,17 +205,14 @@ def test_an_rpm_layer_skips_what_the_base_database_has(
     recipe = tmp_path / "rpmdb.yaml"
     recipe.write_text(RECIPE.format(db=db, repo=rpm_repo.url))
     store = Store.open(tmp_path / "store")
-    events: list[dict[str, object]] = []
+    events = Events()
     (built,) = build_recipe(
         recipe,
         store,
         BuildOptions(cache_dir=tmp_path / "cache"),
-        lambda event, **fields: events.append(fields),
+        events,
     )
-    assert any(
-        "rpm: 2 packages already in the base image (rpm database)" in str(f.get("message"))
-        for f in events
-    )
+    assert "rpm: 2 packages already in the base image (rpm database)" in events.messages()
     image = ImageFS(store, built.manifest.layers)
     record = json.loads(image.read("var/lib/ocibuild/packages.json") or b"")
     # without the database: also delta, docs-common and gamma

@@ -10,8 +10,10 @@ import pytest
 
 from ocibuild.build import BuildOptions, build_recipe
 from ocibuild.errors import SourceError
+from ocibuild.oci import RuntimeConfig
 from ocibuild.sources import user
 from ocibuild.sources.base import SourceContext
+from ocibuild.sources.specs import UserSpec
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
 from tests.ospkg.helpers import write_plan
@@ -25,10 +27,22 @@ BASE = {
 }
 
 
+class _EmptyFS:
+    def read(self, path: str) -> bytes | None:
+        return None
+
+    def collect(self, match: Callable[[str], bool]) -> dict[str, bytes]:
+        return {}
+
+
+EMPTY_FS = _EmptyFS()
+
+
 def test_accounts_are_merged_with_the_base(make_ctx: Callable[..., SourceContext]) -> None:
-    spec = user.UserSpec(name="hep", uid=1000, groups=["wheel"], shell="/bin/bash")
+    spec = UserSpec(name="hep", uid=1000, groups=["wheel"], shell="/bin/bash")
     (plan,) = user.plan(spec, make_ctx(BASE))
-    assert plan.user == "1000:1000"
+    assert plan.runtime_config is not None
+    assert plan.runtime_config(RuntimeConfig(user="root"), EMPTY_FS).user == "1000:1000"
     _, members = write_plan(plan)
     assert members["etc/passwd"][1].decode().splitlines() == [
         "root:x:0:0:root:/root:/bin/bash",
@@ -53,14 +67,14 @@ def test_without_account_files_debian_masters_or_root_are_the_base(
         "usr/share/base-passwd/passwd.master": b"root:*:0:0:root:/root:/bin/sh\n",
         "usr/share/base-passwd/group.master": b"root:*:0:\n",
     }
-    (plan,) = user.plan(user.UserSpec(name="hep", set_user=False, gid=2000), make_ctx(masters))
-    assert plan.user is None
+    (plan,) = user.plan(UserSpec(name="hep", set_user=False, gid=2000), make_ctx(masters))
+    assert plan.runtime_config is None
     _, members = write_plan(plan)
     assert (
         members["etc/passwd"][1]
         == b"root:*:0:0:root:/root:/bin/sh\nhep:x:1000:2000::/home/hep:/bin/sh\n"
     )
-    (plan,) = user.plan(user.UserSpec(name="hep"), make_ctx({}))
+    (plan,) = user.plan(UserSpec(name="hep"), make_ctx({}))
     _, members = write_plan(plan)
     assert members["etc/group"][1] == b"root:x:0:\nhep:x:1000:\n"
     assert members["etc/shadow"][0].mode == 0o600
@@ -70,13 +84,13 @@ def test_clear_errors(make_ctx: Callable[..., SourceContext]) -> None:
     with pytest.raises(
         SourceError, match=r"recipe.yaml:3:7: uid 65534 already belongs to user nobody"
     ):
-        user.plan(user.UserSpec(name="hep", uid=65534), make_ctx(BASE))
+        user.plan(UserSpec(name="hep", uid=65534), make_ctx(BASE))
     with pytest.raises(
         SourceError, match=r"group 'wheeel' does not exist in the image \(did you mean 'wheel'\?\)"
     ):
-        user.plan(user.UserSpec(name="hep", groups=["wheeel"]), make_ctx(BASE))
+        user.plan(UserSpec(name="hep", groups=["wheeel"]), make_ctx(BASE))
     with pytest.raises(SourceError, match="user root already exists with uid 0"):
-        user.plan(user.UserSpec(name="root", uid=5), make_ctx(BASE))
+        user.plan(UserSpec(name="root", uid=5), make_ctx(BASE))
 
 
 def test_recipe_values_are_checked(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from ocibuild.remote import RemoteOptions
 from ocibuild.store import Store
+from tests.events import Events
 from tests.registry.pki import KeyPair, make_ca, make_server_cert, make_signer
 from tests.registry.proxy import FaultProxy
 from tests.registry.token_issuer import ISSUER, SERVICE, TokenIssuer
@@ -195,22 +196,6 @@ def fast_options(**overrides: Any) -> RemoteOptions:
     }
     settings.update(overrides)
     return RemoteOptions(**settings)
-
-
-@dataclass
-class Events:
-    """A report callback that records what it is told."""
-
-    seen: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def __call__(self, event: str, /, **fields: Any) -> None:
-        self.seen.append((event, fields))
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        return [f for e, f in self.seen if e == event]
-
-    def text(self) -> str:
-        return "\n".join(f"{e} {f}" for e, f in self.seen)
 
 
 @pytest.fixture

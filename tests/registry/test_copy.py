@@ -9,6 +9,7 @@ import pytest
 
 from ocibuild.cli import main
 from ocibuild.oci import Descriptor, Index, MediaType, Platform
+from ocibuild.progress import silent
 from ocibuild.remote import Credentials, push_image
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.copy import Location, copy_image
@@ -16,7 +17,6 @@ from ocibuild.remote.credentials import store_credentials
 from ocibuild.remote.lookup import list_tags, manifest_digest
 from ocibuild.remote.manifests import put_manifest
 from ocibuild.remote.transport import RegistryClient
-from ocibuild.report import silent
 from ocibuild.store import Store
 from tests.podman import Podman
 from tests.registry.conftest import PASSWORD, USER, Events, Registry, TokenSetup, fast_options

@@ -17,6 +17,7 @@ import pytest
 from ocibuild.errors import DigestMismatchError, RegistryError
 from ocibuild.layer import Entry
 from ocibuild.oci import Descriptor
+from ocibuild.progress import RetryEvent
 from ocibuild.remote import PushResult, pull_image, push_image
 from ocibuild.store import Store
 from tests.registry.conftest import ROOT, Events, Registry, fast_options
@@ -82,7 +83,7 @@ def test_connection_cut_mid_chunk_restarts_the_upload(pushing: ProxiedPush) -> N
     assert len(result.uploaded) == 2
     sessions = pushing.proxy.requests(r"^POST .*/blobs/uploads/")
     assert len(sessions) == 3  # config, layer, layer again
-    assert pushing.events.of("retry")
+    assert pushing.events.of(RetryEvent)
     pushing.assert_registry_holds_exactly_the_image()
 
 
@@ -124,8 +125,8 @@ def test_429_with_retry_after_is_honoured(pushing: ProxiedPush) -> None:
     pushing.push()
 
     assert time.monotonic() - started >= 1.0
-    (retry,) = pushing.events.of("retry")
-    assert retry["delay"] == 1.0 and "HTTP 429" in retry["message"]
+    (retry,) = pushing.events.of(RetryEvent)
+    assert retry.delay == 1.0 and "HTTP 429" in retry.message
     pushing.assert_registry_holds_exactly_the_image()
 
 
@@ -140,7 +141,7 @@ def test_bursts_of_503(pushing: ProxiedPush) -> None:
     pushing.push(concurrency=2)
 
     assert len([e for e in pushing.proxy.requests("") if e.fault == "status"]) == 9
-    assert len(pushing.events.of("retry")) == 9
+    assert len(pushing.events.of(RetryEvent)) == 9
     pushing.assert_registry_holds_exactly_the_image()
 
 
@@ -153,7 +154,7 @@ def test_slow_registry_and_an_answer_slower_than_the_timeout(pushing: ProxiedPus
     pushing.push(read_timeout=0.6)
 
     assert late.hits == 1
-    assert any("ReadTimeout" in r["message"] for r in pushing.events.of("retry"))
+    assert any("ReadTimeout" in r.message for r in pushing.events.of(RetryEvent))
     pushing.assert_registry_holds_exactly_the_image()
 
 

@@ -12,6 +12,7 @@ import requests
 
 from ocibuild.errors import NotFoundError, RegistryError
 from ocibuild.oci import Descriptor, MediaType
+from ocibuild.progress import BlobEvent, RateLimitEvent, RetryEvent
 from ocibuild.remote import pull_image, push_image, push_images, target_reference
 from ocibuild.store import Store
 from tests.podman import Podman
@@ -66,7 +67,7 @@ def test_push_then_skopeo_and_podman_run(
     assert info["Digest"] == result.digest
     image = store.image(ref)
     assert info["Layers"] == [layer.digest for layer in image.manifest.layers]
-    statuses = {f["digest"]: f["status"] for f in events.of("blob") if f["status"] != "uploading"}
+    statuses = {e.digest: e.status for e in events.of(BlobEvent) if e.status != "uploading"}
     assert set(statuses.values()) == {"uploaded"} and len(statuses) == 3
 
     podman("pull", "--tls-verify=false", ref)
@@ -102,7 +103,7 @@ def test_pull_into_fresh_store_is_byte_identical(
     assert other_store.state.blob_repos(manifest.layers[0].digest, registry.host) == [repo(fmt)]
     # blobs already in the store are not fetched again
     pull_image(other_store, ref, fast_options(), events)
-    assert [f["status"] for f in events.of("blob")[-3:]] == ["present"] * 3
+    assert [e.status for e in events.of(BlobEvent)[-3:]] == ["present"] * 3
 
 
 def test_second_push_uploads_nothing_and_other_repository_mounts(
@@ -264,9 +265,9 @@ def test_low_rate_limit_is_reported(
 
     pull_image(other_store, ref.replace(registry.host, proxy.address), fast_options(), events)
 
-    (low,) = events.of("ratelimit")
-    assert (low["remaining"], low["limit"]) == (3, 100)
-    assert "3 of 100" in low["message"]
+    (low,) = events.of(RateLimitEvent)
+    assert (low.remaining, low.limit) == (3, 100)
+    assert "3 of 100" in low.message
 
 
 def test_unreachable_registry_is_named(
@@ -283,7 +284,7 @@ def test_unreachable_registry_is_named(
         RegistryError, match=rf"cannot reach the registry 127.0.0.1:{port}: .*Connection refused"
     ):
         push_image(store, ref, fast_options(retries=2), events)
-    assert len(events.of("retry")) == 2
+    assert len(events.of(RetryEvent)) == 2
 
 
 def test_docker_format_refuses_zstd_layers(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.cli import main
-from ocibuild.ups.synthetic import art_bundle, nu_bundle, write_mirror
+from testsupport.synthetic_ups import art_bundle, nu_bundle, write_mirror
 
 
 @dataclass

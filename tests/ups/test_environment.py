@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from ocibuild.errors import Origin, SourceError
-from ocibuild.recipe.model import SetupSpec
+from ocibuild.progress import Event, Message
+from ocibuild.sources.setup import frozen_environment, setup_command
+from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.database import Database, flavor_fallbacks, host_flavor
 from ocibuild.ups.environment import Request, UpsEnvironment
-from ocibuild.ups.setup import frozen_environment, setup_command
 
 SLF6 = "Linux64bit+2.6-2.12"
 
@@ -53,9 +53,9 @@ class Files(dict[str, bytes]):
 
 
 class Messages(list[str]):
-    def __call__(self, event: str, /, **fields: Any) -> None:
-        if event == "message":
-            self.append(f"{fields.get('level', 'info')}: {fields['message']}")
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Message):
+            self.append(f"{event.level}: {event.message}")
 
     def warnings(self) -> list[str]:
         return [m for m in self if m.startswith("warning: ")]

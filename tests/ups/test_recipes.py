@@ -17,14 +17,15 @@ from ocibuild.fetch import LockFile
 from ocibuild.layer.codec import Compression
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, MediaType
+from ocibuild.progress import silent
 from ocibuild.recipe import load_recipe
 from ocibuild.sources import SOURCES, SourceContext
+from ocibuild.sources.setup import frozen_environment
 from ocibuild.store import Store
 from ocibuild.store.rootfs import ImageFS
-from ocibuild.ups.setup import frozen_environment
-from ocibuild.ups.synthetic import art_bundle, write_mirror
 from tests.podman import Podman
 from tests.ups.conftest import Mirror, ocibuild
+from testsupport.synthetic_ups import art_bundle, write_mirror
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 DEMO_REF = "localhost/ocibuild/demo-art_1_18_03_e9-prof:latest"
@@ -148,10 +149,9 @@ def test_the_paper_recipes_read(name: str) -> None:
     assert [image.name for image in recipe.images] == PAPER[name]
     first = recipe.images[0]
     assert first.from_ == "centos67-base.yaml#docker.io/paterno/centos67base:latest"
-    assert [layer.source for layer in first.layers][-1] == "user"
+    assert [layer.source for layer in first.layers][-2:] == ["user", "setup"]  # setup: is last
     ups = next(layer.spec for layer in first.layers if layer.source == "ups")
     assert (ups.os, ups.into) == ("slf6", "/products")
-    assert first.setup is not None
     assert ups.bundle.split("-v")[0] in ("build_base", "art", "uboone")
 
 
@@ -178,13 +178,14 @@ def test_the_art_recipe_against_a_scisoft_mirror(
             blob = write_layer(plan.entries(), pending.file, Compression("gzip"))
             pending.commit(blob.digest)
         descriptors.append(Descriptor(MediaType.OCI_LAYER_GZIP, blob.digest, blob.size))
-    assert image.setup is not None
+    setup = image.layers[-1]
+    assert setup.source == "setup"
     env = frozen_environment(
         ImageFS(store, descriptors),
-        image.setup,
-        lambda *a, **k: None,
+        setup.spec,
+        silent,
         base_env={"PATH": "/usr/bin:/bin"},
     ).env
     assert env["SETUP_ART"] == "art v1_18_03 -f Linux64bit+2.6-2.12 -z /products -q e9:prof"
     assert env["PATH"].endswith(":/usr/bin:/bin")
-    assert image.setup.origin is not None and image.setup.origin.file.endswith("art-1.18.yaml")
+    assert setup.spec.origin is not None and setup.spec.origin.file.endswith("art-1.18.yaml")

@@ -8,8 +8,8 @@ import pytest
 
 from ocibuild.errors import Origin, SourceError
 from ocibuild.recipe.model import SetupSpec
+from ocibuild.sources.setup import frozen_environment
 from ocibuild.ups.reverse import reverse
-from ocibuild.ups.setup import frozen_environment
 from ocibuild.ups.table import Command
 from tests.ups.test_environment import Files, Messages, simple_table
 

@@ -17,8 +17,8 @@ from ocibuild.layer.entry import Kind
 from ocibuild.layer.writer import write_layer
 from ocibuild.ups import tarball as tarball_module
 from ocibuild.ups.layering import group_products
-from ocibuild.ups.synthetic import SyntheticProduct, art_bundle, write_tarball
 from ocibuild.ups.tarball import ProductTarball, tarball_entries
+from testsupport.synthetic_ups import SyntheticProduct, art_bundle, write_tarball
 
 SLF6 = "Linux64bit+2.6-2.12"
 

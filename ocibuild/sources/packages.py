@@ -14,17 +14,10 @@ from ocibuild.errors import DigestMismatchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetched, Fetcher, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
-from ocibuild.report import plural
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.progress import Message, plural
+from ocibuild.sources.base import LayerPlan, SourceContext, content_key, input_key
 
 P = TypeVar("P")
-
-
-def nonempty(values: list[Any]) -> list[Any]:
-    """Recipe check of the `repos:` and `packages:` lists."""
-    if not values:
-        raise ValueError("must not be empty")
-    return values
 
 
 def fetcher_for(ctx: SourceContext) -> Fetcher:
@@ -45,11 +38,6 @@ def base_record(lower: dict[str, bytes]) -> list[PackageRecord]:
 
 def record_entry(base: list[PackageRecord], added: list[PackageRecord]) -> Entry:
     return bytes_entry(RECORD_PATH, record_bytes(base, added))
-
-
-def content_key(files: dict[str, bytes]) -> dict[str, str]:
-    """What a layer depends on of the base image's files: their sha256 by path."""
-    return {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())}
 
 
 def locked_resolution(
@@ -90,8 +78,7 @@ def resolve_requested(
     except SourceError as e:
         raise SourceError(f"{origin}: {kind}: {e}") from None
     ctx.report(
-        "message",
-        message=f"{kind}: {plural(len(chosen), 'package')} to install for {', '.join(requested)}",
+        Message(f"{kind}: {plural(len(chosen), 'package')} to install for {', '.join(requested)}")
     )
     return chosen
 
@@ -164,7 +151,8 @@ def report_skipped(ctx: SourceContext, kind: str, records: Sequence[PackageRecor
     skipped = [f"{r.name} ({', '.join(r.skipped_scripts)})" for r in records if r.skipped_scripts]
     if skipped:
         ctx.report(
-            "message",
-            message=f"{kind}: install scripts not run (recorded in /{RECORD_PATH}): "
-            + ", ".join(skipped),
+            Message(
+                f"{kind}: install scripts not run (recorded in /{RECORD_PATH}): "
+                + ", ".join(skipped)
+            )
         )

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from ocibuild.store.atomic import atomic_writer
+from ocibuild.atomicfile import atomic_writer
 from ocibuild.ups.names import (
     NULL_FLAVOR,
     BundleSpec,

@@ -1,19 +1,24 @@
-"""An image's `setup:` — the UPS environment frozen into the image config, and the login-shell
-script that does the real `setup` for interactive use.
+"""`setup`: the UPS environment frozen into the image config, and the login-shell script that
+does the real `setup` for interactive use.
 
-The builder calls `setup_profile_plan` for the image's last layer and, once every layer is
-built, `frozen_environment` with the merged filesystem of the image, and puts the result into
-the image's Env (the recipe's `env:` overriding it).
+    setup: {product: art, version: v1_18_03, qualifiers: "e9:prof"}
+
+An image's `setup:` is its last layer: `/etc/profile.d/ups-setup.sh`, and a runtime-config hook
+that computes, from the `.version` and `.table` files of the whole image, the environment
+`setup` gives and makes it the image's Env (the recipe's `env:` overriding it).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import bytes_entry, clean_path
-from ocibuild.recipe.model import SetupSpec
-from ocibuild.report import Reporter, plural
+from ocibuild.oci import RuntimeConfig
+from ocibuild.progress import Reporter, SetupEvent
 from ocibuild.sources.base import LayerPlan, LowerFS, SourceContext, input_key
 from ocibuild.sources.profile import profile_script
+from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.database import Database, host_flavor, wanted
 from ocibuild.ups.environment import Frozen, Request, UpsEnvironment
 from ocibuild.ups.names import colon_qualifiers
@@ -30,19 +35,29 @@ def setup_command(spec: SetupSpec) -> str:
     return " ".join(words)
 
 
-def setup_profile_plan(spec: SetupSpec, ctx: SourceContext) -> LayerPlan:
+def plan(spec: SetupSpec, ctx: SourceContext) -> list[LayerPlan]:
     """`/etc/profile.d/ups-setup.sh`: `source <into>/setup; setup <product> ...` for login
-    shells."""
+    shells; and the environment it gives, frozen into the image's config."""
+    spec = spec if spec.origin else replace(spec, origin=ctx.origin)
     root = "/" + clean_path(spec.into)
     command = setup_command(spec)
     lines = f"if [ -f {root}/setup ]; then\n  . {root}/setup\n  {command}\nfi\n"
     data = profile_script(lines)
-    return LayerPlan(
-        key=input_key("ups-setup-profile", PROFILE_PATH, data.decode()),
-        description=f"setup: /{PROFILE_PATH} ({command})",
-        entries=lambda: [bytes_entry(PROFILE_PATH, data)],
-        created_by=f"ocibuild setup /{PROFILE_PATH}: . {root}/setup; {command}",
-    )
+
+    def runtime_config(runtime: RuntimeConfig, image: LowerFS) -> RuntimeConfig:
+        frozen = frozen_environment(image, spec, ctx.report, runtime.env_dict(), ctx.warned)
+        # the whole environment after setup: what envUnset removed is gone
+        return replace(runtime, env=tuple(f"{k}={v}" for k, v in frozen.env.items()))
+
+    return [
+        LayerPlan(
+            key=input_key("ups-setup-profile", PROFILE_PATH, data.decode()),
+            description=f"setup: /{PROFILE_PATH} ({command})",
+            entries=lambda: [bytes_entry(PROFILE_PATH, data)],
+            created_by=f"ocibuild setup /{PROFILE_PATH}: . {root}/setup; {command}",
+            runtime_config=runtime_config,
+        )
+    ]
 
 
 def frozen_environment(
@@ -77,8 +92,5 @@ def frozen_environment(
     env.source_setup()
     quals = colon_qualifiers(spec.qualifiers)
     env.setup(Request(spec.product, spec.version, quals, via=where))
-    report(
-        "message",
-        message=f"{where}: {setup_command(spec)}: {plural(len(env.active), 'product')} set up",
-    )
+    report(SetupEvent(where, setup_command(spec), len(env.active), len(env.not_frozen)))
     return Frozen(env.env, tuple(env.not_frozen), len(env.active))

@@ -5,14 +5,24 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ocibuild.report import Reporter, human_size, plural, silent
+from ocibuild.progress import (
+    BlobEvent,
+    Event,
+    FetchEvent,
+    ImageEvent,
+    LayerEvent,
+    Message,
+    Reporter,
+    human_size,
+    plural,
+    silent,
+)
 from ocibuild.store import Store
 
 
@@ -108,7 +118,8 @@ class _ToDisplay(logging.Handler):
 
 
 class Display:
-    """Renders report events: rich progress bars per layer / blob / download on a terminal."""
+    """Renders progress events: rich progress bars per layer / blob / download on a terminal,
+    plain lines otherwise."""
 
     def __init__(self, live: bool, verbose: int, console: Any = None) -> None:
         self.live = live
@@ -131,13 +142,24 @@ class Display:
                 root.removeHandler(handler)
             root.addHandler(_ToDisplay(self))
 
-    def __call__(self, event: str, /, **fields: Any) -> None:
+    def __call__(self, event: Event) -> None:
         with self._mutex:
-            handler = getattr(self, f"_on_{event}", None)
-            if handler is not None:
-                handler(**fields)
-            elif "message" in fields:
-                self._status(str(fields["message"]))
+            match event:
+                case Message():
+                    if event.level == "info":
+                        self._status(event.message)
+                    elif event.level != "debug" or self.verbose:
+                        self._line(f"{event.level}: {event.message}")
+                case LayerEvent():
+                    self._on_layer(event)
+                case BlobEvent():
+                    self._on_blob(event)
+                case FetchEvent():
+                    self._on_fetch(event)
+                case ImageEvent():
+                    self._on_image(event)
+                case _:
+                    self._status(event.message)
 
     def _status(self, text: str) -> None:
         """A line about work under way or done: on a terminal, or with -v; never in a pipe,
@@ -160,66 +182,45 @@ class Display:
             self._tasks[key] = task
         self._progress.update(task, completed=done, total=total, status=status)
 
-    def _on_message(self, message: str, level: str = "info", **_: Any) -> None:
-        if level == "info":
-            self._status(message)
-        elif level != "debug" or self.verbose:
-            self._line(f"{level}: {message}")
+    def _on_layer(self, event: LayerEvent) -> None:
+        self._bar("layer:" + event.key, event.description, event.status, event.done, event.total)
+        if not self.live and self.verbose and event.status in ("cached", "built"):
+            size = f", {human_size(event.size)} compressed" if event.size is not None else ""
+            self._line(
+                f"{event.status:>7} {event.description} ({human_size(event.done)} tar{size})"
+            )
 
-    def _on_layer(
-        self,
-        key: str,
-        description: str,
-        status: str,
-        done: int = 0,
-        total: int | None = None,
-        **extra: Any,
-    ) -> None:
-        self._bar("layer:" + key, description, status, done, total)
-        if not self.live and self.verbose and status in ("cached", "built"):
-            size = f", {human_size(extra['size'])} compressed" if "size" in extra else ""
-            self._line(f"{status:>7} {description} ({human_size(done)} tar{size})")
-
-    def _on_blob(
-        self, digest: str, size: int = 0, done: int = 0, status: str = "", **_: Any
-    ) -> None:
-        self._bar("blob:" + digest, digest[:19], status, done, size or None)
+    def _on_blob(self, event: BlobEvent) -> None:
+        self._bar(
+            "blob:" + event.digest, event.digest[:19], event.status, event.done, event.size or None
+        )
         if (
             not self.live
             and self.verbose
-            and status in ("skipped", "mounted", "uploaded", "downloaded")
+            and event.status in ("skipped", "mounted", "uploaded", "downloaded")
         ):
-            self._line(f"{status:>10} {digest} ({human_size(size)})")
+            self._line(f"{event.status:>10} {event.digest} ({human_size(event.size)})")
 
-    def _on_fetch(
-        self,
-        url: str,
-        what: str = "",
-        size: int | None = None,
-        done: int = 0,
-        status: str = "",
-        **_: Any,
-    ) -> None:
-        self._bar("fetch:" + url, what or url.rsplit("/", 1)[-1], status, done, size)
-        if not self.live and self.verbose and status in ("downloaded", "cached"):
-            self._line(f"{status:>10} {what or url}")
+    def _on_fetch(self, event: FetchEvent) -> None:
+        what = event.what or event.url.rsplit("/", 1)[-1]
+        self._bar("fetch:" + event.url, what, event.status, event.done, event.size)
+        if not self.live and self.verbose and event.status in ("downloaded", "cached"):
+            self._line(f"{event.status:>10} {event.what or event.url}")
 
-    def _on_image(self, ref: str, status: str, **extra: Any) -> None:
-        if status == "built":
-            cached = f", {extra.get('cached', 0)} cached" if extra.get("layers") else ""
-            unfrozen = extra.get("not_frozen", 0)
+    def _on_image(self, event: ImageEvent) -> None:
+        if event.status == "built":
+            cached = f", {event.cached} cached" if event.layers else ""
             ups = (
-                f", {plural(unfrozen, 'UPS table line')} not in the Env (see warnings)"
-                if unfrozen
+                f", {plural(event.not_frozen, 'UPS table line')} not in the Env (see warnings)"
+                if event.not_frozen
                 else ""
             )
             self._status(
-                f"built {ref} {extra.get('digest', '')} "
-                f"({plural(extra.get('layers', 0), 'layer')}{cached}{ups}, "
-                f"{extra.get('seconds', 0):.2f}s)"
+                f"built {event.ref} {event.digest} "
+                f"({plural(event.layers, 'layer')}{cached}{ups}, {event.seconds:.2f}s)"
             )
         elif self.verbose:
-            self._line(f"{status} {ref}")
+            self._line(f"{event.status} {event.ref}")
 
     def close(self) -> None:
         if self._progress is not None:
@@ -231,7 +232,3 @@ class Display:
                     root.removeHandler(handler)
             for handler in self._log_handlers:
                 root.addHandler(handler)
-
-
-def elapsed(start: float) -> str:
-    return f"{time.monotonic() - start:.2f}s"

@@ -1,0 +1,21 @@
+"""Recipe -> image graph -> layers (cached, compressed in parallel) -> images in the store.
+
+graph      the images in `from:` order, bases built, found or pulled; `build_recipe`
+image      one image: plan the sources, schedule the layers, config, commit
+scheduler  a layer: a cache hit or written into the store transaction, as a future
+config     the image config and history from the base, the layers and the recipe
+inputs     SOURCE_DATE_EPOCH, the mirror, digests of local files
+"""
+
+from ocibuild.build.graph import PULL_POLICIES, BuildOptions, build_order, build_recipe
+from ocibuild.build.image import BuiltImage
+from ocibuild.build.scheduler import BuiltLayer
+
+__all__ = [
+    "PULL_POLICIES",
+    "BuildOptions",
+    "BuiltImage",
+    "BuiltLayer",
+    "build_order",
+    "build_recipe",
+]

@@ -1,0 +1,248 @@
+"""Recipe -> image graph -> images in the store, dependencies first.
+
+The graph: the images of a recipe in `from:` order (a cycle is an error), images of other
+recipe files (`from: other.yaml#name`) built first, bases found in the store or pulled from
+their registry. Each image is then built by `build_image`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocibuild.build.image import BuiltImage, ImageInputs, build_image
+from ocibuild.build.inputs import ContentDigests, resolve_mirror
+from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
+from ocibuild.fetch import LockFile, default_cache_dir
+from ocibuild.layer.codec import Compression
+from ocibuild.oci.reference import parse_reference
+from ocibuild.progress import ImageEvent, Message, Reporter, silent
+from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
+from ocibuild.store import Store, StoredImage
+
+PULL_POLICIES = ("always", "missing", "never")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    no_cache: bool = False
+    mirror: str | None = None
+    cache_dir: Path | None = None
+    offline: bool = False
+    update_lock: bool = False
+    pull: str = "missing"
+    remote: Any = None  # ocibuild.remote.RemoteOptions, for bases pulled from registries
+    jobs: int = 2
+    compression: str | None = None
+    compression_level: int | None = None
+    images: tuple[str, ...] = ()  # build only these (and what they need); all when empty
+    variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
+
+
+def build_recipe(
+    recipe: Recipe | Path | str,
+    store: Store,
+    options: BuildOptions | None = None,
+    report: Reporter = silent,
+) -> list[BuiltImage]:
+    """Build the recipe's images (dependencies first) into `store`; return them in build order."""
+    options = options or BuildOptions()
+    if options.pull not in PULL_POLICIES:
+        raise ValueError(f"pull policy must be one of {', '.join(PULL_POLICIES)}")
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, options.variables)
+    with store.build_lock():
+        builder = _Builder(store, options, report)
+        built = builder.build(recipe, options.images)
+    store.state.set_last_build([r for image in built for r in image.refs], str(recipe.path))
+    return built
+
+
+class _Builder:
+    def __init__(self, store: Store, options: BuildOptions, report: Reporter) -> None:
+        self.store = store
+        self.options = options
+        self.report = report
+        self.built: dict[str, BuiltImage] = {}  # full ref -> image, across recipe files
+        self.visiting: list[str] = []
+        self.content_digest = ContentDigests()
+        self.cancel = threading.Event()  # set on Ctrl-C or a failed layer: the others stop
+        self.ups_warned: set[str] = set()  # UPS setup warnings given in this build
+
+    def build(self, recipe: Recipe, only: tuple[str, ...] = ()) -> list[BuiltImage]:
+        order = build_order(recipe, only)
+        inputs = ImageInputs(
+            recipe=recipe,
+            lock=LockFile.for_recipe(recipe.path),
+            mirror=resolve_mirror(recipe, self.options.mirror),
+            cache_dir=self.options.cache_dir or default_cache_dir(),
+            offline=self.options.offline,
+            update_lock=self.options.update_lock,
+            content_digest=self.content_digest,
+            report=self.report,
+            variables=self.options.variables,
+            cancel=self.cancel,
+            warned=self.ups_warned,
+        )
+        out = []
+        for image in order:
+            out.append(self.image(inputs, image))
+        inputs.lock.save()
+        return out
+
+    def image(self, inputs: ImageInputs, image: ImageSpec) -> BuiltImage:
+        recipe = inputs.recipe
+        refs = image_refs(image)
+        if refs[0] in self.built:
+            return self.built[refs[0]]
+        self.report(ImageEvent(refs[0], "building"))
+        started = time.monotonic()
+        base = self.base(recipe, image)
+        result = build_image(
+            self.store,
+            inputs,
+            image,
+            refs,
+            base,
+            self.compression(recipe, image),
+            self.options.jobs,
+            use_cache=not self.options.no_cache,
+        )
+        self.built[refs[0]] = result
+        cached = sum(1 for layer in result.layers if layer.cached)
+        self.report(
+            ImageEvent(
+                refs[0],
+                "built",
+                result.descriptor.digest,
+                len(result.layers),
+                cached,
+                time.monotonic() - started,
+                result.not_frozen,
+            )
+        )
+        return result
+
+    def compression(self, recipe: Recipe, image: ImageSpec) -> Compression:
+        """The command line's, else the image's, else the recipe's; a level that does not fit
+        the compression chosen names where it was given."""
+        options = self.options
+        algorithm = options.compression or image.compression or recipe.compression
+        given = [
+            (options.compression_level, "--level"),
+            (image.compression_level, f"{image.origin or recipe.path}: compression_level"),
+            (recipe.compression_level, f"{recipe.path}: compression_level"),
+        ]
+        level, where = next(((lv, w) for lv, w in given if lv is not None), (None, ""))
+        try:
+            return Compression(algorithm, level)
+        except ValueError as e:
+            raise RecipeError(f"{where}: {e}") from None
+
+    def base(self, recipe: Recipe, image: ImageSpec) -> StoredImage | None:
+        """The image `image` is built on (None: scratch), built or pulled if need be."""
+        source = image.from_
+        if source == SCRATCH:
+            return None
+        file_part, hash_sign, name = source.partition("#")
+        if hash_sign:
+            other_path = (recipe.path.parent / file_part).resolve()
+            if str(other_path) in self.visiting:
+                raise RecipeError(
+                    f"from: {source}: recipe files refer to each other in a cycle", image.origin
+                )
+            other = load_recipe(other_path, self.options.variables)
+            target = other.image(name) or _find(other, name)
+            if target is None:
+                names = ", ".join(i.name for i in other.images)
+                raise RecipeError(
+                    f"from: {source}: {other_path.name} has no image {name!r} (it has: {names})",
+                    image.origin,
+                )
+            self.visiting.append(str(recipe.path))
+            try:
+                self.build(other, (target.name,))
+            finally:
+                self.visiting.pop()
+            return self.stored_base(image_refs(target)[0])
+        in_file = _find(recipe, source)
+        if in_file is not None:
+            return self.stored_base(image_refs(in_file)[0])
+        return self.registry_base(source, image.origin)
+
+    def stored_base(self, ref: str) -> StoredImage:
+        return self.store.image(ref)
+
+    def registry_base(self, ref: str, origin: Origin | None) -> StoredImage:
+        full = str(parse_reference(ref))
+        have = full in self.store.refs() or _is_pinned_and_present(self.store, full)
+        if self.options.pull == "never" or (have and self.options.pull == "missing"):
+            try:
+                return self.stored_base(full)
+            except NotFoundError:
+                raise StoreError(
+                    f"{origin}: base image {ref} is not in the store "
+                    f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)"
+                ) from None
+        from ocibuild.remote import RemoteOptions, pull_image
+
+        self.report(Message(f"pulling base image {full}"))
+        pull_image(self.store, full, self.options.remote or RemoteOptions(), self.report)
+        return self.stored_base(full)
+
+
+def _find(recipe: Recipe, name: str) -> ImageSpec | None:
+    try:
+        full = str(parse_reference(name))
+    except ValueError:
+        full = name
+    for image in recipe.images:
+        if full in image_refs(image) or name == image.name:
+            return image
+    return None
+
+
+def _is_pinned_and_present(store: Store, ref: str) -> bool:
+    reference = parse_reference(ref)
+    return reference.digest is not None and store.has_blob(reference.digest)
+
+
+def build_order(recipe: Recipe, only: tuple[str, ...] = ()) -> list[ImageSpec]:
+    """Images of the recipe, each after the image of the same file it is built `from:`;
+    a cycle is an error naming the images in it."""
+    order: list[ImageSpec] = []
+    state: dict[int, str] = {}
+
+    def visit(image: ImageSpec, chain: list[str]) -> None:
+        mark = state.get(id(image))
+        if mark == "done":
+            return
+        if mark == "visiting":
+            cycle = " -> ".join([*chain[chain.index(image.name) :], image.name])
+            raise RecipeError(f"images are built from each other in a cycle: {cycle}", image.origin)
+        state[id(image)] = "visiting"
+        dep = (
+            _find(recipe, image.from_)
+            if image.from_ != SCRATCH and "#" not in image.from_
+            else None
+        )
+        if dep is not None:
+            visit(dep, [*chain, image.name])
+        state[id(image)] = "done"
+        order.append(image)
+
+    targets = recipe.images
+    if only:
+        targets = []
+        for name in only:
+            image = _find(recipe, name)
+            if image is None:
+                raise RecipeError(f"{recipe.path}: no image {name!r} in this recipe")
+            targets.append(image)
+    for image in targets:
+        visit(image, [])
+    return order

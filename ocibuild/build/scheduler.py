@@ -1,0 +1,102 @@
+"""The layers of one image, each a future of one `Layer`: a hit of the layer cache, or written
+(in a thread pool: compressors release the GIL) into the image's store transaction."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ocibuild.errors import Cancelled
+from ocibuild.layer.blob import Layer
+from ocibuild.layer.codec import Compression
+from ocibuild.layer.writer import write_layer
+from ocibuild.oci import Descriptor
+from ocibuild.progress import LayerEvent, Reporter
+from ocibuild.sources.base import LayerPlan, input_key
+from ocibuild.store.state import State
+from ocibuild.store.transaction import Transaction
+
+PROGRESS_INTERVAL = 0.1  # seconds between progress reports of a layer being written
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    """A layer of a built image: the blob, what made it, and whether the cache had it."""
+
+    layer: Layer
+    key: str  # the layer cache's key: the plan's inputs, compression and timestamp
+    description: str
+    cached: bool
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return self.layer.descriptor
+
+
+class LayerScheduler:
+    def __init__(
+        self,
+        tx: Transaction,
+        state: State,
+        pool: ThreadPoolExecutor,
+        compression: Compression,
+        mtime: int,
+        report: Reporter,
+        use_cache: bool = True,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.tx, self.state, self.pool = tx, state, pool
+        self.compression, self.mtime, self.report = compression, mtime, report
+        self.use_cache = use_cache
+        self.cancel = cancel or threading.Event()
+
+    def schedule(self, plan: LayerPlan) -> Future[BuiltLayer]:
+        key = input_key(plan.key, str(self.compression), self.mtime)
+        if self.use_cache:
+            hit = self.state.cached_layer(key)
+            if hit and self.tx.has_blob(hit.digest):
+                done: Future[BuiltLayer] = Future()
+                done.set_result(self._finished(key, plan, hit, cached=True))
+                return done
+        return self.pool.submit(self._write, key, plan)
+
+    def _write(self, key: str, plan: LayerPlan) -> BuiltLayer:
+        if self.cancel.is_set():
+            raise Cancelled("layer not started")
+
+        def progress(done: int) -> None:
+            self.report(LayerEvent(key, plan.description, "building", done, plan.size_hint))
+
+        progress(0)
+        started = time.monotonic()
+        shown = [started]
+
+        def throttled(done: int) -> None:
+            now = time.monotonic()
+            if now - shown[0] >= PROGRESS_INTERVAL:
+                shown[0] = now
+                progress(done)
+
+        layer = self.tx.write_layer(
+            lambda sink: write_layer(
+                plan.entries(), sink, self.compression, self.mtime, throttled, self.cancel
+            )
+        )
+        return self._finished(key, plan, layer, cached=False, seconds=time.monotonic() - started)
+
+    def _finished(
+        self, key: str, plan: LayerPlan, layer: Layer, *, cached: bool, seconds: float = 0.0
+    ) -> BuiltLayer:
+        status = "cached" if cached else "built"
+        done = layer.tar_size
+        if cached:
+            self.report(LayerEvent(key, plan.description, status, done, done))
+        else:
+            self.report(
+                LayerEvent(
+                    key, plan.description, status, done, done, layer.size, layer.digest, seconds
+                )
+            )
+        return BuiltLayer(layer, key, plan.description, cached)

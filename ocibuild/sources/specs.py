@@ -1,0 +1,207 @@
+"""What each layer source's entry in a recipe looks like: the spec types the recipe decoder
+fills (unknown keys refused, values checked here, where they are read), kept apart from the
+sources' implementations so that reading a recipe loads none of them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ocibuild.errors import Origin, UnsafePathError
+from ocibuild.layer.entry import clean_path
+from ocibuild.progress import plural
+from ocibuild.ups.layering import check_layering
+from ocibuild.ups.names import check_version, flavor_for_os, parse_bundle_spec
+
+
+def nonempty(values: list[Any]) -> list[Any]:
+    """Recipe check of the `repos:` and `packages:` lists."""
+    if not values:
+        raise ValueError("must not be empty")
+    return values
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def parse_mode(value: str | int) -> int:
+    if isinstance(value, int):
+        mode = value
+    else:
+        try:
+            mode = int(value, 8)
+        except ValueError:
+            raise ValueError(f'{value!r} is not an octal number like "0644"') from None
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"mode {oct(mode)} is out of range")
+    return mode
+
+
+def parse_owner(value: str | int) -> tuple[int, int]:
+    text = str(value)
+    uid, _, gid = text.partition(":")
+    try:
+        return int(uid), int(gid or uid)
+    except ValueError:
+        raise ValueError(f'{text!r} must be numeric, like "1000:1000"') from None
+
+
+@dataclass(frozen=True)
+class FileItem:
+    dest: str
+    src: str | None = None
+    content: str | None = field(default=None, metadata={"verbatim": True})
+    mode: str | int | None = field(
+        default=None, metadata={"check": lambda v: None if v is None else parse_mode(v)}
+    )
+    owner: str | int | None = field(
+        default=None, metadata={"check": lambda v: None if v is None else parse_owner(v)}
+    )
+    exclude: list[str] = field(default_factory=list)
+    preserve_modes: bool = False
+    hint: str | None = None  # what to do when src does not exist (a build step, a download)
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        if (self.src is None) == (self.content is None):
+            raise ValueError("give exactly one of 'src' or 'content'")
+
+
+# -- profile --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    lines: str
+    name: str = ""
+
+
+# -- ups ------------------------------------------------------------------------------------
+
+
+def _check_bundle(value: str | None) -> str | None:
+    if value is not None:
+        parse_bundle_spec(value)
+    return value
+
+
+def _check_os(value: str) -> str:
+    flavor_for_os(value)
+    return value
+
+
+def _check_products(value: list[list[str]]) -> list[list[str]]:
+    for item in value:
+        if not 2 <= len(item) <= 4:
+            raise ValueError(
+                f"{item!r}: each product is [name, version, qualifiers] (and optionally the "
+                "tarball file name)"
+            )
+        check_version(item[1])
+    return value
+
+
+@dataclass(frozen=True)
+class UpsSpec:
+    os: str = field(metadata={"check": _check_os})
+    bundle: str | None = field(default=None, metadata={"check": _check_bundle})
+    qualifiers: str = ""
+    build: str = ""
+    products: list[list[str]] = field(default_factory=list, metadata={"check": _check_products})
+    into: str = "/products"
+    layering: str = field(default="auto", metadata={"check": check_layering})
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        if (self.bundle is None) == (not self.products):
+            raise ValueError("give exactly one of 'bundle' or 'products'")
+        if self.products and (self.qualifiers or self.build):
+            raise ValueError("'qualifiers' and 'build' go with 'bundle'; give each product's own")
+        try:
+            clean_path(self.into, "into")
+        except UnsafePathError as e:
+            raise ValueError(str(e)) from None
+
+    @property
+    def what(self) -> str:
+        if self.bundle:
+            words = [self.bundle, self.os, self.qualifiers, self.build]
+            return " ".join(w for w in words if w)
+        return f"{plural(len(self.products), 'product')} ({self.os})"
+
+
+# -- setup ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetupSpec:
+    product: str
+    version: str = ""
+    qualifiers: str = ""
+    into: str = "/products"
+    missing: Literal["refuse", "warn"] = "refuse"  # a required product UPS cannot find
+    origin: Origin | None = None
+
+
+# -- rpm ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RpmSpec:
+    repos: list[str] = field(metadata={"check": nonempty, "verbatim": True})
+    packages: list[str] = field(metadata={"check": nonempty})
+    exclude: list[str] = field(default_factory=list)
+    arch: str = "x86_64"
+    origin: Origin | None = None
+
+
+# -- deb ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DebRepo:
+    url: str = field(metadata={"verbatim": True})  # expanded by plan(): a mirror
+    suite: str = field(metadata={"verbatim": True})
+    components: list[str] = field(default_factory=lambda: ["main"])
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
+class DebSpec:
+    repos: list[DebRepo] = field(metadata={"check": nonempty})
+    packages: list[str] = field(metadata={"check": nonempty})
+    exclude: list[str] = field(default_factory=list)
+    arch: str = "amd64"
+    origin: Origin | None = None
+
+
+# -- user -----------------------------------------------------------------------------------
+
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+MAX_ID = 2**31 - 2
+
+
+def _user_name(value: str) -> str:
+    if not USER_NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid user name (lower case, digits, _ and -)")
+    return value
+
+
+def _id(value: int | None) -> int | None:
+    if value is not None and not 0 < value <= MAX_ID:
+        raise ValueError(f"{value} is not a non-root id (1..{MAX_ID})")
+    return value
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str = field(metadata={"check": _user_name})
+    uid: int = field(default=1000, metadata={"check": _id})
+    gid: int | None = field(default=None, metadata={"check": _id})
+    home: str | None = None
+    shell: str = "/bin/sh"
+    groups: list[str] = field(default_factory=list)
+    gecos: str = ""
+    set_user: bool = True
+    origin: Origin | None = None

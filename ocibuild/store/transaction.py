@@ -1,0 +1,103 @@
+"""One image's writes to the store, all or nothing.
+
+Layer blobs are staged under temporary names: readable through the transaction (the layers
+above read them as their lower filesystem), absent from the layout. `commit` gives them their
+digests' names, remembers them in the layer cache, writes the config and manifest and tags the
+image; a transaction left without a commit deletes what it staged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from ocibuild.layer.blob import Layer
+from ocibuild.oci import Descriptor, ImageConfig, Manifest, MediaType
+from ocibuild.store.layout import Store, StoredImage
+
+
+class Transaction:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._staged: dict[str, Path] = {}
+        self._mutex = threading.Lock()
+
+    def write_layer(self, write: Callable[[BinaryIO], Layer]) -> Layer:
+        """Stage the layer blob that `write` writes into the file it is given."""
+        layers: list[Layer] = []
+
+        def written(f: BinaryIO) -> str:
+            layers.append(write(f))
+            return layers[0].digest
+
+        self.stage(written)
+        return layers[0]
+
+    def stage(self, write: Callable[[BinaryIO], str]) -> str:
+        """Stage the blob that `write` writes into the file it is given; `write` returns its
+        digest (computed as it wrote)."""
+        with self.store.pending_blob() as pending:
+            digest = write(pending.file)
+            tmp = pending.keep()
+        with self._mutex:
+            if digest in self._staged or self.store.has_blob(digest):
+                tmp.unlink(missing_ok=True)
+            else:
+                self._staged[digest] = tmp
+        return digest
+
+    def stage_bytes(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+        def write(out: BinaryIO) -> str:
+            out.write(data)
+            return digest
+
+        return self.stage(write)
+
+    def has_blob(self, digest: str) -> bool:
+        return digest in self._staged or self.store.has_blob(digest)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        staged = self._staged.get(digest)
+        return open(staged, "rb") if staged else self.store.open_blob(digest)
+
+    def read_blob(self, digest: str) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def publish(self) -> None:
+        """Give the staged blobs their digests' names."""
+        with self._mutex:
+            for digest, tmp in self._staged.items():
+                os.replace(tmp, self.store.blob_path(digest))
+            self._staged.clear()
+
+    def commit(
+        self,
+        refs: Sequence[str],
+        config: ImageConfig,
+        layers: Sequence[Descriptor],
+        cache: Sequence[tuple[str, Layer]] = (),
+        annotations: dict[str, str] | None = None,
+    ) -> StoredImage:
+        """Publish the staged blobs, remember the `cache` entries (input key -> layer), write
+        the image's config and manifest and point every one of `refs` at it."""
+        self.publish()
+        for key, layer in cache:
+            self.store.state.remember_layer(key, layer)
+        config_desc = self.store.put_json(MediaType.OCI_CONFIG, config.to_bytes())
+        manifest = Manifest(config=config_desc, layers=tuple(layers), annotations=annotations or {})
+        descriptor = self.store.put_json(MediaType.OCI_MANIFEST, manifest.to_bytes())
+        self.store.tag(refs, descriptor)
+        return StoredImage(refs[0], descriptor, manifest, config)
+
+    def discard(self) -> None:
+        with self._mutex:
+            for tmp in self._staged.values():
+                tmp.unlink(missing_ok=True)
+            self._staged.clear()

@@ -1,0 +1,1 @@
+"""Support for tests and benchmarks, not shipped in the package."""
