@@ -1,23 +1,9 @@
-"""Entries -> deterministic tar -> compressed, hashed blob, in one streaming pass."""
+"""Entries -> deterministic tar -> compressed, hashed blob, in one streaming pass.
 
-from ocibuild.layer.entry import (
-    Entry,
-    Kind,
-    bytes_entry,
-    check_relative,
-    check_symlink,
-    clean_path,
-    dir_entry,
-    whiteout_entry,
-)
-
-__all__ = [
-    "Entry",
-    "Kind",
-    "bytes_entry",
-    "check_relative",
-    "check_symlink",
-    "clean_path",
-    "dir_entry",
-    "whiteout_entry",
-]
+    entry      what a layer holds: files, directories, links, whiteouts (`Entry`)
+    tarstream  entries -> a deterministic PAX tar stream
+    codec      gzip (ISA-L), zstd or none, on every core
+    writer     tar -> compressed blob, hashed as it streams (diff_id and digest)
+    blob       the `Layer` a writer produced
+    reader     layers read back
+"""

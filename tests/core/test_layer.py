@@ -11,8 +11,8 @@ import pytest
 import zstandard
 
 from ocibuild.errors import LayerError, UnsafePathError
-from ocibuild.layer import Entry, Kind, bytes_entry, clean_path, dir_entry, whiteout_entry
 from ocibuild.layer.codec import Compression
+from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path, dir_entry, whiteout_entry
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.layer.writer import write_layer
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ocibuild.layer import Entry, Kind, bytes_entry, whiteout_entry
 from ocibuild.layer.codec import Compression
+from ocibuild.layer.entry import Entry, Kind, bytes_entry, whiteout_entry
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor

@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ocibuild.cli.display import Display
+from ocibuild.progress import LayerEvent
 from tests.terminal import run_on_terminal, screen
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,10 +55,10 @@ def test_bars_have_a_rate_and_an_eta_from_the_first_update() -> None:
     console = Console(file=io.StringIO(), force_terminal=True, width=120)
     display = Display(live=True, verbose=0, console=console)
     progress = display._progress
-    display("layer", key="k", description="files: big", status="building", done=0, total=10**8)
+    display(LayerEvent("k", "files: big", "building", 0, 10**8))
     time.sleep(0.05)
-    display("layer", key="k", description="files: big", status="building", done=10**7, total=10**8)
-    display("layer", key="c", description="files: old", status="cached", done=10, total=10)
+    display(LayerEvent("k", "files: big", "building", 10**7, 10**8))
+    display(LayerEvent("c", "files: old", "cached", 10, 10))
     display.close()
     plain = Console(file=io.StringIO(), width=120, color_system=None)
     with plain.capture() as captured:

@@ -142,7 +142,7 @@ def test_push_file_takes_the_same_variables(
         ]
     )
     assert code == 1
-    assert "example.org/hep/art:9: no such image" in capsys.readouterr().err
+    assert "no such image example.org/hep/art:9" in capsys.readouterr().err
 
 
 def test_an_unquoted_variable_in_a_flow_mapping_gets_a_hint(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.layer import Entry, Kind, bytes_entry
+from ocibuild.layer.entry import Entry, Kind, bytes_entry
 from ocibuild.store import Store
 from tests.hpc.conftest import (
     ENV,

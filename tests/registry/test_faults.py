@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ocibuild.errors import DigestMismatchError, RegistryError
-from ocibuild.layer import Entry
+from ocibuild.layer.entry import Entry
 from ocibuild.oci import Descriptor
 from ocibuild.progress import RetryEvent
 from ocibuild.remote import PushResult, pull_image, push_image
