@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ocibuild.report import Reporter, human_size, silent
+from ocibuild.secrets import redact
 from ocibuild.store import Store
 
 
@@ -84,6 +85,7 @@ class Display:
                 self._line(str(fields["message"]))
 
     def _line(self, text: str) -> None:
+        text = redact(text)
         if self._progress is not None:
             self._progress.console.print(text, highlight=False, markup=False)
         else:

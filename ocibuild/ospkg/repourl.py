@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -34,3 +34,11 @@ def expand(text: str, environ: Mapping[str, str] | None = None) -> str:
 def canonical(text: str) -> str:
     """`text` with every variable at its default (unset ones kept as written)."""
     return _VARIABLE.sub(lambda m: m[2] if m[2] is not None else m[0], text)
+
+
+def mirror_hint(urls: Iterable[str]) -> str:
+    """How to point the repository URLs `urls` (as the recipe writes them) at a mirror."""
+    names = sorted({m[1] for url in urls for m in _VARIABLE.finditer(url)})
+    if not names:
+        return "the repository URLs are the recipe's repos:"
+    return "to use a mirror, set " + " or ".join(f"${name}" for name in names)

@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 
 import requests
 
-from ocibuild.errors import DigestMismatchError, RegistryError
+from ocibuild.errors import DigestMismatchError, RegistryError, TransientError
+from ocibuild.net.session import root_cause
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType, Platform, sha256_digest
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.mediatypes import INDEXES, MANIFESTS, to_docker, to_oci
-from ocibuild.remote.retry import TransientError
-from ocibuild.remote.transport import RegistryClient, describe
+from ocibuild.remote.transport import RegistryClient
 
 MAX_MANIFEST_SIZE = 4 << 20
 ACCEPT = ", ".join(
@@ -73,7 +73,9 @@ def get_manifest(
                             f"{where}: manifest larger than {MAX_MANIFEST_SIZE} bytes"
                         )
             except requests.RequestException as e:
-                raise TransientError(f"{where}: transfer broken ({describe(e)})") from None
+                raise TransientError(
+                    f"transfer broken ({root_cause(e)})", origin=where, cause="broken"
+                ) from None
             announced = response.headers.get("Docker-Content-Digest", "")
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         digest = sha256_digest(bytes(data))

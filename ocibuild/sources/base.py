@@ -14,11 +14,14 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocibuild.errors import Origin
 from ocibuild.layer.entry import Entry
 from ocibuild.report import Reporter, silent
+
+if TYPE_CHECKING:
+    from ocibuild.fetch import Fetcher
 
 
 class LowerFS(Protocol):
@@ -59,6 +62,26 @@ class SourceContext:
     @property
     def recipe_dir(self) -> Path:
         return self.recipe_file.parent
+
+
+def fetcher_for(
+    ctx: SourceContext, origin: Origin | None = None, hint: str = "", mirror: str | None = None
+) -> Fetcher:
+    """The downloader of a source: its failures name the recipe line (`origin`, else the
+    context's) and, when the server cannot be reached, `hint` (how to use another mirror).
+    Downloads below `mirror` are pinned relative to it."""
+    from ocibuild.fetch import Fetcher
+
+    return Fetcher(
+        ctx.cache_dir,
+        lock=ctx.lock,
+        offline=ctx.offline,
+        update_lock=ctx.update_lock,
+        report=ctx.report,
+        mirror=mirror,
+        origin=origin or ctx.origin,
+        hint=hint,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocibuild.errors import Origin, SourceError
+from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.record import PackageRecord
 from ocibuild.ospkg.repomd import RpmPackage, parse_primary, parse_repomd
-from ocibuild.ospkg.repourl import canonical, expand
+from ocibuild.ospkg.repourl import canonical, expand, mirror_hint
 from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
@@ -29,7 +30,6 @@ from ocibuild.ospkg.sourcing import (
     Download,
     base_record,
     download_packages,
-    fetcher_for,
     locked_resolution,
     lower_files,
     nonempty,
@@ -38,7 +38,7 @@ from ocibuild.ospkg.sourcing import (
     report_skipped,
     resolve_requested,
 )
-from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
+from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, fetcher_for, input_key
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
     )
 
     def entries() -> Iterator[Entry]:
-        return _entries(packages, urls, lower, record, ctx)
+        return _entries(packages, urls, lower, record, ctx, mirror_hint(spec.repos))
 
     return [package_layer("rpm", spec.packages, packages, lower, entries)]
 
@@ -129,16 +129,16 @@ def _resolve(
 ) -> list[Resolved]:
     available: list[RpmPackage] = []
     repo_of: dict[str, str] = {}
+    fetcher = fetcher_for(ctx, origin, mirror_hint(spec.repos))
     for repo, url in urls.items():
-        available += _repository(url, ctx)
+        available += _repository(url, fetcher)
         repo_of[url] = repo
     resolver = RpmResolver(available, spec.arch, spec.exclude, installed)
     chosen = resolve_requested(ctx, "rpm", resolver.resolve, spec.packages, origin)
     return [Resolved.of(p, repo_of[p.repo]) for p in chosen]
 
 
-def _repository(url: str, ctx: SourceContext) -> list[RpmPackage]:
-    fetcher = fetcher_for(ctx)
+def _repository(url: str, fetcher: Fetcher) -> list[RpmPackage]:
     repomd_url = f"{url}/repodata/repomd.xml"
     repomd = fetcher.fetch_fresh(repomd_url, "repository index")
     files = parse_repomd(repomd.path.read_bytes(), repomd_url)
@@ -159,6 +159,7 @@ def _entries(
     lower: dict[str, bytes],
     record: list[PackageRecord],
     ctx: SourceContext,
+    hint: str,
 ) -> Iterator[Entry]:
     downloads = [
         Download(
@@ -169,7 +170,7 @@ def _entries(
         )
         for p in packages
     ]
-    fetched = download_packages(ctx, downloads)
+    fetched = download_packages(ctx, downloads, hint)
     rpms = [
         read_rpm(Path(f.path), f"rpm {p.nevra} ({f.url})")
         for p, f in zip(packages, fetched, strict=True)
