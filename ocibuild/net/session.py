@@ -31,6 +31,7 @@ from ocibuild.net.retry import parse_retry_after, retryable_status
 from ocibuild.net.tls import HostTLS
 
 USER_AGENT = f"ocibuild/{__version__}"
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def new_session(connections: int = 4) -> requests.Session:
@@ -107,7 +108,10 @@ def failure(
 ) -> NetworkError:
     """The NetworkError for a request (`METHOD URL`) that failed with `e`."""
     chain = list(causes(e))
-    host = urlsplit(where.split(" ", 1)[-1]).netloc
+    url = urlsplit(where.split(" ", 1)[-1])
+    host = url.netloc
+    if url.port is None and url.scheme in DEFAULT_PORTS:
+        host = f"{host}:{DEFAULT_PORTS[url.scheme]}"
 
     def found(*kinds: type[BaseException]) -> BaseException | None:
         return next((c for c in chain if isinstance(c, kinds)), None)
@@ -120,7 +124,7 @@ def failure(
             f"{where}: TLS handshake failed ({root_cause(e)}); does {host} speak TLS?", cause="tls"
         )
     if found(urllib3.exceptions.NameResolutionError, socket.gaierror):
-        name = urlsplit(where.split(" ", 1)[-1]).hostname
+        name = url.hostname
         return NetworkError(
             f"{where}: the host name {name} could not be resolved (DNS)", cause="dns"
         )

@@ -125,10 +125,13 @@ class RegistryClient:
         except NetworkError as e:
             if not self._may_fall_back(e):
                 raise self._unreachable(e) from None
+            over_https = e
             log.debug("%s: %s; trying plain HTTP", self.host, e)
         try:
             base = self._ping_at(f"http://{self.host}", probe=False)
         except NetworkError as e:
+            if over_https.cause != "tls":  # else the HTTPS failure says nothing new
+                e.message += f"; {over_https.message}"
             raise self._unreachable(e) from None
         log.info("%s: using plain HTTP", self.registry)
         return base
