@@ -185,8 +185,9 @@ class _Builder:
                 return self.stored_base(full)
             except NotFoundError:
                 raise StoreError(
-                    f"{origin}: base image {ref} is not in the store "
-                    f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)"
+                    f"base image {ref} is not in the store "
+                    f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)",
+                    origin,
                 ) from None
         from ocibuild.remote import RemoteOptions, pull_image
 

@@ -68,7 +68,7 @@ def _lock_entries(ctx: SourceContext, pinned: Any, kind: type) -> list[dict[str,
         isinstance(p, dict) and set(p) == names for p in pinned
     ):
         where = ctx.lock.path if ctx.lock is not None else "the lock file"
-        raise LockError(f"{where}: malformed package resolution; rebuild with --update-lock")
+        raise LockError("malformed package resolution; rebuild with --update-lock", where)
     return pinned
 
 
@@ -83,7 +83,7 @@ def resolve_requested(
     try:
         chosen = resolve(requested)
     except SourceError as e:
-        raise SourceError(f"{origin}: {kind}: {e}") from None
+        raise SourceError(f"{kind}: {e}", origin) from None
     ctx.report(
         "message", message=f"{kind}: {len(chosen)} packages to install for {', '.join(requested)}"
     )

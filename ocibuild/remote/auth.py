@@ -169,7 +169,7 @@ class Authenticator:
                 headers=headers,
             )
         except NetworkError as e:
-            raise RegistryError(f"{where}: {e}") from None
+            raise RegistryError(str(e), where) from None
         if response.status_code in (401, 403):
             who = f"user {creds.username!r}" if creds else "anonymous access"
             raise AuthError(

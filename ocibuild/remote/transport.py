@@ -275,12 +275,12 @@ class RegistryClient:
                 hint = f"; the credentials of {creds.username!r} do not grant {' '.join(scopes)}"
             else:
                 hint = f"; the registry refused the credentials for {self.registry}"
-            return AuthError(f"{where}: HTTP 401{summary}{hint}")
+            return AuthError(f"HTTP 401{summary}{hint}", where)
         if status == 403:
             return AuthError(
-                f"{where}: HTTP 403{summary} (access denied to {' '.join(scopes) or self.registry})"
+                f"HTTP 403{summary} (access denied to {' '.join(scopes) or self.registry})", where
             )
-        return RegistryError(f"{where}: HTTP {status}{summary}")
+        return RegistryError(f"HTTP {status}{summary}", where)
 
     def _note_ratelimit(self, response: requests.Response) -> None:
         remaining = _ratelimit(response.headers.get("ratelimit-remaining"))

@@ -122,7 +122,7 @@ def plan(spec: DebSpec, ctx: SourceContext) -> list[LayerPlan]:
                 )
             )
         except ValueError as e:
-            raise SourceError(f"{repo.origin or origin}: {e}") from None
+            raise SourceError(str(e), repo.origin or origin) from None
     lower = lower_files(ctx, [STATUS_PATH])
     record = base_record(lower)
     base_status = parse_status(lower.get(STATUS_PATH, b"").decode("utf-8", "replace"))

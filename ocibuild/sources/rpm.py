@@ -88,7 +88,7 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
     try:
         urls = {canonical(u).rstrip("/"): expand(u).rstrip("/") for u in spec.repos}
     except ValueError as e:
-        raise SourceError(f"{origin}: {e}") from None
+        raise SourceError(str(e), origin) from None
     lower = lower_files(ctx, (*ACCOUNT_FILES, *RPMDB_FILES))
     # the layer's content does not depend on the database, only the resolution (on its NEVRAs)
     rpmdb = read_rpmdb({p: lower.pop(p) for p in RPMDB_FILES if p in lower})

@@ -108,7 +108,7 @@ class UpsEnvironment:
 
     def setup(self, request: Request, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
-            raise SourceError(f"{request.via}: setup of {request}: dependencies nest too deep")
+            raise SourceError(f"setup of {request}: dependencies nest too deep", request.via)
         if request.product in self.active:
             version, quals = self.active[request.product]
             wanted = request.version or version
@@ -123,7 +123,7 @@ class UpsEnvironment:
             if request.optional:
                 self.report("message", message=f"{request.via}: optional {request} not found")
                 return
-            raise SourceError(f"{request.via}: setup {request}: {self._not_found(request)}")
+            raise SourceError(f"setup {request}: {self._not_found(request)}", request.via)
         instance, requested_quals = found
         table = self.db.table(instance)
         table_instance = None
@@ -222,13 +222,13 @@ class UpsEnvironment:
                 continue
             if command.name == "else":
                 if not branches:
-                    raise SourceError(f"{where}: else() without if()")
+                    raise SourceError("else() without if()", where)
                 taking, outer = branches[-1]
                 branches[-1] = (outer and not taking, outer)
                 continue
             if command.name == "endif":
                 if not branches:
-                    raise SourceError(f"{where}: endif() without if()")
+                    raise SourceError("endif() without if()", where)
                 branches.pop()
                 continue
             if not active:
@@ -258,10 +258,10 @@ class UpsEnvironment:
             commands = scope.table.actions.get(action) if scope.table else None
             if commands is None:
                 if name == "exeactionrequired":
-                    raise SourceError(f"{where}: {command.text}: no action {action!r}")
+                    raise SourceError(f"{command.text}: no action {action!r}", where)
                 return
             if depth > MAX_DEPTH:
-                raise SourceError(f"{where}: actions call each other too deep")
+                raise SourceError("actions call each other too deep", where)
             self._run(commands, scope, request, depth + 1)
         elif name in _NOT_FROZEN:
             self._warn(f"{where}: {command.text}: skipped ({_NOT_FROZEN[name]})")
@@ -359,7 +359,7 @@ def _env_set_if_not_set(env: UpsEnvironment, scope: _Scope, args: list[str], whe
 
 def _env_unset(env: UpsEnvironment, scope: _Scope, args: list[str], where: str) -> None:
     if not args or not args[0]:
-        raise SourceError(f"{where}: envUnset needs a variable name")
+        raise SourceError("envUnset needs a variable name", where)
     env.env.pop(args[0], None)
 
 
@@ -399,7 +399,7 @@ _HANDLERS: dict[str, Handler] = {
 
 def _two(args: list[str], where: str) -> tuple[str, str]:
     if len(args) < 2 or not args[0]:
-        raise SourceError(f"{where}: expected (VARIABLE, value), got ({', '.join(args)})")
+        raise SourceError(f"expected (VARIABLE, value), got ({', '.join(args)})", where)
     return args[0], args[1]
 
 
@@ -408,7 +408,7 @@ def _parse_request(text: str, optional: bool, where: str) -> Request:
     try:
         words = shlex.split(text)
     except ValueError as e:
-        raise SourceError(f"{where}: cannot read setup arguments {text!r}: {e}") from None
+        raise SourceError(f"cannot read setup arguments {text!r}: {e}", where) from None
     positional: list[str] = []
     options: dict[str, str] = {}
     chain = "current"
@@ -419,7 +419,7 @@ def _parse_request(text: str, optional: bool, where: str) -> Request:
         word = words[i]
         if word in ("-q", "-f", "-z", "-g", "-H", "-m", "-M", "-O"):
             if i + 1 >= len(words):
-                raise SourceError(f"{where}: option {word} without a value in {text!r}")
+                raise SourceError(f"option {word} without a value in {text!r}", where)
             options[word] = words[i + 1]
             i += 2
             continue
@@ -433,7 +433,7 @@ def _parse_request(text: str, optional: bool, where: str) -> Request:
             positional.append(word)
         i += 1
     if not positional:
-        raise SourceError(f"{where}: setup without a product name: {text!r}")
+        raise SourceError(f"setup without a product name: {text!r}", where)
     return Request(
         product=positional[0],
         version=positional[1] if len(positional) > 1 else "",
