@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,10 +59,6 @@ def concurrency_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def remote_options(insecure: bool, ca_cert: Path | None, **settings: Any) -> RemoteOptions:
-    if insecure:
-        from urllib3.exceptions import InsecureRequestWarning
-
-        warnings.simplefilter("ignore", InsecureRequestWarning)
     try:
         return RemoteOptions(insecure=insecure, ca_cert=ca_cert, **settings)
     except ValueError as e:

@@ -18,8 +18,11 @@ import ipaddress
 import os
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+import urllib3
 
 INSECURE_ENV = "OCIBUILD_INSECURE_REGISTRIES"
 CERTS_DIRS_ENV = "OCIBUILD_CERTS_DIRS"
@@ -89,6 +92,8 @@ def host_tls(netloc: str, insecure: bool = False, ca_cert: Path | None = None) -
     """The TLS settings for `netloc` (`host[:port]`): `insecure` is `--insecure`, `ca_cert` is
     `--ca-cert` (then the only CA trusted)."""
     if insecure or listed_insecure(netloc):
+        # asked for: urllib3's warning on every request would only repeat it
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         return HostTLS(verify=False, plain_http=True, insecure=True)
     cas, cert = _certs_d(netloc)
     if ca_cert is not None:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 HELPER_PREFIX = "docker-credential-"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _HELPER_TIMEOUT = 60
+NOT_FOUND = "credentials not found in native keychain"  # docker's protocol: no credentials
 
 
 @dataclass(frozen=True)
@@ -248,14 +249,15 @@ def _run_helper(helper: str, action: str, stdin: str, path: Path, secret: str = 
             f"{HELPER_PREFIX}{helper} {action} failed: {e.__class__.__name__}"
         ) from None
     if proc.returncode != 0:
-        # helpers report failures on stdout ("credentials not found in native keychain"); an
-        # answer in the protocol's JSON may hold a secret, and is never shown
+        # helpers report failures on stdout; what a failing `get` says may be the very secret
+        # (or its JSON answer), so only the protocol's "not found" is quoted
         output = proc.stdout.strip() or proc.stderr.strip()
         _register_answer(output)
         lines = output.splitlines()
         reason = lines[0][:200] if lines else "no message"
-        if (secret and secret in reason) or reason.lstrip().startswith(("{", "[")):
-            reason = "(message withheld: it may quote a secret)"
+        quotable = reason == NOT_FOUND if action == "get" else not (secret and secret in reason)
+        if not quotable or reason.lstrip().startswith(("{", "[")):
+            reason = "(its output is not shown: it may quote a secret)"
         raise AuthError(
             f"{HELPER_PREFIX}{helper} {action} failed (exit {proc.returncode}): {reason}"
         )
