@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import http.client
 import io
+import json
 import os
 import socket
 import ssl
@@ -189,7 +190,7 @@ def error_summary(response: requests.Response) -> str:
         return ""
     if kind.endswith("json") or body[:1] == b"{":
         try:
-            data = requests.models.complexjson.loads(body)
+            data = json.loads(body)
         except ValueError:
             data = None
         if isinstance(data, Mapping):
@@ -213,7 +214,9 @@ def error_summary(response: requests.Response) -> str:
 class FileAdapter(BaseAdapter):
     """`file://` URLs: a directory mirror answers like a web server (200, 404, 403)."""
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
         response = requests.Response()
         response.url = request.url or ""
         response.request = request

@@ -1,7 +1,8 @@
 """How to speak to a host, decided as docker, podman and crane decide it.
 
-- Loopback addresses (127.0.0.0/8, ::1), `localhost` and `*.local` hosts get plain HTTP when they
-  do not speak TLS; when they do, their certificate is verified like any other's.
+- Loopback addresses (127.0.0.0/8, ::1), `localhost`, `*.localhost` and `*.local` hosts get
+  plain HTTP when they do not speak TLS; when they do, their certificate is verified like any
+  other's.
 - Hosts in `$OCIBUILD_INSECURE_REGISTRIES` (comma-separated `host` or `host:port`) and every host
   under `--insecure` get plain HTTP, or TLS without verification.
 - CA certificates and client certificates are looked up in `certs.d` directories:
