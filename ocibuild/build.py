@@ -291,6 +291,7 @@ class _Builder:
             report=self.report,
             lock=lock,
             content_digest=self.digest_cache,
+            insecure=bool(self.options.remote and self.options.remote.insecure),
         )
 
     def layer(

@@ -66,6 +66,7 @@ class Fetcher:
     mirror: str | None = None  # downloads below this root are pinned as `{mirror}/...`
     origin: Origin | str | None = None  # the recipe line the downloads are for
     hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
+    insecure: bool = False  # TLS unverified (`--insecure`)
     retry: RetryPolicy = DOWNLOAD_RETRIES
     timeout: tuple[float, float] = (10.0, 60.0)
     parallel: int = 4
@@ -237,7 +238,7 @@ class Fetcher:
             self.session(),
             "GET",
             target,
-            tls=host_tls(parts.netloc),
+            tls=host_tls(parts.netloc, self.insecure),
             timeout=self.timeout,
             stream=True,
         )

@@ -57,6 +57,7 @@ class SourceContext:
     lower: LowerFS | None = None
     report: Reporter = silent
     lock: Any = None  # ocibuild.fetch.LockFile of the recipe: pinned download digests
+    insecure: bool = False  # downloads without TLS verification (`--insecure`)
     content_digest: Callable[[Entry], str] = hash_content
 
     @property
@@ -81,6 +82,7 @@ def fetcher_for(
         mirror=mirror,
         origin=origin or ctx.origin,
         hint=hint,
+        insecure=ctx.insecure,
     )
 
 

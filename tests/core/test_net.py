@@ -185,14 +185,19 @@ def test_a_certificate_from_an_unknown_ca_is_named_and_not_retried(
         fetcher(tmp_path, seen).fetch(f"{server.url}/ok.txt", "x")
     assert seen.messages == []
     assert server.requests == []
+    unverified = fetcher(tmp_path, seen, insecure=True).fetch(f"{server.url}/ok.txt", "x")
+    assert unverified.path.read_bytes() == b"over tls\n"
+    server.requests.clear()
 
-    # the same server, its CA in a certs.d directory: trusted
+    # the same server, its CA in a certs.d directory: trusted, and verified
+    (tmp_path / "cache").rename(tmp_path / "old-cache")
     certs = tmp_path / "certs.d" / server.url.split("://")[1]
     certs.mkdir(parents=True)
     (certs / "ca.crt").write_bytes(ca_cert.read_bytes())
     monkeypatch.setenv(CERTS_DIRS_ENV, str(tmp_path / "certs.d"))
     fetched = fetcher(tmp_path, seen).fetch(f"{server.url}/ok.txt", "x")
     assert fetched.path.read_bytes() == b"over tls\n"
+    assert len(server.requests) == 1
 
 
 def test_a_server_that_never_answers_times_out_after_the_retries(
@@ -330,3 +335,49 @@ def test_certs_d_gives_cas_and_a_client_certificate(
     assert "ca.crt" in tls.ca_source and "extra.crt" in tls.ca_source
     assert host_tls("site.org").verify is True  # another port is another directory
     assert host_tls("site.org:5000", ca_cert=Path("/x/ca.pem")).verify == "/x/ca.pem"
+
+
+# -- as the user sees it -------------------------------------------------------------------
+
+
+RECIPE = """\
+images:
+  - name: localhost/t/mirrors:1
+    layers:
+      - rpm:
+          repos: ["${{SITE_VAULT:-http://127.0.0.1:{port}/vault}}/os/"]
+          packages: [bash]
+  - name: localhost/t/ups:1
+    layers:
+      - ups: {{bundle: art-v1_18_03, os: slf6, qualifiers: "e9:prof"}}
+"""
+
+
+def test_download_failures_name_the_recipe_line_and_the_mirror_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ocibuild.cli import main
+
+    port = free_port()
+    recipe = tmp_path / "mirrors.yaml"
+    recipe.write_text(RECIPE.format(port=port))
+    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OCIBUILD_SCISOFT", f"http://127.0.0.1:{port}/scisoft")
+    monkeypatch.delenv("SITE_VAULT", raising=False)
+    store = str(tmp_path / "store")
+
+    def error_of(image: str) -> str:
+        assert main(["--store", store, "recipe", str(recipe), "--image", image]) == 1
+        return capsys.readouterr().err.splitlines()[-1]
+
+    assert error_of("localhost/t/mirrors:1") == (
+        f"error: {recipe}:5:11: repository index: GET http://127.0.0.1:{port}/vault/os/repodata/"
+        f"repomd.xml: connection refused (nothing listens on 127.0.0.1:{port}); to use a mirror, "
+        "set $SITE_VAULT"
+    )
+    assert error_of("localhost/t/ups:1") == (
+        f"error: {recipe}:9:9: manifest of art-v1_18_03: GET http://127.0.0.1:{port}/scisoft/"
+        "bundles/art/v1_18_03/manifest/art-1.18.03-Linux64bit+2.6-2.12-e9-prof_MANIFEST.txt: "
+        f"connection refused (nothing listens on 127.0.0.1:{port}); to use another scisoft "
+        "mirror, give --mirror, $OCIBUILD_SCISOFT or mirror: in the recipe"
+    )
