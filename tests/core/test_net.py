@@ -381,3 +381,19 @@ def test_download_failures_name_the_recipe_line_and_the_mirror_setting(
         f"connection refused (nothing listens on 127.0.0.1:{port}); to use another scisoft "
         "mirror, give --mirror, $OCIBUILD_SCISOFT or mirror: in the recipe"
     )
+
+
+def test_the_http_module_stands_on_the_ground_floor() -> None:
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, ocibuild.net; print(*sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    ours = {m for m in loaded if m.startswith("ocibuild")}
+    assert ours == {"ocibuild", "ocibuild.errors", "ocibuild.net"} | {
+        f"ocibuild.net.{m}" for m in ("retry", "session", "tls")
+    }
