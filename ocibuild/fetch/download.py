@@ -32,6 +32,7 @@ from ocibuild.errors import (
 )
 from ocibuild.fetch.lockfile import LockFile, Pin
 from ocibuild.net import RetryPolicy, failure, host_tls, new_session, retrying, send, status_failure
+from ocibuild.net.session import register_url_secret
 from ocibuild.report import Reporter, silent
 from ocibuild.store.atomic import atomic_write_bytes
 
@@ -74,6 +75,10 @@ class Fetcher:
     _session_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
+    def __post_init__(self) -> None:
+        if self.mirror:
+            register_url_secret(self.mirror)
+
     def _blob(self, sha256: str) -> Path:
         return self.cache_dir / "blobs" / "sha256" / sha256
 
@@ -101,6 +106,7 @@ class Fetcher:
 
     def fetch(self, url: str, what: str = "") -> Fetched:
         """Return the file at `url` from the cache or the network, checked against the lock."""
+        register_url_secret(url)
         label = f"{what}: " if what else ""
         pin = self._pinned(url)
         hit = self.cached(url)
@@ -130,6 +136,7 @@ class Fetcher:
         """Download `url` again (a repository index changes under its URL), never pinning it in
         the lock. With `sha256` known in advance the cached blob is used and a download checked;
         offline, the last download of the URL is used."""
+        register_url_secret(url)
         label = f"{what}: " if what else ""
         if sha256:
             path = self._blob(sha256)

@@ -1,5 +1,5 @@
 """HTTP for everything ocibuild fetches or sends: one session factory, one retry policy, and
-failures that name their cause. Imports nothing of ocibuild but `errors`."""
+failures that name their cause. Imports nothing of ocibuild but `errors` and `secrets`."""
 
 from ocibuild.net.retry import Attempts, RetryPolicy, retrying
 from ocibuild.net.session import failure, new_session, safe_url, send, status_failure

@@ -26,7 +26,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import BaseAdapter, HTTPAdapter
 
-from ocibuild import __version__
+from ocibuild import __version__, secrets
 from ocibuild.errors import NetworkError, TransientError
 from ocibuild.net.retry import parse_retry_after, retryable_status
 from ocibuild.net.tls import HostTLS
@@ -58,12 +58,21 @@ def send(
 ) -> requests.Response:
     """One request; a failure without an answer raises NetworkError (TransientError if worth
     retrying). `verify` is given with each request: a session's own loses to $REQUESTS_CA_BUNDLE."""
+    register_url_secret(url)
     try:
         return session.request(
             method, url, verify=tls.verify, cert=tls.cert, timeout=timeout, **kwargs
         )
     except requests.RequestException as e:
         raise failure(e, f"{method} {safe_url(url)}", timeout) from None
+
+
+def register_url_secret(url: str) -> None:
+    """Keep the password of a `https://user:password@host/` URL out of all output."""
+    parts = urlsplit(url)
+    if parts.password:
+        secrets.register(parts.password, parts.username)
+        secrets.register(unquote(parts.password), unquote(parts.username or ""))
 
 
 def safe_url(url: str) -> str:

@@ -394,6 +394,25 @@ def test_the_http_module_stands_on_the_ground_floor() -> None:
         check=True,
     ).stdout.split()
     ours = {m for m in loaded if m.startswith("ocibuild")}
-    assert ours == {"ocibuild", "ocibuild.errors", "ocibuild.net"} | {
+    assert ours == {"ocibuild", "ocibuild.errors", "ocibuild.secrets", "ocibuild.net"} | {
         f"ocibuild.net.{m}" for m in ("retry", "session", "tls")
     }
+
+
+def test_a_password_in_a_mirror_url_is_never_shown(tmp_path: Path) -> None:
+    from ocibuild.secrets import clear, redact
+
+    password = "pw-in-the-url-8d1f"
+    url = f"https://mirror:{password}@mirror.ocibuild-test.invalid/x.tar.bz2"
+    try:
+        with pytest.raises(FetchError) as raised:
+            fetcher(tmp_path, Seen(), offline=True).fetch(url, "x")
+        assert password in str(raised.value)  # the message quotes the URL as given...
+        assert password not in redact(str(raised.value))  # ...and the CLI prints it redacted
+        with pytest.raises(FetchError) as raised:
+            fetcher(tmp_path, Seen()).fetch(url, "x")
+        assert "GET https://mirror.ocibuild-test.invalid/x.tar.bz2: the host name" in str(
+            raised.value
+        )
+    finally:
+        clear()
