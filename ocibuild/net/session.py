@@ -193,10 +193,7 @@ def error_summary(response: requests.Response) -> str:
     if response.request is not None and response.request.method == "HEAD":
         return ""
     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    try:
-        body = response.content[:4096]
-    except (requests.RequestException, RuntimeError):
-        return ""
+    body = body_head(response)
     if kind.endswith("json") or body[:1] == b"{":
         try:
             data = json.loads(body)
@@ -218,6 +215,19 @@ def error_summary(response: requests.Response) -> str:
         text = body.decode("utf-8", "replace").strip().splitlines()
         return f" {text[0][:200]}" if text else ""
     return ""
+
+
+def body_head(response: requests.Response, limit: int = 4096) -> bytes:
+    """The first `limit` bytes of an answer's body (all of it for a small one), read once: an
+    error body is never read whole, however long the server makes it."""
+    head = getattr(response, "_ocibuild_head", None)
+    if head is None:
+        try:
+            head = next(response.iter_content(limit), b"")[:limit]
+        except (requests.RequestException, RuntimeError, OSError):
+            head = b""
+        response._ocibuild_head = head  # type: ignore[attr-defined]
+    return bytes(head)
 
 
 class FileAdapter(BaseAdapter):

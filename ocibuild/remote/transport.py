@@ -9,6 +9,7 @@ bytes or a factory of a fresh sized iterable, so a request can be sent again.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sized
@@ -28,7 +29,7 @@ from ocibuild.net import (
     status_failure,
 )
 from ocibuild.net.retry import retryable_status
-from ocibuild.net.session import error_summary
+from ocibuild.net.session import body_head, error_summary
 from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV, split_host
 from ocibuild.oci.reference import registry_credentials_key, registry_endpoint
 from ocibuild.remote.auth import Authenticator, pick_challenge
@@ -306,6 +307,6 @@ def _ratelimit(value: str | None) -> int | None:
 
 def _code(response: requests.Response) -> str:
     try:
-        return str(response.json()["errors"][0]["code"])
-    except (ValueError, KeyError, IndexError, TypeError, RuntimeError):
+        return str(json.loads(body_head(response))["errors"][0]["code"])
+    except (ValueError, KeyError, IndexError, TypeError):
         return ""
