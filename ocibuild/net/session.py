@@ -33,6 +33,7 @@ from ocibuild.net.tls import HostTLS
 
 USER_AGENT = f"ocibuild/{__version__}"
 DEFAULT_PORTS = {"https": 443, "http": 80}
+UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH)
 
 
 def new_session(connections: int = 4) -> requests.Session:
@@ -142,7 +143,16 @@ def failure(
         return NetworkError(
             f"{where}: connection refused (nothing listens on {host})", cause="refused"
         )
-    if isinstance(e, requests.ConnectTimeout) or found(urllib3.exceptions.ConnectTimeoutError):
+    if code := next(
+        (c.errno for c in chain if isinstance(c, OSError) and c.errno in UNREACHABLE), None
+    ):
+        return NetworkError(f"{where}: {os.strerror(code).lower()}", cause="unreachable")
+    # urllib3's NewConnectionError (any failure to connect) is a ConnectTimeoutError too
+    if isinstance(e, requests.ConnectTimeout) or any(
+        isinstance(c, urllib3.exceptions.ConnectTimeoutError)
+        and not isinstance(c, urllib3.exceptions.NewConnectionError)
+        for c in chain
+    ):
         after = f" after {timeout[0]:g} s" if timeout else ""
         return TransientError(f"{where}: connection timed out{after}", cause="timeout")
     if isinstance(e, requests.ReadTimeout) or found(
@@ -152,10 +162,6 @@ def failure(
         return TransientError(
             f"{where}: timed out: no answer{within} (read timeout)", cause="timeout"
         )
-    if unreachable := found(OSError):
-        code = getattr(unreachable, "errno", None)
-        if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            return NetworkError(f"{where}: {os.strerror(code).lower()}", cause="unreachable")
     if found(
         ConnectionResetError,
         ConnectionAbortedError,
