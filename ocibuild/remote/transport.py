@@ -158,6 +158,8 @@ class RegistryClient:
         return base
 
     def _unreachable(self, error: NetworkError) -> RegistryError:
+        if error.cause == "tls-verify" and self.tls.ca_source:
+            return TLSError(f"{error}; the CAs trusted for {self.host}: {self.tls.ca_source}")
         if error.cause == "tls-verify":
             return TLSError(
                 f"{error}; give the registry's CA with --ca-cert or as "

@@ -20,6 +20,7 @@ from ocibuild.remote import push_image
 from ocibuild.store import Store
 from tests.registry.conftest import Events, Registry, TlsSetup, fast_options
 from tests.registry.images import make_image, random_layer
+from tests.registry.pki import make_ca
 from tests.registry.proxy import Fault, FaultProxy
 
 
@@ -94,6 +95,14 @@ def test_a_tls_registry_is_trusted_through_certs_d(
     )
 
     (no_site_settings / host).mkdir()
+    other_ca, _ = make_ca().write(tmp_path, "other-ca")
+    (no_site_settings / host / "ca.crt").write_bytes(other_ca.read_bytes())
+    code, _, err = cli(capsys, "--store", store, "push", ref)
+    assert code == 1
+    last = err.splitlines()[-1]
+    assert last.startswith(f"error: GET https://{host}/v2/: TLS verification failed (")
+    assert last.endswith(f"); the CAs trusted for {host}: {no_site_settings / host / 'ca.crt'}")
+
     (no_site_settings / host / "ca.crt").write_bytes(tls_setup.ca_cert.read_bytes())
     code, out, err = cli(capsys, "--store", store, "push", ref)
     assert code == 0, err
