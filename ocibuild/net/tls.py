@@ -25,6 +25,8 @@ from pathlib import Path
 
 import urllib3
 
+from ocibuild.errors import OcibuildError
+
 INSECURE_ENV = "OCIBUILD_INSECURE_REGISTRIES"
 CERTS_DIRS_ENV = "OCIBUILD_CERTS_DIRS"
 DEFAULT_CERTS_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
@@ -124,23 +126,30 @@ def _certs_d(netloc: str) -> tuple[list[Path], tuple[str, str] | None]:
     return cas, cert
 
 
-_bundles: dict[tuple[Path, ...], str] = {}
+_bundles: dict[bytes, str] = {}
 _bundles_lock = threading.Lock()
 
 
 def _bundle(cas: tuple[Path, ...]) -> str:
-    """One PEM file of the system's CAs and `cas`, written once per process (requests takes a
-    single bundle, and a certs.d CA adds to the system's trust, as in docker)."""
+    """One PEM file of the system's CAs and `cas`, written once per process and content
+    (requests takes a single bundle, and a certs.d CA adds to the system's trust, as in docker)."""
+    added = b"\n".join(_read(ca) for ca in cas)
     with _bundles_lock:
-        if cas in _bundles:
-            return _bundles[cas]
-        parts = [_system_bundle().read_bytes()] + [ca.read_bytes() for ca in cas]
+        if added in _bundles:
+            return _bundles[added]
         fd, path = tempfile.mkstemp(prefix="ocibuild-ca-", suffix=".pem")
         with os.fdopen(fd, "wb") as out:
-            out.write(b"\n".join(parts))
+            out.write(_read(_system_bundle()) + b"\n" + added)
         atexit.register(Path(path).unlink, missing_ok=True)
-        _bundles[cas] = path
+        _bundles[added] = path
         return path
+
+
+def _read(ca: Path) -> bytes:
+    try:
+        return ca.read_bytes()
+    except OSError as e:
+        raise OcibuildError(f"cannot read the CA certificate {ca}: {e.strerror or e}") from None
 
 
 def _system_bundle() -> Path:
