@@ -22,9 +22,39 @@ class Origin:
 
 
 class OcibuildError(Exception):
-    """Base of all expected errors: bad input, missing things, refused requests."""
+    """Base of all expected errors: bad input, missing things, refused requests.
+
+    `origin` is where the fault is (a recipe line, a file, a file's line): the message reads
+    `origin: message`, formatted here and nowhere else.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", origin: Origin | str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.origin = origin
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.message}" if self.origin else self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.origin, self.__dict__))
+
+    def located(self, origin: Origin | str | None) -> OcibuildError:
+        """This error at `origin`, unless it names a place already (then it is more precise)."""
+        if self.origin is None:
+            self.origin = origin
+        return self
+
+
+def _rebuild(
+    kind: type[OcibuildError], message: str, origin: Origin | str | None, state: dict[str, object]
+) -> OcibuildError:
+    error = kind.__new__(kind)
+    OcibuildError.__init__(error, message, origin)
+    error.__dict__.update(state)
+    return error
 
 
 class Cancelled(OcibuildError):
@@ -35,11 +65,6 @@ class Cancelled(OcibuildError):
 
 class RecipeError(OcibuildError):
     """A recipe file that cannot be read, parsed or validated."""
-
-    def __init__(self, message: str, origin: Origin | None = None) -> None:
-        self.origin = origin
-        self.message = message
-        super().__init__(f"{origin}: {message}" if origin else message)
 
 
 class SourceError(OcibuildError):
@@ -72,6 +97,36 @@ class LockError(OcibuildError):
 
 class FetchError(OcibuildError):
     """A download (scisoft mirror, package repository) that failed."""
+
+
+class MissingDownloadError(FetchError):
+    """The server (or directory) has no file at the URL: HTTP 404 or 410, or no such file."""
+
+
+class NetworkError(OcibuildError):
+    """A request that got no usable answer. `cause` is one of `dns`, `refused`, `tls-verify`,
+    `tls`, `timeout`, `broken`, `http` or `other`; the message names it and the URL."""
+
+    def __init__(
+        self, message: str, origin: Origin | str | None = None, cause: str = "other"
+    ) -> None:
+        super().__init__(message, origin)
+        self.cause = cause
+
+
+class TransientError(NetworkError):
+    """A failure a retry may fix: a timeout, a broken connection, 408, 429 or a 5xx;
+    `retry_after` is the server's wish (seconds) from a `Retry-After` header."""
+
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        cause: str = "other",
+        origin: Origin | str | None = None,
+    ) -> None:
+        super().__init__(message, origin, cause)
+        self.retry_after = retry_after
 
 
 class RegistryError(OcibuildError):

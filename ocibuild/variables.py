@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 _REFERENCE = re.compile(r"\$(?:(\$)|\{(\w+)(?::-([^}]*))?\})")
 
@@ -67,3 +67,11 @@ def _substitute(
         return found  # set, and empty
 
     return _REFERENCE.sub(value, text)
+
+
+def mirror_hint(urls: Iterable[str]) -> str:
+    """How to point the repository URLs `urls` (as the recipe writes them) at a mirror."""
+    names = sorted({m[2] for url in urls for m in _REFERENCE.finditer(url) if m[2]})
+    if not names:
+        return "the repository URLs are the recipe's repos:"
+    return "to use a mirror, set " + " or ".join(f"${name}" for name in names)

@@ -87,6 +87,7 @@ class _Builder:
             variables=self.options.variables,
             cancel=self.cancel,
             warned=self.ups_warned,
+            insecure=bool(self.options.remote and self.options.remote.insecure),
         )
         out = []
         for image in order:
@@ -185,8 +186,9 @@ class _Builder:
                 return self.stored_base(full)
             except NotFoundError:
                 raise StoreError(
-                    f"{origin}: base image {ref} is not in the store "
-                    f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)"
+                    f"base image {ref} is not in the store "
+                    f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)",
+                    origin,
                 ) from None
         from ocibuild.remote import RemoteOptions, pull_image
 

@@ -51,6 +51,7 @@ class ImageInputs:
     variables: Mapping[str, str]  # `--var NAME=VALUE`
     cancel: threading.Event  # set on Ctrl-C or a failed layer: the others stop
     warned: set[str]  # UPS setup warnings already given in this build
+    insecure: bool  # downloads without TLS verification (`--insecure`)
 
 
 def build_image(
@@ -156,6 +157,7 @@ def _context(
         content_digest=inputs.content_digest,
         variables=inputs.variables,
         warned=inputs.warned,
+        insecure=inputs.insecure,
     )
 
 

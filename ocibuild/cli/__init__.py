@@ -13,6 +13,7 @@ import click
 from ocibuild import __version__
 from ocibuild.cli.display import CliState
 from ocibuild.errors import OcibuildError
+from ocibuild.secrets import RedactingFilter, redact
 
 log = logging.getLogger("ocibuild")
 
@@ -159,6 +160,9 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) 
     ctx.obj = state
     ctx.call_on_close(state.close)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     state.apply_logging()
 
 
@@ -171,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
         )
     except OcibuildError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {redact(str(e))}", err=True)
         return e.exit_code
     except click.exceptions.Abort as e:
         click.echo(
@@ -179,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 130
     except click.ClickException as e:
+        e.message = redact(e.message)
         e.show()
         return e.exit_code
     except KeyboardInterrupt:

@@ -53,11 +53,17 @@ from ocibuild.layer.codec import COMPRESSIONS, LEVEL_HELP
     show_default=True,
     help="Layers written at once.",
 )
-@click.option("--insecure", is_flag=True, help="Allow plain HTTP registries for base images.")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow plain HTTP and unverified TLS for registries of base images, and unverified TLS "
+    "for downloads (loopback registries may be plain HTTP without it).",
+)
 @click.option(
     "--ca-cert",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="CA certificate for registries.",
+    help="CA certificate for registries of base images (downloads trust certs.d CAs, see "
+    "docs/registry.md).",
 )
 @click.pass_obj
 def recipe_command(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ocibuild.remote import (
     target_reference,
 )
 from ocibuild.remote.options import FORMATS
+from ocibuild.remote.transport import UnreachableError
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -31,12 +31,16 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--insecure",
                 is_flag=True,
-                help="Allow plain HTTP and unverified TLS (a local or test registry).",
+                help="Allow plain HTTP and unverified TLS for every registry (loopback, "
+                "localhost and *.local registries may be plain HTTP without it; "
+                "$OCIBUILD_INSECURE_REGISTRIES lists others).",
             ),
             click.option(
                 "--ca-cert",
                 type=click.Path(path_type=Path, dir_okay=False, exists=True),
-                help="CA certificate (PEM) to verify the registry's TLS certificate.",
+                help="CA certificate (PEM) to verify the registry's TLS certificate "
+                "[default: the system's, and /etc/containers/certs.d/HOST[:PORT]/*.crt, "
+                "/etc/docker/certs.d/HOST[:PORT]/ca.crt].",
             ),
         ]
     ):
@@ -56,10 +60,6 @@ def concurrency_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def remote_options(insecure: bool, ca_cert: Path | None, **settings: Any) -> RemoteOptions:
-    if insecure:
-        from urllib3.exceptions import InsecureRequestWarning
-
-        warnings.simplefilter("ignore", InsecureRequestWarning)
     try:
         return RemoteOptions(insecure=insecure, ca_cert=ca_cert, **settings)
     except ValueError as e:
@@ -137,7 +137,16 @@ def push_command(
             "end it with / to push each under its own repository"
         )
     options = remote_options(insecure, ca_cert, format=manifest_format, concurrency=concurrency)
-    results = push_images(state.store(), pairs, options, state.reporter())
+    try:
+        results = push_images(state.store(), pairs, options, state.reporter())
+    except UnreachableError as e:
+        if to:
+            raise
+        raise UnreachableError(
+            f"{e}; to push elsewhere, give --to REGISTRY/REPO[:TAG] (or --to REGISTRY/ to keep "
+            "the repository names), or name the image with its registry "
+            "(`name: REGISTRY/REPO:TAG` in the recipe)"
+        ) from None
     state.close()  # the bars end before the results: on one terminal, they would interleave
     for result in results:
         click.echo(f"{result.reference}@{result.digest}")

@@ -1,7 +1,9 @@
 """Downloads into a content-addressed cache, verified against the recipe's lock file.
 
-`file://`, `http://` and `https://` URLs. Retries with backoff on connection errors and 5xx;
-a 404 or a size/digest mismatch is reported at once, naming what was being fetched and the URL.
+`file://`, `http://` and `https://` URLs and plain paths, through `ocibuild.net` (its session,
+TLS rules and retry policy). A 404 or a size/digest mismatch is reported at once; every failure
+names what was being fetched, the URL and the cause, at the recipe line (`origin`) that asked
+for it, and, for a failure to reach the server, how to point at another mirror (`hint`).
 Offline, a pinned file comes from the cache by its digest, an unpinned one by its URL.
 """
 
@@ -9,23 +11,35 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import tempfile
-import time
+import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+import requests
 
 from ocibuild.atomicfile import atomic_write_bytes
-from ocibuild.errors import DigestMismatchError, FetchError, LockError
+from ocibuild.errors import (
+    DigestMismatchError,
+    FetchError,
+    LockError,
+    MissingDownloadError,
+    NetworkError,
+    Origin,
+    TransientError,
+)
 from ocibuild.fetch.lockfile import LockFile, Pin
+from ocibuild.net import RetryPolicy, failure, host_tls, new_session, retrying, send, status_failure
+from ocibuild.net.session import register_url_secret
 from ocibuild.progress import FetchEvent, Message, Reporter, silent
 
 CHUNK = 1 << 20
 MIRROR = "{mirror}"
+MISSING = (404, 410)
+DOWNLOAD_RETRIES = RetryPolicy(retries=4)
 
 
 def default_cache_dir() -> Path:
@@ -50,14 +64,21 @@ class Fetcher:
     offline: bool = False
     update_lock: bool = False
     report: Reporter = silent
-    retries: int = 4
-    backoff: float = 0.5
-    timeout: float = 60.0
-    parallel: int = 4
     mirror: str | None = None  # downloads below this root are pinned as `{mirror}/...`
-    _session: Any = field(default=None, repr=False)
+    origin: Origin | str | None = None  # the recipe line the downloads are for
+    hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
+    insecure: bool = False  # TLS unverified (`--insecure`)
+    retry: RetryPolicy = DOWNLOAD_RETRIES
+    timeout: tuple[float, float] = (10.0, 60.0)
+    parallel: int = 4
+    _session: requests.Session | None = field(default=None, repr=False)
+    _session_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
+    def __post_init__(self) -> None:
+        if self.mirror:
+            register_url_secret(self.mirror)
+
     def _blob(self, sha256: str) -> Path:
         return self.cache_dir / "blobs" / "sha256" / sha256
 
@@ -85,6 +106,7 @@ class Fetcher:
 
     def fetch(self, url: str, what: str = "") -> Fetched:
         """Return the file at `url` from the cache or the network, checked against the lock."""
+        register_url_secret(url)
         label = f"{what}: " if what else ""
         pin = self._pinned(url)
         hit = self.cached(url)
@@ -93,8 +115,9 @@ class Fetcher:
             self._pin(hit)
             return hit
         if self.offline:
-            raise FetchError(
-                f"{label}{url} is not in the download cache {self.cache_dir} (offline)"
+            raise MissingDownloadError(
+                f"{label}{url} is not in the download cache {self.cache_dir} (offline)",
+                self.origin,
             )
         fetched = self._download(url, what)
         changed = pin and (pin.sha256 != fetched.sha256 or pin.size != fetched.size)
@@ -103,7 +126,8 @@ class Fetcher:
             raise LockError(
                 f"{label}{url} changed: got sha256 {fetched.sha256} ({fetched.size} bytes), "
                 f"{where} pins sha256 {pin.sha256} ({pin.size} bytes); "
-                "rebuild with --update-lock to accept the new file"
+                "rebuild with --update-lock to accept the new file",
+                self.origin,
             )
         self._pin(fetched)
         return fetched
@@ -112,6 +136,7 @@ class Fetcher:
         """Download `url` again (a repository index changes under its URL), never pinning it in
         the lock. With `sha256` known in advance the cached blob is used and a download checked;
         offline, the last download of the URL is used."""
+        register_url_secret(url)
         label = f"{what}: " if what else ""
         if sha256:
             path = self._blob(sha256)
@@ -121,13 +146,16 @@ class Fetcher:
         if self.offline:
             hit = self._by_url(url)
             if hit is None or (sha256 and hit.sha256 != sha256):
-                raise FetchError(
-                    f"{label}{url} is not in the download cache {self.cache_dir} (offline)"
+                raise MissingDownloadError(
+                    f"{label}{url} is not in the download cache {self.cache_dir} (offline)",
+                    self.origin,
                 )
             return hit
         fetched = self._download(url, what)
         if sha256 and fetched.sha256 != sha256:
-            raise DigestMismatchError(f"{label}{url}: sha256 {fetched.sha256}, expected {sha256}")
+            raise DigestMismatchError(
+                f"{label}{url}: sha256 {fetched.sha256}, expected {sha256}", self.origin
+            )
         return fetched
 
     def _by_url(self, url: str) -> Fetched | None:
@@ -138,12 +166,12 @@ class Fetcher:
         path = self._blob(sha)
         return Fetched(url, path, path.stat().st_size, sha) if path.exists() else None
 
-    def fetch_all(self, requests: Sequence[tuple[str, str]]) -> list[Fetched]:
+    def fetch_all(self, wanted: Sequence[tuple[str, str]]) -> list[Fetched]:
         """Fetch (url, what) pairs in parallel; the first failure is raised."""
-        if not requests:
+        if not wanted:
             return []
         with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
-            return list(pool.map(lambda r: self.fetch(*r), requests))
+            return list(pool.map(lambda r: self.fetch(*r), wanted))
 
     def _pin(self, fetched: Fetched) -> None:
         if self.lock is not None:
@@ -151,35 +179,41 @@ class Fetcher:
 
     def _download(self, url: str, what: str) -> Fetched:
         label = f"{what}: " if what else ""
-        attempt = 0
-        while True:
-            try:
-                return self._download_once(url, what)
-            except _Retryable as e:
-                attempt += 1
-                if attempt > self.retries:
-                    raise FetchError(f"{label}{url}: {e} (after {attempt} attempts)") from None
-                delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2)
-                self.report(Message(f"{label}{url}: {e}; retrying in {delay:.1f}s"))
-                time.sleep(delay)
+
+        def on_retry(attempt: int, delay: float, error: TransientError) -> None:
+            self.report(Message(f"{label}{error}; retrying in {delay:.1f}s"))
+
+        try:
+            return retrying(lambda: self._download_once(url, what), self.retry, on_retry)
+        except MissingDownloadError:
+            raise
+        except NetworkError as e:
+            unreachable = e.cause != "http" or isinstance(e, TransientError)
+            hint = f"; {self.hint}" if self.hint and unreachable else ""
+            raise FetchError(f"{label}{e.message}{hint}", self.origin) from None
 
     def _download_once(self, url: str, what: str) -> Fetched:
-        label = f"{what}: " if what else ""
         tmp_dir = self.cache_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         try:
             h = hashlib.sha256()
             size = 0
-            with os.fdopen(fd, "wb") as out:
-                chunks, expected = self._open(url, label)
-                for chunk in chunks:
-                    out.write(chunk)
-                    h.update(chunk)
-                    size += len(chunk)
-                    self.report(FetchEvent(url, what, "downloading", expected, size))
+            with os.fdopen(fd, "wb") as out, self._open(url, what) as response:
+                length = response.headers.get("Content-Length")
+                expected = int(length) if length and length.isdigit() else None
+                try:
+                    for chunk in response.iter_content(CHUNK):
+                        out.write(chunk)
+                        h.update(chunk)
+                        size += len(chunk)
+                        self.report(FetchEvent(url, what, "downloading", expected, size))
+                except requests.RequestException as e:
+                    raise failure(e, f"GET {url}", self.timeout) from None
             if expected is not None and size != expected:
-                raise _Retryable(f"truncated: got {size} of {expected} bytes")
+                raise TransientError(
+                    f"{url}: truncated: got {size} of {expected} bytes", cause="broken"
+                )
             sha = h.hexdigest()
             target = self._blob(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -190,35 +224,38 @@ class Fetcher:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def _open(self, url: str, label: str) -> tuple[Iterator[bytes], int | None]:
-        parsed = urllib.parse.urlparse(url)
-        if parsed.scheme == "file" or not parsed.scheme:
-            path = Path(urllib.parse.unquote(parsed.path))
-            try:
-                f = open(path, "rb")
-            except FileNotFoundError:
-                raise FetchError(f"{label}{url}: not found") from None
-            except OSError as e:
-                raise FetchError(f"{label}{url}: {e.strerror}") from None
-            return _file_chunks(f), path.stat().st_size
-        if parsed.scheme not in ("http", "https"):
-            raise FetchError(f"{label}{url}: unsupported URL scheme {parsed.scheme!r}")
-        import requests
+    def _open(self, url: str, what: str) -> requests.Response:
+        """The answer to GET `url`, status 200; MissingDownloadError for a 404."""
+        label = f"{what}: " if what else ""
+        parts = urllib.parse.urlsplit(url)
+        if not parts.scheme:
+            target = Path(url).absolute().as_uri()
+        elif parts.scheme in ("file", "http", "https"):
+            target = url
+        else:
+            raise FetchError(f"{label}{url}: unsupported URL scheme {parts.scheme!r}", self.origin)
+        response = send(
+            self.session(),
+            "GET",
+            target,
+            tls=host_tls(parts.netloc, self.insecure),
+            timeout=self.timeout,
+            stream=True,
+        )
+        if response.status_code == 200:
+            return response
+        missing = response.status_code in MISSING
+        error = status_failure(response)
+        if missing:
+            message = error.message.replace(target, url, 1)
+            raise MissingDownloadError(f"{label}{message}", self.origin)
+        raise error
 
-        if self._session is None:
-            self._session = requests.Session()
-        try:
-            response = self._session.get(url, stream=True, timeout=self.timeout)
-        except requests.RequestException as e:
-            raise _Retryable(f"{type(e).__name__}") from None
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            response.close()
-            raise _Retryable(f"HTTP {response.status_code}")
-        if response.status_code != 200:
-            response.close()
-            raise FetchError(f"{label}{url}: HTTP {response.status_code} {response.reason}")
-        length = response.headers.get("Content-Length")
-        return _http_chunks(response), int(length) if length and length.isdigit() else None
+    def session(self) -> requests.Session:
+        with self._session_lock:
+            if self._session is None:
+                self._session = new_session(self.parallel)
+            return self._session
 
     def exists(self, url: str) -> bool:
         """Whether `url` can be fetched (cached, or answered without 404); used for fallbacks."""
@@ -227,30 +264,10 @@ class Fetcher:
         if self.offline:
             return False
         try:
-            chunks, _ = self._open(url, "")
-        except FetchError:
+            self._open(url, "").close()
+        except MissingDownloadError:
             return False
-        close = getattr(chunks, "close", None)
-        if close:
-            close()
+        except NetworkError as e:
+            hint = f"; {self.hint}" if self.hint else ""
+            raise FetchError(f"{e.message}{hint}", self.origin) from None
         return True
-
-
-class _Retryable(Exception):
-    pass
-
-
-def _file_chunks(f: Any) -> Iterator[bytes]:
-    with f:
-        while chunk := f.read(CHUNK):
-            yield chunk
-
-
-def _http_chunks(response: Any) -> Iterator[bytes]:
-    import requests
-
-    with response:
-        try:
-            yield from response.iter_content(CHUNK)
-        except requests.RequestException as e:
-            raise _Retryable(f"connection broken ({type(e).__name__})") from None

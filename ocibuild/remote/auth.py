@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ocibuild.errors import AuthError, RegistryError
+from ocibuild import secrets
+from ocibuild.errors import AuthError, NetworkError, RegistryError
+from ocibuild.net import HostTLS, send
 from ocibuild.remote.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ class Authenticator:
         session: requests.Session,
         credentials: Callable[[], Credentials | None],
         timeout: tuple[float, float],
-        verify: bool | str = True,
+        tls_for: Callable[[str], HostTLS],
     ) -> None:
         self.registry = registry
         self.session = session
@@ -88,7 +90,7 @@ class Authenticator:
         self._credentials: Credentials | None = None
         self._looked_up = False
         self.timeout = timeout
-        self.verify = verify
+        self.tls_for = tls_for
         self.challenge: Challenge | None = None
         self._tokens: dict[frozenset[str], _Token] = {}
         self._lock = threading.Lock()
@@ -157,11 +159,17 @@ class Authenticator:
         where = f"token service {urlsplit(realm).netloc} of {self.registry}"
         started = time.monotonic()
         try:
-            response = self.session.get(
-                realm, params=params, headers=headers, timeout=self.timeout, verify=self.verify
+            response = send(
+                self.session,
+                "GET",
+                realm,
+                tls=self.tls_for(urlsplit(realm).netloc),
+                timeout=self.timeout,
+                params=params,
+                headers=headers,
             )
-        except requests.RequestException as e:
-            raise RegistryError(f"{where}: {e.__class__.__name__}: {_first_line(e)}") from None
+        except NetworkError as e:
+            raise RegistryError(str(e), where) from None
         if response.status_code in (401, 403):
             who = f"user {creds.username!r}" if creds else "anonymous access"
             raise AuthError(
@@ -178,11 +186,8 @@ class Authenticator:
             value, lifetime = None, 0
         if not value or not isinstance(value, str):
             raise AuthError(f"{where} answered without a token")
+        secrets.register(value)
         log.debug(
             "token for %s: %s, valid %d s", self.registry, " ".join(sorted(scopes)) or "-", lifetime
         )
         return _Token(value, started + lifetime - min(30.0, lifetime / 10))
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0][:300] if str(e) else ""

@@ -11,12 +11,13 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
-from ocibuild.errors import DigestMismatchError, RegistryError, StoreError
+from ocibuild.errors import DigestMismatchError, RegistryError, StoreError, TransientError
+from ocibuild.net import Attempts, safe_url
+from ocibuild.net.session import root_cause
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest
 from ocibuild.remote.progress import BlobProgress
-from ocibuild.remote.retry import TransientError
-from ocibuild.remote.transport import RegistryClient, describe, redact
+from ocibuild.remote.transport import RegistryClient
 from ocibuild.store import Store
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def upload_blob(
         raise StoreError(
             f"blob {descriptor.digest} in {store.root} is not the {size} bytes its manifest says"
         )
-    failures = 0
+    attempts = Attempts(options.retry_policy, client.on_retry)
     while True:
         try:
             session = session or _new_session(client, repository, scopes)
@@ -135,14 +136,11 @@ def upload_blob(
                 session = _send_chunk(
                     client, session, path, min(chunk, size - session.offset), scopes, progress
                 )
-                failures = 0
+                attempts.progress()
             _complete(client, session, descriptor, scopes, None)
             return
         except TransientError as e:
-            failures += 1
-            if failures > options.retries:
-                raise TransientError(f"{e} (gave up after {failures} attempts)") from None
-            client.wait(failures, e)
+            attempts.failed(e)
             if blob_exists(client, repository, descriptor, scopes):
                 return  # the answer to a completed upload was lost
             session = _resume(client, session, scopes) if session else None
@@ -167,7 +165,9 @@ def _send_chunk(
     )
     response.close()
     if response.status_code == 416:
-        raise TransientError(f"PATCH at offset {start}: the registry holds another range")
+        raise TransientError(
+            f"PATCH at offset {start}: the registry holds another range", cause="http"
+        )
     if response.status_code != 202:
         raise client.error("PATCH", response, scopes)
     received = _range_end(response.headers.get("Range"))
@@ -249,7 +249,8 @@ def download_blob(
             except requests.RequestException as e:
                 raise TransientError(
                     f"blob {descriptor.digest} from {source}: transfer broken after {received} of "
-                    f"{descriptor.size} bytes ({describe(e)})"
+                    f"{descriptor.size} bytes ({root_cause(e)})",
+                    cause="broken",
                 ) from None
         return response
 
@@ -260,7 +261,7 @@ def _location(response: requests.Response, default: str = "") -> str:
     location = response.headers.get("Location") or default
     if not location:
         raise RegistryError(
-            f"{response.request.method} {redact(response.url)}: no Location in the answer"
+            f"{response.request.method} {safe_url(response.url)}: no Location in the answer"
         )
     return urljoin(response.url, location)
 

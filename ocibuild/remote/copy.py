@@ -20,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
-from ocibuild.errors import DigestMismatchError, OcibuildError, RegistryError
+from ocibuild.errors import DigestMismatchError, OcibuildError, RegistryError, TransientError
+from ocibuild.net import Attempts
+from ocibuild.net.session import root_cause
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.progress import Reporter, TransferEvent
@@ -31,8 +33,7 @@ from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
 from ocibuild.remote.pull import pull_image
 from ocibuild.remote.push import push_images, target_reference
-from ocibuild.remote.retry import TransientError
-from ocibuild.remote.transport import RegistryClient, describe
+from ocibuild.remote.transport import RegistryClient
 from ocibuild.store import Store
 
 STORE_PREFIX = "store:"
@@ -208,7 +209,7 @@ class _Copier:
     ) -> None:
         """GET from the source, PUT to the target, chunk by chunk; a broken transfer starts
         over (a fresh GET and upload), up to the retries the options allow."""
-        failures = 0
+        attempts = Attempts(self.target.options.retry_policy, self.target.on_retry)
         while True:
             try:
                 session = session or start_upload(self.target, self.dst.repository, self.dst_scopes)
@@ -217,10 +218,7 @@ class _Copier:
                 self._transfer(descriptor, progress, session)
                 return
             except TransientError as e:
-                failures += 1
-                if failures > self.target.options.retries:
-                    raise TransientError(f"{e} (gave up after {failures} attempts)") from None
-                self.target.wait(failures, e)
+                attempts.failed(e)
                 session = None
 
     def _transfer(
@@ -255,7 +253,7 @@ class _Copier:
                 )
             except OSError as e:
                 raise TransientError(
-                    f"blob {descriptor.digest} from {self.src.name}: {describe(e)}"
+                    f"blob {descriptor.digest} from {self.src.name}: {root_cause(e)}"
                 ) from None
             put.close()
             if put.status_code not in (201, 204):

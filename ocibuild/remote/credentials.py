@@ -7,7 +7,8 @@ program, `auths[registry].auth` is base64 `user:password`, and `credsStore` is t
 every other registry. Helpers speak docker's protocol: `get`/`erase` read the server on stdin,
 `store` reads `{"ServerURL", "Username", "Secret"}`; `get` answers with the same JSON.
 
-A password never appears in a message, a log line or a repr.
+A password never appears in a message, a log line or a repr: every secret read is registered
+with `ocibuild.secrets`, whose filter the CLI applies to all it prints.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocibuild import secrets
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import AuthError
 from ocibuild.oci.reference import DOCKER_HUB
@@ -31,12 +33,16 @@ log = logging.getLogger(__name__)
 HELPER_PREFIX = "docker-credential-"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _HELPER_TIMEOUT = 60
+NOT_FOUND = "credentials not found in native keychain"  # docker's protocol: no credentials
 
 
 @dataclass(frozen=True)
 class Credentials:
     username: str
     password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        secrets.register(self.password, self.username)
 
     def basic(self) -> str:
         """The value of an `Authorization: Basic` header."""
@@ -243,12 +249,28 @@ def _run_helper(helper: str, action: str, stdin: str, path: Path, secret: str = 
             f"{HELPER_PREFIX}{helper} {action} failed: {e.__class__.__name__}"
         ) from None
     if proc.returncode != 0:
-        # helpers report failures on stdout ("credentials not found in native keychain")
-        lines = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+        # helpers report failures on stdout; what a failing `get` says may be the very secret
+        # (or its JSON answer), so only the protocol's "not found" is quoted
+        output = proc.stdout.strip() or proc.stderr.strip()
+        _register_answer(output)
+        lines = output.splitlines()
         reason = lines[0][:200] if lines else "no message"
-        if secret and secret in reason:
-            reason = "(message withheld: it quotes the secret)"
+        quotable = reason == NOT_FOUND if action == "get" else not (secret and secret in reason)
+        if not quotable or reason.lstrip().startswith(("{", "[")):
+            reason = "(its output is not shown: it may quote a secret)"
         raise AuthError(
             f"{HELPER_PREFIX}{helper} {action} failed (exit {proc.returncode}): {reason}"
         )
+    _register_answer(proc.stdout)
     return proc.stdout
+
+
+def _register_answer(output: str) -> None:
+    """Register the secret of a helper's JSON answer, whatever became of the helper."""
+    try:
+        data = json.loads(output)
+    except ValueError:
+        return
+    if isinstance(data, dict) and isinstance(data.get("Secret"), str):
+        username = data.get("Username")
+        secrets.register(data["Secret"], username if isinstance(username, str) else None)

@@ -14,7 +14,8 @@ from typing import Any
 
 import requests
 
-from ocibuild.errors import DigestMismatchError, RegistryError
+from ocibuild.errors import DigestMismatchError, RegistryError, TransientError
+from ocibuild.net.session import root_cause
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType, Platform, sha256_digest
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.mediatypes import (
@@ -25,8 +26,7 @@ from ocibuild.oci.mediatypes import (
     to_docker,
     to_oci,
 )
-from ocibuild.remote.retry import TransientError
-from ocibuild.remote.transport import RegistryClient, describe
+from ocibuild.remote.transport import RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def get_manifest(
         )
         with response:
             if response.status_code == 404:
-                raise RegistryError(f"{where}: no such manifest (HTTP 404)")
+                raise RegistryError("no such manifest (HTTP 404)", where)
             if response.status_code != 200:
                 raise client.error("GET", response, scopes)
             data = bytearray()
@@ -85,18 +85,20 @@ def get_manifest(
                     data += chunk
                     if len(data) > MAX_MANIFEST_SIZE:
                         raise RegistryError(
-                            f"{where}: manifest larger than {MAX_MANIFEST_SIZE} bytes"
+                            f"manifest larger than {MAX_MANIFEST_SIZE} bytes", where
                         )
             except requests.RequestException as e:
-                raise TransientError(f"{where}: transfer broken ({describe(e)})") from None
+                raise TransientError(
+                    f"transfer broken ({root_cause(e)})", origin=where, cause="broken"
+                ) from None
             announced = response.headers.get("Docker-Content-Digest", "")
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         digest = sha256_digest(bytes(data))
         if is_digest(identifier) and digest != identifier:
-            raise DigestMismatchError(f"{where}: the registry sent a manifest with digest {digest}")
+            raise DigestMismatchError(f"the registry sent a manifest with digest {digest}", where)
         if is_digest(announced) and announced != digest:
             raise DigestMismatchError(
-                f"{where}: the manifest has digest {digest}, the registry announced {announced}"
+                f"the manifest has digest {digest}, the registry announced {announced}", where
             )
         return bytes(data), content_type
 
@@ -104,12 +106,12 @@ def get_manifest(
     try:
         parsed = json.loads(data)
     except ValueError as e:
-        raise RegistryError(f"{where}: manifest is not JSON ({e})") from None
+        raise RegistryError(f"manifest is not JSON ({e})", where) from None
     kind = parsed.get("mediaType") if isinstance(parsed, dict) else None
     kind = kind or content_type
     if kind not in MANIFESTS | INDEXES:
         raise RegistryError(
-            f"{where}: unsupported manifest type {kind or 'unknown'} (schema 1 is not supported)"
+            f"unsupported manifest type {kind or 'unknown'} (schema 1 is not supported)", where
         )
     return RemoteManifest(Descriptor(kind, sha256_digest(data), len(data)), data)
 
@@ -177,7 +179,7 @@ def choose_platform(index: Index, platform: str, where: str) -> Descriptor:
         if not wanted.variant or p.variant == wanted.variant:
             return descriptor
     available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
-    raise RegistryError(f"{where}: no image for {platform} in its index (it has: {available})")
+    raise RegistryError(f"no image for {platform} in its index (it has: {available})", where)
 
 
 def push_format(manifest: Manifest, requested: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocibuild.net.retry import RetryPolicy
+
 MiB = 1 << 20
 FORMATS = ("auto", "oci", "docker")
 
@@ -13,7 +15,8 @@ FORMATS = ("auto", "oci", "docker")
 class RemoteOptions:
     """Settings of one push or pull; `RemoteOptions()` suits a public HTTPS registry.
 
-    `insecure` allows plain HTTP and unverified TLS; `ca_cert` adds a CA bundle to verify TLS.
+    `insecure` allows plain HTTP and unverified TLS for every registry (loopback ones may be
+    plain HTTP anyway: see `ocibuild.net.tls`); `ca_cert` is the CA bundle to verify TLS with.
     Blobs up to `chunk_threshold` bytes go in one PUT, larger ones in PATCH chunks of
     `chunk_size` (or the registry's `OCI-Chunk-Min-Length`, if larger). Failed requests are
     retried `retries` times, waiting `backoff` * 2^n seconds (with jitter, at most
@@ -37,6 +40,10 @@ class RemoteOptions:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     docker_config: Path | None = None
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retries, self.backoff, self.max_backoff, self.max_retry_after)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

@@ -35,7 +35,7 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
             platform = chosen.platform
             image = get_manifest(client, reference.repository, chosen.digest, scopes)
             if image.is_index:
-                raise RegistryError(f"{where}: an index inside an index is not supported")
+                raise RegistryError("an index inside an index is not supported", where)
         manifest = Manifest.from_json(image.json())
         blobs = list({d.digest: d for d in (manifest.config, *manifest.layers)}.values())
         cancel = threading.Event()

@@ -1,31 +1,41 @@
 """One registry over HTTP: scheme discovery (`GET /v2/`), auth, retries and error messages.
 
-`request()` retries what is worth retrying (broken connections, timeouts, 408, 429, 5xx) with
-backoff, honouring `Retry-After`, and answers a 401 once by renewing its credentials. Bodies are
+Requests go through `ocibuild.net`: its session, its TLS rules per host (loopback registries may
+be plain HTTP, `$OCIBUILD_INSECURE_REGISTRIES`, certs.d) and its retry policy. `request()`
+retries what is worth retrying and answers a 401 once by renewing its credentials. Bodies are
 bytes or a factory of a fresh sized iterable, so a request can be sent again.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Sized
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from ocibuild import __version__
-from ocibuild.errors import AuthError, RegistryError
+from ocibuild.errors import AuthError, NetworkError, RegistryError, TransientError
+from ocibuild.net import (
+    HostTLS,
+    host_tls,
+    new_session,
+    retrying,
+    safe_url,
+    send,
+    status_failure,
+)
+from ocibuild.net.retry import retryable_status
+from ocibuild.net.session import body_head, error_summary
+from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV, split_host
 from ocibuild.oci.reference import registry_credentials_key, registry_endpoint
 from ocibuild.progress import RateLimitEvent, Reporter, RetryEvent
 from ocibuild.remote.auth import Authenticator, pick_challenge
 from ocibuild.remote.credentials import Credentials, find_credentials
 from ocibuild.remote.options import RemoteOptions
-from ocibuild.remote.retry import TransientError, backoff_delay, parse_retry_after, retryable_status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,24 +52,8 @@ class TLSError(RegistryError):
     """The TLS handshake failed: an unknown CA, a wrong host name, or a plain-HTTP server."""
 
 
-def redact(url: str) -> str:
-    """A URL fit for a message: without its query (upload state, tokens) and user info."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def describe(e: BaseException) -> str:
-    """The root cause of a requests exception, without urllib3's wrapping."""
-    while e.args and isinstance(e.args[0], BaseException):
-        e = e.args[0]
-    reason = getattr(e, "reason", None)
-    if isinstance(reason, BaseException):
-        return describe(reason)
-    text = str(e).splitlines()[0] if str(e) else ""
-    return f"{e.__class__.__name__}: {text[:300]}" if text else e.__class__.__name__
+class UnreachableError(RegistryError):
+    """The registry could not be reached at all (no name, nothing listening, no answer)."""
 
 
 class RegistryClient:
@@ -78,25 +72,21 @@ class RegistryClient:
         self.options = options
         self.report = report
         self.timeout = (options.connect_timeout, options.read_timeout)
-        self.session = requests.Session()
-        adapter = HTTPAdapter(
-            pool_connections=2, pool_maxsize=options.concurrency + 2, max_retries=0
-        )
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers["User-Agent"] = f"ocibuild/{__version__}"
-        # given with each request: a session's own `verify` loses to $REQUESTS_CA_BUNDLE
-        self.verify: bool | str = False if options.insecure else str(options.ca_cert or "") or True
+        self.session = new_session(options.concurrency + 2)
+        self.tls = self.tls_for(self.host)
         if credentials is None:
             key = self.credentials_key
 
             def credentials() -> Credentials | None:
                 return find_credentials(key, options.docker_config)
 
-        self.auth = Authenticator(registry, self.session, credentials, self.timeout, self.verify)
+        self.auth = Authenticator(registry, self.session, credentials, self.timeout, self.tls_for)
         self._base: str | None = None
         self._ping_error: RegistryError | None = None
         self._lock = threading.Lock()
+
+    def tls_for(self, netloc: str) -> HostTLS:
+        return host_tls(netloc, self.options.insecure, self.options.ca_cert)
 
     def close(self) -> None:
         self.session.close()
@@ -128,35 +118,62 @@ class RegistryClient:
         return urljoin(self.base, path)
 
     def _ping(self) -> str:
-        """Find the scheme that works (https; http too when insecure) and the auth challenge."""
-        schemes = ["https", "http"] if self.options.insecure else ["https"]
-        for scheme in schemes:
-            base = f"{scheme}://{self.host}"
-            ping = functools.partial(self._send, "GET", base + "/v2/")
-            probe = scheme == "https" and self.options.insecure  # plain HTTP is next: no retries
-            try:
-                response = ping() if probe else self.retrying(ping)
-            except (TLSError, TransientError) as e:
-                if probe:
-                    log.debug("%s: %s, trying plain HTTP", self.host, e)
-                    continue
-                if isinstance(e, TLSError):
-                    raise TLSError(
-                        f"{e}; give the registry's CA with --ca-cert, or use --insecure for a plain-HTTP registry"
-                    ) from None
-                raise RegistryError(f"cannot reach the registry {self.registry}: {e}") from None
-            with response:
-                if response.status_code == 401:
-                    self.auth.refused(response, ())
-                elif response.status_code != 200:
-                    raise RegistryError(
-                        f"{base}/v2/ answered HTTP {response.status_code}: "
-                        f"{self.registry} does not look like an OCI / Docker v2 registry"
-                    )
-            if scheme == "http":
-                log.info("%s: using plain HTTP (--insecure)", self.registry)
-            return base
-        raise RegistryError(f"cannot reach the registry {self.registry} over HTTPS or HTTP")
+        """Find the scheme that works and the auth challenge: https, or plain http for a
+        registry that may be plain (loopback, `*.local`, insecure) and does not speak TLS."""
+        https = f"https://{self.host}"
+        try:
+            return self._ping_at(https, probe=self.tls.plain_http)
+        except NetworkError as e:
+            if not self._may_fall_back(e):
+                raise self._unreachable(e) from None
+            over_https = e
+            log.debug("%s: %s; trying plain HTTP", self.host, e)
+        try:
+            base = self._ping_at(f"http://{self.host}", probe=False)
+        except NetworkError as e:
+            if over_https.cause != "tls":  # else the HTTPS failure says nothing new
+                e.message += f"; {over_https.message}"
+            raise self._unreachable(e) from None
+        log.info("%s: using plain HTTP", self.registry)
+        return base
+
+    def _may_fall_back(self, error: NetworkError) -> bool:
+        if not self.tls.plain_http or error.cause == "dns":
+            return False
+        if error.cause == "refused":  # the same port refuses http as well
+            return split_host(self.host)[1] is None
+        return error.cause != "tls-verify"
+
+    def _ping_at(self, base: str, probe: bool) -> str:
+        ping = functools.partial(self._send, "GET", base + "/v2/")
+        response = ping() if probe else self.retrying(ping)
+        with response:
+            if response.status_code == 401:
+                self.auth.refused(response, ())
+            elif response.status_code != 200:
+                raise RegistryError(
+                    f"{base}/v2/ answered HTTP {response.status_code}: "
+                    f"{self.registry} does not look like an OCI / Docker v2 registry"
+                )
+        return base
+
+    def _unreachable(self, error: NetworkError) -> RegistryError:
+        if error.cause == "tls-verify" and self.tls.ca_source:
+            return TLSError(f"{error}; the CAs trusted for {self.host}: {self.tls.ca_source}")
+        if error.cause == "tls-verify":
+            return TLSError(
+                f"{error}; give the registry's CA with --ca-cert or as "
+                f"/etc/containers/certs.d/{self.host}/ca.crt (${CERTS_DIRS_ENV} replaces "
+                f"that directory), or use --insecure (or ${INSECURE_ENV})"
+            )
+        if error.cause == "tls":
+            return TLSError(
+                f"{error}; a plain-HTTP registry needs --insecure (or ${INSECURE_ENV}) unless it "
+                "is on loopback, localhost or *.local"
+            )
+        if error.cause == "http":
+            return RegistryError(str(error))
+        return UnreachableError(f"cannot reach the registry {self.registry}: {error}")
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -203,12 +220,7 @@ class RegistryClient:
                 self.auth.refused(response, scopes, sent.get("Authorization", ""))
                 continue
             if retryable_status(response.status_code):
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                message = (
-                    f"{method} {redact(url)}: HTTP {response.status_code}{_error_summary(response)}"
-                )
-                response.close()
-                raise TransientError(message, retry_after)
+                raise status_failure(response, method)
             break
         return response
 
@@ -220,43 +232,25 @@ class RegistryClient:
         data: Any = None,
         stream: bool = False,
     ) -> requests.Response:
-        try:
-            response = self.session.request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                stream=stream,
-                timeout=self.timeout,
-                verify=self.verify,
-            )
-        except requests.exceptions.SSLError as e:
-            raise TLSError(f"{method} {redact(url)}: TLS failed ({describe(e)})") from None
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as e:
-            raise TransientError(f"{method} {redact(url)}: {describe(e)}") from None
+        response = send(
+            self.session,
+            method,
+            url,
+            tls=self.tls,
+            timeout=self.timeout,
+            headers=headers,
+            data=data,
+            stream=stream,
+        )
         self._note_ratelimit(response)
         return response
 
-    def retrying(self, send: Callable[[], T]) -> T:
-        failures = 0
-        while True:
-            try:
-                return send()
-            except TransientError as e:
-                failures += 1
-                if failures > self.options.retries:
-                    raise TransientError(f"{e} (gave up after {failures} attempts)") from None
-                self.wait(failures, e)
+    def retrying(self, attempt: Callable[[], T]) -> T:
+        return retrying(attempt, self.options.retry_policy, self.on_retry)
 
-    def wait(self, failures: int, error: TransientError) -> None:
-        """Sleep before retry number `failures`, telling the user why."""
-        delay = backoff_delay(failures, self.options, error.retry_after)
-        self.report(RetryEvent(str(error), failures, self.options.retries, delay))
-        time.sleep(delay)
+    def on_retry(self, attempt: int, delay: float, error: TransientError) -> None:
+        """Tell the user why we wait before a retry."""
+        self.report(RetryEvent(str(error), attempt, self.options.retries, delay))
 
     # -- errors and headers -------------------------------------------------------------------
 
@@ -264,8 +258,8 @@ class RegistryClient:
         self, method: str, response: requests.Response, scopes: Iterable[str] = ()
     ) -> RegistryError:
         """The error for an unexpected answer, with the registry's own error code and message."""
-        where = f"{method} {redact(response.url)}"
-        summary = _error_summary(response)
+        where = f"{method} {safe_url(response.url)}"
+        summary = error_summary(response)
         code = _code(response)
         response.close()
         status = response.status_code
@@ -279,12 +273,12 @@ class RegistryClient:
                 hint = f"; the credentials of {creds.username!r} do not grant {' '.join(scopes)}"
             else:
                 hint = f"; the registry refused the credentials for {self.registry}"
-            return AuthError(f"{where}: HTTP 401{summary}{hint}")
+            return AuthError(f"HTTP 401{summary}{hint}", where)
         if status == 403:
             return AuthError(
-                f"{where}: HTTP 403{summary} (access denied to {' '.join(scopes) or self.registry})"
+                f"HTTP 403{summary} (access denied to {' '.join(scopes) or self.registry})", where
             )
-        return RegistryError(f"{where}: HTTP {status}{summary}")
+        return RegistryError(f"HTTP {status}{summary}", where)
 
     def _note_ratelimit(self, response: requests.Response) -> None:
         remaining = _ratelimit(response.headers.get("ratelimit-remaining"))
@@ -305,23 +299,6 @@ def _ratelimit(value: str | None) -> int | None:
 
 def _code(response: requests.Response) -> str:
     try:
-        return str(response.json()["errors"][0]["code"])
-    except (ValueError, KeyError, IndexError, TypeError, RuntimeError):
+        return str(json.loads(body_head(response))["errors"][0]["code"])
+    except (ValueError, KeyError, IndexError, TypeError):
         return ""
-
-
-def _error_summary(response: requests.Response) -> str:
-    """` CODE: message` from a registry's JSON error body, or the start of a text body."""
-    if response.request is not None and response.request.method == "HEAD":
-        return ""
-    try:
-        errors = response.json().get("errors") or []
-        parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors[:3]]
-        return (" " + "; ".join(parts)) if parts else ""
-    except (ValueError, AttributeError, RuntimeError):
-        pass
-    try:
-        text = response.text.strip().splitlines()
-    except (requests.RequestException, RuntimeError):
-        return ""
-    return f" {text[0][:200]}" if text else ""

@@ -17,12 +17,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocibuild.errors import Origin
 from ocibuild.layer.entry import Entry
 from ocibuild.oci import RuntimeConfig
 from ocibuild.progress import Reporter, silent
+
+if TYPE_CHECKING:
+    from ocibuild.fetch import Fetcher
 
 
 class LowerFS(Protocol):
@@ -58,6 +61,7 @@ class SourceContext:
     lower: LowerFS | None = None
     report: Reporter = silent
     lock: Any = None  # ocibuild.fetch.LockFile of the recipe: pinned download digests
+    insecure: bool = False  # downloads without TLS verification (`--insecure`)
     content_digest: Callable[[Entry], str] = hash_content
     variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
     warned: set[str] = field(default_factory=set)  # warnings already given in this build
@@ -70,6 +74,27 @@ class SourceContext:
 RuntimeHook = Callable[[RuntimeConfig, LowerFS], RuntimeConfig]
 """What a layer does to the image's runtime config, given the config so far (base image, then
 the layers below in order) and the files of the whole image."""
+
+
+def fetcher_for(
+    ctx: SourceContext, origin: Origin | None = None, hint: str = "", mirror: str | None = None
+) -> Fetcher:
+    """The downloader of a source: its failures name the recipe line (`origin`, else the
+    context's) and, when the server cannot be reached, `hint` (how to use another mirror).
+    Downloads below `mirror` are pinned relative to it."""
+    from ocibuild.fetch import Fetcher
+
+    return Fetcher(
+        ctx.cache_dir,
+        lock=ctx.lock,
+        offline=ctx.offline,
+        update_lock=ctx.update_lock,
+        report=ctx.report,
+        mirror=mirror,
+        origin=origin or ctx.origin,
+        hint=hint,
+        insecure=ctx.insecure,
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.errors import FetchError, Origin, SourceError
+from ocibuild.errors import MissingDownloadError, Origin, SourceError
 from ocibuild.fetch import Fetched, Fetcher
 from ocibuild.layer.entry import Entry, bytes_entry, dir_entry
 from ocibuild.ospkg.compress import compression_of, decompressed
@@ -47,12 +47,11 @@ from ocibuild.ospkg.dpkgdb import (
 )
 from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
 from ocibuild.ospkg.record import PackageRecord
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, SourceContext, fetcher_for, input_key
 from ocibuild.sources.packages import (
     Download,
     base_record,
     download_packages,
-    fetcher_for,
     locked_resolution,
     lower_files,
     package_layer,
@@ -61,7 +60,7 @@ from ocibuild.sources.packages import (
     resolve_requested,
 )
 from ocibuild.sources.specs import DebSpec
-from ocibuild.variables import canonical, expand
+from ocibuild.variables import canonical, expand, mirror_hint
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def plan(spec: DebSpec, ctx: SourceContext) -> list[LayerPlan]:
                 )
             )
         except ValueError as e:
-            raise SourceError(f"{repo.origin or origin}: {e}") from None
+            raise SourceError(str(e), repo.origin or origin) from None
     lower = lower_files(ctx, [STATUS_PATH])
     record = base_record(lower)
     base_status = parse_status(lower.get(STATUS_PATH, b"").decode("utf-8", "replace"))
@@ -124,8 +123,10 @@ def plan(spec: DebSpec, ctx: SourceContext) -> list[LayerPlan]:
     )
     urls = {r.canonical_url: r.url for r in repos}
 
+    hint = mirror_hint(r.url for r in spec.repos)
+
     def entries() -> Iterator[Entry]:
-        return _entries(packages, urls, base_status, record, ctx)
+        return _entries(packages, urls, base_status, record, ctx, hint)
 
     return [package_layer("deb", spec.packages, packages, lower, entries)]
 
@@ -139,8 +140,9 @@ def _resolve(
 ) -> list[Resolved]:
     available: list[DebPackage] = []
     suites: dict[int, _Repo] = {}
+    fetcher = fetcher_for(ctx, origin, mirror_hint(r.url for r in spec.repos))
     for repo in repos:
-        for package in _repository(repo, spec.arch, ctx):
+        for package in _repository(repo, spec.arch, fetcher):
             available.append(package)
             suites[id(package)] = repo
     resolver = DebResolver(available, spec.arch, spec.exclude, installed)
@@ -163,13 +165,12 @@ def _resolve(
     return out
 
 
-def _repository(repo: _Repo, arch: str, ctx: SourceContext) -> Iterator[DebPackage]:
-    fetcher = fetcher_for(ctx)
+def _repository(repo: _Repo, arch: str, fetcher: Fetcher) -> Iterator[DebPackage]:
     dists = f"{repo.url}/dists/{repo.suite}"
     release_url = f"{dists}/InRelease"
     try:
         release_file = fetcher.fetch_fresh(release_url, "release file")
-    except FetchError:  # older archives and simple repositories have only Release
+    except MissingDownloadError:  # older archives and simple repositories have only Release
         release_url = f"{dists}/Release"
         release_file = fetcher.fetch_fresh(release_url, "release file")
     release = parse_release(release_file.path.read_text("utf-8", "replace"), release_url)
@@ -201,7 +202,7 @@ def _fetch_index(fetcher: Fetcher, release: Release, dists: str, index: IndexFil
         by_hash = f"{dists}/{posixpath.dirname(index.path)}/by-hash/SHA256/{index.sha256}"
         try:
             return fetcher.fetch_fresh(by_hash, "package index", sha256=index.sha256)
-        except FetchError:
+        except MissingDownloadError:
             pass
     return fetcher.fetch_fresh(url, "package index", sha256=index.sha256)
 
@@ -212,12 +213,13 @@ def _entries(
     base_status: list[dict[str, str]],
     record: list[PackageRecord],
     ctx: SourceContext,
+    hint: str,
 ) -> Iterator[Entry]:
     downloads = [
         Download(f"{urls[p.repo]}/{p.filename}", f"deb {p.label}", "sha256", p.sha256)
         for p in packages
     ]
-    fetched = download_packages(ctx, downloads)
+    fetched = download_packages(ctx, downloads, hint)
     debs = [
         read_deb(Path(f.path), f"deb {p.label} ({f.url})")
         for p, f in zip(packages, fetched, strict=True)

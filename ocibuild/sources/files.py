@@ -51,12 +51,12 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
     try:
         dest = clean_path(item.dest, "dest")
     except UnsafePathError as e:
-        raise SourceError(f"{origin}: {e}") from None
+        raise SourceError(str(e), origin) from None
     uid, gid = item.owner if isinstance(item.owner, tuple) else (0, 0)
     mode = item.mode if isinstance(item.mode, int) else None
     if item.content is not None:
         if item.dest.endswith("/"):
-            raise SourceError(f"{origin}: dest {item.dest!r} of inline content must be a file path")
+            raise SourceError(f"dest {item.dest!r} of inline content must be a file path", origin)
         data = item.content.encode()
         return [bytes_entry(dest, data, mode=0o644 if mode is None else mode, uid=uid, gid=gid)]
     src = Path(item.src or "").expanduser()
@@ -66,9 +66,9 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
         st = src.lstat()
     except FileNotFoundError:
         hint = f": {item.hint}" if item.hint else ""
-        raise SourceError(f"{origin}: src {item.src!r} does not exist ({src}){hint}") from None
+        raise SourceError(f"src {item.src!r} does not exist ({src}){hint}", origin) from None
     except OSError as e:
-        raise SourceError(f"{origin}: src {item.src!r}: {e.strerror}") from None
+        raise SourceError(f"src {item.src!r}: {e.strerror}", origin) from None
     copy = _Copy(item.exclude, uid, gid, mode, item.preserve_modes, origin, identities)
     if stat.S_ISDIR(st.st_mode):
         if dest:
@@ -100,7 +100,7 @@ class _Copy:
             with os.scandir(directory) as it:
                 children = sorted(it, key=lambda d: d.name)
         except OSError as e:
-            raise SourceError(f"{self.origin}: cannot read {directory}: {e.strerror}") from None
+            raise SourceError(f"cannot read {directory}: {e.strerror}", self.origin) from None
         for child in children:
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             if _excluded(rel, self.exclude):
@@ -153,7 +153,7 @@ class _Copy:
                 )
             )
         else:
-            raise SourceError(f"{self.origin}: {path} is not a regular file, directory or symlink")
+            raise SourceError(f"{path} is not a regular file, directory or symlink", self.origin)
 
 
 def entries_key(

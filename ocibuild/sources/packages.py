@@ -11,17 +11,13 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from ocibuild.errors import DigestMismatchError, LockError, Origin, SourceError
-from ocibuild.fetch import Fetched, Fetcher, Pin
+from ocibuild.fetch import Fetched, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
 from ocibuild.progress import Message, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, content_key, input_key
+from ocibuild.sources.base import LayerPlan, SourceContext, content_key, fetcher_for, input_key
 
 P = TypeVar("P")
-
-
-def fetcher_for(ctx: SourceContext) -> Fetcher:
-    return Fetcher(ctx.cache_dir, ctx.lock, ctx.offline, ctx.update_lock, ctx.report)
 
 
 def lower_files(ctx: SourceContext, paths: Iterable[str]) -> dict[str, bytes]:
@@ -61,7 +57,7 @@ def _lock_entries(ctx: SourceContext, pinned: Any, kind: type) -> list[dict[str,
         isinstance(p, dict) and set(p) == names for p in pinned
     ):
         where = ctx.lock.path if ctx.lock is not None else "the lock file"
-        raise LockError(f"{where}: malformed package resolution; rebuild with --update-lock")
+        raise LockError("malformed package resolution; rebuild with --update-lock", where)
     return pinned
 
 
@@ -76,7 +72,7 @@ def resolve_requested(
     try:
         chosen = resolve(requested)
     except SourceError as e:
-        raise SourceError(f"{origin}: {kind}: {e}") from None
+        raise SourceError(f"{kind}: {e}", origin) from None
     ctx.report(
         Message(f"{kind}: {plural(len(chosen), 'package')} to install for {', '.join(requested)}")
     )
@@ -109,11 +105,13 @@ class Download:
     checksum: str
 
 
-def download_packages(ctx: SourceContext, downloads: Sequence[Download]) -> list[Fetched]:
+def download_packages(
+    ctx: SourceContext, downloads: Sequence[Download], hint: str = ""
+) -> list[Fetched]:
     """Fetch package files in parallel, each checked against its index's checksum, and pin them
     in the lock. Files are cached by content, so a fixed mirror is never shadowed by a bad
-    download of the same URL."""
-    fetcher = fetcher_for(ctx)
+    download of the same URL. `hint` says how to use another mirror."""
+    fetcher = fetcher_for(ctx, hint=hint)
 
     def one(d: Download) -> Fetched:
         if d.checksum_type == "sha256":
@@ -128,7 +126,8 @@ def download_packages(ctx: SourceContext, downloads: Sequence[Download]) -> list
                 if actual != d.checksum:
                     raise DigestMismatchError(
                         f"{d.what}: {d.url}: {d.checksum_type} {actual}, "
-                        f"the repository index says {d.checksum}"
+                        f"the repository index says {d.checksum}",
+                        ctx.origin,
                     )
         if ctx.lock is not None:
             ctx.lock.set(Pin(d.url, fetched.size, fetched.sha256))

@@ -18,7 +18,7 @@ def plan(spec: str | ProfileSpec, ctx: SourceContext) -> list[LayerPlan]:
     if "/" in name or name.startswith("."):
         from ocibuild.errors import SourceError
 
-        raise SourceError(f"{ctx.origin}: profile name {name!r} must be a plain file name")
+        raise SourceError(f"profile name {name!r} must be a plain file name", ctx.origin)
     path = f"etc/profile.d/{name if name.endswith('.sh') else name + '.sh'}"
     data = profile_script(spec.lines)
     return [

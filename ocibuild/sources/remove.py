@@ -13,9 +13,9 @@ def plan(spec: list[str], ctx: SourceContext) -> list[LayerPlan]:
         try:
             path = clean_path(raw, "remove path")
         except UnsafePathError as e:
-            raise SourceError(f"{ctx.origin}: {e}") from None
+            raise SourceError(str(e), ctx.origin) from None
         if not path:
-            raise SourceError(f"{ctx.origin}: cannot remove the image root")
+            raise SourceError("cannot remove the image root", ctx.origin)
         paths.append(path)
     paths = sorted(set(paths))
     return [

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import Origin, SourceError
+from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import compression_of, decompressed
@@ -25,12 +26,11 @@ from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
 from ocibuild.progress import Message, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, SourceContext, fetcher_for, input_key
 from ocibuild.sources.packages import (
     Download,
     base_record,
     download_packages,
-    fetcher_for,
     locked_resolution,
     lower_files,
     package_layer,
@@ -39,7 +39,7 @@ from ocibuild.sources.packages import (
     resolve_requested,
 )
 from ocibuild.sources.specs import RpmSpec
-from ocibuild.variables import canonical, expand
+from ocibuild.variables import canonical, expand, mirror_hint
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
             for u in spec.repos
         }
     except ValueError as e:
-        raise SourceError(f"{origin}: {e}") from None
+        raise SourceError(str(e), origin) from None
     lower = lower_files(ctx, (*ACCOUNT_FILES, *RPMDB_FILES))
     # the layer's content does not depend on the database, only the resolution (on its NEVRAs)
     rpmdb = read_rpmdb({p: lower.pop(p) for p in RPMDB_FILES if p in lower})
@@ -101,7 +101,7 @@ def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
     )
 
     def entries() -> Iterator[Entry]:
-        return _entries(packages, urls, lower, record, ctx)
+        return _entries(packages, urls, lower, record, ctx, mirror_hint(spec.repos))
 
     return [package_layer("rpm", spec.packages, packages, lower, entries)]
 
@@ -125,16 +125,16 @@ def _resolve(
 ) -> list[Resolved]:
     available: list[RpmPackage] = []
     repo_of: dict[str, str] = {}
+    fetcher = fetcher_for(ctx, origin, mirror_hint(spec.repos))
     for repo, url in urls.items():
-        available += _repository(url, ctx)
+        available += _repository(url, fetcher)
         repo_of[url] = repo
     resolver = RpmResolver(available, spec.arch, spec.exclude, installed)
     chosen = resolve_requested(ctx, "rpm", resolver.resolve, spec.packages, origin)
     return [Resolved.of(p, repo_of[p.repo]) for p in chosen]
 
 
-def _repository(url: str, ctx: SourceContext) -> list[RpmPackage]:
-    fetcher = fetcher_for(ctx)
+def _repository(url: str, fetcher: Fetcher) -> list[RpmPackage]:
     repomd_url = f"{url}/repodata/repomd.xml"
     repomd = fetcher.fetch_fresh(repomd_url, "repository index")
     files = parse_repomd(repomd.path.read_bytes(), repomd_url)
@@ -155,6 +155,7 @@ def _entries(
     lower: dict[str, bytes],
     record: list[PackageRecord],
     ctx: SourceContext,
+    hint: str,
 ) -> Iterator[Entry]:
     downloads = [
         Download(
@@ -165,7 +166,7 @@ def _entries(
         )
         for p in packages
     ]
-    fetched = download_packages(ctx, downloads)
+    fetched = download_packages(ctx, downloads, hint)
     rpms = [
         read_rpm(Path(f.path), f"rpm {p.nevra} ({f.url})")
         for p, f in zip(packages, fetched, strict=True)

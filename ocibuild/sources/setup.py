@@ -87,7 +87,7 @@ def frozen_environment(
             raise SourceError(f"no UPS products declared in /{root} (no .version files)")
         flavor = host_flavor(db)
     except SourceError as e:
-        raise SourceError(f"{where}: {setup_command(spec)}: {e}") from None
+        raise SourceError(f"{setup_command(spec)}: {e}", where) from None
     env = UpsEnvironment(db, base_env or {}, flavor, report, spec.missing, warned)
     env.source_setup()
     quals = colon_qualifiers(spec.qualifiers)

@@ -11,11 +11,10 @@ cache key depends only on its tarballs' sha256 and `into`, never on the bundle.
 from __future__ import annotations
 
 from ocibuild.errors import FetchError, LockError, SourceError
-from ocibuild.fetch import Fetcher
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import clean_path
 from ocibuild.progress import Message, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, SourceContext, fetcher_for, input_key
 from ocibuild.sources.specs import UpsSpec
 from ocibuild.ups.layering import group_products
 from ocibuild.ups.names import (
@@ -26,6 +25,10 @@ from ocibuild.ups.names import (
 from ocibuild.ups.pull import fetch_manifest, fetch_tarballs, resolve_products
 from ocibuild.ups.tarball import ProductTarball, tarball_entries
 
+MIRROR_HINT = (
+    "to use another scisoft mirror, give --mirror, $OCIBUILD_SCISOFT or mirror: in the recipe"
+)
+
 LAYER_FORMAT = 1  # bump when the entries made from a tarball change
 
 
@@ -34,20 +37,13 @@ def plan(spec: UpsSpec, ctx: SourceContext) -> list[LayerPlan]:
     try:
         tarballs = _fetch(spec, ctx)
     except (FetchError, LockError, SourceError) as e:
-        raise type(e)(f"{ctx.origin}: {e}") from None
+        raise e.located(ctx.origin) from None
     groups = group_products(tarballs, spec.layering)
     return [_layer(group, into, spec) for group in groups]
 
 
 def _fetch(spec: UpsSpec, ctx: SourceContext) -> list[ProductTarball]:
-    fetcher = Fetcher(
-        ctx.cache_dir,
-        lock=ctx.lock,
-        offline=ctx.offline,
-        update_lock=ctx.update_lock,
-        report=ctx.report,
-        mirror=ctx.mirror,
-    )
+    fetcher = fetcher_for(ctx, hint=MIRROR_HINT, mirror=ctx.mirror)
     flavor = flavor_for_os(spec.os)
     if spec.bundle is not None:
         bundle = parse_bundle_spec(spec.bundle)

@@ -104,20 +104,20 @@ def _account_files(
     groups = parse_group(base("etc/group"))
     for user in users:
         if user.name == spec.name and user.uid != spec.uid:
-            raise SourceError(f"{origin}: user {spec.name} already exists with uid {user.uid}")
+            raise SourceError(f"user {spec.name} already exists with uid {user.uid}", origin)
         if user.uid == spec.uid and user.name != spec.name:
-            raise SourceError(f"{origin}: uid {spec.uid} already belongs to user {user.name}")
+            raise SourceError(f"uid {spec.uid} already belongs to user {user.name}", origin)
     primary = next((g for g in groups if g.gid == gid), None)
     if primary is None:
         if any(g.name == spec.name for g in groups):
-            raise SourceError(f"{origin}: group {spec.name} already exists with another gid")
+            raise SourceError(f"group {spec.name} already exists with another gid", origin)
         groups.append(Group(spec.name, gid))
     known = {g.name for g in groups}
     for name in spec.groups:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SourceError(f"{origin}: group {name!r} does not exist in the image{hint}")
+            raise SourceError(f"group {name!r} does not exist in the image{hint}", origin)
     groups = [g.with_member(spec.name) if g.name in spec.groups else g for g in groups]
     users = [u for u in users if u.name != spec.name]
     users.append(User(spec.name, spec.uid, gid, spec.gecos, home, spec.shell))

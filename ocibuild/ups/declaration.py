@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocibuild.errors import SourceError
+from ocibuild.errors import Origin, SourceError
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ def parse_declaration(text: str, where: str) -> list[Instance]:
             continue
         key, sep, value = line.partition("=")
         if not sep:
-            raise SourceError(f"{where}:{number}: expected KEY = value, got {line!r}")
+            raise SourceError(f"expected KEY = value, got {line!r}", Origin(where, number))
+        key = key.strip().upper()
         value = value.strip().strip('"').strip()
         if not key.startswith("_"):
             key = key.strip().upper()
@@ -54,15 +55,15 @@ def parse_declaration(text: str, where: str) -> list[Instance]:
         (blocks[-1] if blocks else header)[key.strip()] = value
     kind = header.get("FILE", "").lower()
     if kind not in ("version", "chain"):
-        raise SourceError(f"{where}: not a UPS version or chain file (FILE = {kind or '?'})")
+        raise SourceError(f"not a UPS version or chain file (FILE = {kind or '?'})", where)
     product = header.get("PRODUCT", "")
     if not product:
-        raise SourceError(f"{where}: no PRODUCT")
+        raise SourceError("no PRODUCT", where)
     out = []
     for block in blocks:
         version = block.get("VERSION") or header.get("VERSION", "")
         if not version:
-            raise SourceError(f"{where}: instance of flavor {block['FLAVOR']} has no VERSION")
+            raise SourceError(f"instance of flavor {block['FLAVOR']} has no VERSION", where)
         out.append(
             Instance(
                 product=product,

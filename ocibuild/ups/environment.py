@@ -170,7 +170,7 @@ class UpsEnvironment:
             if request.optional:
                 self.report(Message(f"{request.via}: optional {request} not found"))
                 return
-            raise SourceError(f"{request.via}: setup {request}: {self._not_found(request)}")
+            raise SourceError(f"setup {request}: {self._not_found(request)}", request.via)
         self.initial = dict(self.env)
         try:
             previous = self.env.get(f"SETUP_{request.product.upper()}")
@@ -424,7 +424,7 @@ class UpsEnvironment:
                 branches.append((holds, name, args[0]))
             elif name == "else":
                 if not branches:
-                    raise SourceError(f"{where}: else() without if()")
+                    raise SourceError("else() without if()", where)
                 holds, kind, arg = branches[-1]
                 outer = active and all(h for h, _, _ in branches[:-1])
                 branches[-1] = (outer and not holds, kind, arg)
@@ -469,10 +469,10 @@ class UpsEnvironment:
             commands = scope.table.actions.get(action) if scope.table else None
             if commands is None:
                 if name.endswith("required"):
-                    raise SourceError(f"{where}: {command.text}: no action {action!r}")
+                    raise SourceError(f"{command.text}: no action {action!r}", where)
                 return
             if depth > MAX_DEPTH:
-                raise SourceError(f"{where}: actions call each other too deep")
+                raise SourceError("actions call each other too deep", where)
             if name.startswith("rev_"):
                 commands = self._reversed(commands, scope)
             self._run(commands, scope, depth + 1, active)
@@ -635,7 +635,7 @@ def _parse_request(text: str, optional: bool, where: str) -> Request:
         word = words[i]
         if word in _WITH_VALUE:
             if i + 1 >= len(words):
-                raise SourceError(f"{where}: option {word} without a value in {text!r}")
+                raise SourceError(f"option {word} without a value in {text!r}", where)
             options[word] = words[i + 1]
             i += 2
             continue
@@ -647,7 +647,7 @@ def _parse_request(text: str, optional: bool, where: str) -> Request:
             positional.append(word)
         i += 1
     if not positional:
-        raise SourceError(f"{where}: setup without a product name: {text!r}")
+        raise SourceError(f"setup without a product name: {text!r}", where)
     chain = next((name for flag, name in _CHAINS.items() if flag in flags), "current")
     return Request(
         product=positional[0],

@@ -40,25 +40,25 @@ def parse_manifest(text: str, where: str) -> list[ManifestEntry]:
             seen.add(entry)
             entries.append(entry)
     if not entries:
-        raise SourceError(f"{where}: the manifest lists no products")
+        raise SourceError("the manifest lists no products", where)
     return entries
 
 
 def _entry(words: list[str], at: str) -> ManifestEntry:
     if len(words) < 3 or words[0].startswith("-"):
-        raise SourceError(f"{at}: expected 'product version tarball -f flavor [-q quals]'")
+        raise SourceError("expected 'product version tarball -f flavor [-q quals]'", at)
     product, version, tarball, *options = words
     try:
         check_version(version)
     except ValueError as e:
-        raise SourceError(f"{at}: {e}") from None
+        raise SourceError(f"{e}", at) from None
     if "/" in tarball or tarball.startswith("."):
-        raise SourceError(f"{at}: {tarball!r} is not a tarball file name")
+        raise SourceError(f"{tarball!r} is not a tarball file name", at)
     values: dict[str, str] = {}
     while options:
         flag = options.pop(0)
         if not flag.startswith("-") or not options:
-            raise SourceError(f"{at}: option {flag!r} without a value")
+            raise SourceError(f"option {flag!r} without a value", at)
         values[flag] = options.pop(0)
     return ManifestEntry(
         product,

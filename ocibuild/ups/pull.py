@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ocibuild.errors import FetchError, SourceError
+from ocibuild.errors import MissingDownloadError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
 from ocibuild.ups.manifest import ManifestEntry, parse_manifest
 from ocibuild.ups.names import BundleSpec
@@ -22,8 +22,8 @@ def fetch_manifest(
     for url in manifest_urls(root, bundle, flavor, qualifiers, build):
         try:
             fetched = fetcher.fetch(url, what)
-        except FetchError as e:
-            failures.append(str(e).removeprefix(f"{what}: "))
+        except MissingDownloadError as e:
+            failures.append(e.message.removeprefix(f"{what}: "))
             continue
         try:
             text = fetched.path.read_text()

@@ -28,7 +28,8 @@ class Fault:
     relaying it; `hold` keeps the request until the proxy is released or closed, then drops it;
     `cut` reads `after` bytes of the request body (passing them on if `forward`) and closes both
     connections; `truncate` relays `after` bytes of the answer's body and closes; `corrupt`
-    flips one byte of the answer's body.
+    flips one byte of the answer's body. With `echo` (request header names), a `status` answer's
+    error message quotes those headers of the request, as a careless registry or proxy might.
     The first `skip` matches pass untouched, then `times` matches get the fault (-1: all).
     """
 
@@ -41,6 +42,7 @@ class Fault:
     seconds: float = 0.0
     after: int = 0
     forward: bool = False
+    echo: tuple[str, ...] = ()
     hits: int = 0
 
 
@@ -152,9 +154,10 @@ class FaultProxy:
 
         if fault and action == "status":
             _skip(rfile, length)
-            body = json.dumps(
-                {"errors": [{"code": "INJECTED", "message": f"injected {fault.status}"}]}
-            ).encode()
+            message = f"injected {fault.status}"
+            for name in fault.echo:
+                message += f"; {name}: {_header(headers, name)}"
+            body = json.dumps({"errors": [{"code": "INJECTED", "message": message}]}).encode()
             extra = "".join(f"{k}: {v}\r\n" for k, v in fault.headers.items())
             conn.sendall(
                 f"HTTP/1.1 {fault.status} Injected\r\nContent-Type: application/json\r\n{extra}"

@@ -281,10 +281,11 @@ def test_unreachable_registry_is_named(
     ref = f"127.0.0.1:{port}/{repo()}:1"
     make_image(store, [ref], [random_layer("a", 100)])
     with pytest.raises(
-        RegistryError, match=rf"cannot reach the registry 127.0.0.1:{port}: .*Connection refused"
+        RegistryError,
+        match=rf"cannot reach the registry 127.0.0.1:{port}: .*connection refused",
     ):
         push_image(store, ref, fast_options(retries=2), events)
-    assert len(events.of(RetryEvent)) == 2
+    assert not events.of(RetryEvent)  # refused is not worth retrying
 
 
 def test_docker_format_refuses_zstd_layers(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ocibuild.errors import Origin, SourceError
-from ocibuild.recipe.model import SetupSpec
+from ocibuild.sources.specs import SetupSpec
 from ocibuild.sources.setup import frozen_environment
 from ocibuild.ups.reverse import reverse
 from ocibuild.ups.table import Command
