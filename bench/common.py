@@ -4,9 +4,12 @@ timing commands with peak memory, and printing ratio tables."""
 from __future__ import annotations
 
 import argparse
+import http.server
+import resource
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,3 +161,25 @@ def series_table(rows: list[tuple[int, dict[str, Timing]]], names: list[str]) ->
                     f"{name}: x{large / small:.0f} size -> s/GB x{per_gb:.2f}, peak memory x{memory:.2f}"
                 )
     return "\n".join(lines)
+
+
+def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def cpu_timed(name: str, command: str, env: dict[str, str] | None = None) -> tuple[Timing, float]:
+    """`timed`, and the CPU seconds (user + system) the command's processes used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing = timed(name, command, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return timing, cpu
