@@ -4,9 +4,12 @@ timing commands with peak memory, and printing ratio tables."""
 from __future__ import annotations
 
 import argparse
+import http.server
+import resource
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +30,31 @@ def argument_parser(description: str) -> argparse.ArgumentParser:
     )
 
 
+def size_list(text: str) -> list[int]:
+    try:
+        sizes = [int(word) for word in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes in MB, comma-separated: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {text!r}")
+    return sizes
+
+
 def add_payload_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size-mb", type=int, default=1000)
-    parser.add_argument("--files", type=int, default=12000)
+    parser.add_argument(
+        "--size-mb",
+        type=size_list,
+        default=[1000],
+        help="Payload size in MB; several, comma-separated, give a row per size "
+        "(e.g. 250,500,1000,2000) [default: 1000].",
+    )
+    parser.add_argument(
+        "--files", type=int, default=12000, help="Files per 1000 MB of payload [default: 12000]."
+    )
+
+
+def files_for(size_mb: int, files_per_gb: int) -> int:
+    return max(1, files_per_gb * size_mb // 1000)
 
 
 def workdir(given: Path | None, prefix: str) -> Path:
@@ -106,3 +131,55 @@ def table(timings: list[Timing], reference: str) -> str:
             f"{t.name:<44} {t.seconds:>8.2f} {t.peak_mb:>8.0f} {t.seconds / ref.seconds:>20.2f}"
         )
     return "\n".join(lines)
+
+
+def series_table(rows: list[tuple[int, dict[str, Timing]]], names: list[str]) -> str:
+    """A row per payload size: each tool's seconds, seconds per GB and peak memory; then, per tool,
+    how its time per GB and its peak memory moved from the smallest size to the largest (time
+    growing linearly keeps s/GB flat; streaming keeps memory flat)."""
+    header = f"{'size MB':>8}"
+    for name in names:
+        header += f" | {name[:26]:>26} s  s/GB  MB"
+    lines = [header]
+    for size, timings in rows:
+        line = f"{size:>8}"
+        for name in names:
+            t = timings.get(name)
+            line += (
+                f" | {t.seconds:>28.2f} {t.seconds / (size / 1000):>5.2f} {t.peak_mb:>3.0f}"
+                if t
+                else f" | {'-':>38}"
+            )
+        lines.append(line)
+    if len(rows) > 1:
+        (small, first), (large, last) = rows[0], rows[-1]
+        for name in names:
+            if name in first and name in last:
+                per_gb = (last[name].seconds / large) / (first[name].seconds / small)
+                memory = last[name].peak_mb / max(first[name].peak_mb, 1)
+                lines.append(
+                    f"{name}: x{large / small:.0f} size -> s/GB x{per_gb:.2f}, peak memory x{memory:.2f}"
+                )
+    return "\n".join(lines)
+
+
+def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def cpu_timed(name: str, command: str, env: dict[str, str] | None = None) -> tuple[Timing, float]:
+    """`timed`, and the CPU seconds (user + system) the command's processes used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing = timed(name, command, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return timing, cpu

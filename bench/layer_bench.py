@@ -14,6 +14,7 @@ Targets on a 2-core machine: gzip layer >= 3x faster than umoci repack; zstd lay
 of tar | zstd -3 -T0; ocibuild peak memory under 300 MB.
 
     python3 bench/layer_bench.py [--size-mb 1000] [--files 12000] [--workdir DIR]
+    python3 bench/layer_bench.py --size-mb 250,500,1000,2000      # a row per size
 """
 
 from __future__ import annotations
@@ -29,28 +30,20 @@ from common import (
     Timing,
     add_payload_arguments,
     argument_parser,
+    files_for,
     fresh,
     have,
     payload_recipe,
+    series_table,
     table,
     timed,
     workdir,
 )
 
 
-def main() -> None:
-    parser = argument_parser(__doc__)
-    add_payload_arguments(parser)
-    parser.add_argument(
-        "--workdir", type=Path, help="Where to put the payload and outputs [default: a temp dir]."
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="Rounds; each tool's best time counts [default: 3]."
-    )
-    args = parser.parse_args()
-
-    work = workdir(args.workdir, "ocibuild-bench-")
-    recipe = payload_recipe(work, args.size_mb, args.files)
+def measure(work: Path, size_mb: int, files: int, repeat: int) -> list[Timing]:
+    """Every tool on a payload of `size_mb` (generated once under WORK), best of `repeat`."""
+    recipe = payload_recipe(work, size_mb, files)
     payload = work / "payload"
     cores = len(os.sched_getaffinity(0))
     python = sys.executable
@@ -62,7 +55,7 @@ def main() -> None:
     def run(name: str, command: str) -> None:
         rounds.setdefault(name, []).append(timed(name, command))
 
-    for _ in range(args.repeat):  # interleaved, so load from elsewhere hits every tool alike
+    for _ in range(repeat):  # interleaved, so load from elsewhere hits every tool alike
         for algorithm in ("gzip", "zstd"):
             store = fresh(work, f"store-{algorithm}")
             run(
@@ -77,6 +70,7 @@ def main() -> None:
                 f"umoci init --layout {layout} && umoci new --image {layout}:t && umoci unpack --image {layout}:t {bundle} && cp -a {payload} {bundle}/rootfs/payload",
             )
             run("umoci repack", f"umoci repack --image {layout}:t {bundle}")
+            shutil.rmtree(bundle, ignore_errors=True)
         if have("pigz"):
             run(
                 f"tar | pigz -6 -p {cores}",
@@ -87,31 +81,34 @@ def main() -> None:
                 "tar | zstd -3 -T0",
                 f"tar cf - -C {work} payload | zstd -q -3 -T0 > {work}/floor.tar.zst",
             )
-    timings = [
+    return [
         Timing(name, min(t.seconds for t in runs), max(t.peak_mb for t in runs))
         for name, runs in rounds.items()
     ]
-    if have("buildah"):
-        context = fresh(work, "buildah-context")
-        context.mkdir()
-        shutil.copytree(payload, context / "payload", symlinks=True)
-        (context / "Containerfile").write_text("FROM scratch\nCOPY payload /payload\n")
-        storage = fresh(work, "buildah-storage")
-        flags = f"--root {storage}/root --runroot {storage}/run --storage-driver vfs"
-        oci_dir = fresh(work, "buildah-oci")
-        timings.append(
-            timed(
-                "buildah bud (COPY) + push oci:",
-                f"buildah {flags} bud --isolation chroot -q -t bench:latest {context} >/dev/null && buildah {flags} push -q bench:latest oci:{oci_dir}:bench",
-            )
+
+
+def buildah(work: Path) -> Timing:
+    payload = work / "payload"
+    context = fresh(work, "buildah-context")
+    context.mkdir()
+    shutil.copytree(payload, context / "payload", symlinks=True)
+    (context / "Containerfile").write_text("FROM scratch\nCOPY payload /payload\n")
+    storage = fresh(work, "buildah-storage")
+    flags = f"--root {storage}/root --runroot {storage}/run --storage-driver vfs"
+    oci_dir = fresh(work, "buildah-oci")
+    try:
+        return timed(
+            "buildah bud (COPY) + push oci:",
+            f"buildah {flags} bud --isolation chroot -q -t bench:latest {context} >/dev/null && buildah {flags} push -q bench:latest oci:{oci_dir}:bench",
         )
+    finally:
         shutil.rmtree(storage, ignore_errors=True)
-    print()
-    print(f"payload: {args.size_mb} MB in {args.files} files; {cores} cores; best of {args.repeat}")
-    print(table(timings, "ocibuild gzip layer"))
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def verdict(timings: list[Timing]) -> None:
     by = {t.name: t for t in timings}
     gz, zst = by["ocibuild gzip layer"], by["ocibuild zstd layer"]
-    print()
     if "umoci repack" in by:
         ratio = by["umoci repack"].seconds / gz.seconds
         print(
@@ -126,6 +123,37 @@ def main() -> None:
     print(
         f"ocibuild peak memory: {peak:.0f} MB (target < 300 MB): {'ok' if peak < 300 else 'MISSED'}"
     )
+
+
+def main() -> None:
+    parser = argument_parser(__doc__ or "")
+    add_payload_arguments(parser)
+    parser.add_argument(
+        "--workdir", type=Path, help="Where to put the payload and outputs [default: a temp dir]."
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="Rounds; each tool's best time counts [default: 3]."
+    )
+    args = parser.parse_args()
+
+    work = workdir(args.workdir, "ocibuild-bench-")
+    cores = len(os.sched_getaffinity(0))
+    rows: list[tuple[int, dict[str, Timing]]] = []
+    for size in args.size_mb:
+        size_work = work if len(args.size_mb) == 1 else work / f"{size}mb"
+        files = files_for(size, args.files)
+        timings = measure(size_work, size, files, args.repeat)
+        if have("buildah") and len(args.size_mb) == 1:
+            timings.append(buildah(size_work))
+        print()
+        print(f"payload: {size} MB in {files} files; {cores} cores; best of {args.repeat}")
+        print(table(timings, "ocibuild gzip layer"))
+        print()
+        verdict(timings)
+        rows.append((size, {t.name: t for t in timings}))
+    if len(rows) > 1:
+        print()
+        print(series_table(rows, ["ocibuild gzip layer", "ocibuild zstd layer", "umoci repack"]))
 
 
 if __name__ == "__main__":

@@ -17,19 +17,18 @@ Target: ocibuild at most 0.5x the pullProducts way.
 
 from __future__ import annotations
 
-import http.server
 import os
-import resource
+import shutil
 import sys
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import Timing, argument_parser, fresh, have, table, timed, workdir
+from common import Timing, argument_parser, cpu_timed, fresh, have, serve, table, timed, workdir
 
-from testsupport.synthetic_ups import bench_bundle, write_mirror
+from testsupport.synthetic_ups import SyntheticBundle, bench_bundle, write_mirror
 
 RECIPE = """\
 source_date_epoch: 1451606400
@@ -40,26 +39,41 @@ images:
 """
 
 
-def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            return None
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-def cpu_timed(name: str, command: str, env: dict[str, str] | None = None) -> tuple[Timing, float]:
-    """`timed`, and the CPU seconds (user + system) the command's processes used."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    timing = timed(name, command, env=env)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return timing, cpu
+def pullproducts_way(
+    run: Callable[[str, str], Timing], work: Path, scisoft: str, bundle: SyntheticBundle
+) -> Timing:
+    """What `RUN ./pullProducts /products slf6 BUNDLE e9 prof` did in a Dockerfile, without the
+    daemon: curl the manifest and each tarball, `tar xjf` each into /products, `umoci repack`
+    the tree; the image is WORK/pullproducts/layout:ups. Returns the total of the timed steps."""
+    pp = fresh(work, "pullproducts")
+    layout, tree, downloads = pp / "layout", pp / "bundle", pp / "tarballs"
+    downloads.mkdir(parents=True)
+    timed(
+        "umoci setup (not timed)",
+        f"umoci init --layout {layout} && umoci new --image {layout}:base "
+        f"&& umoci unpack --image {layout}:base {tree} && mkdir -p {tree}/rootfs/products",
+    )
+    manifest = f"{scisoft}/bundles/{bundle.name}/{bundle.version}/manifest/{bundle.manifest}"
+    steps = [
+        run(
+            "pullProducts way: curl each tarball",
+            f"curl -sSf -o {pp}/manifest.txt '{manifest}' && "
+            "while read -r product version tarball rest; do "
+            f"curl -sSf -o {downloads}/$tarball {scisoft}/packages/$product/$version/$tarball; "
+            f"done < {pp}/manifest.txt",
+        ),
+        run(
+            "pullProducts way: tar xjf each",
+            f"for t in {downloads}/*.tar.bz2; do tar xjf $t -C {tree}/rootfs/products; done",
+        ),
+        run("pullProducts way: umoci repack", f"umoci repack --image {layout}:ups {tree}"),
+    ]
+    shutil.rmtree(tree, ignore_errors=True)
+    return Timing(
+        "pullProducts way (total)",
+        sum(t.seconds for t in steps),
+        max(t.peak_mb for t in steps),
+    )
 
 
 def main() -> None:
@@ -113,37 +127,9 @@ def main() -> None:
             f"{python} -m ocibuild -q --store {store} recipe --mirror {scisoft} {work / 'ups.yaml'}",
             env={**os.environ, "OCIBUILD_CACHE": str(cache)},
         )
-        # the pullProducts way
-        pp = fresh(work, "pullproducts")
-        layout, tree, downloads = pp / "layout", pp / "bundle", pp / "tarballs"
-        downloads.mkdir(parents=True)
-        timed(
-            "umoci setup (not timed)",
-            f"umoci init --layout {layout} && umoci new --image {layout}:base "
-            f"&& umoci unpack --image {layout}:base {tree} && mkdir -p {tree}/rootfs/products",
-        )
-        manifest = f"{scisoft}/bundles/{bundle.name}/{bundle.version}/manifest/{bundle.manifest}"
-        steps = [
-            run(
-                "pullProducts way: curl each tarball",
-                f"curl -sSf -o {pp}/manifest.txt '{manifest}' && "
-                "while read -r product version tarball rest; do "
-                f"curl -sSf -o {downloads}/$tarball {scisoft}/packages/$product/$version/$tarball; "
-                f"done < {pp}/manifest.txt",
-            ),
-            run(
-                "pullProducts way: tar xjf each",
-                f"for t in {downloads}/*.tar.bz2; do tar xjf $t -C {tree}/rootfs/products; done",
-            ),
-            run("pullProducts way: umoci repack", f"umoci repack --image {layout}:ups {tree}"),
-        ]
-        theirs = Timing(
-            "pullProducts way (total)",
-            sum(t.seconds for t in steps),
-            max(t.peak_mb for t in steps),
-        )
+        theirs = pullproducts_way(run, work, scisoft, bundle)
         timings.append(theirs)
-        cpu[theirs.name] = sum(cpu[t.name] for t in steps)
+        cpu[theirs.name] = sum(v for k, v in cpu.items() if k.startswith("pullProducts way:"))
     finally:
         server.shutdown()
     load_after = os.getloadavg()[0]

@@ -1,6 +1,10 @@
-"""A real single-node Slurm cluster of one's own, for trying the bench's Slurm targets (and for
-the tests): Debian's slurm-wlm 22.05 and munge, started as root with a private slurm.conf, a
-private munge key and socket, free ports, and every state, spool and log file under one directory.
+"""A real Slurm cluster of one's own, for trying the bench's Slurm targets (and for the tests):
+Debian's slurm-wlm 22.05 and munge, started as root with a private slurm.conf, a private munge
+key and socket, free ports, and every state, spool and log file under one directory.
+
+With `nodes` > 1, one slurmd per node runs on this machine (node1..nodeN, each on a port of its
+own): multi-node submission, srun across nodes and collection work as on a site, but the nodes
+share this machine's cores, so timings mean something only up to its real core count.
 
     with local_slurm(Path("/tmp/slurm")) as cluster:
         subprocess.run(["sbatch", "job.sh"], env=cluster.env)
@@ -54,22 +58,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def node_names(nodes: int) -> list[str]:
+    return [NODE] if nodes == 1 else [f"node{i}" for i in range(1, nodes + 1)]
+
+
+def _node_lines(
+    names: list[str], ports: list[int], cpus: int, features: tuple[str, ...]
+) -> list[str]:
+    feature = f" Features={','.join(features)}" if features else ""
+    if len(names) == 1:
+        return [f"NodeName={names[0]} CPUs={cpus} State=UNKNOWN{feature}"]
+    return [
+        f"NodeName={name} NodeHostname={NODE} NodeAddr=127.0.0.1 Port={port} CPUs={cpus}"
+        f" State=UNKNOWN{feature}"
+        for name, port in zip(names, ports, strict=True)
+    ]
+
+
 def slurm_conf(
     root: Path,
     munge_socket: Path,
     plugstack: Path,
-    ports: tuple[int, int],
+    ports: tuple[int, ...],
     cpus: int,
     features: tuple[str, ...] = (),
+    nodes: int = 1,
 ) -> str:
     """What works on these machines (see DESIGN.md): linuxproc tracking (the cgroup default fails
-    here), no task plugin, no accounting, SlurmUser root."""
+    here), no task plugin, no accounting, SlurmUser root. `ports`: slurmctld's, then one per
+    slurmd."""
+    names = node_names(nodes)
+    per_node = "%n" if nodes > 1 else ""
+    suffix = f".{per_node}" if per_node else ""
     return "\n".join(
         [
             "ClusterName=ocibench",
             f"SlurmctldHost={NODE}",
             f"SlurmctldPort={ports[0]}",
-            f"SlurmdPort={ports[1]}",
+            *([f"SlurmdPort={ports[1]}"] if nodes == 1 else []),
             "SlurmUser=root",
             "SlurmdUser=root",
             "AuthType=auth/munge",
@@ -88,15 +114,15 @@ def slurm_conf(
             "ReturnToService=2",
             "MinJobAge=600",
             f"StateSaveLocation={root / 'state'}",
-            f"SlurmdSpoolDir={root / 'spool'}",
+            f"SlurmdSpoolDir={root / 'spool'}{'/' + per_node if per_node else ''}",
             f"SlurmctldPidFile={root / 'slurmctld.pid'}",
-            f"SlurmdPidFile={root / 'slurmd.pid'}",
+            f"SlurmdPidFile={root / f'slurmd{suffix}.pid'}",
             f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={root / 'log' / 'slurmd.log'}",
+            f"SlurmdLogFile={root / 'log' / f'slurmd{suffix}.log'}",
             f"PlugStackConfig={plugstack}",
-            f"NodeName={NODE} CPUs={cpus} State=UNKNOWN"
-            + (f" Features={','.join(features)}" if features else ""),
-            f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
+            *_node_lines(names, list(ports[1:]), cpus, features),
+            f"PartitionName={PARTITION} Nodes={','.join(names)} Default=YES MaxTime=INFINITE"
+            " State=UP",
             "",
         ]
     )
@@ -152,11 +178,12 @@ def _wait_idle(
             capture_output=True,
             text=True,
         )
-        if out.returncode == 0 and out.stdout.strip() == "idle":
+        states = out.stdout.split()
+        if out.returncode == 0 and states and all(state == "idle" for state in states):
             return
         time.sleep(0.2)
     raise BenchError(
-        f"the local Slurm node did not become idle in {timeout:.0f}s; see the logs in {cluster.logs}"
+        f"the local Slurm nodes did not become idle in {timeout:.0f}s; see the logs in {cluster.logs}"
     )
 
 
@@ -179,9 +206,11 @@ def local_slurm(
     spank_plugins: tuple[Path, ...] = (),
     features: tuple[str, ...] = (),
     timeout: float = 60,
+    nodes: int = 1,
 ) -> Iterator[LocalSlurm]:
-    """Start munged, slurmctld and slurmd under `root` (a new or empty directory); stop them at exit.
-    The node has `features` (for targets asking for a --constraint, as Cori's "haswell").
+    """Start munged, slurmctld and one slurmd per node under `root` (a new or empty directory);
+    stop them at exit. Nodes have `features` (for targets asking for a --constraint, as Cori's
+    "haswell").
     `spank_plugins` are loaded through the cluster's own plugstack.conf."""
     _check_tools()
     root = root.resolve()
@@ -195,7 +224,7 @@ def local_slurm(
         munge = _munge_dir()
         stack.callback(shutil.rmtree, munge, ignore_errors=True)
         conf = root / "slurm.conf"
-        ports = (free_port(), free_port())
+        ports = tuple(free_port() for _ in range(nodes + 1))
         conf.write_text(
             slurm_conf(
                 root,
@@ -204,6 +233,7 @@ def local_slurm(
                 ports,
                 cpus or os.cpu_count() or 1,
                 features,
+                nodes,
             )
         )
         cluster = LocalSlurm(root, conf)
@@ -227,7 +257,7 @@ def local_slurm(
                 "munged.out",
             ),
             (["slurmctld", "-D"], "slurmctld.out"),
-            (["slurmd", "-D", "-N", NODE], "slurmd.out"),
+            *((["slurmd", "-D", "-N", name], f"slurmd.{name}.out") for name in node_names(nodes)),
         ):
             proc = _start(argv, root / "log" / log, env)
             stack.callback(_stop, proc)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ocibuild.atomicfile import atomic_writer
 from ocibuild.bench.report import TargetTimings, target_splits
+from ocibuild.bench.scalereport import ScalingRow
 from ocibuild.errors import BenchError
 
 
@@ -95,3 +96,38 @@ def _save(plt: Any, fig: Any, out: Path) -> Path:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return out
+
+
+def scaling_figure(rows: Sequence[ScalingRow], out: Path) -> Path:
+    """Against concurrency (tasks in all): the speedup (with the ideal line), the efficiency, and
+    the per-event medians of the worker modules and of the output module; one line per node
+    count and hint."""
+    plt = _pyplot()
+    series: dict[str, list[ScalingRow]] = defaultdict(list)
+    for r in rows:
+        hint = f", {r.point.hint}" if r.point.hint else ""
+        series[f"{r.point.nodes} node{'s' if r.point.nodes > 1 else ''}{hint}"].append(r)
+    fig, (ax_speed, ax_eff, ax_time) = plt.subplots(1, 3, figsize=(15, 4.5))
+    most = max(r.point.tasks for r in rows)
+    ax_speed.plot([1, most], [1, most], color="grey", linestyle=":", label="ideal")
+    for i, (label, points) in enumerate(series.items()):
+        points = sorted(points, key=lambda r: r.point.tasks)
+        tasks = [r.point.tasks for r in points]
+        color = f"C{i}"
+        ax_speed.plot(tasks, [r.speedup for r in points], "o-", color=color, label=label)
+        ax_eff.plot(tasks, [r.efficiency for r in points], "o-", color=color, label=label)
+        ax_time.plot(
+            tasks, [r.workers for r in points], "o-", color=color, label=f"workers, {label}"
+        )
+        ax_time.plot(
+            tasks, [r.output for r in points], "s--", color=color, label=f"output, {label}"
+        )
+    ax_speed.set_title("Speedup (events/s relative to one task)")
+    ax_eff.set_title("Efficiency (speedup / tasks)")
+    ax_eff.set_ylim(bottom=0)
+    ax_time.set_title("Median time per event")
+    ax_time.set_ylabel("s/event")
+    for ax in (ax_speed, ax_eff, ax_time):
+        ax.set_xlabel("concurrent tasks")
+        ax.legend(fontsize="small")
+    return _save(plt, fig, out)

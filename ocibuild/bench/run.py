@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from ocibuild.progress import JobEvent, Message, Reporter, TaskEvent, silent
 from ocibuild.store import Store
 
 METADATA = "metadata.json"
+HINTS = (None, "multithread", "nomultithread")
 SCRIPT = "job.sh"
 LOCAL_LOG = "job.log"
 COLLECTED = ("*.db", OUT_FILE, "*.log")
@@ -50,7 +51,7 @@ class BenchRequest:
     repeats: int = 1
     nodes: int = 1
     tasks_per_node: int = 1
-    hyperthreads: bool = False
+    hint: str | None = None  # Slurm's --hint: multithread or nomultithread
     results_root: Path = Path("bench/results")
     argv: tuple[str, ...] = ()
     timeout: float | None = None
@@ -67,6 +68,8 @@ class BenchRequest:
                 f"--via {self.via} is a route of Shifter targets; {self.target.name} runs "
                 f"{self.target.runtime}"
             )
+        if self.hint not in HINTS:
+            raise BenchError(f"--hint must be one of {', '.join(h for h in HINTS if h)}")
         if self.target.scheduler == "local" and self.nodes > 1:
             raise BenchError(f"target {self.target.name} runs here, on one node: --nodes must be 1")
 
@@ -162,7 +165,7 @@ def plan_run(
         request.repeats,
         request.nodes,
         request.tasks_per_node,
-        request.hyperthreads,
+        request.hint,
         input_dir,
     )
     command = workload_command(request, build=not dry_run)
@@ -187,71 +190,117 @@ def run_bench(
     report: Reporter = silent,
     run_id: str | None = None,
 ) -> BenchRun:
-    target = request.target
-    plan = plan_run(request, store, run_id)
-    env = {**os.environ, **target.env}
-    plan.results_dir.mkdir(parents=True, exist_ok=False)
-    plan.host_workdir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    report(Message(f"run {plan.run_id} on {target.name}: results in {plan.results_dir}"))
-    image = PreparedImage(request.image, None)
-    try:
-        image = prepare_image(
-            target,
-            request.image,
-            env,
-            plan.host_workdir,
-            request.archive,
-            store,
-            report,
-            request.via,
-            request.insecure,
-        )
-        script = plan.results_dir / SCRIPT
-        atomic_write_bytes(script, plan.script(target, image.runtime_image).encode(), mode=0o755)
-        progress = _Progress(plan, request, report)
-        run_job = _run_slurm if target.scheduler == "slurm" else _run_local
-        job, submitted_at = run_job(script, plan, env, progress.poll, report, request.timeout)
-    except OcibuildError as e:
-        # what was tried stays on record: the run directory, its metadata and the error
-        write_metadata(
-            BenchRun(plan.run_id, plan.results_dir, []), request, plan, image, started, str(e)
-        )
-        raise
-    tasks = collect(plan)
-    result = JobResult(
-        job.job_id,
-        job.state,
-        job.exit_code,
-        submitted_at,
-        _first_event(tasks),
-        job.stdout,
-        job.start_time,
-        job.end_time,
-    )
-    run = BenchRun(plan.run_id, plan.results_dir, [result], tasks)
-    write_metadata(run, request, plan, image, started)
+    (run,) = run_batch([request], store, report, [run_id])
     return run
 
 
+def run_batch(
+    requests: Sequence[BenchRequest],
+    store: Store | None = None,
+    report: Reporter = silent,
+    run_ids: Sequence[str | None] | None = None,
+    prepare_dir: Path | None = None,
+) -> list[BenchRun]:
+    """Run several requests of one target and image (a scaling grid): the image is prepared once
+    (in `prepare_dir`, else the first run's directory); on Slurm every job is submitted before
+    any is followed, so the jobs queue together; here, they run one after the other."""
+    target = requests[0].target
+    ids = list(run_ids) if run_ids is not None else [None] * len(requests)
+    plans = [plan_run(r, store, i) for r, i in zip(requests, ids, strict=True)]
+    env = {**os.environ, **target.env}
+    for plan in plans:
+        plan.results_dir.mkdir(parents=True, exist_ok=False)
+        plan.host_workdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    first = requests[0]
+    image = PreparedImage(first.image, None)
+    finished: list[BenchRun] = []
+    try:
+        image = prepare_image(
+            target,
+            first.image,
+            env,
+            prepare_dir or plans[0].host_workdir,
+            first.archive,
+            store,
+            report,
+            first.via,
+            first.insecure,
+        )
+        scripts = []
+        for plan in plans:
+            report(Message(f"run {plan.run_id} on {target.name}: results in {plan.results_dir}"))
+            script = plan.results_dir / SCRIPT
+            atomic_write_bytes(
+                script, plan.script(target, image.runtime_image).encode(), mode=0o755
+            )
+            scripts.append(script)
+        progress = [
+            _Progress(plan, request, report) for plan, request in zip(plans, requests, strict=True)
+        ]
+
+        def poll() -> None:
+            for p in progress:
+                p.poll()
+
+        timeout = first.timeout
+        if target.scheduler == "slurm":
+            jobs = _run_slurm(scripts, plans, env, poll, report, timeout)
+        else:
+            jobs = [
+                _run_local(script, plan, env, progress[i].poll, report, timeout)
+                for i, (script, plan) in enumerate(zip(scripts, plans, strict=True))
+            ]
+    except OcibuildError as e:
+        # what was tried stays on record: the run directories, their metadata and the error
+        for plan, request in zip(plans, requests, strict=True):
+            write_metadata(
+                BenchRun(plan.run_id, plan.results_dir, []), request, plan, image, started, str(e)
+            )
+        raise
+    for plan, request, (job, submitted_at) in zip(plans, requests, jobs, strict=True):
+        tasks = collect(plan)
+        result = JobResult(
+            job.job_id,
+            job.state,
+            job.exit_code,
+            submitted_at,
+            _first_event(tasks),
+            job.stdout,
+            job.start_time,
+            job.end_time,
+        )
+        run = BenchRun(plan.run_id, plan.results_dir, [result], tasks)
+        write_metadata(run, request, plan, image, started)
+        finished.append(run)
+    return finished
+
+
 def _run_slurm(
-    script: Path,
-    plan: RunPlan,
+    scripts: list[Path],
+    plans: list[RunPlan],
     env: dict[str, str],
     poll: Callable[[], None],
     report: Reporter,
     timeout: float | None,
-) -> tuple[JobState, float]:
-    submitted_at = time.time()
-    job_id = submit(script, env, plan.results_dir)
-    report(Message(f"submitted job {job_id}"))
+) -> list[tuple[JobState, float]]:
+    submitted: list[tuple[str, float]] = []
+    for script, plan in zip(scripts, plans, strict=True):
+        submitted_at = time.time()
+        job_id = submit(script, env, plan.results_dir)
+        report(Message(f"submitted job {job_id} ({plan.run_id})"))
+        submitted.append((job_id, submitted_at))
 
     def changed(job: JobState) -> None:
         report(JobEvent(job.job_id, job.state))
 
-    final = follow([job_id], env, changed, poll, timeout=timeout)[job_id]
-    log = final.stdout or str(plan.results_dir / f"slurm-{job_id}.out")
-    return dataclasses.replace(final, stdout=log), submitted_at
+    final = follow([j for j, _ in submitted], env, changed, poll, timeout=timeout)
+    results = []
+    for (job_id, submitted_at), plan in zip(submitted, plans, strict=True):
+        job = final[job_id]
+        log = job.stdout or str(plan.results_dir / f"slurm-{job_id}.out")
+        results.append((dataclasses.replace(job, stdout=log), submitted_at))
+    return results
 
 
 def _run_local(
@@ -406,6 +455,7 @@ def write_metadata(
         "repeats": request.repeats,
         "nodes": request.nodes,
         "tasks_per_node": request.tasks_per_node,
+        "hint": request.hint,
         "workdir": str(plan.host_workdir),
         "script": SCRIPT,
         "started_at": started,

@@ -38,7 +38,7 @@ class RunLayout:
     repeats: int = 1
     nodes: int = 1
     tasks_per_node: int = 1
-    hyperthreads: bool = False
+    hint: str | None = None  # Slurm's --hint (multithread: tasks may use hyperthreads)
     input_dir: str | None = None  # copied into every task directory before the workload starts
 
     @property
@@ -107,9 +107,9 @@ def sbatch_directives(target: Target, layout: RunLayout, image: str | None) -> l
         value = getattr(slurm, name)
         if value:
             options.append(f"--{name}={value}")
-    if layout.hyperthreads:
-        options.append("--hint=multithread")
-    options.append(f"--job-name=ocibench-{layout.run_id}")
+    if layout.hint:
+        options.append(f"--hint={layout.hint}")
+    options.append(f"--job-name=ocibench-{layout.run_id.replace('/', '-')}")
     options += slurm.directives
     return [f"#SBATCH {o}" for o in options]
 

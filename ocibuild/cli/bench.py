@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -22,7 +25,23 @@ from ocibuild.bench.report import (
     table2_csv,
     table2_markdown,
 )
-from ocibuild.bench.run import BenchRequest, BenchRun, plan_run, run_bench
+from ocibuild.bench.run import BenchRequest, BenchRun, RunPlan, plan_run, run_bench
+from ocibuild.bench.scalereport import (
+    load_scaling,
+    scaling_csv,
+    scaling_markdown,
+    scaling_table,
+    shared_host_note,
+)
+from ocibuild.bench.scaling import (
+    grid,
+    is_scaling_dir,
+    parse_counts,
+    parse_hints,
+    plan_scaling,
+    point_request,
+    run_scaling,
+)
 from ocibuild.bench.shifter import ROUTES
 from ocibuild.bench.targets import find_target, target_dirs
 from ocibuild.bench.workload import StudySize, build_workload
@@ -31,23 +50,99 @@ from ocibuild.errors import BenchError, StoreError
 from ocibuild.store import Store
 
 LOG_TAIL = 3000
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+_STUDY_OPTIONS = [
+    click.option(
+        "-t", "--target", help="Target name (bench/targets/NAME.yaml) or a target YAML file."
+    ),
+    click.option(
+        "--image", help="Image reference; taken from the ocibuild store when it is there."
+    ),
+    click.option(
+        "--archive",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="docker-archive/oci-archive to load instead of pulling the image.",
+    ),
+    click.option(
+        "--repeat",
+        type=click.IntRange(1),
+        default=1,
+        show_default=True,
+        help="Runs, one after the other.",
+    ),
+    click.option("--events", type=click.IntRange(1), default=StudySize.events, show_default=True),
+    click.option(
+        "--ints",
+        type=click.IntRange(1),
+        default=StudySize.ints,
+        show_default=True,
+        help="Integers per event.",
+    ),
+    click.option(
+        "--modules",
+        type=click.IntRange(1),
+        default=StudySize.modules,
+        show_default=True,
+        help="Worker modules.",
+    ),
+    click.option(
+        "--command",
+        "workload",
+        help="Run this instead of the study (any command writing a TimeTracker .db, e.g. 'lar -c job.fcl').",
+    ),
+    click.option(
+        "--input",
+        "input_dir",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="Directory copied into every task directory first (e.g. .fcl files).",
+    ),
+    click.option(
+        "--results",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=Path("bench/results"),
+        show_default=True,
+        help="Where run directories go.",
+    ),
+    click.option(
+        "--targets-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        multiple=True,
+        help="More directories of target files.",
+    ),
+    click.option(
+        "--via",
+        type=click.Choice(ROUTES),
+        default="pull",
+        show_default=True,
+        help="Shifter targets: pull (the image pushed in Docker form from the store, then "
+        "`shifterimg pull docker:IMAGE`) or import (exported as a squashfs, imported through the "
+        "gateway's doimport; jobs use --image=custom:NAME:TAG).",
+    ),
+    click.option(
+        "--insecure", is_flag=True, help="Pushes for Shifter may use plain HTTP (a local registry)."
+    ),
+    click.option(
+        "--timeout", type=float, help="Give up following the jobs after this many seconds."
+    ),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print what would be prepared and the job script; run nothing.",
+    ),
+]
+
+
+def study_options(command: F) -> F:
+    """The options of a study run, shared by `bench` and `bench scaling`."""
+    for option in reversed(_STUDY_OPTIONS):
+        command = option(command)
+    return command
 
 
 @click.group("bench", invoke_without_command=True)
-@click.option("-t", "--target", help="Target name (bench/targets/NAME.yaml) or a target YAML file.")
-@click.option("--image", help="Image reference; taken from the ocibuild store when it is there.")
-@click.option(
-    "--archive",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="docker-archive/oci-archive to load instead of pulling the image.",
-)
-@click.option(
-    "--repeat",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Runs, one after the other.",
-)
+@study_options
 @click.option(
     "--nodes", type=click.IntRange(1), default=1, show_default=True, help="Nodes of the job."
 )
@@ -59,135 +154,167 @@ LOG_TAIL = 3000
     help="Workload copies per node, each in its own output directory.",
 )
 @click.option(
-    "--hyperthreads", is_flag=True, help="Let tasks use hyperthreads (#SBATCH --hint=multithread)."
-)
-@click.option("--events", type=click.IntRange(1), default=StudySize.events, show_default=True)
-@click.option(
-    "--ints",
-    type=click.IntRange(1),
-    default=StudySize.ints,
-    show_default=True,
-    help="Integers per event.",
+    "--hyperthreads",
+    is_flag=True,
+    help="Let tasks use hyperthreads (#SBATCH --hint=multithread; same as --hint multithread).",
 )
 @click.option(
-    "--modules",
-    type=click.IntRange(1),
-    default=StudySize.modules,
-    show_default=True,
-    help="Worker modules.",
-)
-@click.option(
-    "--command",
-    "workload",
-    help="Run this instead of the study (any command writing a TimeTracker .db, e.g. 'lar -c job.fcl').",
-)
-@click.option(
-    "--input",
-    "input_dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Directory copied into every task directory first (e.g. .fcl files).",
-)
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("bench/results"),
-    show_default=True,
-    help="Where run directories go.",
-)
-@click.option(
-    "--targets-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    multiple=True,
-    help="More directories of target files.",
-)
-@click.option(
-    "--via",
-    type=click.Choice(ROUTES),
-    default="pull",
-    show_default=True,
-    help="Shifter targets: pull (the image pushed in Docker form from the store, then "
-    "`shifterimg pull docker:IMAGE`) or import (exported as a squashfs, imported through the "
-    "gateway's doimport; jobs use --image=custom:NAME:TAG).",
-)
-@click.option(
-    "--insecure", is_flag=True, help="Pushes for Shifter may use plain HTTP (a local registry)."
-)
-@click.option("--timeout", type=float, help="Give up following the jobs after this many seconds.")
-@click.option(
-    "--dry-run", is_flag=True, help="Print what would be prepared and the job script; run nothing."
+    "--hint",
+    type=click.Choice(["multithread", "nomultithread"]),
+    help="Slurm's --hint for the job's tasks.",
 )
 @click.pass_context
 def bench(
     ctx: click.Context,
-    target: str | None,
-    image: str | None,
-    archive: Path | None,
-    repeat: int,
     nodes: int,
     tasks_per_node: int,
     hyperthreads: bool,
-    events: int,
-    ints: int,
-    modules: int,
-    workload: str | None,
-    input_dir: Path | None,
-    results: Path,
-    targets_dir: tuple[Path, ...],
-    via: str,
-    insecure: bool,
-    timeout: float | None,
-    dry_run: bool,
+    hint: str | None,
+    **study: Any,
 ) -> None:
     """The timing study of "Docker use case for HEP": run the workload on TARGET (natively, in
-    podman or docker, or as a Slurm job with Shifter, podman-hpc, apptainer or podman), follow the
-    jobs, and collect timings into RESULTS/<run-id>/.
+    podman, docker or Charliecloud, or as a Slurm job with Shifter, podman-hpc, apptainer or
+    podman), follow the jobs, and collect timings into RESULTS/<run-id>/.
 
     \b
       ocibuild bench --target native
       ocibuild bench --target podman --image localhost/ocibuild/bench-study:latest --repeat 3
       ocibuild bench --target cori --image docker.io/me/bench-study:latest --nodes 4 --tasks-per-node 32
       ocibuild bench --target perlmutter --image docker.io/me/bench-study:latest --via import
+      ocibuild bench scaling --target slurm --image IMG --nodes 1,2,4 --tasks-per-node 1,2
       ocibuild bench report bench/results/*
     """
     if ctx.invoked_subcommand is not None:
         return
-    if not target:
-        raise click.UsageError(
-            "give --target (or a subcommand: report, targets, build-workload, local-slurm)"
-        )
-    state: CliState = ctx.obj
-    request = BenchRequest(
-        target=find_target(target, list(targets_dir)),
-        image=image,
-        archive=archive,
-        size=StudySize(events, ints, modules),
-        command=workload,
-        input_dir=input_dir,
-        repeats=repeat,
-        nodes=nodes,
-        tasks_per_node=tasks_per_node,
-        hyperthreads=hyperthreads,
-        results_root=results,
-        argv=_command_line(ctx),
-        timeout=timeout,
-        via=via,
-        insecure=insecure,
+    if hyperthreads and hint == "nomultithread":
+        raise click.UsageError("--hyperthreads and --hint nomultithread contradict each other")
+    request = _request(
+        ctx, study, nodes, tasks_per_node, hint or ("multithread" if hyperthreads else None)
     )
+    state: CliState = ctx.obj
     store = _store(state)
-    if dry_run:
+    if study["dry_run"]:
         plan = plan_run(request, store, dry_run=True)
-        for step in plan.prepare:
-            click.echo(f"# prepare: {step}")
-        click.echo(f"# script: {plan.results_dir / 'job.sh'}")
-        click.echo(plan.script(request.target, plan.image), nl=False)
+        _print_plan(request, plan)
         return
     run = run_bench(request, store, state.reporter())
     _summary(run)
 
 
+def _request(
+    ctx: click.Context, study: dict[str, Any], nodes: int, tasks_per_node: int, hint: str | None
+) -> BenchRequest:
+    if not study["target"]:
+        raise click.UsageError(
+            "give --target (or a subcommand: scaling, report, targets, build-workload, local-slurm)"
+        )
+    return BenchRequest(
+        target=find_target(study["target"], list(study["targets_dir"])),
+        image=study["image"],
+        archive=study["archive"],
+        size=StudySize(study["events"], study["ints"], study["modules"]),
+        command=study["workload"],
+        input_dir=study["input_dir"],
+        repeats=study["repeat"],
+        nodes=nodes,
+        tasks_per_node=tasks_per_node,
+        hint=hint,
+        results_root=study["results"],
+        argv=_command_line(ctx),
+        timeout=study["timeout"],
+        via=study["via"],
+        insecure=study["insecure"],
+    )
+
+
+def _print_plan(request: BenchRequest, plan: RunPlan) -> None:
+    for step in plan.prepare:
+        click.echo(f"# prepare: {step}")
+    click.echo(f"# script: {plan.results_dir / 'job.sh'}")
+    click.echo(plan.script(request.target, plan.image), nl=False)
+
+
+@bench.command("scaling")
+@study_options
+@click.option(
+    "--nodes",
+    default="1",
+    show_default=True,
+    help="Node counts of the grid, comma-separated (e.g. 1,2,4).",
+)
+@click.option(
+    "--tasks-per-node",
+    default="1",
+    show_default=True,
+    help="Tasks per node of the grid, comma-separated (e.g. 1,2,16,32).",
+)
+@click.option(
+    "--hint",
+    "hints",
+    help="Hyperthreads as one more axis: multithread, nomultithread or both, comma-separated "
+    "(Slurm's --hint).",
+)
+@click.pass_context
+def scaling_command(
+    ctx: click.Context, nodes: str, tasks_per_node: str, hints: str | None, **study: Any
+) -> None:
+    """The scaling study (the paper's section 5.1): one job per point of the grid NODES x
+    TASKS-PER-NODE (x HINT), submitted together, followed to the end, collected into
+    RESULTS/<scaling-id>/<point>/; then the scaling table (`bench report` redraws it).
+
+    \b
+      ocibuild bench scaling --target slurm --image IMG --nodes 1,2,4 --tasks-per-node 1,2
+      ocibuild bench scaling --target cori --image IMG --nodes 4 --tasks-per-node 32 \\
+          --hint multithread,nomultithread --dry-run
+    """
+    points = grid(
+        parse_counts(nodes, "--nodes"),
+        parse_counts(tasks_per_node, "--tasks-per-node"),
+        parse_hints(hints),
+    )
+    request = _request(ctx, study, 1, 1, None)
+    state: CliState = ctx.obj
+    store = _store(state)
+    if study["dry_run"]:
+        for point, plan in plan_scaling(request, points, store, dry_run=True):
+            click.echo(f"# grid point {point.name}: {point.tasks} tasks")
+            _print_plan(point_request(request, point), plan)
+        return
+    study_run = run_scaling(request, points, store, state.reporter())
+    for run in study_run.runs:
+        _jobs_summary(run)
+    _scaling_report(study_run.results_dir, None, draw_plots=False)
+    click.echo(f"results: {study_run.results_dir}")
+    failed = [run for run in study_run.runs if run.failed]
+    if failed:
+        raise BenchError(
+            "jobs failed: "
+            + ", ".join(
+                f"{j.job_id} ({run.run_id}) {j.state}" for run in failed for j in run.failed
+            )
+        )
+
+
+def _scaling_report(root: Path, output: Path | None, draw_plots: bool) -> list[str]:
+    tasks = load_scaling(root)
+    rows = scaling_table(tasks)
+    note = shared_host_note(tasks, os.cpu_count())
+    click.echo(f"scaling study {root.name}:")
+    click.echo(scaling_markdown(rows, note), nl=False)
+    if output is None:
+        return []
+    prefix = f"scaling-{root.name}"
+    atomic_write_bytes(output / f"{prefix}.md", scaling_markdown(rows, note).encode())
+    atomic_write_bytes(output / f"{prefix}.csv", scaling_csv(rows).encode())
+    written = [f"{prefix}.md", f"{prefix}.csv"]
+    if draw_plots:
+        written.append(plots.scaling_figure(rows, output / f"{prefix}.png").name)
+    return written
+
+
 def _command_line(ctx: click.Context) -> tuple[str, ...]:
     """The bench command as given (its options that differ from the defaults), for the metadata."""
-    args = ["ocibuild", "bench"]
+    args = ctx.command_path.split()
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
         if (
@@ -219,7 +346,7 @@ def _tail(path: Path) -> str:
     return text[-LOG_TAIL:].rstrip() or "(empty)"
 
 
-def _summary(run: BenchRun) -> None:
+def _jobs_summary(run: BenchRun) -> None:
     for job in run.jobs:
         overhead = (
             f", {job.overhead:.2f}s from submission to first event"
@@ -227,6 +354,10 @@ def _summary(run: BenchRun) -> None:
             else ""
         )
         click.echo(f"job {job.job_id}: {job.state} (exit {job.exit_code}){overhead}")
+
+
+def _summary(run: BenchRun) -> None:
+    _jobs_summary(run)
     try:
         timings = load_inputs([str(run.results_dir)])
     except BenchError as e:
@@ -267,12 +398,24 @@ def _summary(run: BenchRun) -> None:
 def report_command(
     runs: tuple[str, ...], output: Path | None, baseline: str, draw_plots: bool
 ) -> None:
-    """Tabulate RUNS: results directories, or TimeTracker databases as TARGET=FILE.db.
+    """Tabulate RUNS: results directories, scaling studies, or TimeTracker databases as
+    TARGET=FILE.db.
 
     Prints the paper's Table 2 (median seconds per event of the worker modules together and of
     the output module, and speed relative to the baseline); with -o, writes it and the per-module
-    table as Markdown and CSV, and Figure 2 and Figure 3 as PNG.
+    table as Markdown and CSV, and Figure 2 and Figure 3 as PNG. A scaling study's directory
+    (`bench scaling`) gets its own table instead: per grid point, the median of each task's
+    per-event medians, speedup and efficiency relative to one task, and how the workers and the
+    output module slow down with concurrency (and, with -o, scaling-ID.md/.csv/.png).
     """
+    studies = [Path(r) for r in runs if is_scaling_dir(Path(r))]
+    for root in studies:
+        written = _scaling_report(root, output, draw_plots)
+        if written:
+            click.echo(f"wrote {', '.join(written)} to {output}")
+    runs = tuple(r for r in runs if Path(r) not in studies)
+    if not runs:
+        return
     timings = load_inputs(list(runs))
     rows = table2(timings, baseline)
     click.echo(table2_markdown(rows, baseline), nl=False)
@@ -335,13 +478,20 @@ def build_workload_command(output: Path | None, cc: str) -> None:
 @click.option(
     "--feature", multiple=True, help="A node feature, for targets with a constraint (e.g. haswell)."
 )
+@click.option(
+    "--nodes",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Nodes, each a slurmd of its own on this machine (they share its cores).",
+)
 def local_slurm_command(
-    directory: Path, cpus: int | None, spank: tuple[Path, ...], feature: tuple[str, ...]
+    directory: Path, cpus: int | None, spank: tuple[Path, ...], feature: tuple[str, ...], nodes: int
 ) -> None:
-    """Run a single-node Slurm (munged, slurmctld, slurmd) under DIRECTORY until interrupted."""
+    """Run a Slurm (munged, slurmctld, one slurmd per node) under DIRECTORY until interrupted."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with local_slurm(directory, cpus, spank, feature) as cluster:
+    with local_slurm(directory, cpus, spank, feature, nodes=nodes) as cluster:
         click.echo(
             f"Slurm is up: export SLURM_CONF={shlex.quote(str(cluster.conf))}  (Ctrl-C stops it)"
         )

@@ -68,7 +68,7 @@ def test_cori_script_has_the_form_of_listing_3_8() -> None:
 def test_cori_scaling_job_runs_one_directory_per_task() -> None:
     cori = find_target("cori")
     layout = RunLayout(
-        "run2", "$SCRATCH/ocibuild-bench/run2", nodes=4, tasks_per_node=32, hyperthreads=True
+        "run2", "$SCRATCH/ocibuild-bench/run2", nodes=4, tasks_per_node=32, hint="multithread"
     )
     lines = job_script(cori, layout, f"docker:{IMAGE}", LAR).splitlines()
     assert "#SBATCH --nodes=4" in lines

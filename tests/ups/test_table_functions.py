@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ocibuild.errors import Origin, SourceError
-from ocibuild.sources.specs import SetupSpec
 from ocibuild.sources.setup import frozen_environment
+from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.reverse import reverse
 from ocibuild.ups.table import Command
 from tests.ups.test_environment import Files, Messages, simple_table

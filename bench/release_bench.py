@@ -1,0 +1,171 @@
+"""The whole path a release takes, from a scisoft bundle to an image a site runs: ocibuild against
+the paper's way without a daemon, same loopback mirror, same kind of registry, same run.
+
+A synthetic bundle (~30 products, ~2 GB unpacked by default; scisoft's formats, bzip2 tarballs)
+is served on 127.0.0.1, and each way takes it to a registry and to the squashfs a site runs:
+
+  ocibuild        recipe (manifest, parallel downloads, layers)
+                  push to a local registry
+                  export --format squashfs --all-root (what a site gateway would make)
+  the paper's     curl the manifest and each tarball, tar xjf each into /products,
+  way             umoci repack, skopeo copy to a local registry;
+                  then what a site gateway does: skopeo copy from the registry, umoci unpack,
+                  mksquashfs -all-root (gzip)
+
+Prints each stage, the totals, peak memory and the ratio. Target: ocibuild at most 0.25x of the
+paper's way, peak memory under 300 MB.
+
+    python3 bench/release_bench.py [--size-mb 2000] [--products 30] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import Timing, argument_parser, cpu_timed, fresh, have, serve, timed, workdir
+from push_bench import registry
+from ups_bench import RECIPE, pullproducts_way
+
+from testsupport.synthetic_ups import bench_bundle, write_mirror
+
+REF = "localhost/bench/ups:latest"  # the image of ups_bench's RECIPE
+TOOLS = {
+    "curl": "curl",
+    "tar": "tar",
+    "bzip2": "bzip2",
+    "umoci": "umoci",
+    "skopeo": "skopeo",
+    "mksquashfs": "squashfs-tools",
+}
+
+
+def main() -> None:
+    parser = argument_parser(__doc__ or "")
+    parser.add_argument("--size-mb", type=int, default=2000, help="Unpacked size of the bundle.")
+    parser.add_argument("--products", type=int, default=30)
+    parser.add_argument("--workdir", type=Path, help="Mirror and outputs [default: a temp dir].")
+    args = parser.parse_args()
+    missing = [package for tool, package in TOOLS.items() if not have(tool)]
+    if missing:
+        raise SystemExit(f"needs the Debian packages: apt-get install {' '.join(missing)}")
+
+    work = workdir(args.workdir, "ocibuild-release-bench-")
+    bundle = bench_bundle(args.size_mb * 1_000_000, args.products)
+    mirror = work / f"mirror-{args.size_mb}mb-{args.products}"
+    cores = len(os.sched_getaffinity(0))
+    if not (mirror / "scisoft" / "bundles").exists():
+        print(f"generating {bundle.spec} in {mirror} ...", flush=True)
+        write_mirror(mirror / "scisoft", [bundle], jobs=cores)
+    tarballs = sorted((mirror / "scisoft" / "packages").rglob("*.tar.bz2"))
+    packed = sum(p.stat().st_size for p in tarballs)
+    server, url = serve(mirror)
+    scisoft = f"{url}/scisoft"
+    python = sys.executable
+    stages: dict[str, list[Timing]] = {"ocibuild": [], "paper": []}
+    cpu: dict[str, float] = {}
+
+    def stage(way: str, name: str, command: str, env: dict[str, str] | None = None) -> Timing:
+        timing, cpu[name] = cpu_timed(name, command, env)
+        stages[way].append(timing)
+        print(f"  {name}: {timing.seconds:.2f} s, {timing.peak_mb:.0f} MB", flush=True)
+        return timing
+
+    load_before = os.getloadavg()[0]
+    try:
+        timed("warm-up", f"cat {' '.join(map(str, tarballs))} > /dev/null")
+        recipe = work / "ups.yaml"
+        recipe.write_text(RECIPE.format(bundle=bundle.spec))
+        recipe.with_suffix(".yaml.lock").unlink(missing_ok=True)
+        cache, store = fresh(work, "ocibuild-cache"), fresh(work, "ocibuild-store")
+        squash = work / "ocibuild.sqfs"
+        squash.unlink(missing_ok=True)
+        ocibuild = f"{python} -m ocibuild -q --store {store}"
+        env = {**os.environ, "OCIBUILD_CACHE": str(cache)}
+        print("ocibuild:", flush=True)
+        stage("ocibuild", "ocibuild recipe", f"{ocibuild} recipe --mirror {scisoft} {recipe}", env)
+        with registry(work, "ocibuild") as host:
+            stage(
+                "ocibuild",
+                "ocibuild push",
+                f"{ocibuild} push {REF} --to {host}/release/ups:1 --insecure",
+                env,
+            )
+        stage(
+            "ocibuild",
+            "ocibuild export --format squashfs",
+            f"{ocibuild} export {REF} --format squashfs --all-root -o {squash}",
+            env,
+        )
+
+        print("the paper's way, without a daemon:", flush=True)
+
+        def paper(name: str, command: str) -> Timing:
+            return stage("paper", name, command)
+
+        pullproducts_way(paper, work, scisoft, bundle)
+        layout = work / "pullproducts" / "layout"
+        gateway = fresh(work, "gateway")
+        gateway.mkdir()
+        paper_squash = work / "paper.sqfs"
+        paper_squash.unlink(missing_ok=True)
+        with registry(work, "paper") as host:
+            paper(
+                "skopeo copy to the registry",
+                f"skopeo copy -q --dest-tls-verify=false oci:{layout}:ups "
+                f"docker://{host}/release/ups:1",
+            )
+            paper(
+                "gateway: skopeo copy from the registry",
+                f"skopeo copy -q --src-tls-verify=false docker://{host}/release/ups:1 "
+                f"oci:{gateway}/layout:ups",
+            )
+        paper(
+            "gateway: umoci unpack",
+            f"umoci unpack --image {gateway}/layout:ups {gateway}/bundle >/dev/null",
+        )
+        paper(
+            "gateway: mksquashfs -all-root",
+            f"mksquashfs {gateway}/bundle/rootfs {paper_squash} -all-root -no-xattrs "
+            f"-noappend -quiet -processors {cores}",
+        )
+        shutil.rmtree(gateway, ignore_errors=True)
+    finally:
+        server.shutdown()
+    load_after = os.getloadavg()[0]
+
+    totals = {
+        way: Timing(way, sum(t.seconds for t in ts), max(t.peak_mb for t in ts))
+        for way, ts in stages.items()
+    }
+    print()
+    print(
+        f"bundle: {args.products} products, {args.size_mb} MB unpacked, {packed / 1e6:.0f} MB of "
+        f"bzip2; {cores} cores; load average {load_before:.1f} before, {load_after:.1f} after"
+    )
+    print(f"{'stage':<44} {'seconds':>8} {'CPU s':>8} {'peak MB':>8}")
+    for way, label in (("ocibuild", "ocibuild (total)"), ("paper", "the paper's way (total)")):
+        for t in stages[way]:
+            print(f"  {t.name:<42} {t.seconds:>8.2f} {cpu[t.name]:>8.1f} {t.peak_mb:>8.0f}")
+        total = totals[way]
+        print(f"{label:<44} {total.seconds:>8.2f} {'':>8} {total.peak_mb:>8.0f}")
+    ratio = totals["ocibuild"].seconds / totals["paper"].seconds
+    peak = totals["ocibuild"].peak_mb
+    sizes = f"squashfs: ocibuild {squash.stat().st_size / 1e6:.0f} MB, mksquashfs {paper_squash.stat().st_size / 1e6:.0f} MB"
+    print(sizes)
+    print(
+        f"ocibuild vs the paper's way: {ratio:.2f}x the time (target <= 0.25x): "
+        f"{'ok' if ratio <= 0.25 else 'MISSED'}"
+    )
+    print(
+        f"ocibuild peak memory: {peak:.0f} MB (target < 300 MB): {'ok' if peak < 300 else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
