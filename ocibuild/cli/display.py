@@ -18,11 +18,14 @@ from ocibuild.progress import (
     ImageEvent,
     LayerEvent,
     Message,
+    RateLimitEvent,
     Reporter,
+    RetryEvent,
     human_size,
     plural,
     silent,
 )
+from ocibuild.secrets import redact
 from ocibuild.store import Store
 
 
@@ -158,6 +161,8 @@ class Display:
                     self._on_fetch(event)
                 case ImageEvent():
                     self._on_image(event)
+                case RetryEvent() | RateLimitEvent():
+                    self._line(f"warning: {event.message}")  # worth knowing, even in a log
                 case _:
                     self._status(event.message)
 
@@ -168,6 +173,7 @@ class Display:
             self._line(text)
 
     def _line(self, text: str) -> None:
+        text = redact(text)
         if self._progress is not None:
             self._progress.console.print(text, highlight=False, markup=False)
         else:

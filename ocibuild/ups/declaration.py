@@ -46,7 +46,7 @@ def parse_declaration(text: str, where: str) -> list[Instance]:
         key, sep, value = line.partition("=")
         if not sep:
             raise SourceError(f"expected KEY = value, got {line!r}", Origin(where, number))
-        key = key.strip().upper()
+        key = key.strip()
         value = value.strip().strip('"').strip()
         if not key.startswith("_"):
             key = key.strip().upper()

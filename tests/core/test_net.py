@@ -24,6 +24,7 @@ from ocibuild.fetch import Fetcher
 from ocibuild.net import RetryPolicy, host_tls, is_local
 from ocibuild.net.retry import parse_retry_after
 from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV, listed_insecure
+from ocibuild.progress import Event, Message
 from tests.registry.pki import make_ca, make_server_cert
 
 ORIGIN = Origin("recipe.yaml", 7, 9)
@@ -35,9 +36,9 @@ QUICK = RetryPolicy(retries=2, backoff=0.01, max_backoff=0.02, max_retry_after=0
 class Seen:
     messages: list[str] = field(default_factory=list)
 
-    def __call__(self, event: str, /, **fields: Any) -> None:
-        if event == "message":
-            self.messages.append(str(fields["message"]))
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Message):
+            self.messages.append(event.message)
 
 
 def fetcher(tmp_path: Path, seen: Seen, **settings: Any) -> Fetcher:

@@ -9,7 +9,7 @@ import pytest
 
 from ocibuild.cli import main
 from ocibuild.oci import Descriptor, Index, MediaType, Platform
-from ocibuild.progress import silent
+from ocibuild.progress import BlobEvent, RetryEvent, silent
 from ocibuild.remote import Credentials, push_image
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.copy import Location, copy_image
@@ -45,7 +45,7 @@ def push_index(store: Store, registry: Registry, repository: str, tag: str) -> D
     for arch in ("amd64", "arm64"):
         ref = f"{registry.host}/{repository}:{arch}"
         make_image(store, [ref], [random_layer(arch, 3000)])
-        result = push_image(store, ref, fast_options(), silent)
+        result = push_image(store, ref, fast_options(format="oci"), silent)
         children.append(
             Descriptor(MediaType.OCI_MANIFEST, result.digest, result.size, platform=Platform(arch))
         )
@@ -117,7 +117,7 @@ def test_copy_between_registries_streams_every_blob_and_keeps_the_index(
     assert len(fresh_proxy.requests(r"^PUT .*/manifests/sha256:")) == 2
     assert len(fresh_proxy.requests(r"^PUT .*/manifests/v1")) == 1
     assert not list(empty.blobs.iterdir())
-    statuses = {e["status"] for e in events.of("blob")}
+    statuses = {e.status for e in events.of(BlobEvent)}
     assert "copied" in statuses
 
     # again: every blob is there already
@@ -134,7 +134,7 @@ def test_copy_within_a_registry_mounts_the_blobs(
 ) -> None:
     source = f"{proxy.address}/{repo('a')}:1"
     make_image(store, [source], [random_layer("x", 5000), random_layer("y", 5000)])
-    push_image(store, source, fast_options(), silent)
+    push_image(store, source, fast_options(format="oci"), silent)
     proxy.clear()
     target = f"docker://{proxy.address}/{repo('b')}"
 
@@ -157,7 +157,7 @@ def test_copy_retries_a_broken_stream_and_refuses_wrong_content(
 ) -> None:
     source = f"{proxy.address}/{repo('src')}:1"
     make_image(store, [source], [random_layer("big", 300_000)])
-    push_image(store, source, fast_options(), silent)
+    push_image(store, source, fast_options(format="oci"), silent)
     layer = store.image(source).manifest.layers[0]
     target = f"{fresh_registry.host}/{repo('dst')}:1"
     proxy.add(Fault(rf"^GET .*/blobs/{layer.digest}", "truncate", after=100_000))
@@ -167,7 +167,7 @@ def test_copy_retries_a_broken_stream_and_refuses_wrong_content(
     )
 
     assert result.digest == store.resolve(source).digest
-    assert events.of("retry")
+    assert events.of(RetryEvent)
     assert layer.digest in fresh_registry.blob_digests()
 
     proxy.add(Fault(rf"^GET .*/blobs/{layer.digest}", "corrupt", times=-1))
@@ -187,7 +187,7 @@ def test_ls_follows_the_link_pages_and_digest_reads_the_registry(
     tags = ["1.0", "1.1", "2.0", "latest", "v3"]
     make_image(store, [f"{name}:{t}" for t in tags] + [f"{more}:x"], [random_layer("t", 100)])
     for ref in [*(f"{name}:{t}" for t in tags), f"{more}:x"]:
-        push_image(store, ref, fast_options(), silent)
+        push_image(store, ref, fast_options(format="oci"), silent)
     # docker-registry 2.8 answers every tag at once: the proxy adds a next page (another
     # repository's list), as registries that paginate do
     link = f'</v2/{repo("more")}/tags/list?n=2&last=v3>; rel="next"'
@@ -217,7 +217,7 @@ def test_copy_errors_name_what_is_wrong(
 ) -> None:
     s = ["--store", str(store.root)]
     target = f"{registry.host}/{repo('x')}:1"
-    assert "error: example.org/none:1: no such image in the store" in fail(
+    assert "error: no such image example.org/none:1 in the store" in fail(
         capsys, *s, "copy", "store:example.org/none:1", target, "--insecure"
     )
     assert f"error: {target}: no such manifest (HTTP 404)" in fail(
@@ -239,7 +239,7 @@ def test_copy_between_repositories_with_token_auth_mounts(
     source, target = f"{registry.host}/alice/{name}-a:1", f"{registry.host}/alice/{name}-b:1"
     make_image(store, [source], [random_layer("a", 2000)])
     store_credentials(registry.host, Credentials(USER, PASSWORD))
-    push_image(store, source, fast_options(), silent)
+    push_image(store, source, fast_options(format="oci"), silent)
     issuer.requests.clear()
 
     result = copy_image(
@@ -247,7 +247,7 @@ def test_copy_between_repositories_with_token_auth_mounts(
     )
 
     assert result.digest == store.resolve(source).digest
-    assert {e["status"] for e in events.of("blob")} == {"mounted"}
+    assert {e.status for e in events.of(BlobEvent)} == {"mounted"}
     scopes = {s for q in issuer.requests for s in q.get("scope", [])}
     assert f"repository:alice/{name}-b:pull,push" in scopes
     assert f"repository:alice/{name}-a:pull" in scopes

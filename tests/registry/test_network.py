@@ -16,6 +16,7 @@ import pytest
 from ocibuild.cli import main
 from ocibuild.errors import NetworkError, RegistryError
 from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV
+from ocibuild.progress import RetryEvent
 from ocibuild.remote import push_image
 from ocibuild.store import Store
 from tests.registry.conftest import Events, Registry, TlsSetup, fast_options
@@ -218,4 +219,4 @@ def test_a_server_error_gives_the_status_and_the_registry_message(
     assert str(raised.value).endswith(
         "/manifests/1: HTTP 500 INJECTED: injected 500 (gave up after 3 attempts)"
     )
-    assert len(events.of("retry")) == 2
+    assert len(events.of(RetryEvent)) == 2

@@ -123,7 +123,7 @@ def test_the_demo_builds_from_the_repository_alone_and_runs_in_podman(
         shown = podman.run(DEMO_REF)
         assert shown.startswith("Built by ocibuild from recipes/demo.yaml")
         assert f"SETUP_ART={env['SETUP_ART']}\n" in shown
-        assert "SETUP_ROOT=root v6_04_06 -f Linux64bit+2.6-2.12 -q e9:prof -z /products\n" in shown
+        assert "SETUP_ROOT=root v6_04_06 -f Linux64bit+2.6-2.12 -z /products -q e9:prof\n" in shown
         assert "ART_DIR=/products/art/v1_18_03\n" in shown
         art = podman.run(DEMO_REF, "art")
         assert art.splitlines()[:2] == ["art v1_18_03 e9:prof", "ART_DIR=/products/art/v1_18_03"]

@@ -67,13 +67,13 @@ def test_missing_warn_and_lines_not_frozen_in_the_build_summary(
 ) -> None:
     products(tmp_path)
     store = tmp_path / "store"
-    assert main(["--store", str(store), "recipe", str(recipe(tmp_path, "warn"))]) == 0
+    assert main(["--store", str(store), "-v", "recipe", str(recipe(tmp_path, "warn"))]) == 0
     err = capsys.readouterr().err
     assert err.count("app.table:11: addAlias(app, ${UPS_PROD_DIR}/bin/app -v): not in the") == 1
     assert err.count("app.table:12: setupRequired( nosuch v1_0 ): nosuch v1_0: no product") == 1
     assert err.count("going on without it, as UPS does") == 1
     summaries = [line for line in err.splitlines() if line.startswith("built example.org/app/")]
-    assert [("1 UPS table lines not in the Env" in s) for s in summaries] == [False, True, True]
+    assert [("1 UPS table line not in the Env" in s) for s in summaries] == [False, True, True]
     capsys.readouterr()
     assert main(["--store", str(store), "inspect", "--config", "example.org/app/two:1"]) == 0
     config = json.loads(capsys.readouterr().out)
