@@ -152,9 +152,15 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) 
     on HPC sites.
 
     \b
-      ocibuild recipe recipes/art-1.18.yaml    build every image of a recipe file
-      ocibuild push                            push what the last build made
-      ocibuild bench --target cori ...         the per-event timing study
+      ocibuild recipe recipes/demo.yaml           build every image of a recipe file
+      ocibuild images                             what the store holds
+      ocibuild tag SRC localhost:5000/hep/demo:1  another name for an image, like docker tag
+      ocibuild push localhost:5000/hep/demo:1     push it (a local registry needs no flag)
+      ocibuild push                               push what the last build made
+      ocibuild export REF -o - | podman load      like docker save
+      ocibuild bench --target cori ...            the per-event timing study
+
+    `ocibuild COMMAND --help` for each; docs/commands.md in the repository for all.
     """
     state = CliState(store_path=store_path, quiet=quiet, verbose=verbose)
     ctx.obj = state

@@ -72,7 +72,13 @@ _STUDY_OPTIONS = [
         show_default=True,
         help="Runs, one after the other.",
     ),
-    click.option("--events", type=click.IntRange(1), default=StudySize.events, show_default=True),
+    click.option(
+        "--events",
+        type=click.IntRange(1),
+        default=StudySize.events,
+        show_default=True,
+        help="Events per task.",
+    ),
     click.option(
         "--ints",
         type=click.IntRange(1),

@@ -10,8 +10,8 @@ import click
 
 from ocibuild.cli.display import CliState
 from ocibuild.oci.reference import parse_reference
-from ocibuild.progress import human_size, plural
-from ocibuild.store import StoredImage
+from ocibuild.progress import Message, human_size, plural
+from ocibuild.store import StoredImage, default_store_path
 from ocibuild.store.export import (
     FORMATS,
     ROOTFS_FORMATS,
@@ -36,8 +36,19 @@ from ocibuild.store.squashfs import SQUASHFS_COMPRESSIONS
 @click.pass_obj
 def images_command(state: CliState, digests: bool, fmt: str) -> None:
     """List the images in the local store."""
-    store = state.store()
-    images = sorted(store.images(), key=lambda i: i.ref)
+    root = state.store_path or default_store_path()
+    images = (
+        sorted(state.store().images(), key=lambda i: i.ref)
+        if (root / "oci-layout").exists()
+        else []
+    )
+    if not images:
+        state.reporter()(
+            Message(
+                f"no images in the store {root}; --store DIR or $OCIBUILD_STORE names another "
+                "(the README's quick start builds into ./store)"
+            )
+        )
     if fmt == "json":
         click.echo(json.dumps([_image_json(image) for image in images], indent=2))
         return
@@ -146,8 +157,8 @@ def export_command(
 
     \b
       ocibuild export REF -o - | podman load
-      ocibuild export REF --format squashfs -o image.sqfs    then: ch-run image.sqfs -- CMD
-      ocibuild export REF --format dir -o image/             then: ch-run image -- CMD
+      ocibuild export REF --format squashfs -o image.sqfs    then: ch-run --set-env image.sqfs -- CMD
+      ocibuild export REF --format dir -o image/             then: ch-run --set-env image -- CMD
     """
     rootfs = None
     if fmt in ROOTFS_FORMATS or all_root or xattrs or compression or level is not None:
@@ -210,7 +221,8 @@ def tag_command(state: CliState, source: str, targets: tuple[str, ...]) -> None:
     "--tag",
     "tags",
     multiple=True,
-    help="Name the image (of a one-image archive) so, instead of what the archive records.",
+    help="Store the image under this reference instead of the names the archive records "
+    "(one-image archives; needed when it records none). Repeatable.",
 )
 @click.pass_obj
 def load_command(state: CliState, archive: Path, tags: tuple[str, ...]) -> None:
