@@ -193,7 +193,10 @@ def prepare_image(
             != 0
         ):
             report(Message(f"pulling {ref} with {target.runtime}"))
-            run_command([*runtime, "pull", ref], env, what)
+            reason = f"not in the store {store.root}" if store is not None else "no ocibuild store"
+            run_command(
+                [*runtime, "pull", ref], env, f"{what} ({reason}; {target.runtime} pulls it)"
+            )
         image_id = run_command(
             [*runtime, "image", "inspect", "--format", "{{.Id}}", ref], env, what
         ).strip()

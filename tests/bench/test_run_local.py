@@ -124,3 +124,18 @@ def test_podman_run_from_the_store(
     script = (run / "job.sh").read_text()
     assert f"--network none -v {run}/work/r01/t000:/mnt {STUDY_REF} /bin/sh -c" in script
     assert meta["jobs"][0]["overhead_s"] > 0
+
+
+def test_podman_image_in_neither_the_store_nor_podman_says_where_it_looked(
+    study_store: Store, podman_target: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref = "localhost/ocibuild/absent:1"  # no registry on localhost:443: podman's pull fails
+    args = ["--store", str(study_store.root), "bench", "--target", str(podman_target)]
+    args += ["--image", ref, *SMALL, "--results", str(tmp_path / "results")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"error: preparing {ref} for podman-here (not in the store {study_store.root}; "
+        "podman pulls it): podman " in err
+    ), err
+    assert f" pull {ref} failed (125):" in err

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
-from ocibuild.cli import cli
+from ocibuild.cli import cli, main
 from ocibuild.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,7 @@ def test_the_readme_quick_start_builds_the_demo_offline_in_a_copy_of_the_reposit
         "NO_PROXY": "",
         "no_proxy": "",
     }
-    for name in ("OCIBUILD_STORE", "OCIBUILD_SCISOFT", "SOURCE_DATE_EPOCH"):
+    for name in ("OCIBUILD_STORE", "OCIBUILD_CACHE", "OCIBUILD_SCISOFT", "SOURCE_DATE_EPOCH"):
         env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "ocibuild", *argv[1:]],
@@ -179,3 +180,18 @@ def test_the_readme_commands_are_real_commands() -> None:
     commands = commands_of(cli)
     for argv in ocibuild_commands(README.read_text()):
         assert subcommand(argv) in commands, shlex.join(argv)
+
+
+def test_images_of_an_empty_store_names_the_store_it_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ocibuild images` without the quick start's --store: say which store is empty."""
+    store = tmp_path / "default-store"
+    assert main(["--store", str(store), "-v", "images"]) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == ["REFERENCE", "DIGEST", "LAYERS", "SIZE", "CREATED"]
+    assert f"no images in the store {store}; --store DIR or $OCIBUILD_STORE names another" in err
+    assert not store.exists(), "listing created a store"
+    assert main(["--store", str(store), "images", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ("[]\n", "")  # without a terminal or -v: the result only
