@@ -127,7 +127,10 @@ _STUDY_OPTIONS = [
         "gateway's doimport; jobs use --image=custom:NAME:TAG).",
     ),
     click.option(
-        "--insecure", is_flag=True, help="Pushes for Shifter may use plain HTTP (a local registry)."
+        "--insecure",
+        is_flag=True,
+        help="Pushes for Shifter may use plain HTTP and unverified TLS with any registry "
+        "(loopback, localhost and *.local ones need no flag).",
     ),
     click.option(
         "--timeout", type=float, help="Give up following the jobs after this many seconds."
