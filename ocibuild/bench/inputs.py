@@ -6,7 +6,9 @@ TimeTracker databases made by hand (as in the paper), each named by its target:
     cori=bench/results/cori-2026...                a run, under another name
     timing.db                                      a database, named after its file
 
-Everything given for the same target is pooled (repeats, tasks, several runs).
+Everything given for the same target is pooled (repeats, tasks, several runs). A run whose jobs
+wrote no database (they failed) is skipped with a warning when other inputs remain, so that
+`bench/results/*` still tabulates the runs that worked.
 """
 
 from __future__ import annotations
@@ -17,29 +19,37 @@ from ocibuild.bench.report import TargetTimings
 from ocibuild.bench.run import read_metadata
 from ocibuild.bench.timing import TimingDb, read_timing_db
 from ocibuild.errors import BenchError
+from ocibuild.progress import Message, Reporter, silent
 
 
 def _databases(path: Path) -> tuple[str, list[Path]]:
     if path.is_dir():
         target = str(read_metadata(path)["target"])
-        dbs = sorted(path.glob("work/**/*.db"))
-        if not dbs:
-            raise BenchError(
-                f"{path}: the run has no timing database (did its jobs fail? see metadata.json)"
-            )
-        return target, dbs
+        return target, sorted(path.glob("work/**/*.db"))
     if not path.exists():
         raise BenchError(f"{path}: no such results directory or TimeTracker database")
     return path.stem, [path]
 
 
-def load_inputs(args: list[str]) -> list[TargetTimings]:
+def load_inputs(args: list[str], report: Reporter = silent) -> list[TargetTimings]:
     pooled: dict[str, list[TimingDb]] = {}
+    failed: list[str] = []
     for arg in args:
         name, sep, rest = arg.partition("=")
         if sep and name and "/" not in name:
-            _, dbs = _databases(Path(rest))
+            path = Path(rest)
+            _, dbs = _databases(path)
         else:
-            name, dbs = _databases(Path(arg))
+            path = Path(arg)
+            name, dbs = _databases(path)
+        if not dbs:
+            failed.append(
+                f"{path}: the run has no timing database (did its jobs fail? see metadata.json)"
+            )
+            continue
         pooled.setdefault(name, []).extend(read_timing_db(db) for db in dbs)
+    if failed and not pooled:
+        raise BenchError(failed[0])
+    for message in failed:
+        report(Message(f"skipped {message}", level="warning"))
     return [TargetTimings(name, tuple(dbs)) for name, dbs in pooled.items()]

@@ -404,8 +404,9 @@ def _summary(run: BenchRun) -> None:
     show_default=True,
     help="Draw Figure 2 and Figure 3 (needs matplotlib: pip install 'ocibuild[plots]').",
 )
+@click.pass_obj
 def report_command(
-    runs: tuple[str, ...], output: Path | None, baseline: str, draw_plots: bool
+    state: CliState, runs: tuple[str, ...], output: Path | None, baseline: str, draw_plots: bool
 ) -> None:
     """Tabulate RUNS: results directories, scaling studies, or TimeTracker databases as
     TARGET=FILE.db.
@@ -425,7 +426,7 @@ def report_command(
     runs = tuple(r for r in runs if Path(r) not in studies)
     if not runs:
         return
-    timings = load_inputs(list(runs))
+    timings = load_inputs(list(runs), state.reporter())
     rows = table2(timings, baseline)
     click.echo(table2_markdown(rows, baseline), nl=False)
     if output is None:

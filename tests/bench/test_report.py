@@ -213,3 +213,21 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "| native | p1:work:IntVectorSorter | 2 | 1.5 |" in (out / "modules.md").read_text()
     assert main(["bench", "report", str(tmp_path / "missing.db")]) == 1
     assert "missing.db: no such results directory" in capsys.readouterr().err
+
+
+def test_a_failed_run_among_others_is_skipped_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench report bench/results/*` after one failed run still tabulates the others."""
+    results = tmp_path / "results"
+    good, failed = results / "native-1", results / "podman-2"
+    for run, target in ((good, "native"), (failed, "podman")):
+        (run / "work" / "r01").mkdir(parents=True)
+        (run / "metadata.json").write_text(f'{{"target": "{target}"}}')
+    make_art1_db(good / "work" / "r01" / "timing.db", study_events([2.0], [1.0]))
+    assert main(["bench", "report", str(good), str(failed)]) == 0
+    out, err = capsys.readouterr()
+    assert "| native | workers | 2 | 1.000 | 1 |" in out
+    assert f"warning: skipped {failed}: the run has no timing database" in err
+    assert main(["bench", "report", str(failed)]) == 1
+    assert f"error: {failed}: the run has no timing database" in capsys.readouterr().err
