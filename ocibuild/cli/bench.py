@@ -449,7 +449,12 @@ def report_command(
 
 
 @bench.command("targets")
-@click.option("--targets-dir", type=click.Path(path_type=Path, file_okay=False), multiple=True)
+@click.option(
+    "--targets-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    multiple=True,
+    help="More directories of target files (before $OCIBUILD_BENCH_TARGETS and ./bench/targets).",
+)
 def targets_command(targets_dir: tuple[Path, ...]) -> None:
     """List the targets found by name, and where they come from."""
     seen = set()
