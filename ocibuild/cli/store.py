@@ -205,7 +205,13 @@ def rmi_command(state: CliState, refs: tuple[str, ...]) -> None:
 @click.argument("targets", nargs=-1, required=True)
 @click.pass_obj
 def tag_command(state: CliState, source: str, targets: tuple[str, ...]) -> None:
-    """Add references TARGETS to the image SOURCE of the store, like `docker tag`."""
+    """Add references TARGETS to the image SOURCE of the store, like `docker tag`; prints
+    REF@DIGEST per new reference.
+
+    \b
+      ocibuild tag localhost/ocibuild/demo-art_1_18_03_e9-prof:latest localhost:5000/hep/demo:1
+      ocibuild push localhost:5000/hep/demo:1
+    """
     store = state.store(create=False)
     descriptor = store.resolve(source)
     refs = [str(parse_reference(target)) for target in targets]

@@ -88,6 +88,11 @@ class Store:
         store = cls(root or default_store_path())
         layout = store.root / "oci-layout"
         if not layout.exists():
+            if not create and not store.root.exists():
+                raise StoreError(
+                    f"no store at {store.root}: nothing was built or pulled into it "
+                    "(--store DIR or $OCIBUILD_STORE names another store)"
+                )
             if not create:
                 raise StoreError(f"{store.root}: not an OCI image layout (no oci-layout file)")
             store.blobs.mkdir(parents=True, exist_ok=True)

@@ -195,3 +195,16 @@ def test_images_of_an_empty_store_names_the_store_it_read(
     assert main(["--store", str(store), "images", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert (out, err) == ("[]\n", "")  # without a terminal or -v: the result only
+
+
+def test_a_command_on_a_store_that_does_not_exist_says_how_to_name_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "default-store"
+    assert main(["--store", str(store), "tag", DEMO_REF, "localhost:5000/hep/demo:1"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: no store at {store}: nothing was built or pulled into it "
+        "(--store DIR or $OCIBUILD_STORE names another store)\n"
+    )
+    assert not store.exists()
