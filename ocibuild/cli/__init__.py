@@ -121,7 +121,7 @@ def common_options(after_command: bool = False) -> list[click.Option]:
         click.Option(
             ["-q", "--quiet"],
             is_flag=True,
-            help="No progress or messages; errors only.",
+            help="No progress or messages: results and errors only.",
             callback=update("quiet"),
             **extra,
         ),
