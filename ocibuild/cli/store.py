@@ -103,7 +103,7 @@ def inspect_command(state: CliState, ref: str, what: str | None) -> None:
             "reference": state.store(create=False).normalize(ref),
             "digest": image.descriptor.digest,
             "mediaType": image.descriptor.media_type,
-            "size": sum(layer.size for layer in image.manifest.layers),
+            "size": _image_size(image),
             "manifest": image.manifest.to_json(),
             "config": image.config.to_json(),
         }

@@ -4,6 +4,7 @@ the examples of docs/commands.md say which store they use; every command is docu
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -208,3 +209,17 @@ def test_a_command_on_a_store_that_does_not_exist_says_how_to_name_another(
         "(--store DIR or $OCIBUILD_STORE names another store)\n"
     )
     assert not store.exists()
+
+
+def test_inspect_and_images_give_one_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "store")
+    assert main(["--store", store, "-q", "recipe", str(ROOT / "recipes" / "demo.yaml")]) == 0
+    capsys.readouterr()
+    assert main(["--store", store, "images", "--format", "json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert main(["--store", store, "inspect", DEMO_REF]) == 0
+    inspected = json.loads(capsys.readouterr().out)
+    layers = sum(layer["size"] for layer in inspected["manifest"]["layers"])
+    assert inspected["size"] == listed["size"] == layers + inspected["manifest"]["config"]["size"]
