@@ -21,7 +21,15 @@ from ocibuild.fetch import LockFile, default_cache_dir
 from ocibuild.layer.codec import Compression
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.writer import write_layer
-from ocibuild.oci import Descriptor, History, ImageConfig, Manifest, MediaType, RuntimeConfig
+from ocibuild.oci import (
+    Descriptor,
+    History,
+    ImageConfig,
+    Manifest,
+    MediaType,
+    Platform,
+    RuntimeConfig,
+)
 from ocibuild.oci.reference import parse_reference
 from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
 from ocibuild.report import Reporter, silent
@@ -105,6 +113,10 @@ class _Builder:
         self.report = report
         self.built: dict[str, BuiltImage] = {}  # full ref -> image, across recipe files
         self.visiting: list[str] = []
+        # what images were built, recorded in the store once per recipe, not once per image:
+        # one write of index.json and the layer cache for each image made recipes quadratic
+        self.untagged: list[tuple[list[str], Descriptor]] = []
+        self.uncached: dict[str, CachedLayer] = {}
         self.digest_cache = _ContentDigests()
 
     # -- graph ----------------------------------------------------------------------------------
@@ -113,8 +125,14 @@ class _Builder:
         order = build_order(recipe, only)
         lock = LockFile.for_recipe(recipe.path)
         out = []
-        for image in order:
-            out.append(self.image(recipe, image, lock))
+        try:
+            for image in order:
+                out.append(self.image(recipe, image, lock))
+        finally:
+            self.store.state.remember_layers(self.uncached.items())
+            self.uncached.clear()
+            self.store.tag_all(self.untagged)
+            self.untagged.clear()
         lock.save()
         return out
 
@@ -167,11 +185,17 @@ class _Builder:
                 self.build(other, (target.name,))
             finally:
                 self.visiting.pop()
-            return self.stored_base(image_refs(target)[0])
+            return self.built_base(image_refs(target)[0])
         in_file = _find(recipe, source)
         if in_file is not None:
-            return self.stored_base(image_refs(in_file)[0])
+            return self.built_base(image_refs(in_file)[0])
         return self.registry_base(source, image.origin)
+
+    def built_base(self, ref: str) -> _Base:
+        built = self.built.get(ref)
+        if built is None:
+            return self.stored_base(ref)
+        return _Base(built.config, built.manifest.layers, built.config.history)
 
     def stored_base(self, ref: str) -> _Base:
         stored = self.store.image(ref)
@@ -257,10 +281,11 @@ class _Builder:
         if len(history) != len(base.config.diff_ids):
             history = [h for h in history if not h.empty_layer]
         history += [History(created=created, created_by=plan.created_by) for plan in plans]
-        platform_os, _, arch = image.platform.partition("/")
+        platform = Platform.parse(image.platform)
         config = ImageConfig(
-            architecture=arch or "amd64",
-            os=platform_os or "linux",
+            architecture=platform.architecture,
+            os=platform.os,
+            variant=platform.variant,
             created=created,
             config=runtime,
             diff_ids=(*base.config.diff_ids, *(layer.diff_id for layer in built_layers)),
@@ -297,7 +322,7 @@ class _Builder:
     ) -> Future[BuiltLayer] | BuiltLayer:
         key = input_key(plan.key, str(compression), mtime)
         if not self.options.no_cache:
-            hit = self.store.state.cached_layer(key)
+            hit = self.uncached.get(key) or self.store.state.cached_layer(key)
             if hit and self.store.has_blob(hit.digest):
                 return self.finished(key, plan, hit, cached=True)
         return pool.submit(self.write, key, plan, compression, mtime)
@@ -371,7 +396,7 @@ class _Builder:
         self.store.publish_staged()
         for layer in layers:
             if layer.cache_entry:
-                self.store.state.remember_layer(*layer.cache_entry)
+                self.uncached.setdefault(*layer.cache_entry)
         config_desc = self.store.put_json(MediaType.OCI_CONFIG, config.to_bytes())
         manifest = Manifest(
             config=config_desc,
@@ -379,7 +404,7 @@ class _Builder:
             annotations=dict(image.annotations),
         )
         descriptor = self.store.put_json(MediaType.OCI_MANIFEST, manifest.to_bytes())
-        self.store.tag(refs, descriptor)
+        self.untagged.append((refs, descriptor))
         return BuiltImage(refs, descriptor, manifest, config, layers)
 
 
@@ -403,10 +428,26 @@ def _find(recipe: Recipe, name: str) -> ImageSpec | None:
         full = str(parse_reference(name))
     except ValueError:
         full = name
+    index = _image_index(recipe)
+    return index.get(full) or index.get(name)
+
+
+_INDEXES: dict[int, tuple[Recipe, dict[str, ImageSpec]]] = {}
+
+
+def _image_index(recipe: Recipe) -> dict[str, ImageSpec]:
+    """Every image of `recipe` by each of its full references and its name (first wins),
+    built once per recipe: looking images up one by one made large recipes quadratic."""
+    cached = _INDEXES.get(id(recipe))
+    if cached is not None and cached[0] is recipe:
+        return cached[1]
+    index: dict[str, ImageSpec] = {}
     for image in recipe.images:
-        if full in image_refs(image) or name == image.name:
-            return image
-    return None
+        for key in (*image_refs(image), image.name):
+            index.setdefault(key, image)
+    _INDEXES.clear()  # one recipe at a time is built; keep the cache from growing
+    _INDEXES[id(recipe)] = (recipe, index)
+    return index
 
 
 def _is_pinned_and_present(store: Store, ref: str) -> bool:
@@ -420,23 +461,26 @@ def build_order(recipe: Recipe, only: tuple[str, ...] = ()) -> list[ImageSpec]:
     order: list[ImageSpec] = []
     state: dict[int, str] = {}
 
-    def visit(image: ImageSpec, chain: list[str]) -> None:
-        mark = state.get(id(image))
-        if mark == "done":
-            return
-        if mark == "visiting":
-            cycle = " -> ".join([*chain[chain.index(image.name) :], image.name])
-            raise RecipeError(f"images are built from each other in a cycle: {cycle}", image.origin)
-        state[id(image)] = "visiting"
-        dep = (
-            _find(recipe, image.from_)
-            if image.from_ != SCRATCH and "#" not in image.from_
-            else None
-        )
-        if dep is not None:
-            visit(dep, [*chain, image.name])
-        state[id(image)] = "done"
-        order.append(image)
+    def visit(start: ImageSpec) -> None:
+        chain: list[ImageSpec] = []  # the images being visited, each built from the next
+        image: ImageSpec | None = start
+        while image is not None and state.get(id(image)) != "done":
+            if state.get(id(image)) == "visiting":
+                names = [i.name for i in chain[chain.index(image) :]]
+                cycle = " -> ".join([*names, image.name])
+                raise RecipeError(
+                    f"images are built from each other in a cycle: {cycle}", image.origin
+                )
+            state[id(image)] = "visiting"
+            chain.append(image)
+            image = (
+                _find(recipe, image.from_)
+                if image.from_ != SCRATCH and "#" not in image.from_
+                else None
+            )
+        for image in reversed(chain):
+            state[id(image)] = "done"
+            order.append(image)
 
     targets = recipe.images
     if only:
@@ -447,7 +491,7 @@ def build_order(recipe: Recipe, only: tuple[str, ...] = ()) -> list[ImageSpec]:
                 raise RecipeError(f"{recipe.path}: no image {name!r} in this recipe")
             targets.append(image)
     for image in targets:
-        visit(image, [])
+        visit(image)
     return order
 
 

@@ -93,6 +93,14 @@ def export_command(
 def gc_command(state: CliState, dry_run: bool) -> None:
     """Remove blobs no image in the store refers to."""
     result = collect(state.store(), dry_run=dry_run)
+    for broken in result.broken:
+        click.echo(f"warning: broken reference {broken}; its blobs are kept", err=True)
+    if result.broken:
+        click.echo(
+            "warning: no blob removed while a reference is broken "
+            "(remove it with `ocibuild rmi` or pull it again)",
+            err=True,
+        )
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {result.removed} blobs ({human_size(result.freed)}); {result.kept} kept")
 

@@ -36,6 +36,91 @@ class Platform:
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """`os/arch[/variant]` with the values the OCI image index allows (Go's GOOS and
+        GOARCH); anything else raises ValueError."""
+        parts = text.split("/")
+        if not 2 <= len(parts) <= 3:
+            raise ValueError(f"platform {text!r} is not os/arch or os/arch/variant")
+        os_, arch, variant = (*parts, "")[:3]
+        if os_ not in KNOWN_OS:
+            raise ValueError(
+                f"platform {text!r}: unknown os {os_!r} (like {', '.join(sorted(KNOWN_OS)[:6])}, ...)"
+            )
+        if arch not in KNOWN_ARCH:
+            raise ValueError(
+                f"platform {text!r}: unknown architecture {arch!r} (one of {', '.join(sorted(KNOWN_ARCH))})"
+            )
+        if variant and variant not in KNOWN_VARIANTS.get(arch, ()):
+            known = ", ".join(KNOWN_VARIANTS.get(arch, ())) or "none"
+            raise ValueError(
+                f"platform {text!r}: unknown variant {variant!r} of {arch} (known: {known})"
+            )
+        return cls(arch, os_, variant)
+
+
+# the values of the OCI image index's platform (image-spec image-index.md: GOOS and GOARCH)
+KNOWN_OS = frozenset(
+    [
+        "aix",
+        "android",
+        "darwin",
+        "dragonfly",
+        "freebsd",
+        "illumos",
+        "ios",
+        "js",
+        "linux",
+        "netbsd",
+        "openbsd",
+        "plan9",
+        "solaris",
+        "wasip1",
+        "windows",
+    ]
+)
+KNOWN_ARCH = frozenset(
+    [
+        "386",
+        "amd64",
+        "arm",
+        "arm64",
+        "loong64",
+        "mips",
+        "mips64",
+        "mips64le",
+        "mipsle",
+        "ppc64",
+        "ppc64le",
+        "riscv64",
+        "s390x",
+        "wasm",
+    ]
+)
+KNOWN_VARIANTS = {
+    "arm": ("v5", "v6", "v7", "v8"),
+    "arm64": (
+        "v8",
+        "v8.1",
+        "v8.2",
+        "v8.3",
+        "v8.4",
+        "v8.5",
+        "v8.6",
+        "v8.7",
+        "v8.8",
+        "v8.9",
+        "v9",
+        "v9.1",
+        "v9.2",
+        "v9.3",
+        "v9.4",
+        "v9.5",
+    ),
+    "amd64": ("v1", "v2", "v3", "v4"),
+}
+
 
 @dataclass(frozen=True)
 class Descriptor:
@@ -230,6 +315,7 @@ class ImageConfig:
     os: str = "linux"
     created: str = ""
     author: str = ""
+    variant: str = ""
     config: RuntimeConfig = field(default_factory=RuntimeConfig)
     diff_ids: tuple[Digest, ...] = ()
     history: tuple[History, ...] = ()
@@ -246,6 +332,8 @@ class ImageConfig:
             d["created"] = self.created
         if self.author:
             d["author"] = self.author
+        if self.variant:
+            d["variant"] = self.variant
         return d
 
     def to_bytes(self) -> bytes:
@@ -259,6 +347,7 @@ class ImageConfig:
             os=d.get("os", ""),
             created=d.get("created", ""),
             author=d.get("author", ""),
+            variant=d.get("variant", ""),
             config=RuntimeConfig.from_json(d.get("config")),
             diff_ids=tuple(Digest(x) for x in rootfs.get("diff_ids") or ()),
             history=tuple(History.from_json(h) for h in d.get("history") or ()),
@@ -266,4 +355,4 @@ class ImageConfig:
 
     @property
     def platform(self) -> Platform:
-        return Platform(self.architecture, self.os)
+        return Platform(self.architecture, self.os, self.variant)

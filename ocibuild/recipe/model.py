@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.errors import Origin
+from ocibuild.oci.model import Platform
 
 SCRATCH = "scratch"
 
@@ -27,6 +28,11 @@ class SetupSpec:
     origin: Origin | None = None
 
 
+def _platform(text: str) -> str:
+    Platform.parse(text)
+    return text
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     name: str
@@ -43,7 +49,7 @@ class ImageSpec:
     setup: SetupSpec | None = None
     compression: str | None = None
     compression_level: int | None = None
-    platform: str = "linux/amd64"
+    platform: str = field(default="linux/amd64", metadata={"check": _platform})
     origin: Origin | None = None
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
+from ocibuild.layer.safepath import LayerTree
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.report import human_size
 from ocibuild.sources.base import LayerPlan, SourceContext, SourceKind, input_key
@@ -29,13 +30,19 @@ def parse_mode(value: str | int) -> int:
     return mode
 
 
+MAX_ID = 2**31 - 1  # what every tar reader and container runtime takes as a uid or gid
+
+
 def parse_owner(value: str | int) -> tuple[int, int]:
     text = str(value)
     uid, _, gid = text.partition(":")
     try:
-        return int(uid), int(gid or uid)
+        ids = int(uid), int(gid or uid)
     except ValueError:
         raise ValueError(f'{text!r} must be numeric, like "1000:1000"') from None
+    if not all(0 <= i <= MAX_ID for i in ids):
+        raise ValueError(f"{text!r}: uid and gid must be in 0..{MAX_ID}")
+    return ids
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
     uid, gid = item.owner if isinstance(item.owner, tuple) else (0, 0)
     mode = item.mode if isinstance(item.mode, int) else None
     if item.content is not None:
-        if item.dest.endswith("/"):
+        if item.dest.endswith("/") or not dest:
             raise SourceError(f"{origin}: dest {item.dest!r} of inline content must be a file path")
         data = item.content.encode()
         return [bytes_entry(dest, data, mode=0o644 if mode is None else mode, uid=uid, gid=gid)]
@@ -108,6 +115,11 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
     else:
         if item.dest.endswith("/"):
             dest = posixpath.join(dest, src.name)
+        if not dest:
+            raise SourceError(
+                f"{origin}: dest {item.dest!r} is the image root: a file needs a path "
+                f"(like {'/' + src.name!r}, or a directory ending in '/')"
+            )
         copy.add(str(src), st, dest)
     return copy.entries
 
@@ -217,7 +229,17 @@ def entries_key(
 
 def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
     identities: dict[str, object] = {}
-    entries = sorted_entries(e for item in spec for e in _item_entries(item, ctx, identities))
+    origins: dict[str, str] = {}  # path -> the recipe line of the item that wins it
+    listed = []
+    for item in spec:
+        for e in _item_entries(item, ctx, identities):
+            origins[e.path] = str(item.origin or ctx.origin)
+            listed.append(e)
+    entries = sorted_entries(listed)
+    tree = LayerTree()
+    for e in entries:
+        tree.add(e.path, e.kind, e.link, what=origins[e.path])
+    tree.finish()
     key = input_key("files", entries_key(entries, ctx, identities))
     count = sum(1 for e in entries if e.kind is Kind.FILE)
     size = sum(e.size for e in entries)

@@ -17,7 +17,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from ocibuild.errors import Origin, SourceError
+from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, bytes_entry, clean_path, dir_entry
 from ocibuild.ospkg.accounts import (
     Group,
@@ -43,9 +43,21 @@ SKEL = "etc/skel/"
 
 
 def _name(value: str) -> str:
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid user name (lower case, digits, _ and -)")
     return value
+
+
+def _passwd_field(value: str) -> str:
+    """A field of /etc/passwd: a ':' or a line break would add fields or whole accounts."""
+    bad = next((c for c in value if c == ":" or ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ValueError(f"{value!r} contains {bad!r}, which /etc/passwd cannot hold")
+    return value
+
+
+def _optional_passwd_field(value: str | None) -> str | None:
+    return None if value is None else _passwd_field(value)
 
 
 def _id(value: int | None) -> int | None:
@@ -59,10 +71,10 @@ class UserSpec:
     name: str = field(metadata={"check": _name})
     uid: int = field(default=1000, metadata={"check": _id})
     gid: int | None = field(default=None, metadata={"check": _id})
-    home: str | None = None
-    shell: str = "/bin/sh"
+    home: str | None = field(default=None, metadata={"check": _optional_passwd_field})
+    shell: str = field(default="/bin/sh", metadata={"check": _passwd_field})
     groups: list[str] = field(default_factory=list)
-    gecos: str = ""
+    gecos: str = field(default="", metadata={"check": _passwd_field})
     set_user: bool = True
     origin: Origin | None = None
 
@@ -70,7 +82,10 @@ class UserSpec:
 def plan(spec: UserSpec, ctx: SourceContext) -> list[LayerPlan]:
     origin = spec.origin or ctx.origin
     gid = spec.uid if spec.gid is None else spec.gid
-    home = "/" + clean_path(spec.home or f"/home/{spec.name}", "home")
+    try:
+        home = "/" + clean_path(spec.home or f"/home/{spec.name}", "home")
+    except UnsafePathError as e:
+        raise SourceError(f"{origin}: {e}") from None
     lower = _lower(ctx)
     files = _account_files(spec, gid, home, lower, ctx.source_date_epoch, origin)
     skel = {p: data for p, data in lower.items() if p.startswith(SKEL)}

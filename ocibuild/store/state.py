@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,20 +55,16 @@ class State:
             return None
         return CachedLayer(Digest(row[0]), row[1], Digest(row[2]), row[3], row[4], row[5])
 
-    def remember_layer(self, key: str, layer: CachedLayer) -> None:
+    def remember_layers(self, layers: Iterable[tuple[str, CachedLayer]]) -> None:
+        """Cache layers by key, in one transaction."""
+        rows = [
+            (key, c.digest, c.size, c.diff_id, c.media_type, c.tar_size, c.entries)
+            for key, c in layers
+        ]
+        if not rows:
+            return
         with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",
-                (
-                    key,
-                    layer.digest,
-                    layer.size,
-                    layer.diff_id,
-                    layer.media_type,
-                    layer.tar_size,
-                    layer.entries,
-                ),
-            )
+            db.executemany("INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)", rows)
 
     def forget_layers(self, digests: set[str]) -> None:
         with self._db() as db:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ocibuild.errors import SourceError
+from ocibuild.limits import ENV_VALUE, LimitError
 from ocibuild.report import Reporter
 from ocibuild.ups.database import Database, flavor_fallbacks
 from ocibuild.ups.declaration import Instance
@@ -76,6 +77,16 @@ class Request:
 
 class _NeedsShell(Exception):
     pass
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _bounded(value: str) -> str:
+    if len(value) > ENV_VALUE.value:
+        raise _TooLong(len(value))
+    return value
 
 
 @dataclass
@@ -237,6 +248,11 @@ class UpsEnvironment:
                 self._call(command, scope, request, depth, where)
             except _NeedsShell as e:
                 self._warn(f"{where}: {command.text}: skipped, it needs a shell ({e})")
+            except _TooLong as e:
+                raise LimitError(
+                    f"{where}: {command.text}: a value of {e} characters or more is over the "
+                    f"limit {ENV_VALUE.value} (set {ENV_VALUE.name} to change it)"
+                ) from None
         if branches:
             self._warn(f"{scope.table_path}: if() without endif() in {request.product}'s table")
 
@@ -289,12 +305,12 @@ class UpsEnvironment:
                 return scope.table.variables[name]
             return self.env.get(name, "")
 
-        return _VARIABLE.sub(value, text)
+        return _bounded(_VARIABLE.sub(value, text))
 
     def _condition(self, command: Command, scope: _Scope, where: str) -> bool:
         try:
             result = _test(shlex.split(self._expand(" ".join(command.args), scope)), self.db)
-        except (_NeedsShell, ValueError):
+        except (_NeedsShell, _TooLong, ValueError):
             result = None
         if result is None:
             self._warn(f"{where}: cannot evaluate {command.text} here; taking it as false")
@@ -313,11 +329,15 @@ class UpsEnvironment:
         current = self.env.get(name, "")
         if dedupe:
             parts = [p for p in current.split(delimiter) if p and p != value]
-            self.env[name] = delimiter.join([value, *parts] if prepend else [*parts, value])
+            self.env[name] = _bounded(
+                delimiter.join([value, *parts] if prepend else [*parts, value])
+            )
         elif not current:
             self.env[name] = value
         else:
-            self.env[name] = value + delimiter + current if prepend else current + delimiter + value
+            self.env[name] = _bounded(
+                value + delimiter + current if prepend else current + delimiter + value
+            )
 
     def remove(self, name: str, value: str, delimiter: str) -> None:
         if name in self.env:
