@@ -52,7 +52,11 @@ EXPANSION_RATIO = Limit(
     1000,
     "ratio of unpacked to compressed bytes of an archive",
 )
-EXPANSION_FLOOR = 1 << 30  # archives that unpack to less than this are never refused by ratio
+EXPANSION_FLOOR = Limit(
+    "OCIBUILD_EXPANSION_FLOOR",
+    1 << 30,
+    "bytes an archive unpacks to before its expansion ratio is checked",
+)
 ENV_VALUE = Limit(
     "OCIBUILD_MAX_ENV_VALUE", 1 << 20, "length of one value of a UPS table's environment"
 )
@@ -63,12 +67,12 @@ RECIPE_NODES = Limit(
 )
 RECIPE_SIZE = Limit("OCIBUILD_MAX_RECIPE_SIZE", 64 << 20, "size in bytes of a recipe file")
 
-ALL = (MEMBER_SIZE, EXPANSION_RATIO, ENV_VALUE, RECIPE_NODES, RECIPE_SIZE)
+ALL = (MEMBER_SIZE, EXPANSION_RATIO, EXPANSION_FLOOR, ENV_VALUE, RECIPE_NODES, RECIPE_SIZE)
 
 
 def check_expansion(unpacked: int, compressed: int, what: str) -> None:
     """Refuse an archive that unpacked past EXPANSION_FLOOR and past its ratio."""
-    if unpacked > EXPANSION_FLOOR and unpacked > EXPANSION_RATIO.value * max(compressed, 1):
+    if unpacked > EXPANSION_FLOOR.value and unpacked > EXPANSION_RATIO.value * max(compressed, 1):
         raise LimitError(
             f"{what}: unpacks to {unpacked} bytes from {compressed}, more than "
             f"{EXPANSION_RATIO.value} times its size (a decompression bomb?; set "

@@ -122,6 +122,40 @@ KNOWN_VARIANTS = {
 }
 
 
+_REQUIRED: Any = object()
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object (got {type(value).__name__})")
+    return value
+
+
+def json_list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is not a JSON list (got {type(value).__name__})")
+    return value
+
+
+def json_string(d: dict[str, Any], key: str, what: str, default: Any = _REQUIRED) -> str:
+    value = d.get(key, default)
+    if value is _REQUIRED:
+        raise ValueError(f"{what} has no {key}")
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: {key} {value!r} is not a string")
+    return value
+
+
+def json_strings(value: Any, what: str) -> dict[str, str]:
+    """A string -> string map (annotations, labels); null or absent is empty."""
+    if value is None:
+        return {}
+    value = json_object(value, what)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError(f"{what} must map strings to strings")
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class Descriptor:
     media_type: str
@@ -143,13 +177,19 @@ class Descriptor:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Descriptor:
+    def from_json(cls, d: dict[str, Any], what: str = "descriptor") -> Descriptor:
+        d = json_object(d, what)
+        size = d.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"{what}: size {size!r} is not a byte count")
         platform = d.get("platform")
+        if platform is not None:
+            platform = json_object(platform, f"{what}: platform")
         return cls(
-            media_type=d["mediaType"],
-            digest=Digest(d["digest"]),
-            size=int(d["size"]),
-            annotations=dict(d.get("annotations") or {}),
+            media_type=json_string(d, "mediaType", what),
+            digest=Digest(json_string(d, "digest", what)),
+            size=size,
+            annotations=json_strings(d.get("annotations"), f"{what}: annotations"),
             platform=Platform.from_json(platform) if platform else None,
         )
 
@@ -184,11 +224,17 @@ class Manifest:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Manifest:
+        d = json_object(d, "manifest")
+        if "config" not in d:
+            raise ValueError("manifest has no config")
         return cls(
-            config=Descriptor.from_json(d["config"]),
-            layers=tuple(Descriptor.from_json(x) for x in d.get("layers", [])),
-            media_type=d.get("mediaType", MediaType.OCI_MANIFEST),
-            annotations=dict(d.get("annotations") or {}),
+            config=Descriptor.from_json(d["config"], "config"),
+            layers=tuple(
+                Descriptor.from_json(x, f"layer {i}")
+                for i, x in enumerate(json_list(d.get("layers", []), "layers"))
+            ),
+            media_type=json_string(d, "mediaType", "manifest", MediaType.OCI_MANIFEST),
+            annotations=json_strings(d.get("annotations"), "manifest: annotations"),
         )
 
 
@@ -213,10 +259,14 @@ class Index:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Index:
+        d = json_object(d, "index")
         return cls(
-            manifests=tuple(Descriptor.from_json(x) for x in d.get("manifests", [])),
-            media_type=d.get("mediaType", MediaType.OCI_INDEX),
-            annotations=dict(d.get("annotations") or {}),
+            manifests=tuple(
+                Descriptor.from_json(x, f"manifest {i}")
+                for i, x in enumerate(json_list(d.get("manifests", []), "manifests"))
+            ),
+            media_type=json_string(d, "mediaType", "index", MediaType.OCI_INDEX),
+            annotations=json_strings(d.get("annotations"), "index: annotations"),
         )
 
 

@@ -90,13 +90,28 @@ def get_manifest(
         parsed = json.loads(data)
     except ValueError as e:
         raise RegistryError(f"{where}: manifest is not JSON ({e})") from None
-    kind = parsed.get("mediaType") if isinstance(parsed, dict) else None
-    kind = kind or content_type
+    if not isinstance(parsed, dict):
+        raise RegistryError(f"{where}: malformed manifest: not a JSON object")
+    kind = parsed.get("mediaType") or content_type
+    if parsed.get("schemaVersion") == 1 or kind in SCHEMA1:
+        raise RegistryError(f"{where}: a Docker schema 1 manifest (schema 1 is not supported)")
     if kind not in MANIFESTS | INDEXES:
-        raise RegistryError(
-            f"{where}: unsupported manifest type {kind or 'unknown'} (schema 1 is not supported)"
-        )
+        shown = kind if isinstance(kind, str) and kind else "none given"
+        raise RegistryError(f"{where}: unknown manifest media type ({shown!r})")
+    try:
+        if kind in INDEXES:
+            Index.from_json(parsed)
+        else:
+            Manifest.from_json(parsed)
+    except ValueError as e:
+        raise RegistryError(f"{where}: malformed manifest: {e}") from None
     return RemoteManifest(Descriptor(kind, sha256_digest(data), len(data)), data)
+
+
+SCHEMA1 = {
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+}
 
 
 def put_manifest(

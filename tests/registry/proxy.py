@@ -23,7 +23,8 @@ BUFFER = 1 << 16
 class Fault:
     """What to do to requests whose `METHOD /path?query` matches `match` (a regex).
 
-    action: `status` answers `status` (+ `headers`) without asking the registry; `headers` adds
+    action: `status` answers `status` (+ `headers`, and `body` instead of an error document)
+    without asking the registry; `headers` adds
     `headers` to the registry's answer; `delay` holds the registry's answer `seconds` before
     relaying it; `hold` keeps the request until the proxy is released or closed, then drops it;
     `cut` reads `after` bytes of the request body (passing them on if `forward`) and closes both
@@ -41,6 +42,7 @@ class Fault:
     seconds: float = 0.0
     after: int = 0
     forward: bool = False
+    body: bytes | None = None
     hits: int = 0
 
 
@@ -152,9 +154,11 @@ class FaultProxy:
 
         if fault and action == "status":
             _skip(rfile, length)
-            body = json.dumps(
-                {"errors": [{"code": "INJECTED", "message": f"injected {fault.status}"}]}
-            ).encode()
+            body = fault.body
+            if body is None:
+                body = json.dumps(
+                    {"errors": [{"code": "INJECTED", "message": f"injected {fault.status}"}]}
+                ).encode()
             extra = "".join(f"{k}: {v}\r\n" for k, v in fault.headers.items())
             conn.sendall(
                 f"HTTP/1.1 {fault.status} Injected\r\nContent-Type: application/json\r\n{extra}"
