@@ -101,7 +101,7 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
     with store.exclusive_lock():
         keep, broken = reachable(store)
         removed: set[str] = set()
-        freed = 0
+        freed = kept = 0
         for path in sorted(store.blobs.iterdir()):
             digest = "sha256:" + path.name
             leftover = path.name.startswith(".tmp-")
@@ -110,6 +110,8 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
                 removed.add(digest)
                 if not dry_run:
                     Path(path).unlink(missing_ok=True)
+            else:
+                kept += 1
         if not dry_run:
             store.state.forget_layers(removed)
-    return GcResult(len(removed), freed, len(keep), tuple(broken))
+    return GcResult(len(removed), freed, kept, tuple(broken))

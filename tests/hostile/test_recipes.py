@@ -58,7 +58,7 @@ RECIPES: dict[str, tuple[str, str, str]] = {
         "uid and gid must be in 0..2147483647",
     ),
     "shell-newline": (
-        image("      - user: {name: hep, shell: \"/bin/sh\\nevil::0:0::/:/bin/sh\"}\n"),
+        image('      - user: {name: hep, shell: "/bin/sh\\nevil::0:0::/:/bin/sh"}\n'),
         "user: {name: hep",
         "which /etc/passwd cannot hold",
     ),
@@ -184,7 +184,7 @@ def test_a_ups_expansion_bomb_is_refused_naming_the_table_line(hostile: Hostile)
         + "End:\n"
     )
     version = (
-        "FILE = version\nPRODUCT = bomb\nVERSION = v1_0\n\nFLAVOR = NULL\nQUALIFIERS = \"\"\n"
+        'FILE = version\nPRODUCT = bomb\nVERSION = v1_0\n\nFLAVOR = NULL\nQUALIFIERS = ""\n'
         "  PROD_DIR = bomb/v1_0\n  UPS_DIR = ups\n  TABLE_FILE = bomb.table\n"
     )
     recipe = hostile.recipe(
