@@ -4,6 +4,9 @@ Each is refused by the one safe-path resolver or the limits, naming the archive 
 from __future__ import annotations
 
 import bz2
+import hashlib
+import io
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -29,8 +32,12 @@ P = "art/v1_18_03/"  # where the art product's members live in its tarball
 TARBALLS: dict[str, tuple[list[Member], str]] = {
     # the campaign's escape: two hops through the tarball's own links
     "symlink-chain": (
-        [dir_(P + "sub"), symlink(P + "sub/l", ".."), symlink(P + "esc", "sub/l/../etc")]
-        + [file_(P + "esc/passwd", b"root::0:0::/:/bin/sh\n")],
+        [
+            dir_(P + "sub"),
+            symlink(P + "sub/l", ".."),
+            symlink(P + "esc", "sub/l/../etc"),
+            file_(P + "esc/passwd", b"root::0:0::/:/bin/sh\n"),
+        ],
         "/products/art/v1_18_03/esc/passwd is under /products/art/v1_18_03/esc, a symlink",
     ),
     "symlink-chain-to-root": (
@@ -154,8 +161,8 @@ DEBS: dict[str, tuple[list[Member], str]] = {
             dir_("./opt/sub/"),
             symlink("./opt/sub/l", ".."),
             symlink("./opt/esc", "sub/l/../../etc"),
-        ]
-        + [file_("./opt/esc/cron", b"* * * * * root sh\n")],
+            file_("./opt/esc/cron", b"* * * * * root sh\n"),
+        ],
         "hostile_1.0_amd64: /opt/esc/cron is under /opt/esc, a symlink",
     ),
     "symlink-chain-above-root": (
@@ -246,8 +253,6 @@ def test_a_deb_filename_leaving_the_archive_is_refused(hostile: Hostile, cache_d
     text = packages.read_text().replace("Filename: pool/", "Filename: pool/../../../")
     packages.write_text(text)
     release = hostile.root / "apt/dists/test/Release"
-    import hashlib
-
     data = packages.read_bytes()
     release.write_text(
         "Suite: test\nArchitectures: amd64\nComponents: main\nSHA256:\n"
@@ -259,6 +264,81 @@ def test_a_deb_filename_leaving_the_archive_is_refused(hostile: Hostile, cache_d
 
 def test_tar_types_used_by_the_suite_are_what_they_claim() -> None:
     # the generators above must make what the cases say, or the cases prove nothing
-    members = tarfile.open(fileobj=__import__("io").BytesIO(old_gnu_sparse("s", 1 << 20)))
+    members = tarfile.open(fileobj=io.BytesIO(old_gnu_sparse("s", 1 << 20)))
     (info,) = list(members)
     assert info.issparse() and info.size == 1 << 20
+
+
+# -- rpm ------------------------------------------------------------------------------------
+
+RPM_SPEC = """\
+Name: {name}
+Version: 1.0
+Release: 1
+Summary: hostile
+License: BSD
+AutoReqProv: no
+BuildArch: x86_64
+
+%description
+hostile
+
+%install
+mkdir -p %{{buildroot}}/opt/sub %{{buildroot}}/opt/real
+{install}
+
+%files
+{files}
+"""
+
+RPMS = {
+    "symlink-chain": (
+        "ln -s .. %{buildroot}/opt/sub/l\nln -s sub/l/../../../etc %{buildroot}/opt/esc",
+        "/opt/sub\n/opt/sub/l\n/opt/esc",
+        "hostile-1.0-1.x86_64: symlink /opt/esc -> sub/l/../../../etc climbs above the image root",
+    ),
+    "member-under-symlink": (
+        "printf x > %{buildroot}/opt/real/x\nln -s real %{buildroot}/opt/alias",
+        "/opt/real\n/opt/alias\n/opt/alias/x",
+        "hostile-1.0-1.x86_64: /opt/alias/x is under /opt/alias, a symlink",
+    ),
+    "whiteout": (
+        "printf x > %{buildroot}/opt/real/.wh.x",
+        "/opt/real\n/opt/real/.wh.x",
+        "hostile-1.0-1.x86_64: /opt/real/.wh.x: a whiteout name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RPMS))
+def test_hostile_rpm_payloads_are_refused(case: str, hostile: Hostile, cache_dir: Path) -> None:
+    install, listed, message = RPMS[case]
+    spec = hostile.root / "hostile.spec"
+    spec.write_text(RPM_SPEC.format(name="hostile", install=install, files=listed))
+    top, repo = hostile.root / "rpmbuild", hostile.root / "yum"
+    subprocess.run(
+        [
+            "rpmbuild",
+            "-bb",
+            "--quiet",
+            "--define",
+            f"_topdir {top}",
+            "--define",
+            "debug_package %{nil}",
+            "--define",
+            "_build_id_links none",
+            str(spec),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    repo.mkdir()
+    for rpm in (top / "RPMS").rglob("*.rpm"):
+        rpm.rename(repo / rpm.name)
+    subprocess.run(["createrepo_c", "--quiet", str(repo)], check=True, capture_output=True)
+    recipe = hostile.recipe(
+        "images:\n  - name: a/rpm\n    layers:\n"
+        f"      - rpm: {{repos: [{repo.as_uri()!r}], packages: [hostile]}}\n",
+        "rpm.yaml",
+    )
+    hostile.refused("recipe", str(recipe), names=(message,))
