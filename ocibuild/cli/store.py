@@ -20,7 +20,10 @@ def images_command(state: CliState, digests: bool) -> None:
     """List the images in the local store."""
     store = state.store()
     rows = []
-    for image in sorted(store.images(), key=lambda i: i.ref):
+    images = store.images()
+    for ref in sorted(set(store.refs()) - {image.ref for image in images}):
+        click.echo(f"warning: {ref}: its manifest or config cannot be read (broken)", err=True)
+    for image in sorted(images, key=lambda i: i.ref):
         size = sum(layer.size for layer in image.manifest.layers) + image.manifest.config.size
         digest = image.descriptor.digest if digests else image.descriptor.digest[7:19]
         rows.append(

@@ -64,3 +64,11 @@ def test_gc_still_removes_garbage_when_every_reference_reads(hostile: Hostile) -
     outcome = hostile.run("gc")
     assert outcome.code == 0 and "warning" not in outcome.err
     assert "removed 3 blobs" in outcome.out
+
+
+def test_images_names_a_broken_reference_instead_of_hiding_it(hostile: Hostile) -> None:
+    manifest_blob(hostile.store, "docker.io/a/good:latest").write_bytes(b"{}")
+    outcome = hostile.run("images")
+    assert outcome.code == 0
+    assert "warning: docker.io/a/good:latest: its manifest or config cannot be read" in outcome.err
+    assert "a/good" not in outcome.out
