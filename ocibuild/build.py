@@ -227,14 +227,17 @@ class _Builder:
         created = datetime.datetime.fromtimestamp(mtime, datetime.UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         )
-        compression = Compression(
-            self.options.compression or image.compression or recipe.compression,
-            self.options.compression_level
-            if self.options.compression_level is not None
-            else image.compression_level
-            if image.compression_level is not None
-            else recipe.compression_level,
-        )
+        try:
+            compression = Compression(
+                self.options.compression or image.compression or recipe.compression,
+                self.options.compression_level
+                if self.options.compression_level is not None
+                else image.compression_level
+                if image.compression_level is not None
+                else recipe.compression_level,
+            )
+        except ValueError as e:
+            raise RecipeError(str(e), image.origin) from None
         layers: list[Future[BuiltLayer] | BuiltLayer] = []
         plans: list[LayerPlan] = []
         runtime = base.config.config

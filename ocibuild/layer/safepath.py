@@ -66,7 +66,13 @@ class LayerTree:
             return
         if not self.inside(path):
             raise self._fail(f"/{path} is outside /{self.root}", what)
-        name = posixpath.basename(path)
+        parent, name = posixpath.split(path)
+        if WHITEOUT_PREFIX in path and any(
+            p.startswith(WHITEOUT_PREFIX) for p in parent.split("/")
+        ):
+            raise self._fail(
+                f"/{path}: a directory with a whiteout name ({WHITEOUT_PREFIX}*)", what
+            )
         if name.startswith(WHITEOUT_PREFIX) and not self.whiteouts:
             which = "an opaque whiteout" if name == OPAQUE_WHITEOUT else "a whiteout name"
             raise self._fail(f"/{path}: {which} ({WHITEOUT_PREFIX}*) is not allowed here", what)

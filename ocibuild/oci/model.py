@@ -41,7 +41,7 @@ class Platform:
         """`os/arch[/variant]` with the values the OCI image index allows (Go's GOOS and
         GOARCH); anything else raises ValueError."""
         parts = text.split("/")
-        if not 2 <= len(parts) <= 3:
+        if not 2 <= len(parts) <= 3 or not all(parts):
             raise ValueError(f"platform {text!r} is not os/arch or os/arch/variant")
         os_, arch, variant = (*parts, "")[:3]
         if os_ not in KNOWN_OS:

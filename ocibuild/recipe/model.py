@@ -28,6 +28,13 @@ class SetupSpec:
     origin: Origin | None = None
 
 
+def _env(env: dict[str, str]) -> dict[str, str]:
+    for name in env:
+        if not name or "=" in name:
+            raise ValueError(f"{name!r} is not an environment variable name (empty, or has '=')")
+    return env
+
+
 def _platform(text: str) -> str:
     Platform.parse(text)
     return text
@@ -39,7 +46,7 @@ class ImageSpec:
     from_: str = field(default=SCRATCH, metadata={"key": "from"})
     tags: list[str] = field(default_factory=list)
     layers: list[LayerSpec] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, metadata={"check": _env})
     cmd: list[str] | str | None = None
     entrypoint: list[str] | str | None = None
     workdir: str | None = None

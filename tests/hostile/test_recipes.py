@@ -122,6 +122,31 @@ RECIPES: dict[str, tuple[str, str, str]] = {
         "labels:",
         "expected a string, got binary data",
     ),
+    "env-name-with-equals": (
+        image(files("{content: x, dest: /x}"), "    env: {'A=B': x}\n"),
+        "env:",
+        "'A=B' is not an environment variable name",
+    ),
+    "env-name-empty": (
+        image(files("{content: x, dest: /x}"), "    env: {'': x}\n"),
+        "env:",
+        "'' is not an environment variable name",
+    ),
+    "platform-empty-variant": (
+        image(files("{content: x, dest: /x}"), "    platform: linux/amd64/\n"),
+        "platform: linux/amd64/",
+        "is not os/arch or os/arch/variant",
+    ),
+    "whiteout-directory": (
+        image(files("{content: x, dest: /.wh.etc/passwd}")),
+        "dest: /.wh.etc/passwd",
+        "a directory with a whiteout name",
+    ),
+    "compression-level-out-of-range": (
+        image(files("{content: x, dest: /x}"), "    compression_level: 99\n"),
+        "- name: a/bad",
+        "gzip level 99 is outside 0..3",
+    ),
     "recursive-alias": (
         "images: &a\n  - *a\n",
         "images: &a",
