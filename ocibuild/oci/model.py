@@ -31,7 +31,11 @@ class Platform:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Platform:
-        return cls(d.get("architecture", ""), d.get("os", ""), d.get("variant", ""))
+        return cls(
+            json_string(d, "architecture", "platform", ""),
+            json_string(d, "os", "platform", ""),
+            json_string(d, "variant", "platform", ""),
+        )
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

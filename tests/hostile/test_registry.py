@@ -85,6 +85,49 @@ BODIES: dict[str, tuple[bytes, str]] = {
         json.dumps({"schemaVersion": 1, "name": "x", "tag": "1", "fsLayers": []}).encode(),
         "a Docker schema 1 manifest (schema 1 is not supported)",
     ),
+    "config-media-type-not-string": (
+        json.dumps(manifest(config={"mediaType": 7, "digest": GOOD, "size": 2})).encode(),
+        "config: mediaType 7 is not a string",
+    ),
+    "index-platform-not-object": (
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [
+                    {"mediaType": OCI_MANIFEST, "digest": GOOD, "size": 2, "platform": "linux"}
+                ],
+            }
+        ).encode(),
+        "manifest 0: platform is not a JSON object",
+    ),
+    "index-platform-os-not-string": (
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "digest": GOOD,
+                        "size": 2,
+                        "platform": {"os": 1, "architecture": "amd64"},
+                    }
+                ],
+            }
+        ).encode(),
+        "platform: os 1 is not a string",
+    ),
+    "index-manifests-null": (
+        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": None}).encode(),
+        "manifests is not a JSON list",
+    ),
+    "schema-1-signed": (
+        json.dumps(
+            {"mediaType": "application/vnd.docker.distribution.manifest.v1+prettyjws"}
+        ).encode(),
+        "schema 1 is not supported",
+    ),
     "index-entry-malformed": (
         json.dumps(
             {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"digest": GOOD}]}
