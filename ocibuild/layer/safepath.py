@@ -12,11 +12,14 @@ one, so what a check lets through cannot depend on the source. A member is refus
 - it is a symlink whose target, resolved against the layer's tree *following the layer's own
   symlinks* like the kernel would, climbs above the image root or ends outside the root, so
   chains like `sub/l -> ..`, `esc -> sub/l/../etc` are caught whatever the order of members;
+  a `..` may only leave a directory of the same tree (what it leaves might otherwise be a
+  symlink of another layer, which is how a chain would span layers);
 - it is a hardlink whose target is not a regular file of the same tree, under its root.
 
-Symlinks are checked when added and again by `finish()`, since a later member can turn an
-earlier, harmless-looking target into an escape. Paths of lower layers are unknown here and
-count as plain directories.
+Symlinks are checked by `finish()`, against the complete tree, since a later member can turn an
+earlier, harmless-looking target into an escape; an `eager` tree (a streamed tarball) also
+checks each one as it comes, to stop early. Paths of lower layers are unknown here: a link
+may descend into one, but never `..` out of it.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ class LayerTree:
     """Paths of one layer seen so far; `root` is the image-relative directory the source must
     stay inside ("" for the image root); `what` prefixes every error (tarball, package, line)."""
 
-    def __init__(self, root: str = "", what: str = "", whiteouts: bool = False) -> None:
+    def __init__(
+        self, root: str = "", what: str = "", whiteouts: bool = False, eager: bool = False
+    ) -> None:
         self.root = clean_path(root)
         self.what = what
         self.whiteouts = whiteouts
+        self.eager = eager  # check each symlink as it comes too, not only in `finish`
         self.kinds: dict[str, Kind] = {"": Kind.DIR}
         self.links: dict[str, str] = {}
         self.link_what: dict[str, str] = {}  # who wrote each symlink, for `finish`
@@ -92,7 +98,8 @@ class LayerTree:
         if kind is Kind.SYMLINK:
             self.links[path] = link
             self.link_what[path] = what
-            self.check_symlink(path, what)
+            if self.eager:
+                self.check_symlink(path, what)
         elif kind is Kind.HARDLINK:
             target = clean_path(link, "hardlink target")
             if not self.inside(target) or self.kinds.get(target) is not Kind.FILE:
@@ -144,6 +151,13 @@ class LayerTree:
             if part == "..":
                 if not resolved:
                     raise _Escape("climbs above the image root")
+                here = "/".join(resolved)
+                if self.kinds.get(here) is not Kind.DIR:
+                    # what `..` leaves might be a symlink of another layer: only a directory
+                    # this tree creates is known to have the parent it seems to have
+                    raise _Escape(
+                        f"goes back out of /{here}, which is not a directory of the same archive"
+                    )
                 resolved.pop()
                 continue
             resolved.append(part)

@@ -82,7 +82,7 @@ def tarball_entries(
     waiting = deque(tarballs)
     running: deque[_Reader] = deque()
     seen: dict[str, tuple[Kind, ProductTarball]] = {}
-    tree = LayerTree(root=into)
+    tree = LayerTree(root=into, eager=True)
 
     def start_next() -> None:
         if waiting:
