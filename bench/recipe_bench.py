@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     options = parser.parse_args()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="recipe-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     per_image = {}
     print(f"{'images':>7} {'cold s':>8} {'cached s':>9} {'ms/image':>9}")
     for count in (int(c) for c in options.counts.split(",")):
