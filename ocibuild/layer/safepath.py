@@ -72,29 +72,39 @@ class LayerTree:
             return
         if not self.inside(path):
             raise self._fail(f"/{path} is outside /{self.root}", what)
-        parent, name = posixpath.split(path)
-        if WHITEOUT_PREFIX in path and any(
-            p.startswith(WHITEOUT_PREFIX) for p in parent.split("/")
-        ):
-            raise self._fail(
-                f"/{path}: a directory with a whiteout name ({WHITEOUT_PREFIX}*)", what
-            )
-        if name.startswith(WHITEOUT_PREFIX) and not self.whiteouts:
-            which = "an opaque whiteout" if name == OPAQUE_WHITEOUT else "a whiteout name"
-            raise self._fail(f"/{path}: {which} ({WHITEOUT_PREFIX}*) is not allowed here", what)
-        self._check_parents(path, what)
-        parent = posixpath.dirname(path)
+        parent, _, name = path.rpartition("/")
+        if WHITEOUT_PREFIX in path:
+            if any(p.startswith(WHITEOUT_PREFIX) for p in parent.split("/")):
+                raise self._fail(
+                    f"/{path}: a directory with a whiteout name ({WHITEOUT_PREFIX}*)", what
+                )
+            if name.startswith(WHITEOUT_PREFIX) and not self.whiteouts:
+                which = "an opaque whiteout" if name == OPAQUE_WHITEOUT else "a whiteout name"
+                raise self._fail(f"/{path}: {which} ({WHITEOUT_PREFIX}*) is not allowed here", what)
+        # every recorded path has only directories above it: check up to the first known one
+        known = self.kinds.get(parent)
+        if known is None:
+            missing = []
+            ancestor = parent
+            while (known := self.kinds.get(ancestor)) is None:
+                missing.append(ancestor)
+                ancestor = ancestor.rpartition("/")[0]
+            self._check_parent(path, ancestor, known, what)
+            for directory in missing:
+                self.kinds[directory] = Kind.DIR
+                self.nonempty.add(directory)
+            self.nonempty.add(ancestor)
+        elif known is not Kind.DIR:
+            self._check_parent(path, parent, known, what)
         self.nonempty.add(parent)
-        while parent not in self.kinds:
-            self.kinds[parent] = Kind.DIR
-            parent = posixpath.dirname(parent)
-            self.nonempty.add(parent)
         previous = self.kinds.get(path)
         if previous is not None and previous is not Kind.DIR and kind is Kind.DIR:
             raise self._fail(f"/{path} is both a {previous.value} and a directory", what)
         if previous is Kind.DIR and kind is not Kind.DIR and path in self.nonempty:
             raise self._fail(f"/{path} is a {kind.value} but has members under it", what)
         self.kinds[path] = kind
+        if previous is Kind.SYMLINK:
+            del self.links[path], self.link_what[path]
         if kind is Kind.SYMLINK:
             self.links[path] = link
             self.link_what[path] = what
@@ -109,19 +119,15 @@ class LayerTree:
                     what,
                 )
 
-    def _check_parents(self, path: str, what: str) -> None:
-        parent = posixpath.dirname(path)
-        while parent:
-            kind = self.kinds.get(parent, Kind.DIR)
-            if kind is Kind.SYMLINK:
-                raise self._fail(
-                    f"/{path} is under /{parent}, a symlink of the same layer "
-                    f"(-> {self.links.get(parent, '')})",
-                    what,
-                )
-            if kind is not Kind.DIR:
-                raise self._fail(f"/{path} is under /{parent}, which is a {kind.value}", what)
-            parent = posixpath.dirname(parent)
+    def _check_parent(self, path: str, parent: str, kind: Kind, what: str) -> None:
+        if kind is Kind.SYMLINK:
+            raise self._fail(
+                f"/{path} is under /{parent}, a symlink of the same layer "
+                f"(-> {self.links.get(parent, '')})",
+                what,
+            )
+        if kind is not Kind.DIR:
+            raise self._fail(f"/{path} is under /{parent}, which is a {kind.value}", what)
 
     def check_symlink(self, path: str, what: str = "") -> None:
         target = self.links[path]
