@@ -319,7 +319,7 @@ class Store:
         for ref in self.refs():
             try:
                 out.append(self.image(ref))
-            except (NotFoundError, DigestMismatchError, ValueError, KeyError):
+            except (NotFoundError, DigestMismatchError, ValueError, KeyError, TypeError):
                 continue
         return out
 
