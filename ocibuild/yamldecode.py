@@ -21,6 +21,7 @@ from typing import Any, Union
 import yaml
 
 from ocibuild.errors import Origin, RecipeError
+from ocibuild.limits import RECIPE_NODES
 from ocibuild.variables import UndefinedVariable, expand
 
 _constructor = yaml.constructor.SafeConstructor()
@@ -95,7 +96,7 @@ def decode(
         _, value_type = typing.get_args(tp)
         out = {}
         for key_node, value_node in node.value:
-            key = str(scalar_value(key_node, file))
+            key = decode(key_node, str, file, f"{what} key")
             out[key] = decode(value_node, value_type, file, f"{what} {key!r}", variables)
         return out
     if dataclasses.is_dataclass(tp):
@@ -117,12 +118,16 @@ def decode(
             raise RecipeError(f"{what}: expected {describe(tp)}, got {value!r}", at)
         return value
     if tp is str:
-        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-            raise RecipeError(f"{what}: expected a string, got {value!r}", at)
+        if isinstance(value, (bool, bytes, list, dict)) or value is None:
+            got = "binary data" if isinstance(value, bytes) else repr(value)
+            raise RecipeError(f"{what}: expected a string, got {got}", at)
         if isinstance(value, (int, float)):
             # as written, not as YAML read it: `mode: 0755` is not 493, `version: 1.10` not 1.1
             return str(node.value)
-        return str(value)
+        text = str(value)
+        if "\x00" in text:
+            raise RecipeError(f"{what}: a NUL byte is not allowed in a string", at)
+        return text
     if tp is bool:
         if not isinstance(value, bool):
             raise RecipeError(f"{what}: expected true or false, got {value!r}", at)
@@ -198,9 +203,13 @@ def decode_dataclass(
 
 
 def compose(text: str, file: str) -> yaml.Node | None:
-    """Parse YAML into nodes (keeping positions); malformed YAML names its line."""
+    """Parse YAML into nodes (keeping positions); malformed YAML names its line, and so does
+    a document whose aliases expand past the RECIPE_NODES limit (decoding walks every alias
+    as a copy: nested aliases are how a few kilobytes become billions of values)."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise RecipeError("the YAML is nested too deeply", Origin(file)) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         origin = Origin(file, mark.line + 1, mark.column + 1) if mark else Origin(file)
@@ -211,3 +220,44 @@ def compose(text: str, file: str) -> yaml.Node | None:
         raise RecipeError(f"malformed YAML: {e.problem or e.context}{hint}", origin) from None
     except yaml.YAMLError as e:
         raise RecipeError(f"malformed YAML: {e}", Origin(file)) from None
+    if root is not None:
+        _check_expansion(root, file)
+    return root
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Count the values of the document with every alias expanded, without expanding any:
+    each node's count is computed once, from its children's, children first."""
+    limit = RECIPE_NODES.value
+    counts: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in counts:
+            continue
+        children = _children(node)
+        if not children_done:
+            if id(node) in active:
+                raise RecipeError("a YAML alias refers to itself", origin_of(node, file))
+            active.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in counts)
+            continue
+        active.discard(id(node))
+        total = 1 + sum(counts.get(id(c), 0) for c in children)
+        if total > limit:
+            raise RecipeError(
+                f"this value expands to more than {limit} values through YAML aliases "
+                f"(set {RECIPE_NODES.name} to change the limit)",
+                origin_of(node, file),
+            )
+        counts[id(node)] = total
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []

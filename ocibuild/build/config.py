@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ocibuild.layer.blob import Layer
-from ocibuild.oci import History, ImageConfig, RuntimeConfig
+from ocibuild.oci import History, ImageConfig, Platform, RuntimeConfig
 from ocibuild.recipe import ImageSpec
 from ocibuild.sources.base import LayerPlan, LowerFS
 
@@ -34,10 +34,11 @@ def image_config(
     if len(history) != len(base.diff_ids):
         history = [h for h in history if not h.empty_layer]
     history += [History(created=created, created_by=plan.created_by) for plan in plans]
-    platform_os, _, arch = image.platform.partition("/")
+    platform = Platform.parse(image.platform)
     return ImageConfig(
-        architecture=arch or "amd64",
-        os=platform_os or "linux",
+        architecture=platform.architecture,
+        os=platform.os,
+        variant=platform.variant,
         created=created,
         config=runtime,
         diff_ids=(*base.diff_ids, *(layer.diff_id for layer in layers)),

@@ -16,9 +16,11 @@ from typing import Any
 
 from ocibuild.build.image import BuiltImage, ImageInputs, build_image
 from ocibuild.build.inputs import ContentDigests, resolve_mirror
+from ocibuild.compression import Compression
 from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir
-from ocibuild.layer.codec import Compression
+from ocibuild.layer.blob import Layer
+from ocibuild.oci import Descriptor
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import ImageEvent, Message, Reporter, silent
 from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
@@ -72,6 +74,11 @@ class _Builder:
         self.content_digest = ContentDigests()
         self.cancel = threading.Event()  # set on Ctrl-C or a failed layer: the others stop
         self.ups_warned: set[str] = set()  # UPS setup warnings given in this build
+        # what was built is recorded in the store once per recipe, not once per image: one
+        # write of index.json and of the layer cache for each image made recipes quadratic
+        self.untagged: list[tuple[list[str], Descriptor]] = []
+        self.uncached: dict[str, Layer] = {}
+        self.indexes: dict[Path, dict[str, ImageSpec]] = {}
 
     def build(self, recipe: Recipe, only: tuple[str, ...] = ()) -> list[BuiltImage]:
         order = build_order(recipe, only)
@@ -88,10 +95,17 @@ class _Builder:
             cancel=self.cancel,
             warned=self.ups_warned,
             insecure=bool(self.options.remote and self.options.remote.insecure),
+            uncached=self.uncached,
         )
         out = []
-        for image in order:
-            out.append(self.image(inputs, image))
+        try:
+            for image in order:
+                out.append(self.image(inputs, image))
+        finally:  # what was built before a failure or Ctrl-C stays built
+            self.store.state.remember_layers(self.uncached.items())
+            self.uncached.clear()
+            self.store.tag_all(self.untagged)
+            self.untagged.clear()
         inputs.lock.save()
         return out
 
@@ -114,6 +128,7 @@ class _Builder:
             use_cache=not self.options.no_cache,
         )
         self.built[refs[0]] = result
+        self.untagged.append((refs, result.descriptor))
         cached = sum(1 for layer in result.layers if layer.cached)
         self.report(
             ImageEvent(
@@ -157,7 +172,7 @@ class _Builder:
                     f"from: {source}: recipe files refer to each other in a cycle", image.origin
                 )
             other = load_recipe(other_path, self.options.variables)
-            target = other.image(name) or _find(other, name)
+            target = other.image(name) or _find(self.index(other), name)
             if target is None:
                 names = ", ".join(i.name for i in other.images)
                 raise RecipeError(
@@ -170,13 +185,20 @@ class _Builder:
             finally:
                 self.visiting.pop()
             return self.stored_base(image_refs(target)[0])
-        in_file = _find(recipe, source)
+        in_file = _find(self.index(recipe), source)
         if in_file is not None:
             return self.stored_base(image_refs(in_file)[0])
         return self.registry_base(source, image.origin)
 
+    def index(self, recipe: Recipe) -> dict[str, ImageSpec]:
+        if recipe.path not in self.indexes:
+            self.indexes[recipe.path] = image_index(recipe)
+        return self.indexes[recipe.path]
+
     def stored_base(self, ref: str) -> StoredImage:
-        return self.store.image(ref)
+        """An image of this build (named in the store only once its recipe is done), else of
+        the store."""
+        return self.built.get(ref) or self.store.image(ref)
 
     def registry_base(self, ref: str, origin: Origin | None) -> StoredImage:
         full = str(parse_reference(ref))
@@ -197,15 +219,22 @@ class _Builder:
         return self.stored_base(full)
 
 
-def _find(recipe: Recipe, name: str) -> ImageSpec | None:
+def image_index(recipe: Recipe) -> dict[str, ImageSpec]:
+    """Every image of `recipe` by each of its full references and its name (first wins):
+    looking images up one by one made large recipes quadratic."""
+    index: dict[str, ImageSpec] = {}
+    for image in recipe.images:
+        for key in (*image_refs(image), image.name):
+            index.setdefault(key, image)
+    return index
+
+
+def _find(index: dict[str, ImageSpec], name: str) -> ImageSpec | None:
     try:
         full = str(parse_reference(name))
     except ValueError:
         full = name
-    for image in recipe.images:
-        if full in image_refs(image) or name == image.name:
-            return image
-    return None
+    return index.get(full) or index.get(name)
 
 
 def _is_pinned_and_present(store: Store, ref: str) -> bool:
@@ -215,36 +244,41 @@ def _is_pinned_and_present(store: Store, ref: str) -> bool:
 
 def build_order(recipe: Recipe, only: tuple[str, ...] = ()) -> list[ImageSpec]:
     """Images of the recipe, each after the image of the same file it is built `from:`;
-    a cycle is an error naming the images in it."""
+    a cycle is an error naming the images in it. No recursion: a chain of thousands of images
+    is a list."""
+    index = image_index(recipe)
     order: list[ImageSpec] = []
     state: dict[int, str] = {}
 
-    def visit(image: ImageSpec, chain: list[str]) -> None:
-        mark = state.get(id(image))
-        if mark == "done":
-            return
-        if mark == "visiting":
-            cycle = " -> ".join([*chain[chain.index(image.name) :], image.name])
-            raise RecipeError(f"images are built from each other in a cycle: {cycle}", image.origin)
-        state[id(image)] = "visiting"
-        dep = (
-            _find(recipe, image.from_)
-            if image.from_ != SCRATCH and "#" not in image.from_
-            else None
-        )
-        if dep is not None:
-            visit(dep, [*chain, image.name])
-        state[id(image)] = "done"
-        order.append(image)
+    def visit(start: ImageSpec) -> None:
+        chain: list[ImageSpec] = []  # the images being visited, each built from the next
+        image: ImageSpec | None = start
+        while image is not None and state.get(id(image)) != "done":
+            if state.get(id(image)) == "visiting":
+                names = [i.name for i in chain[chain.index(image) :]]
+                cycle = " -> ".join([*names, image.name])
+                raise RecipeError(
+                    f"images are built from each other in a cycle: {cycle}", image.origin
+                )
+            state[id(image)] = "visiting"
+            chain.append(image)
+            image = (
+                _find(index, image.from_)
+                if image.from_ != SCRATCH and "#" not in image.from_
+                else None
+            )
+        for image in reversed(chain):
+            state[id(image)] = "done"
+            order.append(image)
 
     targets = recipe.images
     if only:
         targets = []
         for name in only:
-            image = _find(recipe, name)
-            if image is None:
+            found = _find(index, name)
+            if found is None:
                 raise RecipeError(f"{recipe.path}: no image {name!r} in this recipe")
-            targets.append(image)
+            targets.append(found)
     for image in targets:
-        visit(image, [])
+        visit(image)
     return order

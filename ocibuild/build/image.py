@@ -13,9 +13,10 @@ from pathlib import Path
 from ocibuild.build.config import image_config
 from ocibuild.build.inputs import ContentDigests, source_date_epoch
 from ocibuild.build.scheduler import BuiltLayer, LayerScheduler
+from ocibuild.compression import Compression
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile
-from ocibuild.layer.codec import Compression
+from ocibuild.layer.blob import Layer
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.oci.mediatypes import to_oci
 from ocibuild.progress import Event, Reporter, SetupEvent
@@ -52,6 +53,7 @@ class ImageInputs:
     cancel: threading.Event  # set on Ctrl-C or a failed layer: the others stop
     warned: set[str]  # UPS setup warnings already given in this build
     insecure: bool  # downloads without TLS verification (`--insecure`)
+    uncached: dict[str, Layer]  # layers written by this build, cached once it ends
 
 
 def build_image(
@@ -83,7 +85,15 @@ def build_image(
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         try:
             scheduler = LayerScheduler(
-                tx, store.state, pool, compression, mtime, inputs.report, use_cache, inputs.cancel
+                tx,
+                store.state,
+                pool,
+                compression,
+                mtime,
+                inputs.report,
+                use_cache,
+                inputs.cancel,
+                inputs.uncached,
             )
             for index, spec in enumerate(image.layers):
                 kind = SOURCES[spec.source]
@@ -110,10 +120,9 @@ def build_image(
             _files(tx, base_layers, futures),
         )
         stored = tx.commit(
-            refs,
+            refs[0],
             config,
             [*(_as_oci(d) for d in base_layers), *(built.descriptor for built in layers)],
-            cache=[(built.key, built.layer) for built in layers if not built.cached],
             annotations=dict(image.annotations),
         )
     return BuiltImage(

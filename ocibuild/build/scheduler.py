@@ -8,9 +8,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ocibuild.compression import Compression
 from ocibuild.errors import Cancelled
 from ocibuild.layer.blob import Layer
-from ocibuild.layer.codec import Compression
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor
 from ocibuild.progress import LayerEvent, Reporter
@@ -46,16 +46,18 @@ class LayerScheduler:
         report: Reporter,
         use_cache: bool = True,
         cancel: threading.Event | None = None,
+        uncached: dict[str, Layer] | None = None,
     ) -> None:
         self.tx, self.state, self.pool = tx, state, pool
         self.compression, self.mtime, self.report = compression, mtime, report
         self.use_cache = use_cache
         self.cancel = cancel or threading.Event()
+        self.uncached = {} if uncached is None else uncached
 
     def schedule(self, plan: LayerPlan) -> Future[BuiltLayer]:
         key = input_key(plan.key, str(self.compression), self.mtime)
         if self.use_cache:
-            hit = self.state.cached_layer(key)
+            hit = self.uncached.get(key) or self.state.cached_layer(key)
             if hit and self.tx.has_blob(hit.digest):
                 done: Future[BuiltLayer] = Future()
                 done.set_result(self._finished(key, plan, hit, cached=True))
@@ -84,6 +86,7 @@ class LayerScheduler:
                 plan.entries(), sink, self.compression, self.mtime, throttled, self.cancel
             )
         )
+        self.uncached.setdefault(key, layer)
         return self._finished(key, plan, layer, cached=False, seconds=time.monotonic() - started)
 
     def _finished(

@@ -9,7 +9,7 @@ import click
 from ocibuild.build import PULL_POLICIES, BuildOptions, build_recipe
 from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
-from ocibuild.layer.codec import COMPRESSIONS, LEVEL_HELP
+from ocibuild.compression import COMPRESSIONS, LEVEL_HELP
 
 
 @click.command("recipe")

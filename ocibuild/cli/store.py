@@ -37,11 +37,10 @@ from ocibuild.store.squashfs import SQUASHFS_COMPRESSIONS
 def images_command(state: CliState, digests: bool, fmt: str) -> None:
     """List the images in the local store."""
     root = state.store_path or default_store_path()
-    images = (
-        sorted(state.store().images(), key=lambda i: i.ref)
-        if (root / "oci-layout").exists()
-        else []
-    )
+    store = state.store() if (root / "oci-layout").exists() else None
+    images = sorted(store.images(), key=lambda i: i.ref) if store else []
+    for ref in sorted(set(store.refs() if store else ()) - {image.ref for image in images}):
+        click.echo(f"warning: {ref}: its manifest or config cannot be read (broken)", err=True)
     if not images:
         state.reporter()(
             Message(
@@ -183,6 +182,14 @@ def export_command(
 def gc_command(state: CliState, dry_run: bool) -> None:
     """Remove blobs no image in the store refers to."""
     result = collect(state.store(), dry_run=dry_run)
+    for broken in result.broken:
+        click.echo(f"warning: broken reference {broken}; its blobs are kept", err=True)
+    if result.broken:
+        click.echo(
+            "warning: no blob removed while a reference is broken "
+            "(remove it with `ocibuild rmi` or pull it again)",
+            err=True,
+        )
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {plural(result.removed, 'blob')} ({human_size(result.freed)}); {result.kept} kept"

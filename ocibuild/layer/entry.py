@@ -104,16 +104,3 @@ def check_relative(path: str, what: str = "entry") -> str:
     if ".." in path.replace("\\", "/").split("/"):
         raise UnsafePathError(f"{what} {path!r} contains '..'")
     return clean_path(path, what)
-
-
-def check_symlink(path: str, target: str, what: str = "symlink") -> None:
-    """Refuse a symlink at `path` (image-relative) whose target leaves the tree it lives in.
-
-    Absolute targets are resolved against the root the archive is unpacked under, so
-    `/etc/passwd` is fine inside an image but a relative `../../..` beyond the root is not.
-    """
-    if target.startswith("/"):
-        clean_path(target, what)
-        return
-    base = posixpath.dirname(path)
-    clean_path(posixpath.join(base, target) if base else target, f"{what} {path} -> {target}")

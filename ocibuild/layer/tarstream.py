@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from ocibuild.errors import LayerError
 from ocibuild.layer.entry import Entry, Kind
+from ocibuild.layer.safepath import LayerTree
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -148,31 +149,28 @@ def tar_stream(
     """Yield the tar archive of `entries` in chunks. Parent directories that no entry names are
     added (0755, root); repeated directories keep their first appearance; a repeated
     non-directory path is an error."""
-    seen: dict[str, Kind] = {"": Kind.DIR}
+    emitted: set[str] = {""}
+    tree = LayerTree(whiteouts=True)
     for entry in entries:
         if not entry.path:
             continue  # the root itself is never an entry of a layer
-        if posixpath.dirname(entry.path) in seen:
-            parents: list[str] = []
-        else:
-            parents = _ancestors(entry.path)
-        for parent in parents:
-            if parent not in seen:
-                seen[parent] = Kind.DIR
-                yield tar_header(Entry(parent, Kind.DIR, mode=0o755), mtime)
-            elif seen[parent] is not Kind.DIR:
-                raise LayerError(f"{entry.path}: parent {parent} is not a directory in this layer")
-        previous = seen.get(entry.path)
-        if previous is not None:
-            if previous is Kind.DIR and entry.kind is Kind.DIR:
+        if entry.path in emitted:
+            if entry.kind is Kind.DIR and tree.kind(entry.path) is Kind.DIR:
                 continue
             raise LayerError(f"{entry.path} appears twice in one layer")
-        seen[entry.path] = entry.kind
+        tree.add(entry.path, entry.kind, entry.link)
+        if posixpath.dirname(entry.path) not in emitted:
+            for parent in _ancestors(entry.path):
+                if parent not in emitted:
+                    emitted.add(parent)
+                    yield tar_header(Entry(parent, Kind.DIR, mode=0o755), mtime)
+        emitted.add(entry.path)
         if on_entry:
             on_entry(entry)
         yield tar_header(entry, mtime)
         if entry.kind is Kind.FILE and entry.size:
             yield from _content(entry)
+    tree.finish()
     yield b"\0" * (2 * BLOCK)
 
 

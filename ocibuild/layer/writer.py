@@ -13,9 +13,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
+from ocibuild.compression import Compression
 from ocibuild.errors import Cancelled
 from ocibuild.layer.blob import Layer
-from ocibuild.layer.codec import Compression, compressor
+from ocibuild.layer.codec import compressor
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.tarstream import tar_stream
 from ocibuild.oci.digest import Digest

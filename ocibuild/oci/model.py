@@ -31,10 +31,133 @@ class Platform:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Platform:
-        return cls(d.get("architecture", ""), d.get("os", ""), d.get("variant", ""))
+        return cls(
+            json_string(d, "architecture", "platform", ""),
+            json_string(d, "os", "platform", ""),
+            json_string(d, "variant", "platform", ""),
+        )
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """`os/arch[/variant]` with the values the OCI image index allows (Go's GOOS and
+        GOARCH); anything else raises ValueError."""
+        parts = text.split("/")
+        if not 2 <= len(parts) <= 3 or not all(parts):
+            raise ValueError(f"platform {text!r} is not os/arch or os/arch/variant")
+        os_, arch, variant = (*parts, "")[:3]
+        if os_ not in KNOWN_OS:
+            raise ValueError(
+                f"platform {text!r}: unknown os {os_!r} (like {', '.join(sorted(KNOWN_OS)[:6])}, ...)"
+            )
+        if arch not in KNOWN_ARCH:
+            raise ValueError(
+                f"platform {text!r}: unknown architecture {arch!r} (one of {', '.join(sorted(KNOWN_ARCH))})"
+            )
+        if variant and variant not in KNOWN_VARIANTS.get(arch, ()):
+            known = ", ".join(KNOWN_VARIANTS.get(arch, ())) or "none"
+            raise ValueError(
+                f"platform {text!r}: unknown variant {variant!r} of {arch} (known: {known})"
+            )
+        return cls(arch, os_, variant)
+
+
+# the values of the OCI image index's platform (image-spec image-index.md: GOOS and GOARCH)
+KNOWN_OS = frozenset(
+    [
+        "aix",
+        "android",
+        "darwin",
+        "dragonfly",
+        "freebsd",
+        "illumos",
+        "ios",
+        "js",
+        "linux",
+        "netbsd",
+        "openbsd",
+        "plan9",
+        "solaris",
+        "wasip1",
+        "windows",
+    ]
+)
+KNOWN_ARCH = frozenset(
+    [
+        "386",
+        "amd64",
+        "arm",
+        "arm64",
+        "loong64",
+        "mips",
+        "mips64",
+        "mips64le",
+        "mipsle",
+        "ppc64",
+        "ppc64le",
+        "riscv64",
+        "s390x",
+        "wasm",
+    ]
+)
+KNOWN_VARIANTS = {
+    "arm": ("v5", "v6", "v7", "v8"),
+    "arm64": (
+        "v8",
+        "v8.1",
+        "v8.2",
+        "v8.3",
+        "v8.4",
+        "v8.5",
+        "v8.6",
+        "v8.7",
+        "v8.8",
+        "v8.9",
+        "v9",
+        "v9.1",
+        "v9.2",
+        "v9.3",
+        "v9.4",
+        "v9.5",
+    ),
+    "amd64": ("v1", "v2", "v3", "v4"),
+}
+
+
+_REQUIRED: Any = object()
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object (got {type(value).__name__})")
+    return value
+
+
+def json_list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is not a JSON list (got {type(value).__name__})")
+    return value
+
+
+def json_string(d: dict[str, Any], key: str, what: str, default: Any = _REQUIRED) -> str:
+    value = d.get(key, default)
+    if value is _REQUIRED:
+        raise ValueError(f"{what} has no {key}")
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: {key} {value!r} is not a string")
+    return value
+
+
+def json_strings(value: Any, what: str) -> dict[str, str]:
+    """A string -> string map (annotations, labels); null or absent is empty."""
+    if value is None:
+        return {}
+    value = json_object(value, what)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError(f"{what} must map strings to strings")
+    return dict(value)
 
 
 @dataclass(frozen=True)
@@ -58,13 +181,19 @@ class Descriptor:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Descriptor:
+    def from_json(cls, d: dict[str, Any], what: str = "descriptor") -> Descriptor:
+        d = json_object(d, what)
+        size = d.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"{what}: size {size!r} is not a byte count")
         platform = d.get("platform")
+        if platform is not None:
+            platform = json_object(platform, f"{what}: platform")
         return cls(
-            media_type=d["mediaType"],
-            digest=Digest(d["digest"]),
-            size=int(d["size"]),
-            annotations=dict(d.get("annotations") or {}),
+            media_type=json_string(d, "mediaType", what),
+            digest=Digest(json_string(d, "digest", what)),
+            size=size,
+            annotations=json_strings(d.get("annotations"), f"{what}: annotations"),
             platform=Platform.from_json(platform) if platform else None,
         )
 
@@ -99,11 +228,17 @@ class Manifest:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Manifest:
+        d = json_object(d, "manifest")
+        if "config" not in d:
+            raise ValueError("manifest has no config")
         return cls(
-            config=Descriptor.from_json(d["config"]),
-            layers=tuple(Descriptor.from_json(x) for x in d.get("layers", [])),
-            media_type=d.get("mediaType", MediaType.OCI_MANIFEST),
-            annotations=dict(d.get("annotations") or {}),
+            config=Descriptor.from_json(d["config"], "config"),
+            layers=tuple(
+                Descriptor.from_json(x, f"layer {i}")
+                for i, x in enumerate(json_list(d.get("layers", []), "layers"))
+            ),
+            media_type=json_string(d, "mediaType", "manifest", MediaType.OCI_MANIFEST),
+            annotations=json_strings(d.get("annotations"), "manifest: annotations"),
         )
 
 
@@ -128,10 +263,14 @@ class Index:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Index:
+        d = json_object(d, "index")
         return cls(
-            manifests=tuple(Descriptor.from_json(x) for x in d.get("manifests", [])),
-            media_type=d.get("mediaType", MediaType.OCI_INDEX),
-            annotations=dict(d.get("annotations") or {}),
+            manifests=tuple(
+                Descriptor.from_json(x, f"manifest {i}")
+                for i, x in enumerate(json_list(d.get("manifests", []), "manifests"))
+            ),
+            media_type=json_string(d, "mediaType", "index", MediaType.OCI_INDEX),
+            annotations=json_strings(d.get("annotations"), "index: annotations"),
         )
 
 
@@ -230,6 +369,7 @@ class ImageConfig:
     os: str = "linux"
     created: str = ""
     author: str = ""
+    variant: str = ""
     config: RuntimeConfig = field(default_factory=RuntimeConfig)
     diff_ids: tuple[Digest, ...] = ()
     history: tuple[History, ...] = ()
@@ -246,6 +386,8 @@ class ImageConfig:
             d["created"] = self.created
         if self.author:
             d["author"] = self.author
+        if self.variant:
+            d["variant"] = self.variant
         return d
 
     def to_bytes(self) -> bytes:
@@ -259,6 +401,7 @@ class ImageConfig:
             os=d.get("os", ""),
             created=d.get("created", ""),
             author=d.get("author", ""),
+            variant=d.get("variant", ""),
             config=RuntimeConfig.from_json(d.get("config")),
             diff_ids=tuple(Digest(x) for x in rootfs.get("diff_ids") or ()),
             history=tuple(History.from_json(h) for h in d.get("history") or ()),
@@ -266,4 +409,4 @@ class ImageConfig:
 
     @property
     def platform(self) -> Platform:
-        return Platform(self.architecture, self.os)
+        return Platform(self.architecture, self.os, self.variant)

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ocibuild.errors import SourceError
-from ocibuild.layer.entry import Entry, Kind, check_relative, check_symlink
+from ocibuild.layer.entry import Entry, Kind, check_relative
+from ocibuild.layer.safepath import check_tar_member
+from ocibuild.limits import check_expansion
 from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.cpio import MemberContent
 from ocibuild.ospkg.deb822 import paragraphs
+from ocibuild.ospkg.debindex import check_control_names
 from ocibuild.ospkg.install import PackageFiles, PayloadFile
 
 AR_MAGIC = b"!<arch>\n"
@@ -86,6 +89,11 @@ def _tar(f: BinaryIO, member: ArMember, what: str) -> Iterator[tarfile.TarFile]:
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 yield tar
+            # past tar's end-of-archive blocks, to the end: checks the compressed tail (CRC)
+            drained = 0
+            while chunk := stream.read(1 << 20):
+                drained += len(chunk)
+                check_expansion(drained, member.size, f"{what} {member.name}")
         except (tarfile.TarError, EOFError) as e:
             raise SourceError(f"{what}: {member.name} is not a readable tar ({e})") from None
 
@@ -109,12 +117,20 @@ def read_deb(path: Path, what: str) -> DebArchive:
     found = list(paragraphs(control_files.pop("control").decode("utf-8", "replace").splitlines()))
     if not found or "Package" not in found[0]:
         raise SourceError(f"{what}: malformed control file")
+    try:
+        check_control_names(found[0])
+    except ValueError as e:
+        raise SourceError(f"{what}: control file: {e}") from None
     return DebArchive(path, what, found[0], control_files, data_member)
 
 
 def _members(deb: DebArchive) -> Iterator[tuple[PayloadFile, tarfile.TarFile, tarfile.TarInfo]]:
     with open(deb.path, "rb") as f, _tar(f, deb.data, deb.what) as tar:
+        unpacked = 0
         for info in tar:
+            check_tar_member(info, deb.what)
+            unpacked += 512 + info.size
+            check_expansion(unpacked, deb.data.size, deb.what)
             path = check_relative(info.name.removeprefix("./"), f"{deb.what}: payload entry")
             if not path:
                 continue
@@ -124,7 +140,6 @@ def _members(deb: DebArchive) -> Iterator[tuple[PayloadFile, tarfile.TarFile, ta
             link = ""
             if kind is Kind.SYMLINK:
                 link = info.linkname
-                check_symlink(path, link, f"{deb.what}: symlink")
             elif kind is Kind.HARDLINK:
                 link = check_relative(
                     info.linkname.removeprefix("./"), f"{deb.what}: hardlink target"

@@ -7,6 +7,7 @@ trust anchors are the mirror's transport and the lock file, which pins every .de
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -108,6 +109,21 @@ class DebPackage:
         return [group[0] for group in parse_relations(self.provides_field)]
 
 
+_PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")  # Debian policy 5.6.1
+_ARCHITECTURE = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def check_control_names(fields: dict[str, str]) -> None:
+    """Package and Architecture name files (`info/<package>:<arch>.list`): refuse anything
+    but what Debian policy allows."""
+    name = fields["Package"]
+    if not _PACKAGE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a Debian package name")
+    arch = fields.get("Architecture", "")
+    if arch and not _ARCHITECTURE.fullmatch(arch):
+        raise ValueError(f"{arch!r} is not a Debian architecture")
+
+
 def parse_packages(lines: TextIO | Iterable[str], repo: str, what: str) -> Iterator[DebPackage]:
     """Stream the packages of a Packages index."""
     for fields in paragraphs(lines):
@@ -118,6 +134,10 @@ def parse_packages(lines: TextIO | Iterable[str], repo: str, what: str) -> Itera
 
 
 def package_from_fields(fields: dict[str, str], repo: str) -> DebPackage:
+    check_control_names(fields)
+    filename = fields.get("Filename", "")
+    if filename.startswith("/") or ".." in filename.split("/"):
+        raise ValueError(f"Filename {filename!r} leaves the archive")
     depends = ", ".join(f for f in (fields.get("Pre-Depends"), fields.get("Depends")) if f)
     return DebPackage(
         name=fields["Package"],

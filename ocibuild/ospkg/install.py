@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import Entry, Kind
+from ocibuild.layer.safepath import LayerTree
 from ocibuild.layer.tarstream import path_key
 
 PREFERRED_COLOR = 2  # ELF64, as rpm's %_prefer_color on x86_64
@@ -81,6 +82,8 @@ def owned_by(owners: dict[str, int], index: int) -> Callable[[str], bool]:
 
 def claim_paths(packages: Sequence[PackageFiles]) -> dict[str, int]:
     """path -> index (in `packages`) of the package whose copy the layer installs."""
+    for package in packages:
+        check_package(package)
     owners: dict[str, int] = {}
     chosen: dict[str, PayloadFile] = {}
     for index, package in enumerate(packages):
@@ -105,6 +108,15 @@ def claim_paths(packages: Sequence[PackageFiles]) -> dict[str, int]:
                 f"({_difference(first, f)})"
             )
     return owners
+
+
+def check_package(package: PackageFiles) -> None:
+    """A package's own paths form a safe tree: nothing under its files or symlinks, no link
+    leaving the image even through its other links, hardlinks only to its own files."""
+    tree = LayerTree(what=package.label)
+    for f in sorted(package.files, key=lambda f: (f.kind is Kind.HARDLINK, path_key(f.path))):
+        tree.add(f.path, f.kind, f.link)
+    tree.finish()
 
 
 def _colors_differ(a: PayloadFile, b: PayloadFile) -> bool:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import SourceError
-from ocibuild.layer.entry import Entry, Kind, check_symlink
+from ocibuild.layer.entry import Entry, Kind
+from ocibuild.limits import MEMBER_SIZE
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import decompressed
 from ocibuild.ospkg.cpio import CpioReader, MemberContent
@@ -44,8 +45,7 @@ def payload_files(rpm: LocalRpm, ids: IdMap, unknown: Callable[[str, str], objec
     for f in rpm.header.files:
         if f.ghost:
             continue
-        if f.kind is Kind.SYMLINK:
-            check_symlink(f.path, f.link, f"{rpm.what}: symlink")
+        MEMBER_SIZE.check(f.size, f"{rpm.what}: /{f.path}")
         for name, known in ((f.uname, ids.users), (f.gname, ids.groups)):
             if name != "root" and name not in known:
                 unknown(name, f.path)

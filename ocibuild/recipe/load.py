@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
+from ocibuild.compression import COMPRESSIONS, check_level
 from ocibuild.errors import Origin, RecipeError
-from ocibuild.layer.codec import COMPRESSIONS, check_level
+from ocibuild.limits import RECIPE_SIZE
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
 from ocibuild.yamldecode import (
@@ -29,7 +30,7 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
     variables = dict(variables or {})
     file = str(path)
     try:
-        text = path.read_text()
+        text = _read_bounded(path)
     except FileNotFoundError:
         raise RecipeError(f"recipe file {file} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -56,6 +57,19 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
     )
     _check_names(result, file)
     return result
+
+
+def _read_bounded(path: Path) -> str:
+    limit = RECIPE_SIZE.value
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise RecipeError(
+            f"recipe file is larger than {limit} bytes (set {RECIPE_SIZE.name} to change "
+            "the limit)",
+            Origin(str(path)),
+        )
+    return data.decode()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,9 +129,15 @@ def _image(node: yaml.Node, file: str, compression: str, variables: dict[str, st
     image = dataclasses.replace(image, layers=layers)
     for ref in (image.name, *(_tag_ref(image.name, t) for t in image.tags)):
         try:
-            parse_reference(ref)
+            reference = parse_reference(ref)
         except ReferenceError as e:
             raise RecipeError(str(e), image.origin) from None
+        if reference.digest is not None:
+            raise RecipeError(
+                f"{ref}: an image to build is named without a digest (its digest is what "
+                "the build makes)",
+                image.origin,
+            )
     if image.compression is not None and image.compression not in COMPRESSIONS:
         raise RecipeError(f"compression must be one of {', '.join(COMPRESSIONS)}", image.origin)
     _check_level(node, image.compression or compression, image.compression_level, file)

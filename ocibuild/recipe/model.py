@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.errors import Origin
+from ocibuild.oci.model import Platform
 
 SCRATCH = "scratch"
 
@@ -21,6 +22,18 @@ class LayerSpec:
     origin: Origin
 
 
+def _env(env: dict[str, str]) -> dict[str, str]:
+    for name in env:
+        if not name or "=" in name:
+            raise ValueError(f"{name!r} is not an environment variable name (empty, or has '=')")
+    return env
+
+
+def _platform(text: str) -> str:
+    Platform.parse(text)
+    return text
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     name: str
@@ -28,7 +41,7 @@ class ImageSpec:
     tags: list[str] = field(default_factory=list)
     layers: list[LayerSpec] = field(default_factory=list)
     # text the image's runtime reads: recipe variables stay as written ($ is the image's)
-    env: dict[str, str] = field(default_factory=dict, metadata={"verbatim": True})
+    env: dict[str, str] = field(default_factory=dict, metadata={"verbatim": True, "check": _env})
     cmd: list[str] | str | None = field(default=None, metadata={"verbatim": True})
     entrypoint: list[str] | str | None = field(default=None, metadata={"verbatim": True})
     workdir: str | None = None
@@ -37,7 +50,7 @@ class ImageSpec:
     annotations: dict[str, str] = field(default_factory=dict)
     compression: str | None = None
     compression_level: int | None = None
-    platform: str = "linux/amd64"
+    platform: str = field(default="linux/amd64", metadata={"check": _platform})
     origin: Origin | None = None
 
 

@@ -107,13 +107,28 @@ def get_manifest(
         parsed = json.loads(data)
     except ValueError as e:
         raise RegistryError(f"manifest is not JSON ({e})", where) from None
-    kind = parsed.get("mediaType") if isinstance(parsed, dict) else None
-    kind = kind or content_type
+    if not isinstance(parsed, dict):
+        raise RegistryError("malformed manifest: not a JSON object", where)
+    kind = parsed.get("mediaType") or content_type
+    if parsed.get("schemaVersion") == 1 or kind in SCHEMA1:
+        raise RegistryError("a Docker schema 1 manifest (schema 1 is not supported)", where)
     if kind not in MANIFESTS | INDEXES:
-        raise RegistryError(
-            f"unsupported manifest type {kind or 'unknown'} (schema 1 is not supported)", where
-        )
+        shown = kind if isinstance(kind, str) and kind else "none given"
+        raise RegistryError(f"unknown manifest media type ({shown!r})", where)
+    try:
+        if kind in INDEXES:
+            Index.from_json(parsed)
+        else:
+            Manifest.from_json(parsed)
+    except ValueError as e:
+        raise RegistryError(f"malformed manifest: {e}", where) from None
     return RemoteManifest(Descriptor(kind, sha256_digest(data), len(data)), data)
+
+
+SCHEMA1 = {
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+}
 
 
 def manifest_digest(

@@ -61,7 +61,10 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
                 for future in futures:
                     future.cancel()
                 raise
-        config = store.config(manifest)
+        try:
+            config = store.config(manifest)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise RegistryError(f"{where}: malformed image config: {e}") from None
         wanted = options.platform.split("/")
         if platform is None:
             platform = config.platform

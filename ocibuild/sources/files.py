@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
+from ocibuild.layer.safepath import LayerTree
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.progress import human_size, plural
 from ocibuild.sources.base import LayerPlan, SourceContext, input_key
@@ -55,7 +56,7 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
     uid, gid = item.owner if isinstance(item.owner, tuple) else (0, 0)
     mode = item.mode if isinstance(item.mode, int) else None
     if item.content is not None:
-        if item.dest.endswith("/"):
+        if item.dest.endswith("/") or not dest:
             raise SourceError(f"dest {item.dest!r} of inline content must be a file path", origin)
         data = item.content.encode()
         return [bytes_entry(dest, data, mode=0o644 if mode is None else mode, uid=uid, gid=gid)]
@@ -77,6 +78,11 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
     else:
         if item.dest.endswith("/"):
             dest = posixpath.join(dest, src.name)
+        if not dest:
+            raise SourceError(
+                f"{origin}: dest {item.dest!r} is the image root: a file needs a path "
+                f"(like {'/' + src.name!r}, or a directory ending in '/')"
+            )
         copy.add(str(src), st, dest)
     return copy.entries
 
@@ -189,7 +195,17 @@ def entries_key(
 
 def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
     identities: dict[str, object] = {}
-    entries = sorted_entries(e for item in spec for e in _item_entries(item, ctx, identities))
+    origins: dict[str, str] = {}  # path -> the recipe line of the item that wins it
+    listed = []
+    for item in spec:
+        for e in _item_entries(item, ctx, identities):
+            origins[e.path] = str(item.origin or ctx.origin)
+            listed.append(e)
+    entries = sorted_entries(listed)
+    tree = LayerTree()
+    for e in entries:
+        tree.add(e.path, e.kind, e.link, what=origins[e.path])
+    tree.finish()
     key = input_key("files", entries_key(entries, ctx, identities))
     count = sum(1 for e in entries if e.kind is Kind.FILE)
     size = sum(e.size for e in entries)

@@ -38,13 +38,19 @@ def parse_mode(value: str | int) -> int:
     return mode
 
 
+MAX_OWNER_ID = 2**31 - 1  # what every tar reader and container runtime takes as a uid or gid
+
+
 def parse_owner(value: str | int) -> tuple[int, int]:
     text = str(value)
     uid, _, gid = text.partition(":")
     try:
-        return int(uid), int(gid or uid)
+        ids = int(uid), int(gid or uid)
     except ValueError:
         raise ValueError(f'{text!r} must be numeric, like "1000:1000"') from None
+    if not all(0 <= i <= MAX_OWNER_ID for i in ids):
+        raise ValueError(f"{text!r}: uid and gid must be in 0..{MAX_OWNER_ID}")
+    return ids
 
 
 @dataclass(frozen=True)
@@ -178,14 +184,26 @@ class DebSpec:
 
 # -- user -----------------------------------------------------------------------------------
 
-USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 MAX_ID = 2**31 - 2
 
 
 def _user_name(value: str) -> str:
-    if not USER_NAME.match(value):
+    if not USER_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid user name (lower case, digits, _ and -)")
     return value
+
+
+def _passwd_field(value: str) -> str:
+    """A field of /etc/passwd: a ':' or a line break would add fields or whole accounts."""
+    bad = next((c for c in value if c == ":" or ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ValueError(f"{value!r} contains {bad!r}, which /etc/passwd cannot hold")
+    return value
+
+
+def _optional_passwd_field(value: str | None) -> str | None:
+    return None if value is None else _passwd_field(value)
 
 
 def _id(value: int | None) -> int | None:
@@ -199,9 +217,9 @@ class UserSpec:
     name: str = field(metadata={"check": _user_name})
     uid: int = field(default=1000, metadata={"check": _id})
     gid: int | None = field(default=None, metadata={"check": _id})
-    home: str | None = None
-    shell: str = "/bin/sh"
+    home: str | None = field(default=None, metadata={"check": _optional_passwd_field})
+    shell: str = field(default="/bin/sh", metadata={"check": _passwd_field})
     groups: list[str] = field(default_factory=list)
-    gecos: str = ""
+    gecos: str = field(default="", metadata={"check": _passwd_field})
     set_user: bool = True
     origin: Origin | None = None

@@ -16,7 +16,7 @@ import difflib
 import posixpath
 from dataclasses import replace
 
-from ocibuild.errors import Origin, SourceError
+from ocibuild.errors import Origin, SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, bytes_entry, clean_path, dir_entry
 from ocibuild.ospkg.accounts import (
     Group,
@@ -42,7 +42,10 @@ SKEL = "etc/skel/"
 def plan(spec: UserSpec, ctx: SourceContext) -> list[LayerPlan]:
     origin = spec.origin or ctx.origin
     gid = spec.uid if spec.gid is None else spec.gid
-    home = "/" + clean_path(spec.home or f"/home/{spec.name}", "home")
+    try:
+        home = "/" + clean_path(spec.home or f"/home/{spec.name}", "home")
+    except UnsafePathError as e:
+        raise SourceError(str(e), origin) from None
     lower = _lower(ctx)
     files = _account_files(spec, gid, home, lower, ctx.source_date_epoch, origin)
     skel = {p: data for p, data in lower.items() if p.startswith(SKEL)}

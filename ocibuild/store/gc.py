@@ -1,13 +1,30 @@
-"""Drop blobs that no reference in index.json reaches."""
+"""Drop blobs that no reference in index.json reaches.
+
+A reference whose manifest (or index, or a child manifest) cannot be read is *broken*: what it
+reaches is unknown, so while any reference is broken gc removes no blob at all (only leftover
+temporary files) and reports which references are broken and why.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocibuild.errors import OcibuildError
+from ocibuild.oci.digest import is_digest
 from ocibuild.oci.mediatypes import INDEXES
-from ocibuild.store.layout import Store
+from ocibuild.store.layout import REF_ANNOTATION, Store
+
+
+@dataclass(frozen=True)
+class BrokenRef:
+    ref: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.ref}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -15,42 +32,86 @@ class GcResult:
     removed: int
     freed: int
     kept: int
+    broken: tuple[BrokenRef, ...] = ()
 
 
-def reachable(store: Store) -> set[str]:
-    seen: set[str] = set()
-    pending = [d.digest for d in store.index().manifests]
+class _Unreadable(Exception):
+    pass
+
+
+def _document(store: Store, digest: str) -> dict:  # type: ignore[type-arg]
+    if not is_digest(digest):
+        raise _Unreadable(f"{digest!r} is not a sha256 digest")
+    try:
+        data = store.read_blob(digest)
+    except (OcibuildError, OSError) as e:
+        raise _Unreadable(f"manifest {digest} cannot be read ({e})") from None
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise _Unreadable(f"manifest {digest} is corrupt (its sha256 differs)")
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise _Unreadable(f"manifest {digest} is not JSON") from None
+    if not isinstance(document, dict):
+        raise _Unreadable(f"manifest {digest} is not a JSON object")
+    return document
+
+
+def _digests(document: dict, key: str, digest: str) -> list[str]:  # type: ignore[type-arg]
+    items = document.get(key, [])
+    if key == "config":
+        items = [items]
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("digest"), str) and is_digest(i["digest"])
+        for i in items
+    ):
+        raise _Unreadable(f"manifest {digest} has malformed {key!r}")
+    return [i["digest"] for i in items]
+
+
+def _reach(store: Store, root: str, seen: set[str]) -> None:
+    pending = [root]
     while pending:
         digest = pending.pop()
-        if digest in seen or not store.has_blob(digest):
+        if digest in seen:
             continue
+        document = _document(store, digest)
         seen.add(digest)
+        if document.get("mediaType") in INDEXES or "manifests" in document:
+            pending.extend(_digests(document, "manifests", digest))
+        if "config" in document or "layers" in document:
+            seen.update(_digests(document, "config", digest))
+            seen.update(_digests(document, "layers", digest))
+
+
+def reachable(store: Store) -> tuple[set[str], list[BrokenRef]]:
+    """Every blob the index reaches, and the references whose tree could not be read."""
+    seen: set[str] = set()
+    broken: list[BrokenRef] = []
+    for descriptor in store.index().manifests:
+        ref = descriptor.annotations.get(REF_ANNOTATION, descriptor.digest)
         try:
-            data = json.loads(store.read_blob(digest))
-        except ValueError:
-            continue
-        if not isinstance(data, dict):
-            continue
-        if data.get("mediaType") in INDEXES or "manifests" in data:
-            pending.extend(m["digest"] for m in data.get("manifests", []))
-        if "config" in data and "layers" in data:
-            seen.add(data["config"]["digest"])
-            seen.update(layer["digest"] for layer in data["layers"])
-    return seen
+            _reach(store, descriptor.digest, seen)
+        except _Unreadable as e:
+            broken.append(BrokenRef(ref, str(e)))
+    return seen, broken
 
 
 def collect(store: Store, dry_run: bool = False) -> GcResult:
     with store.exclusive_lock():
-        keep = reachable(store)
+        keep, broken = reachable(store)
         removed: set[str] = set()
-        freed = 0
+        freed = kept = 0
         for path in sorted(store.blobs.iterdir()):
             digest = "sha256:" + path.name
-            if path.name.startswith(".tmp-") or digest not in keep:
+            leftover = path.name.startswith(".tmp-")
+            if leftover or (digest not in keep and not broken):
                 freed += path.stat().st_size
                 removed.add(digest)
                 if not dry_run:
                     Path(path).unlink(missing_ok=True)
+            else:
+                kept += 1
         if not dry_run:
             store.state.forget_layers(removed)
-    return GcResult(len(removed), freed, len(keep))
+    return GcResult(len(removed), freed, kept, tuple(broken))

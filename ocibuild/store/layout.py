@@ -217,18 +217,30 @@ class Store:
 
     def tag(self, refs: Iterable[str], descriptor: Descriptor) -> None:
         """Point each of `refs` at `descriptor`, in one atomic update of index.json."""
-        refs = list(refs)
-        with file_lock(self.meta / "index.lock"):
-            kept = [
-                d for d in self.index().manifests if d.annotations.get(REF_ANNOTATION) not in refs
-            ]
+        self.tag_all([(list(refs), descriptor)])
+
+    def tag_all(self, tags: Iterable[tuple[Iterable[str], Descriptor]]) -> None:
+        """Point each ref of each pair at its descriptor, in one atomic update of index.json
+        (later pairs win)."""
+        added_by_ref: dict[str, Descriptor] = {}
+        for refs, descriptor in tags:
             bare = Descriptor(
                 descriptor.media_type,
                 descriptor.digest,
                 descriptor.size,
                 platform=descriptor.platform,
             )
-            added = [bare.with_annotations(**{REF_ANNOTATION: r}) for r in refs]
+            for r in refs:
+                added_by_ref[r] = bare.with_annotations(**{REF_ANNOTATION: r})
+        if not added_by_ref:
+            return
+        with file_lock(self.meta / "index.lock"):
+            kept = [
+                d
+                for d in self.index().manifests
+                if d.annotations.get(REF_ANNOTATION) not in added_by_ref
+            ]
+            added = list(added_by_ref.values())
             manifests = sorted(kept + added, key=lambda d: d.annotations.get(REF_ANNOTATION, ""))
             self._write_index(Index(tuple(manifests)))
 
@@ -303,7 +315,7 @@ class Store:
         for ref in self.refs():
             try:
                 out.append(self.image(ref))
-            except (NotFoundError, DigestMismatchError, ValueError, KeyError):
+            except (NotFoundError, DigestMismatchError, ValueError, KeyError, TypeError):
                 continue
         return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -48,20 +48,16 @@ class State:
         digest, size, diff_id, media_type, tar_size, entries = row
         return Layer(Digest(digest), size, Digest(diff_id), tar_size, media_type, entries)
 
-    def remember_layer(self, key: str, layer: Layer) -> None:
+    def remember_layers(self, layers: Iterable[tuple[str, Layer]]) -> None:
+        """Cache layers by key, in one transaction."""
+        rows = [
+            (key, c.digest, c.size, c.diff_id, c.media_type, c.tar_size, c.entries)
+            for key, c in layers
+        ]
+        if not rows:
+            return
         with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)",
-                (
-                    key,
-                    layer.digest,
-                    layer.size,
-                    layer.diff_id,
-                    layer.media_type,
-                    layer.tar_size,
-                    layer.entries,
-                ),
-            )
+            db.executemany("INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?,?)", rows)
 
     def forget_layers(self, digests: set[str]) -> None:
         with self._db() as db:

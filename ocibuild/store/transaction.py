@@ -79,22 +79,19 @@ class Transaction:
 
     def commit(
         self,
-        refs: Sequence[str],
+        ref: str,
         config: ImageConfig,
         layers: Sequence[Descriptor],
-        cache: Sequence[tuple[str, Layer]] = (),
         annotations: dict[str, str] | None = None,
     ) -> StoredImage:
-        """Publish the staged blobs, remember the `cache` entries (input key -> layer), write
-        the image's config and manifest and point every one of `refs` at it."""
+        """Publish the staged blobs and write the image's config and manifest. Naming it
+        (`Store.tag_all`) and caching its layers (`State.remember_layers`) is the caller's, once
+        for many images: one update of index.json per image made large recipes quadratic."""
         self.publish()
-        for key, layer in cache:
-            self.store.state.remember_layer(key, layer)
         config_desc = self.store.put_json(MediaType.OCI_CONFIG, config.to_bytes())
         manifest = Manifest(config=config_desc, layers=tuple(layers), annotations=annotations or {})
         descriptor = self.store.put_json(MediaType.OCI_MANIFEST, manifest.to_bytes())
-        self.store.tag(refs, descriptor)
-        return StoredImage(refs[0], descriptor, manifest, config)
+        return StoredImage(ref, descriptor, manifest, config)
 
     def discard(self) -> None:
         with self._mutex:

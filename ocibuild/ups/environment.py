@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ocibuild.errors import SourceError
+from ocibuild.limits import ENV_VALUE, LimitError
 from ocibuild.progress import Message, Reporter
 from ocibuild.ups import functions
 from ocibuild.ups.database import Database, flavor_fallbacks
@@ -438,6 +439,7 @@ class UpsEnvironment:
                 branches.pop()
             else:
                 self._call(name, args, command, scope, depth, here, where)
+                self._check_lengths(command, where)
         if branches:
             raise SourceError(
                 f"{scope.table_path}: {branches[-1][1]}({branches[-1][2]}) without "
@@ -599,6 +601,18 @@ class UpsEnvironment:
 
     def _set(self, name: str, value: str) -> None:
         self.env[name] = value
+
+    def _check_lengths(self, command: Command, where: str) -> None:
+        """A table doubling a value line after line would fill the memory: refuse past the
+        limit, naming the line."""
+        limit = ENV_VALUE.value
+        for name, value in self.env.items():
+            if len(value) > limit:
+                raise LimitError(
+                    f"{command.text}: {name} is {len(value)} characters, over the limit {limit} "
+                    f"(set {ENV_VALUE.name} to change it)",
+                    where,
+                )
 
     def _not_frozen(self, where: str, text: str, reason: str) -> None:
         rule = NotFrozen(where, text, reason)

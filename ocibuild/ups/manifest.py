@@ -7,10 +7,17 @@ whitespace-separated; blank lines and `#` comments are skipped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ocibuild.errors import SourceError
 from ocibuild.ups.names import NULL_FLAVOR, check_version
+
+# every field below becomes part of a path (products tree, mirror URL, cache file): one path
+# component each, never `.` or `..`, nothing that a shell, URL or tar would read differently
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_FLAVOR = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_QUALIFIERS = re.compile(r'"?[A-Za-z0-9_+:.-]*"?')
 
 
 @dataclass(frozen=True)
@@ -48,11 +55,13 @@ def _entry(words: list[str], at: str) -> ManifestEntry:
     if len(words) < 3 or words[0].startswith("-"):
         raise SourceError("expected 'product version tarball -f flavor [-q quals]'", at)
     product, version, tarball, *options = words
+    if not _NAME.fullmatch(product):
+        raise SourceError(f"{product!r} is not a product name", at)
     try:
         check_version(version)
     except ValueError as e:
         raise SourceError(f"{e}", at) from None
-    if "/" in tarball or tarball.startswith("."):
+    if not _NAME.fullmatch(tarball):
         raise SourceError(f"{tarball!r} is not a tarball file name", at)
     values: dict[str, str] = {}
     while options:
@@ -60,6 +69,10 @@ def _entry(words: list[str], at: str) -> ManifestEntry:
         if not flag.startswith("-") or not options:
             raise SourceError(f"option {flag!r} without a value", at)
         values[flag] = options.pop(0)
+    if not _FLAVOR.fullmatch(values.get("-f", NULL_FLAVOR)):
+        raise SourceError(f"flavor {values['-f']!r} is not a UPS flavor", at)
+    if not _QUALIFIERS.fullmatch(values.get("-q", "")) or ".." in values.get("-q", ""):
+        raise SourceError(f"qualifiers {values['-q']!r} are not UPS qualifiers", at)
     return ManifestEntry(
         product,
         version,

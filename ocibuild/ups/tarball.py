@@ -6,8 +6,9 @@ decompressed block by block on every core (`ocibuild.ups.bzip2`), gzip and xz ou
 tarball's own order: the tarball is pinned by sha256, so the order is deterministic. A FILE
 entry's content is read from the stream when the writer asks for it, before the next entry.
 
-Unsafe members reject the tarball: absolute paths, `..`, links leaving the products root,
-device and other special files.
+Unsafe members reject the tarball: absolute paths, `..`, members under a file or a symlink,
+links leaving the products root even through other links (`ocibuild.layer.safepath`), device
+and other special files, sparse members, whiteout names, members past the size limits.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any, BinaryIO
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
+from ocibuild.layer.safepath import LayerTree, check_tar_member
+from ocibuild.limits import check_expansion
 from ocibuild.ups.bzip2 import ParallelBzip2Reader
 
 CHUNK = 1 << 20
@@ -79,6 +82,7 @@ def tarball_entries(
     waiting = deque(tarballs)
     running: deque[_Reader] = deque()
     seen: dict[str, tuple[Kind, ProductTarball]] = {}
+    tree = LayerTree(root=into, eager=True)
 
     def start_next() -> None:
         if waiting:
@@ -90,16 +94,17 @@ def tarball_entries(
         for _ in range(max(1, readers)):
             start_next()
         while running:
-            yield from _reader_entries(running[0], seen)
+            yield from _reader_entries(running[0], seen, tree)
             running.popleft()
             start_next()
+        tree.finish()
     finally:
         for reader in running:
             reader.cancel()
 
 
 def _reader_entries(
-    reader: _Reader, seen: dict[str, tuple[Kind, ProductTarball]]
+    reader: _Reader, seen: dict[str, tuple[Kind, ProductTarball]], tree: LayerTree
 ) -> Iterator[Entry]:
     tarball = reader.tarball
     current: _MemberStream | None = None
@@ -116,6 +121,7 @@ def _reader_entries(
             return
         entry: Entry = value
         _check_unique(entry, tarball, seen)
+        tree.add(entry.path, entry.kind, entry.link, what=str(tarball))
         if entry.kind is Kind.FILE and entry.size:
             stream = current = _MemberStream(reader.buffer, entry)
             entry = replace(entry, open=lambda stream=stream: stream)  # type: ignore[misc]
@@ -125,13 +131,6 @@ def _reader_entries(
 def _check_unique(
     entry: Entry, tarball: ProductTarball, seen: dict[str, tuple[Kind, ProductTarball]]
 ) -> None:
-    if entry.kind is Kind.HARDLINK:
-        target = seen.get(entry.link)
-        if target is None or target[0] is not Kind.FILE:
-            raise SourceError(
-                f"{tarball}: hard link {entry.path} -> {entry.link}: the target is not a file "
-                "earlier in the tarball"
-            )
     previous = seen.get(entry.path)
     if previous is not None and not (previous[0] is Kind.DIR and entry.kind is Kind.DIR):
         other = previous[1]
@@ -258,8 +257,11 @@ class _Reader(threading.Thread):
             open_tarball(self.tarball.path) as stream,
             tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar,
         ):
+            unpacked = 0
             for info in tar:
                 entry = member_entry(info, self.into, self.tarball)
+                unpacked += HEADER_COST + info.size
+                check_expansion(unpacked, self.tarball.size, str(self.tarball))
                 self.buffer.put(("entry", entry), HEADER_COST)
                 if entry.kind is not Kind.FILE or not info.size:
                     continue
@@ -272,6 +274,11 @@ class _Reader(threading.Thread):
                         raise EOFError(f"{info.name}: content ends {remaining} bytes early")
                     remaining -= len(chunk)
                     self.buffer.put(("data", chunk), len(chunk))
+            # tar stops at its end-of-archive blocks; reading the compressed stream to its end
+            # is what checks its tail (bzip2's stream CRC, gzip's CRC and length)
+            while chunk := stream.read(CHUNK):
+                unpacked += len(chunk)
+                check_expansion(unpacked, self.tarball.size, str(self.tarball))
 
 
 def member_entry(info: tarfile.TarInfo, into: str, tarball: ProductTarball) -> Entry:
@@ -280,6 +287,7 @@ def member_entry(info: tarfile.TarInfo, into: str, tarball: ProductTarball) -> E
         rel = check_relative(info.name, "member")
     except UnsafePathError as e:
         raise UnsafePathError(f"{tarball}: {e}") from None
+    check_tar_member(info, str(tarball))
     path = posixpath.join(into, rel) if rel else into
     mode = info.mode & 0o7777
     if info.isdir():
@@ -287,7 +295,6 @@ def member_entry(info: tarfile.TarInfo, into: str, tarball: ProductTarball) -> E
     if info.isreg():
         return Entry(path, Kind.FILE, mode=mode, size=info.size)
     if info.issym():
-        _check_link_inside(rel, info.linkname, into, tarball)
         return Entry(path, Kind.SYMLINK, mode=0o777, link=info.linkname)
     if info.islnk():
         try:
@@ -297,17 +304,3 @@ def member_entry(info: tarfile.TarInfo, into: str, tarball: ProductTarball) -> E
         return Entry(path, Kind.HARDLINK, mode=mode, link=posixpath.join(into, target))
     kind = "device" if info.ischr() or info.isblk() else "special file"
     raise UnsafePathError(f"{tarball}: member {info.name!r} is a {kind}")
-
-
-def _check_link_inside(rel: str, target: str, into: str, tarball: ProductTarball) -> None:
-    if not target or "\x00" in target:
-        raise UnsafePathError(f"{tarball}: symlink {rel!r} has an invalid target")
-    if target.startswith("/"):
-        resolved = posixpath.normpath(target).lstrip("/")
-        inside = not into or resolved == into or resolved.startswith(into + "/")
-    else:
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-        inside = resolved != ".." and not resolved.startswith("../")
-    if not inside:
-        root = "/" + into if into else "/"
-        raise UnsafePathError(f"{tarball}: symlink {rel!r} -> {target!r} leaves {root}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.layer.codec import Compression
+from ocibuild.compression import Compression
 from ocibuild.store import Store
 from tests.core.conftest import ocibuild
 

@@ -10,8 +10,8 @@ import tarfile
 import pytest
 import zstandard
 
+from ocibuild.compression import Compression
 from ocibuild.errors import LayerError, UnsafePathError
-from ocibuild.layer.codec import Compression
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path, dir_entry, whiteout_entry
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.layer.writer import write_layer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocibuild.layer.codec import Compression
+from ocibuild.compression import Compression
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, whiteout_entry
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.layer.writer import write_layer

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.layer.codec import Compression
+from ocibuild.compression import Compression
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, dir_entry, whiteout_entry
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.layer.writer import write_layer

@@ -8,8 +8,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from ocibuild.compression import Compression
 from ocibuild.layer.blob import Layer
-from ocibuild.layer.codec import Compression
 from ocibuild.layer.writer import write_layer
 from ocibuild.sources.base import LayerPlan
 

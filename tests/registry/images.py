@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocibuild.layer.codec import Compression
+from ocibuild.compression import Compression
 from ocibuild.layer.entry import Entry, Kind, bytes_entry
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, History, ImageConfig, Manifest, MediaType, RuntimeConfig

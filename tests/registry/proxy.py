@@ -23,7 +23,8 @@ BUFFER = 1 << 16
 class Fault:
     """What to do to requests whose `METHOD /path?query` matches `match` (a regex).
 
-    action: `status` answers `status` (+ `headers`) without asking the registry; `headers` adds
+    action: `status` answers `status` (+ `headers`, and `body` instead of an error document)
+    without asking the registry; `headers` adds
     `headers` to the registry's answer; `delay` holds the registry's answer `seconds` before
     relaying it; `hold` keeps the request until the proxy is released or closed, then drops it;
     `cut` reads `after` bytes of the request body (passing them on if `forward`) and closes both
@@ -43,6 +44,7 @@ class Fault:
     after: int = 0
     forward: bool = False
     echo: tuple[str, ...] = ()
+    body: bytes | None = None
     hits: int = 0
 
 
@@ -154,10 +156,12 @@ class FaultProxy:
 
         if fault and action == "status":
             _skip(rfile, length)
-            message = f"injected {fault.status}"
-            for name in fault.echo:
-                message += f"; {name}: {_header(headers, name)}"
-            body = json.dumps({"errors": [{"code": "INJECTED", "message": message}]}).encode()
+            body = fault.body
+            if body is None:
+                message = f"injected {fault.status}"
+                for name in fault.echo:
+                    message += f"; {name}: {_header(headers, name)}"
+                body = json.dumps({"errors": [{"code": "INJECTED", "message": message}]}).encode()
             extra = "".join(f"{k}: {v}\r\n" for k, v in fault.headers.items())
             conn.sendall(
                 f"HTTP/1.1 {fault.status} Injected\r\nContent-Type: application/json\r\n{extra}"

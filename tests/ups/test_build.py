@@ -255,7 +255,7 @@ BROKEN = {
         ),
         "art v1_18_03: {url}/"
         + ART_TARBALL
-        + ": symlink 'art/v1_18_03/lib' -> '../../../../etc' leaves /products",
+        + ": symlink /products/art/v1_18_03/lib -> ../../../../etc climbs above the image root",
     ),
     "truncated": (
         lambda root: (root / ART_TARBALL).write_bytes((root / ART_TARBALL).read_bytes()[:-200]),

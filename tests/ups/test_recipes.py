@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.compression import Compression
 from ocibuild.fetch import LockFile
-from ocibuild.layer.codec import Compression
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, MediaType
 from ocibuild.progress import silent

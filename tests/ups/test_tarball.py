@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.compression import Compression
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
-from ocibuild.layer.codec import Compression
 from ocibuild.layer.entry import Kind
 from ocibuild.layer.writer import write_layer
 from ocibuild.ups import tarball as tarball_module
@@ -116,11 +116,11 @@ UNSAFE = {
     "absolute": ([member("/etc/passwd")], "member '/etc/passwd' is an absolute path"),
     "escaping-symlink": (
         [member("p/v1/lib", tarfile.SYMTYPE, "../../../etc")],
-        "symlink 'p/v1/lib' -> '../../../etc' leaves /products",
+        "symlink /products/p/v1/lib -> ../../../etc resolves to /etc, outside /products",
     ),
     "absolute-symlink": (
         [member("p/v1/shadow", tarfile.SYMTYPE, "/etc/shadow")],
-        "symlink 'p/v1/shadow' -> '/etc/shadow' leaves /products",
+        "symlink /products/p/v1/shadow -> /etc/shadow resolves to /etc/shadow, outside /products",
     ),
     "escaping-hardlink": (
         [member("p/v1/x", tarfile.LNKTYPE, "../etc/passwd")],
@@ -131,7 +131,7 @@ UNSAFE = {
     "duplicate": ([member("p/v1/a"), member("p/v1/a")], "products/p/v1/a is twice in the tarball"),
     "dangling-hardlink": (
         [member("p/v1/x", tarfile.LNKTYPE, "p/v1/missing")],
-        "hard link products/p/v1/x -> products/p/v1/missing: the target is not a file",
+        "hardlink /products/p/v1/x -> /products/p/v1/missing: the target is not a file",
     ),
 }
 

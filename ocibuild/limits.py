@@ -1,0 +1,80 @@
+"""Every resource limit ocibuild enforces on untrusted input, in one place.
+
+Each limit has a default that real HEP inputs stay far below, and an environment variable that
+overrides it (a plain integer; sizes in bytes). They are read when checked, so a test or a
+site can change them without restarting anything. docs/security.md lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ocibuild.errors import OcibuildError
+
+
+class LimitError(OcibuildError):
+    """Input past one of the limits below."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str  # the environment variable
+    default: int
+    what: str  # what is counted, for messages and docs
+
+    @property
+    def value(self) -> int:
+        text = os.environ.get(self.name)
+        if text is None:
+            return self.default
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise LimitError(f"{self.name}={text!r} is not an integer") from None
+        if value <= 0:
+            raise LimitError(f"{self.name}={text!r} must be positive")
+        return value
+
+    def check(self, amount: int, what: str) -> None:
+        """Raise naming `what` when `amount` is past the limit."""
+        limit = self.value
+        if amount > limit:
+            raise LimitError(
+                f"{what}: {self.what} {amount} is over the limit {limit} "
+                f"(set {self.name} to change it)"
+            )
+
+
+MEMBER_SIZE = Limit("OCIBUILD_MAX_MEMBER_SIZE", 64 << 30, "size in bytes of one archive member")
+EXPANSION_RATIO = Limit(
+    "OCIBUILD_MAX_EXPANSION_RATIO",
+    1000,
+    "ratio of unpacked to compressed bytes of an archive",
+)
+EXPANSION_FLOOR = Limit(
+    "OCIBUILD_EXPANSION_FLOOR",
+    1 << 30,
+    "bytes an archive unpacks to before its expansion ratio is checked",
+)
+ENV_VALUE = Limit(
+    "OCIBUILD_MAX_ENV_VALUE", 1 << 20, "length of one value of a UPS table's environment"
+)
+RECIPE_NODES = Limit(
+    "OCIBUILD_MAX_RECIPE_NODES",
+    1_000_000,
+    "number of YAML values of a recipe, counting each alias as a copy",
+)
+RECIPE_SIZE = Limit("OCIBUILD_MAX_RECIPE_SIZE", 64 << 20, "size in bytes of a recipe file")
+
+ALL = (MEMBER_SIZE, EXPANSION_RATIO, EXPANSION_FLOOR, ENV_VALUE, RECIPE_NODES, RECIPE_SIZE)
+
+
+def check_expansion(unpacked: int, compressed: int, what: str) -> None:
+    """Refuse an archive that unpacked past EXPANSION_FLOOR and past its ratio."""
+    if unpacked > EXPANSION_FLOOR.value and unpacked > EXPANSION_RATIO.value * max(compressed, 1):
+        raise LimitError(
+            f"{what}: unpacks to {unpacked} bytes from {compressed}, more than "
+            f"{EXPANSION_RATIO.value} times its size (a decompression bomb?; set "
+            f"{EXPANSION_RATIO.name} to change the limit)"
+        )
