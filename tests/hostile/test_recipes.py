@@ -144,8 +144,8 @@ RECIPES: dict[str, tuple[str, str, str]] = {
     ),
     "compression-level-out-of-range": (
         image(files("{content: x, dest: /x}"), "    compression_level: 99\n"),
-        "- name: a/bad",
-        "gzip level 99 is outside 0..3",
+        "compression_level: 99",
+        "gzip compression level 99 is not one of 1-9",
     ),
     "recursive-alias": (
         "images: &a\n  - *a\n",
