@@ -157,7 +157,7 @@ class _Builder:
         try:
             return Compression(algorithm, level)
         except ValueError as e:
-            raise RecipeError(f"{where}: {e}") from None
+            raise RecipeError(str(e), where) from None
 
     def base(self, recipe: Recipe, image: ImageSpec) -> StoredImage | None:
         """The image `image` is built on (None: scratch), built or pulled if need be."""

@@ -64,7 +64,7 @@ def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter)
         try:
             config = store.config(manifest)
         except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise RegistryError(f"{where}: malformed image config: {e}") from None
+            raise RegistryError(f"malformed image config: {e}", where) from None
         wanted = options.platform.split("/")
         if platform is None:
             platform = config.platform

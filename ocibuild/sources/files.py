@@ -80,8 +80,9 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
             dest = posixpath.join(dest, src.name)
         if not dest:
             raise SourceError(
-                f"{origin}: dest {item.dest!r} is the image root: a file needs a path "
-                f"(like {'/' + src.name!r}, or a directory ending in '/')"
+                f"dest {item.dest!r} is the image root: a file needs a path "
+                f"(like {'/' + src.name!r}, or a directory ending in '/')",
+                origin,
             )
         copy.add(str(src), st, dest)
     return copy.entries

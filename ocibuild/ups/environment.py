@@ -416,8 +416,9 @@ class UpsEnvironment:
             fewest, most = FUNCTIONS[name]
             if not fewest <= len(args) <= most:
                 raise SourceError(
-                    f"{where}: {command.text}: {name} takes {fewest} to {most} arguments, "
-                    f"got {len(args)} (UPS stops the setup here)"
+                    f"{command.text}: {name} takes {fewest} to {most} arguments, "
+                    f"got {len(args)} (UPS stops the setup here)",
+                    where,
                 )
             here = active and all(holds for holds, _, _ in branches)
             if name in ("if", "unless"):
@@ -433,8 +434,8 @@ class UpsEnvironment:
                 if not branches or branches[-1][2] != args[0]:
                     opened = f"{branches[-1][1]}({branches[-1][2]})" if branches else "no if()"
                     raise SourceError(
-                        f"{where}: {command.text} does not close {opened}: UPS pairs them by "
-                        "their text"
+                        f"{command.text} does not close {opened}: UPS pairs them by their text",
+                        where,
                     )
                 branches.pop()
             else:
@@ -520,7 +521,7 @@ class UpsEnvironment:
         elif name == "execute":
             if args[1].upper() not in ("UPS_ENV", "NO_UPS_ENV"):
                 raise SourceError(
-                    f"{where}: {command.text}: the second argument must be UPS_ENV or NO_UPS_ENV"
+                    f"{command.text}: the second argument must be UPS_ENV or NO_UPS_ENV", where
                 )
             if len(args) == 2 and args[0].split()[:1] in (["true"], [":"], ["echo"]):
                 return  # changes nothing
@@ -556,7 +557,7 @@ class UpsEnvironment:
     def _source(self, name: str, args: list[str], command: Command, where: str) -> None:
         if len(args) > 1 and args[1].upper() not in ("UPS_ENV", "NO_UPS_ENV"):
             raise SourceError(
-                f"{where}: {command.text}: the second argument must be UPS_ENV or NO_UPS_ENV"
+                f"{command.text}: the second argument must be UPS_ENV or NO_UPS_ENV", where
             )
         path = self._value(args[0])
         if self.db.exists(path, "f") is False:
