@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import LockError
+from ocibuild.outpath import write_output
 
 LOCK_VERSION = 1
 
@@ -98,5 +98,5 @@ class LockFile:
         if self._resolved:
             data["resolved"] = self._resolved
         text = json.dumps(data, indent=1, sort_keys=True)
-        atomic_write_bytes(self.path, (text + "\n").encode())
+        write_output(self.path, (text + "\n").encode())
         self._changed = False

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild import secrets
-from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import AuthError
 from ocibuild.oci.reference import DOCKER_HUB
+from ocibuild.outpath import write_output
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,10 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _write_config(path: Path, config: dict[str, Any]) -> None:
     data = (json.dumps(config, indent="\t") + "\n").encode()
-    atomic_write_bytes(path, data, mode=0o600)
+    default_dir = Path.home() / ".docker"
+    if path.parent == default_dir and not os.path.lexists(default_dir):
+        default_dir.mkdir(mode=0o700)  # as docker does; directories named by the user must exist
+    write_output(path, data, mode=0o600)
 
 
 def _helper_for(config: dict[str, Any], wanted: str, path: Path) -> str | None:
