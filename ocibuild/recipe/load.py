@@ -9,9 +9,10 @@ from pathlib import Path
 import yaml
 
 from ocibuild.errors import Origin, RecipeError
+from ocibuild.infile import read_regular_file
 from ocibuild.layer.codec import COMPRESSIONS, check_level
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
+from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe, check_source_date_epoch
 from ocibuild.yamldecode import (
     compose,
     decode,
@@ -29,10 +30,12 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
     variables = dict(variables or {})
     file = str(path)
     try:
-        text = path.read_text()
+        text = read_regular_file(path).decode()
     except FileNotFoundError:
         raise RecipeError(f"recipe file {file} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe file {file}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
         raise RecipeError(f"cannot read recipe file {file}: {e}") from None
     root = compose(text, file)
     if root is None:
@@ -61,15 +64,16 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
 @dataclasses.dataclass(frozen=True)
 class _RecipeHead:
     mirror: str | None = None
-    source_date_epoch: int | None = None
+    source_date_epoch: int | None = dataclasses.field(
+        default=None,
+        metadata={"check": lambda v: None if v is None else check_source_date_epoch(v)},
+    )
     compression: str = "gzip"
     compression_level: int | None = None
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}")
-        if self.source_date_epoch is not None and self.source_date_epoch < 0:
-            raise ValueError("source_date_epoch must not be negative")
 
 
 def _images_node(root: yaml.MappingNode, file: str) -> yaml.SequenceNode:

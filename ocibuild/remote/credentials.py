@@ -25,6 +25,7 @@ from typing import Any
 
 from ocibuild import secrets
 from ocibuild.errors import AuthError
+from ocibuild.infile import read_regular_file
 from ocibuild.oci.reference import DOCKER_HUB
 from ocibuild.outpath import write_output
 
@@ -153,10 +154,12 @@ def _config_file(directory: Path) -> Path:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_regular_file(path))
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise AuthError(f"cannot read credentials file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
         raise AuthError(f"cannot read credentials file {path}: {e.__class__.__name__}") from None
     except ValueError as e:
         # the message of a JSON error quotes no content, only its position

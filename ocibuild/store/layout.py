@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from ocibuild.store.transaction import Transaction
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
+
+
+def _os_reason(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"
 
 
 def default_store_path() -> Path:
@@ -85,28 +90,44 @@ class Store:
 
     @classmethod
     def open(cls, root: Path | None = None, create: bool = True) -> Store:
+        """The store at `root`, made if missing (with `create`). Opening an existing store
+        writes nothing, so a read-only store serves the commands that only read it."""
         store = cls(root or default_store_path())
-        layout = store.root / "oci-layout"
+        try:
+            store._open(create)
+        except OSError as e:
+            raise StoreError(f"cannot open the store {store.root}: {_os_reason(e)}") from None
+        return store
+
+    def _open(self, create: bool) -> None:
+        layout = self.root / "oci-layout"
         if not layout.exists():
             if not create:
-                raise StoreError(f"{store.root}: not an OCI image layout (no oci-layout file)")
-            store.blobs.mkdir(parents=True, exist_ok=True)
+                raise StoreError(f"{self.root}: not an OCI image layout (no oci-layout file)")
+            if self.root.is_dir() and any(
+                p.name not in ("blobs", "index.json", ".ocibuild") for p in self.root.iterdir()
+            ):
+                raise StoreError(
+                    f"{self.root}: not an OCI image layout, and not empty: "
+                    "give --store an empty or new directory"
+                )
+            self.blobs.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(
                 layout, canonical_json({"imageLayoutVersion": MediaType.OCI_LAYOUT_VERSION})
             )
         else:
             try:
                 version = json.loads(layout.read_text())["imageLayoutVersion"]
-            except (ValueError, KeyError) as e:
+            except (ValueError, KeyError, TypeError) as e:
                 raise StoreError(f"{layout}: not a valid oci-layout file ({e})") from e
             if not str(version).startswith("1."):
                 raise StoreError(f"{layout}: unsupported image layout version {version}")
-            store.blobs.mkdir(parents=True, exist_ok=True)
-        if not (store.root / "index.json").exists():
-            with file_lock(store.meta / "index.lock"):
-                if not (store.root / "index.json").exists():
-                    store._write_index(Index(()))
-        return store
+            if not self.blobs.is_dir():
+                self.blobs.mkdir(parents=True, exist_ok=True)
+        if not (self.root / "index.json").exists():
+            with file_lock(self.meta / "index.lock"):
+                if not (self.root / "index.json").exists():
+                    self._write_index(Index(()))
 
     # -- blobs --------------------------------------------------------------------------------
 
@@ -194,11 +215,19 @@ class Store:
     def index(self) -> Index:
         path = self.root / "index.json"
         try:
-            return Index.from_json(json.loads(path.read_bytes()))
+            data = json.loads(path.read_bytes())
         except FileNotFoundError:
             return Index(())
-        except (ValueError, KeyError) as e:
-            raise StoreError(f"{path}: not a valid image index ({e})") from e
+        except ValueError as e:
+            raise StoreError(f"{path}: not a valid image index ({e})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
+            raise StoreError(
+                f"{path}: not a valid image index (not an object with a manifests list)"
+            )
+        try:
+            return Index.from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise StoreError(f"{path}: not a valid image index ({e!r})") from None
 
     def _write_index(self, index: Index) -> None:
         atomic_write_bytes(self.root / "index.json", index.to_bytes())
@@ -276,15 +305,32 @@ class Store:
         self, descriptor: Descriptor, platform: str = "linux/amd64"
     ) -> tuple[Descriptor, Manifest]:
         """The image manifest of `descriptor`, choosing `platform` if it is an index."""
-        data = json.loads(self.read_blob(descriptor.digest))
+        data = self._image_document(descriptor.digest)
         media_type = data.get("mediaType", descriptor.media_type)
-        if media_type in INDEXES or "manifests" in data:
-            index = Index.from_json(data)
-            for d in index.manifests:
-                if d.platform is None or str(d.platform) == platform:
-                    return self.manifest(d, platform)
-            raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
-        return descriptor, Manifest.from_json(data)
+        try:
+            if media_type in INDEXES or "manifests" in data:
+                index = Index.from_json(data)
+                for d in index.manifests:
+                    if d.platform is None or str(d.platform) == platform:
+                        return self.manifest(d, platform)
+                raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
+            return descriptor, Manifest.from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
+
+    def _image_document(self, digest: str) -> dict[str, Any]:
+        """The JSON of a manifest or index blob; a StoreError saying what the blob is if it is
+        none (a layer, an image config)."""
+        try:
+            data = json.loads(self.read_blob(digest))
+        except (ValueError, UnicodeDecodeError):
+            raise StoreError(f"{digest} is a layer blob, not an image") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{digest} is a JSON blob, not an image manifest or index")
+        if "layers" not in data and "manifests" not in data:
+            what = "an image config" if "rootfs" in data else "a JSON blob"
+            raise StoreError(f"{digest} is {what}, not an image manifest or index")
+        return data
 
     def config(self, manifest: Manifest) -> ImageConfig:
         return ImageConfig.from_json(json.loads(self.read_blob(manifest.config.digest)))
@@ -298,7 +344,7 @@ class Store:
         for ref in self.refs():
             try:
                 out.append(self.image(ref))
-            except (NotFoundError, DigestMismatchError, ValueError, KeyError):
+            except (StoreError, DigestMismatchError, ValueError, KeyError):
                 continue
         return out
 
