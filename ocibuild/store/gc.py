@@ -40,6 +40,10 @@ def reachable(store: Store) -> set[str]:
 
 
 def collect(store: Store, dry_run: bool = False) -> GcResult:
+    """Remove what no reference reaches (with `dry_run`, only count it: that reads the store
+    and writes nothing, so it works on a read-only store)."""
+    if not dry_run:
+        store.check_writable()
     with store.exclusive_lock():
         keep = reachable(store)
         removed: set[str] = set()
@@ -50,7 +54,8 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
                 freed += path.stat().st_size
                 removed.add(digest)
                 if not dry_run:
-                    Path(path).unlink(missing_ok=True)
+                    with store.writing():
+                        Path(path).unlink(missing_ok=True)
         if not dry_run:
             store.state.forget_layers(removed)
     return GcResult(len(removed), freed, len(keep))

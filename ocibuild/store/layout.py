@@ -10,6 +10,7 @@ replaced whole, under a lock. Builds hold the build lock shared; gc holds it alo
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ocibuild.store.transaction import Transaction
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
+# a write that failed because of where it went, not what was written
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EIO)
 
 
 def _os_reason(e: OSError) -> str:
@@ -155,14 +158,35 @@ class Store:
 
     @contextmanager
     def pending_blob(self) -> Iterator[PendingBlob]:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
-        pending = PendingBlob(self, os.fdopen(fd, "wb"), Path(tmp))
+        with self.writing():
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
+            pending = PendingBlob(self, os.fdopen(fd, "wb"), Path(tmp))
+            try:
+                yield pending
+            finally:
+                if not pending.done:
+                    pending.file.close()
+                    Path(tmp).unlink(missing_ok=True)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A write to the store: refused at once if the store is read-only; a write that
+        fails for want of room (or of a writable file system) is a StoreError."""
+        self.check_writable()
         try:
-            yield pending
-        finally:
-            if not pending.done:
-                pending.file.close()
-                Path(tmp).unlink(missing_ok=True)
+            yield
+        except OSError as e:
+            if e.errno not in WRITE_FAILURES:
+                raise
+            raise StoreError(f"cannot write to the store {self.root}: {_os_reason(e)}") from None
+
+    def check_writable(self) -> None:
+        for directory in (self.root, self.blobs):
+            if not os.access(directory, os.W_OK):
+                raise StoreError(
+                    f"the store {self.root} is read-only: this command writes to it "
+                    "(images, inspect, export, push and gc --dry-run only read)"
+                )
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -170,6 +194,7 @@ class Store:
         commit (an error) leaves no trace of them."""
         from ocibuild.store.transaction import Transaction
 
+        self.check_writable()
         tx = Transaction(self)
         try:
             yield tx
@@ -230,7 +255,8 @@ class Store:
             raise StoreError(f"{path}: not a valid image index ({e!r})") from None
 
     def _write_index(self, index: Index) -> None:
-        atomic_write_bytes(self.root / "index.json", index.to_bytes())
+        with self.writing():
+            atomic_write_bytes(self.root / "index.json", index.to_bytes())
 
     def refs(self) -> dict[str, Descriptor]:
         return {
@@ -242,6 +268,7 @@ class Store:
     def tag(self, refs: Iterable[str], descriptor: Descriptor) -> None:
         """Point each of `refs` at `descriptor`, in one atomic update of index.json."""
         refs = list(refs)
+        self.check_writable()
         with file_lock(self.meta / "index.lock"):
             kept = [
                 d for d in self.index().manifests if d.annotations.get(REF_ANNOTATION) not in refs
@@ -258,6 +285,7 @@ class Store:
 
     def untag(self, ref: str) -> None:
         full = self.normalize(ref)
+        self.check_writable()
         with file_lock(self.meta / "index.lock"):
             manifests = self.index().manifests
             kept = tuple(d for d in manifests if d.annotations.get(REF_ANNOTATION) != full)
