@@ -44,7 +44,7 @@ def output_target(given: Path) -> Target:
     path = Path(os.path.realpath(given)) if given.is_symlink() else given
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         mode = None
     except OSError as e:
         raise OutputError(f"cannot write {given}: {e.strerror or e}") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.store.layout import Store
+from ocibuild.store.lock import file_lock
 
 
 @dataclass(frozen=True)
@@ -58,4 +59,13 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
                         Path(path).unlink(missing_ok=True)
         if not dry_run:
             store.state.forget_layers(removed)
+            _remove_stale_files(store)
     return GcResult(len(removed), freed, len(keep))
+
+
+def _remove_stale_files(store: Store) -> None:
+    """Temporary files of index.json or oci-layout that a killed command left in the store's
+    root (its pending blobs are `.tmp-*` in blobs/, removed above)."""
+    with file_lock(store.meta / "index.lock"), store.writing():
+        for path in store.root.glob(".*.tmp"):
+            path.unlink(missing_ok=True)

@@ -50,8 +50,10 @@ class State:
         """The rows of a query, opened read-only; none if the database or table is missing."""
         if not self.path.exists():
             return []
+        # read-write where the store is writable: it rolls back what a killed writer left
+        mode = "rw" if os.access(self.path.parent, os.W_OK) else "ro"
         try:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            uri = f"{self.path.resolve().as_uri()}?mode={mode}"
             with closing(sqlite3.connect(uri, uri=True, timeout=60)) as db:
                 return db.execute(sql, args).fetchall()
         except sqlite3.OperationalError as e:
