@@ -4,7 +4,9 @@ checked afterwards, every blob re-hashed."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.cli import main
 from tests.registry.conftest import Registry, start_registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,18 +32,44 @@ class Result:
     err: str
 
 
-def ocibuild(store: Path, *args: str, cwd: Path | None = None, timeout: float = 60) -> Result:
-    """`ocibuild --store STORE ARGS...` in a subprocess: exit status, stdout, stderr."""
-    done = subprocess.run(
-        [sys.executable, "-m", "ocibuild", "--store", str(store), *args],
-        check=False,
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
+def ocibuild(
+    store: Path,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    isolated: bool = False,
+    timeout: float = 60,
+) -> Result:
+    """`ocibuild --store STORE ARGS...` (`env` added to the environment): exit status, stdout,
+    stderr. Run in this process, or with `isolated` in a subprocess (for what could hang)."""
+    argv = ["--store", str(store), *args]
+    if isolated:
+        done = subprocess.run(
+            [sys.executable, "-m", "ocibuild", *argv],
+            check=False,
+            cwd=cwd,
+            env={**ENV, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+    out, err = io.StringIO(), io.StringIO()
+    saved = {name: os.environ.get(name) for name in env or {}}
+    here = Path.cwd()
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.chdir(here)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def start(store: Path, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
