@@ -43,6 +43,13 @@ def _os_reason(e: OSError) -> str:
     return f"{where}{e.strerror or e}"
 
 
+def _ours(name: str) -> bool:
+    """A name a store being made (perhaps by a command killed then) may hold."""
+    return name in ("blobs", "index.json", ".ocibuild") or (
+        name.startswith(".") and name.endswith(".tmp")
+    )
+
+
 def default_store_path() -> Path:
     if env := os.environ.get("OCIBUILD_STORE"):
         return Path(env)
@@ -107,9 +114,7 @@ class Store:
         if not layout.exists():
             if not create:
                 raise StoreError(f"{self.root}: not an OCI image layout (no oci-layout file)")
-            if self.root.is_dir() and any(
-                p.name not in ("blobs", "index.json", ".ocibuild") for p in self.root.iterdir()
-            ):
+            if self.root.is_dir() and not all(_ours(p.name) for p in self.root.iterdir()):
                 raise StoreError(
                     f"{self.root}: not an OCI image layout, and not empty: "
                     "give --store an empty or new directory"
