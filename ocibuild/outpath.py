@@ -116,7 +116,7 @@ def output_directory(given: Path) -> Path:
             raise OutputError(f"cannot write {given}: a directory that is not empty")
         return path
     if os.path.lexists(path):
-        raise OutputError(f"cannot write {given}: exists and is not a directory")
+        raise OutputError(f"cannot write {given}: exists and is not an empty directory")
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {given}: directory {path.parent} does not exist")
     return path
