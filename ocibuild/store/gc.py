@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocibuild.errors import StoreError
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.store.layout import Store
 from ocibuild.store.lock import file_lock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,12 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
                     with store.writing():
                         Path(path).unlink(missing_ok=True)
         if not dry_run:
-            store.state.forget_layers(removed)
+            try:
+                store.state.forget_layers(removed)
+            except StoreError as e:
+                # a cache entry whose blob is gone is never used (builds check the blob), so a
+                # full disk does not stop gc from freeing it
+                log.warning("%s; the layer cache keeps entries of removed blobs", e)
             _remove_stale_files(store)
     return GcResult(len(removed), freed, len(keep))
 

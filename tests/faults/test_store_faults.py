@@ -115,6 +115,21 @@ def test_a_full_disk_refuses_index_writes_and_keeps_the_index(
     assert ocibuild(store, "-q", *command).code == 0
 
 
+def test_gc_frees_a_full_disk_and_stale_cache_entries_are_not_used(
+    small_store: tuple[Path, Tmpfs], tmp_path: Path
+) -> None:
+    store, fs = small_store
+    assert ocibuild(store, "-q", "rmi", SMALL).code == 0
+    fs.fill()
+    result = ocibuild(store, "gc")
+    assert result.code == 0 and result.out.startswith("removed 3 blobs"), result
+    assert check_store(store) == set()
+    fs.unfill()
+    recipe = tmp_path / "example.org_faults_small_1.yaml"
+    assert ocibuild(store, "-q", "recipe", str(recipe)).code == 0  # the layer is written again
+    assert check_store(store) == {SMALL}
+
+
 def test_a_full_disk_fails_the_state_database_with_a_store_error(
     small_store: tuple[Path, Tmpfs],
 ) -> None:
