@@ -250,10 +250,12 @@ def killed(
     argv: list[str],
     prepare: Callable[[], None],
     triggers: list[Callable[[float], Trigger]],
+    then: list[str] | None = None,
 ) -> int:
     """Run `argv` to completion once (timing it), then once per trigger killed with SIGKILL
-    when the trigger fires; after each kill the store must be consistent and the same command
-    must then work. Returns how many runs were killed before they ended."""
+    when the trigger fires; after each kill the store must be consistent and the next command
+    (`then`, else the same again) must work. Returns how many runs were killed before they
+    ended."""
     prepare()
     began = time.monotonic()
     assert ocibuild(store, *argv, isolated=True).code == 0
@@ -270,7 +272,7 @@ def killed(
         process.send_signal(signal.SIGKILL)
         process.wait()
         check_store(store, state=False)
-        again = ocibuild(store, *argv, isolated=True)
+        again = ocibuild(store, *(then or argv), isolated=True)
         assert again.code == 0, again
         check_store(store)
     assert ocibuild(store, "-q", "gc").code == 0
@@ -327,8 +329,9 @@ def test_kill_during_gc(tmp_path: Path, seed: Path) -> None:
 
 def test_kill_during_rmi_and_tag(tmp_path: Path, seed: Path) -> None:
     store = tmp_path / "store"
-    killed(store, ["rmi", BIG], fresh_copy(seed, store), [at_random(), at_random()])
-    assert check_store(store) == {SMALL}
+    triggers = [at_random(), at_random()]
+    killed(store, ["rmi", BIG], fresh_copy(seed, store), triggers, then=["tag", SMALL, BIG])
+    assert check_store(store) == {SMALL, BIG}
     targets = [f"example.org/faults/t{n}:1" for n in range(50)]
     killed(store, ["tag", SMALL, *targets], fresh_copy(seed, store), [at_random(), at_random()])
     assert check_store(store) == {SMALL, BIG, *targets}
