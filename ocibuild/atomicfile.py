@@ -37,7 +37,7 @@ def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 @contextmanager
-def atomic_path(target: Path, create_parent: bool = True) -> Iterator[Path]:
+def atomic_path(target: Path, create_parent: bool = True, mode: int = 0o644) -> Iterator[Path]:
     """A name beside `target` for another program to write; renamed to `target` on success,
     removed on any failure."""
     if create_parent:
@@ -46,7 +46,7 @@ def atomic_path(target: Path, create_parent: bool = True) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

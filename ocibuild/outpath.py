@@ -93,15 +93,15 @@ def write_output(given: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 @contextmanager
-def output_name(given: Path) -> Iterator[Path]:
+def output_name(given: Path, mode: int = 0o644) -> Iterator[Path]:
     """A name for another program to write `given` at: a temporary name renamed to the
-    target on success, or the device or FIFO itself."""
+    target (with `mode`) on success, or the device or FIFO itself."""
     target = output_target(given)
     if target.through:
         yield target.path
         return
     try:
-        with atomic_path(target.path, create_parent=False) as tmp:
+        with atomic_path(target.path, create_parent=False, mode=mode) as tmp:
             yield tmp
     except OSError as e:
         raise OutputError(f"cannot write {given}: {_reason(e, target.path)}") from None

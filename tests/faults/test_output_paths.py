@@ -171,6 +171,10 @@ def test_bench_report_makes_its_directory_but_not_its_parents(tmp_path: Path) ->
         tmp_path / "store", "bench", "report", "x=nothing.db", "-o", str(tmp_path / "a" / "b")
     )
     one_error_line(result, "does not exist", str(tmp_path / "a"))
+    result = ocibuild(
+        tmp_path / "store", "bench", "build-workload", "-o", str(tmp_path / "a" / "b")
+    )
+    one_error_line(result, f"cannot write {tmp_path}/a/b: directory {tmp_path}/a does not exist")
     assert not (tmp_path / "a").exists()
 
 
