@@ -44,8 +44,9 @@ def _os_reason(e: OSError) -> str:
 
 
 def _ours(name: str) -> bool:
-    """A name a store being made (perhaps by a command killed then) may hold."""
-    return name in ("blobs", "index.json", ".ocibuild") or (
+    """A name a store being made (perhaps by a command killed then) may hold, or a fresh file
+    system mounted for it (lost+found)."""
+    return name in ("blobs", "index.json", ".ocibuild", "lost+found") or (
         name.startswith(".") and name.endswith(".tmp")
     )
 
