@@ -9,7 +9,6 @@ from pathlib import Path
 import yaml
 
 from ocibuild.errors import Origin, RecipeError
-from ocibuild.infile import read_regular_file
 from ocibuild.layer.codec import COMPRESSIONS, check_level
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe, check_source_date_epoch
@@ -26,6 +25,8 @@ from ocibuild.yamldecode import (
 def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) -> Recipe:
     """The recipe of `path`, its `${NAME}` expanded from `variables` (`--var`) or the
     environment."""
+    from ocibuild.infile import read_regular_file  # here: importing recipe stays light
+
     path = Path(path)
     variables = dict(variables or {})
     file = str(path)
