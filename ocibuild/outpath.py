@@ -69,7 +69,7 @@ def output_file(given: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     target = output_target(given)
     try:
         if target.through:
-            with open(target.path, "wb", buffering=0) as f:
+            with open(target.path, "wb") as f:
                 yield f
         else:
             with atomic_writer(target.path, mode, create_parent=False) as f:
