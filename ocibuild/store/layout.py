@@ -255,10 +255,15 @@ class Store:
             raise StoreError(
                 f"{path}: not a valid image index (not an object with a manifests list)"
             )
+        for n, entry in enumerate(data.get("manifests", [])):
+            if not isinstance(entry, dict):
+                raise StoreError(f"{path}: not a valid image index (manifests[{n}] is no object)")
         try:
             return Index.from_json(data)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise StoreError(f"{path}: not a valid image index ({e!r})") from None
+        except KeyError as e:
+            raise StoreError(f"{path}: not a valid image index (missing key {e})") from None
+        except (ValueError, TypeError, AttributeError) as e:
+            raise StoreError(f"{path}: not a valid image index ({e})") from None
 
     def _write_index(self, index: Index) -> None:
         with self.writing():
