@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 # a write that failed because of where it went, not what was written
-WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EIO)
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 def _os_reason(e: OSError) -> str:
