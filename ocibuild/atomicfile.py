@@ -1,4 +1,6 @@
-"""Write to a temporary name beside the target, then rename: readers never see half a file."""
+"""Write to a temporary name beside the target, then rename: readers never see half a file.
+
+For the store's own files and caches; a path a user gave goes through `outpath`."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from typing import BinaryIO
 
 
 @contextmanager
-def atomic_writer(target: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def atomic_writer(
+    target: Path, mode: int = 0o644, create_parent: bool = True
+) -> Iterator[BinaryIO]:
+    if create_parent:
+        target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -32,15 +37,16 @@ def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, create_parent: bool = True, mode: int = 0o644) -> Iterator[Path]:
     """A name beside `target` for another program to write; renamed to `target` on success,
     removed on any failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if create_parent:
+        target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

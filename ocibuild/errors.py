@@ -137,6 +137,10 @@ class AuthError(RegistryError):
     """Credentials were refused or a token could not be obtained."""
 
 
+class OutputError(OcibuildError):
+    """A path given to write to that the output policy refuses, or that cannot be written."""
+
+
 class ExportError(OcibuildError):
     """An image could not be written in the asked format (output path, helper tool)."""
 

@@ -202,14 +202,36 @@ def decode_dataclass(
         raise RecipeError(f"{what}: {e}", at) from None
 
 
+MAX_DEPTH = 100  # nested mappings and lists; deeper input is refused, not recursed into
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML composes nested nodes by recursion: past Python's limit it would crash with a
+    RecursionError. Count the depth and stop at MAX_DEPTH with the position of the node."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def compose(text: str, file: str) -> yaml.Node | None:
     """Parse YAML into nodes (keeping positions); malformed YAML names its line, and so does
     a document whose aliases expand past the RECIPE_NODES limit (decoding walks every alias
     as a copy: nested aliases are how a few kilobytes become billions of values)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except RecursionError:
-        raise RecipeError("the YAML is nested too deeply", Origin(file)) from None
+        root = yaml.compose(text, Loader=_DepthLimitedLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         origin = Origin(file, mark.line + 1, mark.column + 1) if mark else Origin(file)

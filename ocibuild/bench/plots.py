@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ocibuild.atomicfile import atomic_writer
 from ocibuild.bench.report import TargetTimings, target_splits
 from ocibuild.bench.scalereport import ScalingRow
 from ocibuild.errors import BenchError
+from ocibuild.outpath import output_file
 
 
 def _pyplot() -> Any:
@@ -92,7 +92,7 @@ def figure3(targets: Sequence[TargetTimings], out: Path) -> Path:
 
 def _save(plt: Any, fig: Any, out: Path) -> Path:
     fig.tight_layout()
-    with atomic_writer(out) as f:
+    with output_file(out) as f:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return out

@@ -4,16 +4,15 @@ sqlite3 and zlib), so that it runs unchanged natively and in any image."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ocibuild.errors import BenchError
 from ocibuild.fetch import default_cache_dir
+from ocibuild.outpath import output_name
 
 SOURCE = Path(__file__).resolve().parent / "art_study.c"
 PACKAGE_CHECKOUT = Path(__file__).resolve().parents[2]
@@ -64,15 +63,15 @@ def default_binary() -> Path:
 
 
 def build_workload(output: Path | None = None, source: Path = SOURCE, cc: str = "gcc") -> Path:
-    """Compile the workload statically to `output` (written under a temporary name, then renamed)."""
-    output = output or default_binary()
+    """Compile the workload statically to `output` (by the output-path policy: under a
+    temporary name, then renamed), else to `default_binary()`."""
+    if output is None:
+        output = default_binary()
+        output.parent.mkdir(parents=True, exist_ok=True)  # ours, not a path the user gave
     if not source.is_file():
         raise BenchError(f"workload source {source} does not exist: reinstall ocibuild")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    os.close(fd)
-    argv = [cc, "-O2", "-static", "-o", tmp, str(source), *LIBRARIES]
-    try:
+    with output_name(output, mode=0o755) as target:
+        argv = [cc, "-O2", "-static", "-o", str(target), str(source), *LIBRARIES]
         try:
             proc = subprocess.run(argv, check=False, capture_output=True, text=True)
         except FileNotFoundError:
@@ -82,12 +81,8 @@ def build_workload(output: Path | None = None, source: Path = SOURCE, cc: str = 
                 f"building {source} failed ({shlex.join(argv)}); it needs gcc and the static libraries "
                 f"of libsqlite3-dev and zlib1g-dev:\n{proc.stderr.strip()}"
             )
-        if not is_static(Path(tmp)):
+        if target.is_file() and not is_static(target):
             raise BenchError(f"{cc} did not produce a static binary from {source}")
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, output)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return output
 
 

@@ -171,7 +171,10 @@ class _Builder:
                 raise RecipeError(
                     f"from: {source}: recipe files refer to each other in a cycle", image.origin
                 )
-            other = load_recipe(other_path, self.options.variables)
+            try:
+                other = load_recipe(other_path, self.options.variables)
+            except RecipeError as e:
+                raise e.located(image.origin) from None
             target = other.image(name) or _find(self.index(other), name)
             if target is None:
                 names = ", ".join(i.name for i in other.images)

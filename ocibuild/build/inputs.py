@@ -10,6 +10,7 @@ from pathlib import Path
 from ocibuild.errors import RecipeError
 from ocibuild.layer.entry import Entry
 from ocibuild.recipe import Recipe
+from ocibuild.recipe.model import check_source_date_epoch
 from ocibuild.sources.base import hash_content
 
 DEFAULT_MIRROR = "https://scisoft.fnal.gov/scisoft"
@@ -19,9 +20,9 @@ def source_date_epoch(recipe: Recipe) -> int:
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         try:
-            return int(env)
-        except ValueError:
-            raise RecipeError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+            return check_source_date_epoch(int(env))
+        except ValueError as e:
+            raise RecipeError(f"SOURCE_DATE_EPOCH={env!r}: {e}") from None
     return recipe.source_date_epoch or 0
 
 

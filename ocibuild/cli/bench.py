@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import click
 
-from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.bench import plots
 from ocibuild.bench.inputs import load_inputs
 from ocibuild.bench.localslurm import local_slurm
@@ -47,6 +46,7 @@ from ocibuild.bench.targets import find_target, target_dirs
 from ocibuild.bench.workload import StudySize, build_workload
 from ocibuild.cli.display import CliState
 from ocibuild.errors import BenchError, StoreError
+from ocibuild.outpath import output_report_dir, write_output
 from ocibuild.store import Store
 
 LOG_TAIL = 3000
@@ -313,8 +313,8 @@ def _scaling_report(root: Path, output: Path | None, draw_plots: bool) -> list[s
     if output is None:
         return []
     prefix = f"scaling-{root.name}"
-    atomic_write_bytes(output / f"{prefix}.md", scaling_markdown(rows, note).encode())
-    atomic_write_bytes(output / f"{prefix}.csv", scaling_csv(rows).encode())
+    write_output(output / f"{prefix}.md", scaling_markdown(rows, note).encode())
+    write_output(output / f"{prefix}.csv", scaling_csv(rows).encode())
     written = [f"{prefix}.md", f"{prefix}.csv"]
     if draw_plots:
         written.append(plots.scaling_figure(rows, output / f"{prefix}.png").name)
@@ -418,6 +418,8 @@ def report_command(
     per-event medians, speedup and efficiency relative to one task, and how the workers and the
     output module slow down with concurrency (and, with -o, scaling-ID.md/.csv/.png).
     """
+    if output is not None:
+        output = output_report_dir(output)
     studies = [Path(r) for r in runs if is_scaling_dir(Path(r))]
     for root in studies:
         written = _scaling_report(root, output, draw_plots)
@@ -438,7 +440,7 @@ def report_command(
         ("modules.md", module_markdown(modules)),
         ("modules.csv", module_csv(modules)),
     ):
-        atomic_write_bytes(output / name, text.encode())
+        write_output(output / name, text.encode())
     written = ["table2.md", "table2.csv", "modules.md", "modules.csv"]
     if draw_plots:
         written += [

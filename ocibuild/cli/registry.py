@@ -21,6 +21,7 @@ from ocibuild.remote import (
     push_images,
     target_reference,
 )
+from ocibuild.remote.login import registry_host
 from ocibuild.remote.options import FORMATS
 from ocibuild.remote.transport import UnreachableError
 
@@ -190,6 +191,7 @@ def login_command(
     """Check credentials against REGISTRY and store them like `docker login` does
     ($REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json or ~/.docker/config.json, or the
     credential helper it names)."""
+    registry_host(registry)  # a bad name fails before any question is asked
     if username is None:
         username = click.prompt("Username")
     if password_stdin:

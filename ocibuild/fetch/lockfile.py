@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import LockError
+from ocibuild.infile import read_regular_file
+from ocibuild.outpath import write_output
 
 LOCK_VERSION = 1
 
@@ -47,11 +48,15 @@ class LockFile:
     @classmethod
     def load(cls, path: Path) -> LockFile:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_regular_file(path))
         except FileNotFoundError:
             return cls(path)
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            raise LockError(f"{path}: cannot read the lock file ({e.strerror or e})") from None
+        except ValueError as e:
             raise LockError(f"{path}: not a valid lock file ({e})") from None
+        if not isinstance(data, dict):
+            raise LockError(f"{path}: not a valid lock file (not a JSON object)")
         try:
             if data.get("version") != LOCK_VERSION:
                 raise LockError(f"{path}: unsupported lock file version {data.get('version')!r}")
@@ -98,5 +103,5 @@ class LockFile:
         if self._resolved:
             data["resolved"] = self._resolved
         text = json.dumps(data, indent=1, sort_keys=True)
-        atomic_write_bytes(self.path, (text + "\n").encode())
+        write_output(self.path, (text + "\n").encode())
         self._changed = False

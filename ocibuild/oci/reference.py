@@ -37,6 +37,16 @@ def registry_credentials_key(registry: str) -> str:
     return DOCKER_HUB_CREDENTIALS_KEY if registry == DOCKER_HUB else registry
 
 
+def check_registry(host: str, given: str | None = None) -> str:
+    """`host` (`name[:port]`, `[v6]:port`) if it is a registry's host, else a ReferenceError."""
+    if not _DOMAIN.match(host):
+        raise ReferenceError(
+            f"invalid registry {given or host!r}: expected HOST[:PORT], [IPv6][:PORT] or a URL "
+            "of one"
+        )
+    return host
+
+
 @dataclass(frozen=True)
 class Reference:
     registry: str

@@ -12,7 +12,7 @@ from ocibuild.compression import COMPRESSIONS, check_level
 from ocibuild.errors import Origin, RecipeError
 from ocibuild.limits import RECIPE_SIZE
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe
+from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe, check_source_date_epoch
 from ocibuild.yamldecode import (
     compose,
     decode,
@@ -33,7 +33,9 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
         text = _read_bounded(path)
     except FileNotFoundError:
         raise RecipeError(f"recipe file {file} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe file {file}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
         raise RecipeError(f"cannot read recipe file {file}: {e}") from None
     root = compose(text, file)
     if root is None:
@@ -60,9 +62,10 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
 
 
 def _read_bounded(path: Path) -> str:
+    from ocibuild.infile import read_regular_file  # here: importing recipe stays light
+
     limit = RECIPE_SIZE.value
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
+    data = read_regular_file(path, limit + 1)
     if len(data) > limit:
         raise RecipeError(
             f"recipe file is larger than {limit} bytes (set {RECIPE_SIZE.name} to change "
@@ -75,15 +78,16 @@ def _read_bounded(path: Path) -> str:
 @dataclasses.dataclass(frozen=True)
 class _RecipeHead:
     mirror: str | None = None
-    source_date_epoch: int | None = None
+    source_date_epoch: int | None = dataclasses.field(
+        default=None,
+        metadata={"check": lambda v: None if v is None else check_source_date_epoch(v)},
+    )
     compression: str = "gzip"
     compression_level: int | None = None
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}")
-        if self.source_date_epoch is not None and self.source_date_epoch < 0:
-            raise ValueError("source_date_epoch must not be negative")
 
 
 def _images_node(root: yaml.MappingNode, file: str) -> yaml.SequenceNode:

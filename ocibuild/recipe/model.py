@@ -10,6 +10,16 @@ from ocibuild.errors import Origin
 from ocibuild.oci.model import Platform
 
 SCRATCH = "scratch"
+MAX_SOURCE_DATE_EPOCH = 253402300799  # 9999-12-31T23:59:59Z: the last time an image config holds
+
+
+def check_source_date_epoch(value: int) -> int:
+    """`value` if it is a time an image can carry, else ValueError."""
+    if not 0 <= value <= MAX_SOURCE_DATE_EPOCH:
+        raise ValueError(
+            f"{value} is outside 0..{MAX_SOURCE_DATE_EPOCH} (up to 9999-12-31T23:59:59Z)"
+        )
+    return value
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild import secrets
-from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import AuthError
+from ocibuild.infile import read_regular_file
 from ocibuild.oci.reference import DOCKER_HUB
+from ocibuild.outpath import write_output
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,12 @@ def _config_file(directory: Path) -> Path:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_regular_file(path))
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise AuthError(f"cannot read credentials file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
         raise AuthError(f"cannot read credentials file {path}: {e.__class__.__name__}") from None
     except ValueError as e:
         # the message of a JSON error quotes no content, only its position
@@ -168,7 +171,10 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _write_config(path: Path, config: dict[str, Any]) -> None:
     data = (json.dumps(config, indent="\t") + "\n").encode()
-    atomic_write_bytes(path, data, mode=0o600)
+    default_dir = Path.home() / ".docker"
+    if path.parent == default_dir and not os.path.lexists(default_dir):
+        default_dir.mkdir(mode=0o700)  # as docker does; directories named by the user must exist
+    write_output(path, data, mode=0o600)
 
 
 def _helper_for(config: dict[str, Any], wanted: str, path: Path) -> str | None:

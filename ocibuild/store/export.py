@@ -8,8 +8,9 @@
   import, squashfuse, the kernel);
 - dir: the same root filesystem as a directory (ch-run and other runtimes of directories).
 
-All stream blobs from the store; a file or directory is written under a temporary name, then
-renamed (archives also stream to a pipe). The squashfs and dir forms carry what HPC runtimes
+All stream blobs from the store; the output path follows the output policy (`outpath`): a file
+or directory is written under a temporary name, then renamed; a device or FIFO is written
+through (archives also stream to stdout). The squashfs and dir forms carry what HPC runtimes
 need (store/flatten.py).
 """
 
@@ -24,12 +25,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from ocibuild.atomicfile import atomic_writer
 from ocibuild.errors import ExportError, OcibuildError
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Index, MediaType, canonical_json
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
+from ocibuild.outpath import output_directory, output_file, output_target
 from ocibuild.store.flatten import FlattenOptions, created_epoch, flat_tar
 from ocibuild.store.layout import REF_ANNOTATION, Store, StoredImage
 from ocibuild.store.rootdir import write_rootdir
@@ -65,15 +66,19 @@ def export_image(
     if fmt == "squashfs":
         squashfs = SquashfsOptions(rootfs.compression, rootfs.level, rootfs.xattrs)
         tar2sqfs()  # a missing tool fails before anything is read
+    if fmt == "dir":
+        output_directory(output)  # refused before anything is read
+    else:
+        output_target(output)
     image = store.image(ref)
-    try:
-        if fmt in ROOTFS_FORMATS:
+    if fmt in ROOTFS_FORMATS:
+        try:
             _export_rootfs(store, image, output, rootfs, squashfs)
-        else:
-            with atomic_writer(output) as out:
-                _write_archive(store, image, fmt, out, tags or [store.normalize(ref)])
-    except OSError as e:
-        raise ExportError(f"cannot write {output}: {e.strerror or e}") from None
+        except OSError as e:
+            raise ExportError(f"cannot write {output}: {e.strerror or e}") from None
+    else:
+        with output_file(output) as out:
+            _write_archive(store, image, fmt, out, tags or [store.normalize(ref)])
 
 
 def write_archive(

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, StoreError
 from ocibuild.oci.digest import is_digest
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.store.layout import REF_ANNOTATION, Store
+from ocibuild.store.lock import file_lock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,10 @@ def reachable(store: Store) -> tuple[set[str], list[BrokenRef]]:
 
 
 def collect(store: Store, dry_run: bool = False) -> GcResult:
+    """Remove what no reference reaches (with `dry_run`, only count it: that reads the store
+    and writes nothing, so it works on a read-only store)."""
+    if not dry_run:
+        store.check_writable()
     with store.exclusive_lock():
         keep, broken = reachable(store)
         removed: set[str] = set()
@@ -109,9 +117,24 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
                 freed += path.stat().st_size
                 removed.add(digest)
                 if not dry_run:
-                    Path(path).unlink(missing_ok=True)
+                    with store.writing():
+                        Path(path).unlink(missing_ok=True)
             else:
                 kept += 1
         if not dry_run:
-            store.state.forget_layers(removed)
+            try:
+                store.state.forget_layers(removed)
+            except StoreError as e:
+                # a cache entry whose blob is gone is never used (builds check the blob), so a
+                # full disk does not stop gc from freeing it
+                log.warning("%s; the layer cache keeps entries of removed blobs", e)
+            _remove_stale_files(store)
     return GcResult(len(removed), freed, kept, tuple(broken))
+
+
+def _remove_stale_files(store: Store) -> None:
+    """Temporary files of index.json or oci-layout that a killed command left in the store's
+    root (its pending blobs are `.tmp-*` in blobs/, removed above)."""
+    with file_lock(store.meta / "index.lock"), store.writing():
+        for path in store.root.glob(".*.tmp"):
+            path.unlink(missing_ok=True)

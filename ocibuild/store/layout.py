@@ -10,6 +10,7 @@ replaced whole, under a lock. Builds hold the build lock shared; gc holds it alo
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
@@ -33,6 +34,21 @@ if TYPE_CHECKING:
     from ocibuild.store.transaction import Transaction
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
+# a write that failed because of where it went, not what was written
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def _os_reason(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"
+
+
+def _ours(name: str) -> bool:
+    """A name a store being made (perhaps by a command killed then) may hold, or a fresh file
+    system mounted for it (lost+found)."""
+    return name in ("blobs", "index.json", ".ocibuild", "lost+found") or (
+        name.startswith(".") and name.endswith(".tmp")
+    )
 
 
 def default_store_path() -> Path:
@@ -85,33 +101,47 @@ class Store:
 
     @classmethod
     def open(cls, root: Path | None = None, create: bool = True) -> Store:
+        """The store at `root`, made if missing (with `create`). Opening an existing store
+        writes nothing, so a read-only store serves the commands that only read it."""
         store = cls(root or default_store_path())
-        layout = store.root / "oci-layout"
+        try:
+            store._open(create)
+        except OSError as e:
+            raise StoreError(f"cannot open the store {store.root}: {_os_reason(e)}") from None
+        return store
+
+    def _open(self, create: bool) -> None:
+        layout = self.root / "oci-layout"
         if not layout.exists():
-            if not create and not store.root.exists():
+            if not create and not self.root.exists():
                 raise StoreError(
-                    f"no store at {store.root}: nothing was built or pulled into it "
+                    f"no store at {self.root}: nothing was built or pulled into it "
                     "(--store DIR or $OCIBUILD_STORE names another store)"
                 )
             if not create:
-                raise StoreError(f"{store.root}: not an OCI image layout (no oci-layout file)")
-            store.blobs.mkdir(parents=True, exist_ok=True)
+                raise StoreError(f"{self.root}: not an OCI image layout (no oci-layout file)")
+            if self.root.is_dir() and not all(_ours(p.name) for p in self.root.iterdir()):
+                raise StoreError(
+                    f"{self.root}: not an OCI image layout, and not empty: "
+                    "give --store an empty or new directory"
+                )
+            self.blobs.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(
                 layout, canonical_json({"imageLayoutVersion": MediaType.OCI_LAYOUT_VERSION})
             )
         else:
             try:
                 version = json.loads(layout.read_text())["imageLayoutVersion"]
-            except (ValueError, KeyError) as e:
+            except (ValueError, KeyError, TypeError) as e:
                 raise StoreError(f"{layout}: not a valid oci-layout file ({e})") from e
             if not str(version).startswith("1."):
                 raise StoreError(f"{layout}: unsupported image layout version {version}")
-            store.blobs.mkdir(parents=True, exist_ok=True)
-        if not (store.root / "index.json").exists():
-            with file_lock(store.meta / "index.lock"):
-                if not (store.root / "index.json").exists():
-                    store._write_index(Index(()))
-        return store
+            if not self.blobs.is_dir():
+                self.blobs.mkdir(parents=True, exist_ok=True)
+        if not (self.root / "index.json").exists():
+            with file_lock(self.meta / "index.lock"):
+                if not (self.root / "index.json").exists():
+                    self._write_index(Index(()))
 
     # -- blobs --------------------------------------------------------------------------------
 
@@ -139,14 +169,35 @@ class Store:
 
     @contextmanager
     def pending_blob(self) -> Iterator[PendingBlob]:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
-        pending = PendingBlob(self, os.fdopen(fd, "wb"), Path(tmp))
+        with self.writing():
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
+            pending = PendingBlob(self, os.fdopen(fd, "wb"), Path(tmp))
+            try:
+                yield pending
+            finally:
+                if not pending.done:
+                    pending.file.close()
+                    Path(tmp).unlink(missing_ok=True)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A write to the store: refused at once if the store is read-only; a write that
+        fails for want of room (or of a writable file system) is a StoreError."""
+        self.check_writable()
         try:
-            yield pending
-        finally:
-            if not pending.done:
-                pending.file.close()
-                Path(tmp).unlink(missing_ok=True)
+            yield
+        except OSError as e:
+            if e.errno not in WRITE_FAILURES:
+                raise
+            raise StoreError(f"cannot write to the store {self.root}: {_os_reason(e)}") from None
+
+    def check_writable(self) -> None:
+        for directory in (self.root, self.blobs):
+            if not os.access(directory, os.W_OK):
+                raise StoreError(
+                    f"the store {self.root} is read-only: this command writes to it "
+                    "(images, inspect, export, push and gc --dry-run only read)"
+                )
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -154,6 +205,7 @@ class Store:
         commit (an error) leaves no trace of them."""
         from ocibuild.store.transaction import Transaction
 
+        self.check_writable()
         tx = Transaction(self)
         try:
             yield tx
@@ -199,14 +251,28 @@ class Store:
     def index(self) -> Index:
         path = self.root / "index.json"
         try:
-            return Index.from_json(json.loads(path.read_bytes()))
+            data = json.loads(path.read_bytes())
         except FileNotFoundError:
             return Index(())
-        except (ValueError, KeyError) as e:
-            raise StoreError(f"{path}: not a valid image index ({e})") from e
+        except ValueError as e:
+            raise StoreError(f"{path}: not a valid image index ({e})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
+            raise StoreError(
+                f"{path}: not a valid image index (not an object with a manifests list)"
+            )
+        for n, entry in enumerate(data.get("manifests", [])):
+            if not isinstance(entry, dict):
+                raise StoreError(f"{path}: not a valid image index (manifests[{n}] is no object)")
+        try:
+            return Index.from_json(data)
+        except KeyError as e:
+            raise StoreError(f"{path}: not a valid image index (missing key {e})") from None
+        except (ValueError, TypeError, AttributeError) as e:
+            raise StoreError(f"{path}: not a valid image index ({e})") from None
 
     def _write_index(self, index: Index) -> None:
-        atomic_write_bytes(self.root / "index.json", index.to_bytes())
+        with self.writing():
+            atomic_write_bytes(self.root / "index.json", index.to_bytes())
 
     def refs(self) -> dict[str, Descriptor]:
         return {
@@ -234,6 +300,7 @@ class Store:
                 added_by_ref[r] = bare.with_annotations(**{REF_ANNOTATION: r})
         if not added_by_ref:
             return
+        self.check_writable()
         with file_lock(self.meta / "index.lock"):
             kept = [
                 d
@@ -246,6 +313,7 @@ class Store:
 
     def untag(self, ref: str) -> None:
         full = self.normalize(ref)
+        self.check_writable()
         with file_lock(self.meta / "index.lock"):
             manifests = self.index().manifests
             kept = tuple(d for d in manifests if d.annotations.get(REF_ANNOTATION) != full)
@@ -293,15 +361,32 @@ class Store:
         self, descriptor: Descriptor, platform: str = "linux/amd64"
     ) -> tuple[Descriptor, Manifest]:
         """The image manifest of `descriptor`, choosing `platform` if it is an index."""
-        data = json.loads(self.read_blob(descriptor.digest))
+        data = self._image_document(descriptor.digest)
         media_type = data.get("mediaType", descriptor.media_type)
-        if media_type in INDEXES or "manifests" in data:
-            index = Index.from_json(data)
-            for d in index.manifests:
-                if d.platform is None or str(d.platform) == platform:
-                    return self.manifest(d, platform)
-            raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
-        return descriptor, Manifest.from_json(data)
+        try:
+            if media_type in INDEXES or "manifests" in data:
+                index = Index.from_json(data)
+                for d in index.manifests:
+                    if d.platform is None or str(d.platform) == platform:
+                        return self.manifest(d, platform)
+                raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
+            return descriptor, Manifest.from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
+
+    def _image_document(self, digest: str) -> dict[str, Any]:
+        """The JSON of a manifest or index blob; a StoreError saying what the blob is if it is
+        none (a layer, an image config)."""
+        try:
+            data = json.loads(self.read_blob(digest))
+        except (ValueError, UnicodeDecodeError):
+            raise StoreError(f"{digest} is a layer blob, not an image") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{digest} is a JSON blob, not an image manifest or index")
+        if "layers" not in data and "manifests" not in data:
+            what = "an image config" if "rootfs" in data else "a JSON blob"
+            raise StoreError(f"{digest} is {what}, not an image manifest or index")
+        return data
 
     def config(self, manifest: Manifest) -> ImageConfig:
         return ImageConfig.from_json(json.loads(self.read_blob(manifest.config.digest)))
@@ -315,7 +400,7 @@ class Store:
         for ref in self.refs():
             try:
                 out.append(self.image(ref))
-            except (NotFoundError, DigestMismatchError, ValueError, KeyError, TypeError):
+            except (StoreError, DigestMismatchError, ValueError, KeyError, TypeError):
                 continue
         return out
 

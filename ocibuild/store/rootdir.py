@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ocibuild.errors import ExportError
+from ocibuild.outpath import output_directory
 
 CHUNK = 1 << 20
 
@@ -55,10 +56,9 @@ def _inside(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
 
 
 def write_rootdir(tar_chunks: Iterable[bytes], output: Path) -> None:
-    """Unpack a tar stream into the directory `output`, which must not exist or be empty."""
-    if output.is_symlink() or (output.exists() and (not output.is_dir() or any(output.iterdir()))):
-        raise ExportError(f"{output} exists and is not an empty directory")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    """Unpack a tar stream into the directory `output`, which must not exist or be empty (a
+    symlink to such a directory is followed); its parent must exist."""
+    output = output_directory(output)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         reader = io.BufferedReader(_ChunkReader(tar_chunks), CHUNK)

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.atomicfile import atomic_path
 from ocibuild.errors import ExportError
+from ocibuild.outpath import output_name
 
 SQUASHFS_COMPRESSIONS = ("gzip", "xz", "lz4", "zstd")
 # (lowest, highest, default). gzip 4, not tar2sqfs's 9: on the bench payload it makes an image
@@ -79,10 +79,11 @@ def tar2sqfs_command(tool: str, output: Path, options: SquashfsOptions) -> list[
 
 
 def write_squashfs(tar_chunks: Iterable[bytes], output: Path, options: SquashfsOptions) -> None:
-    """Write the squashfs of a tar stream to `output` (under a temporary name until complete)."""
+    """Write the squashfs of a tar stream to `output` (under a temporary name until complete,
+    or straight to a device or FIFO)."""
     tool = tar2sqfs()
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(options.mtime)}
-    with atomic_path(output) as tmp, tempfile.TemporaryFile() as errors:
+    with output_name(output) as tmp, tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             tar2sqfs_command(tool, tmp, options),
             stdin=subprocess.PIPE,

@@ -3,12 +3,15 @@ registries (for cross-repository mounts), and what the last build made (for `pus
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
+from ocibuild.errors import StoreError
 from ocibuild.layer.blob import Layer
 from ocibuild.oci.digest import Digest
 
@@ -24,28 +27,50 @@ CREATE TABLE IF NOT EXISTS last_build (ref TEXT PRIMARY KEY, recipe TEXT NOT NUL
 
 
 class State:
-    """The sqlite database beside the layout (STORE/.ocibuild/state.db)."""
+    """The sqlite database beside the layout (STORE/.ocibuild/state.db). Reading it writes
+    nothing (a read-only store answers from it, or from nothing if it does not exist); a write
+    that fails (disk full, read-only) is a StoreError."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=60)) as db:
-            db.executescript(_SCHEMA)
-            with db:
-                yield db
+        """A connection for writing, the schema made."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=60)) as db:
+                db.executescript(_SCHEMA)
+                with db:
+                    yield db
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot update the store's state {self.path}: {e}") from None
+
+    def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a query, opened read-only; none if the database or table is missing."""
+        if not self.path.exists():
+            return []
+        # read-write where the store is writable: it rolls back what a killed writer left
+        mode = "rw" if os.access(self.path.parent, os.W_OK) else "ro"
+        try:
+            uri = f"{self.path.resolve().as_uri()}?mode={mode}"
+            with closing(sqlite3.connect(uri, uri=True, timeout=60)) as db:
+                return db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return []
+            raise StoreError(f"cannot read the store's state {self.path}: {e}") from None
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read the store's state {self.path}: {e}") from None
 
     def cached_layer(self, key: str) -> Layer | None:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT digest, size, diff_id, media_type, tar_size, entries FROM layers WHERE key=?",
-                (key,),
-            ).fetchone()
-        if not row:
+        rows = self._read(
+            "SELECT digest, size, diff_id, media_type, tar_size, entries FROM layers WHERE key=?",
+            (key,),
+        )
+        if not rows:
             return None
-        digest, size, diff_id, media_type, tar_size, entries = row
+        digest, size, diff_id, media_type, tar_size, entries = rows[0]
         return Layer(Digest(digest), size, Digest(diff_id), tar_size, media_type, entries)
 
     def remember_layers(self, layers: Iterable[tuple[str, Layer]]) -> None:
@@ -65,6 +90,10 @@ class State:
             db.executemany("DELETE FROM blob_repos WHERE digest=?", [(d,) for d in digests])
 
     def record_blob_repo(self, digest: str, registry: str, repository: str) -> None:
+        """Remember where a blob was seen: a hint for cross-repository mounts, skipped when the
+        store is read-only (push and pull of a read-only store lose only the hint)."""
+        if not os.access(self.path.parent, os.W_OK):
+            return
         with self._db() as db:
             db.execute(
                 "INSERT OR REPLACE INTO blob_repos VALUES (?,?,?,?)",
@@ -72,11 +101,10 @@ class State:
             )
 
     def blob_repos(self, digest: str, registry: str) -> list[str]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT repository FROM blob_repos WHERE digest=? AND registry=? ORDER BY seen DESC",
-                (digest, registry),
-            ).fetchall()
+        rows = self._read(
+            "SELECT repository FROM blob_repos WHERE digest=? AND registry=? ORDER BY seen DESC",
+            (digest, registry),
+        )
         return [r[0] for r in rows]
 
     def set_last_build(self, refs: list[str], recipe: str) -> None:
@@ -88,7 +116,4 @@ class State:
             )
 
     def last_build(self) -> list[tuple[str, str]]:
-        with self._db() as db:
-            return [
-                (r[0], r[1]) for r in db.execute("SELECT ref, recipe FROM last_build ORDER BY seq")
-            ]
+        return [(r[0], r[1]) for r in self._read("SELECT ref, recipe FROM last_build ORDER BY seq")]

@@ -72,7 +72,7 @@ class Transaction:
 
     def publish(self) -> None:
         """Give the staged blobs their digests' names."""
-        with self._mutex:
+        with self._mutex, self.store.writing():
             for digest, tmp in self._staged.items():
                 os.replace(tmp, self.store.blob_path(digest))
             self._staged.clear()
