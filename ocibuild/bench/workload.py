@@ -104,9 +104,9 @@ def is_static(binary: Path) -> bool:
 
 def ensure_workload(binary: Path | None = None) -> Path:
     """The built workload, building it first when it is missing or older than its source."""
-    binary = binary or default_binary()
-    if binary.is_file() and (
-        not SOURCE.is_file() or binary.stat().st_mtime >= SOURCE.stat().st_mtime
+    target = binary or default_binary()
+    if target.is_file() and (
+        not SOURCE.is_file() or target.stat().st_mtime >= SOURCE.stat().st_mtime
     ):
-        return binary
+        return target
     return build_workload(binary)

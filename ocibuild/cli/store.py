@@ -37,7 +37,9 @@ from ocibuild.store.squashfs import SQUASHFS_COMPRESSIONS
 def images_command(state: CliState, digests: bool, fmt: str) -> None:
     """List the images in the local store."""
     root = state.store_path or default_store_path()
-    store = state.store() if (root / "oci-layout").exists() else None
+    # listing creates no store; a directory holding anything but a store is refused by open
+    exists = root.is_dir() and any(root.iterdir())
+    store = state.store() if exists else None
     images = sorted(store.images(), key=lambda i: i.ref) if store else []
     for ref in sorted(set(store.refs() if store else ()) - {image.ref for image in images}):
         click.echo(f"warning: {ref}: its manifest or config cannot be read (broken)", err=True)

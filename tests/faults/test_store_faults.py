@@ -139,12 +139,12 @@ def test_a_full_disk_fails_the_state_database_with_a_store_error(
     fs.fill()
     with pytest.raises(StoreError, match=r"state\.db: database or disk is full"):
         for n in range(10_000):  # until the database needs a page the disk does not have
-            store.state.remember_layer(f"key-{n}-" + "k" * 200, layer)
+            store.state.remember_layers([(f"key-{n}-" + "k" * 200, layer)])
     fs.unfill()
     (store_path / ".ocibuild" / "state.db").unlink()
     fs.fill()
     with pytest.raises(StoreError, match="cannot update the store's state"):
-        store.state.remember_layer("key", layer)
+        store.state.remember_layers([("key", layer)])
     fs.unfill()
     assert store.state.cached_layer("key") is None
     assert check_store(store_path) == {SMALL}

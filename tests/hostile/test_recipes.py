@@ -198,7 +198,10 @@ def test_an_endless_recipe_file_is_refused(
     hostile: Hostile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OCIBUILD_MAX_RECIPE_SIZE", "4096")
-    hostile.refused("recipe", "/dev/zero", names=("/dev/zero", "larger than 4096 bytes"))
+    big = hostile.root / "big.yaml"
+    big.write_text("images:\n" + "# padding\n" * 1000)
+    hostile.refused("recipe", str(big), names=(str(big), "larger than 4096 bytes"))
+    hostile.refused("recipe", "/dev/zero", names=("/dev/zero", "not a regular file"))
 
 
 def test_a_ups_expansion_bomb_is_refused_naming_the_table_line(hostile: Hostile) -> None:
