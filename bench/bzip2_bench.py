@@ -1,6 +1,6 @@
-"""bzip2 decoders side by side on the UPS bench's product tarballs: ocibuild's own parallel block
-decoder (ocibuild.ups.bzip2), indexed_bzip2 (PyPI: a parallel C++ decoder), the standard
-library's bz2 (one core), and lbzip2 (parallel C, the floor). Each decodes every tarball to
+"""bzip2 decoders side by side on the UPS bench's product tarballs: indexed_bzip2 (PyPI: a
+parallel C++ decoder, the one ocibuild uses), the standard library's bz2 (one core), and lbzip2
+(parallel C, the floor). Each decodes every tarball to
 /dev/null (the output's size and CRC-32 check they agree); wall seconds, CPU seconds and peak memory.
 
     python3 bench/bzip2_bench.py [--size-mb 500] [--products 8] [--workdir DIR]
@@ -23,16 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import argument_parser, have, workdir
 
-from ocibuild.ups.bzip2 import ParallelBzip2Reader
 from testsupport.synthetic_ups import bench_bundle, write_mirror
 
 CHUNK = 1 << 20
-
-
-def _ours(f: BinaryIO) -> Iterator[bytes]:
-    with ParallelBzip2Reader(f, os.cpu_count() or 1) as stream:
-        while chunk := stream.read(CHUNK):
-            yield chunk
 
 
 def _indexed(f: BinaryIO) -> Iterator[bytes]:
@@ -109,7 +102,7 @@ def main() -> None:
         f"{len(files)} tarballs, {compressed:.0f} MB of bzip2, {args.size_mb} MB unpacked,"
         f" {os.cpu_count()} cores"
     )
-    decoders = [("ocibuild.ups.bzip2", _ours), ("indexed_bzip2", _indexed), ("stdlib bz2", _stdlib)]
+    decoders = [("indexed_bzip2", _indexed), ("stdlib bz2", _stdlib)]
     if have("lbzip2"):
         decoders.append(("lbzip2 (floor)", _lbzip2))
     best: dict[str, tuple[float, float, float, str]] = {}
