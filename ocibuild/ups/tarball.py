@@ -60,7 +60,9 @@ def open_tarball(path: Path) -> Iterator[BinaryIO]:
         magic = raw.read(6)
         raw.seek(0)
         if magic.startswith(b"BZh"):
-            with indexed_bzip2.open(str(path), parallelization=threads()) as stream:
+            # with parallelization 1 it decodes in this thread holding the GIL, stalling the
+            # other readers and the layer writer; from 2 on, its own threads decode
+            with indexed_bzip2.open(str(path), parallelization=max(2, threads())) as stream:
                 yield _Bzip2Stream(stream)  # type: ignore[misc]
         elif magic.startswith(b"\x1f\x8b"):
             from isal import igzip
