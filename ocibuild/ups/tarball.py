@@ -91,7 +91,7 @@ class _Bzip2Stream:
 
 
 def tarball_entries(
-    tarballs: Sequence[ProductTarball], into: str, readers: int = 2
+    tarballs: Sequence[ProductTarball], into: str, readers: int = 1
 ) -> Iterator[Entry]:
     """Entries of `tarballs` under `into`, one tarball after the other, with up to `readers`
     tarballs decompressing at once."""
