@@ -382,4 +382,5 @@ def test_verbose_build_reports_cpu_seconds_per_stage(
     parts = dict(p.rsplit(" ", 1) for p in line.split(": ", 1)[1].split(" (")[0].split(", "))
     assert {"download", "decode", "tar", "hash", "rest"} <= parts.keys()
     assert all(float(v) >= 0 for v in parts.values())
-    assert float(line.rsplit("(process ", 1)[1].rstrip(")")) >= sum(map(float, parts.values()))
+    process = float(line.rsplit("(process ", 1)[1].rstrip(")"))
+    assert process >= sum(map(float, parts.values())) - 0.05 * len(parts)  # each rounded to 0.1
