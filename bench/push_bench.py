@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from common import (
     Timing,
     add_payload_arguments,
     argument_parser,
+    cpu_timed,
     files_for,
     fresh,
     have,
@@ -49,9 +50,20 @@ ROOT = Path(__file__).resolve().parent.parent
 REF = "localhost/bench/payload:latest"  # the image of PAYLOAD_RECIPE
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process `pid` and its children (the registry that
+    registry/start.py runs), from /proc."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for each in [str(pid), *children]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @contextmanager
-def registry(work: Path, name: str) -> Iterator[str]:
-    """A fresh local registry; yields its host:port."""
+def registry(work: Path, name: str) -> Iterator[tuple[str, Callable[[], float]]]:
+    """A fresh local registry; yields its host:port and a function giving its CPU seconds."""
     directory = fresh(work / "registries", name)
     directory.mkdir(parents=True)
     process = subprocess.Popen(
@@ -71,7 +83,7 @@ def registry(work: Path, name: str) -> Iterator[str]:
     if not url:
         raise SystemExit(f"registry/start.py failed: see {directory / 'registry.log'}")
     try:
-        yield url.split("://", 1)[1]
+        yield url.split("://", 1)[1], lambda: cpu_seconds(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait()
@@ -106,34 +118,38 @@ def measure(work: Path, size_mb: int, files: int, repeat: int) -> tuple[list[Tim
     print(f"image built in {build.seconds:.1f} s; largest blob {layer / 1e6:.0f} MB", flush=True)
 
     best: dict[str, Timing] = {}
+    cpu: dict[str, float] = {}  # the best round's CPU seconds of the tool and of the registry
     repush_in_process = float("inf")
+
+    def push(name: str, command: str, registry_cpu: Callable[[], float]) -> Timing:
+        before = registry_cpu()
+        timing, tool_cpu = cpu_timed(name, command, env=env)
+        if name not in best or timing.seconds < best[name].seconds:
+            best[name] = timing
+            cpu[name] = tool_cpu
+            cpu[f"{name}: registry"] = registry_cpu() - before
+        return timing
+
     for round_ in range(repeat):
-        with registry(work, f"skopeo-{round_}") as host:
-            skopeo = timed(
+        with registry(work, f"skopeo-{round_}") as (host, registry_cpu):
+            skopeo = push(
                 "skopeo copy",
                 f"skopeo copy -q --dest-tls-verify=false oci:{store}:{REF} docker://{host}/bench/payload:1",
+                registry_cpu,
             )
-        with registry(work, f"ocibuild-{round_}") as host:
+        with registry(work, f"ocibuild-{round_}") as (host, registry_cpu):
             target = f"{host}/bench/payload:1"
-            push = timed(
-                "ocibuild push",
-                f"{ocibuild} push {REF} --to {target} --insecure",
-                cwd=ROOT,
-                env=env,
-            )
-            again = timed(
-                "ocibuild push (re-push, CLI)",
-                f"{ocibuild} push {REF} --to {target} --insecure",
-                cwd=ROOT,
-                env=env,
-            )
+            command = f"cd {ROOT} && {ocibuild} push {REF} --to {target} --insecure"
+            ours = push("ocibuild push", command, registry_cpu)
+            push("ocibuild push (re-push, CLI)", command, registry_cpu)
             repush_in_process = min(repush_in_process, in_process_repush(store, target))
-        for t in (skopeo, push, again):
-            best[t.name] = min(best.get(t.name, t), t, key=lambda x: x.seconds)
         print(
-            f"round {round_ + 1}: skopeo {skopeo.seconds:.2f} s, ocibuild {push.seconds:.2f} s",
+            f"round {round_ + 1}: skopeo {skopeo.seconds:.2f} s, ocibuild {ours.seconds:.2f} s; "
+            f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
+    for name in ("skopeo copy", "ocibuild push"):
+        print(f"{name}: {cpu[name]:.2f} CPU s, the registry {cpu[name + ': registry']:.2f} CPU s")
     return list(best.values()), repush_in_process
 
 

@@ -89,7 +89,7 @@ def main() -> None:
         env = {**os.environ, "OCIBUILD_CACHE": str(cache)}
         print("ocibuild:", flush=True)
         stage("ocibuild", "ocibuild recipe", f"{ocibuild} recipe --mirror {scisoft} {recipe}", env)
-        with registry(work, "ocibuild") as host:
+        with registry(work, "ocibuild") as (host, _):
             stage(
                 "ocibuild",
                 "ocibuild push",
@@ -114,7 +114,7 @@ def main() -> None:
         gateway.mkdir()
         paper_squash = work / "paper.sqfs"
         paper_squash.unlink(missing_ok=True)
-        with registry(work, "paper") as host:
+        with registry(work, "paper") as (host, _):
             paper(
                 "skopeo copy to the registry",
                 f"skopeo copy -q --dest-tls-verify=false oci:{layout}:ups "

@@ -56,6 +56,11 @@ class CliState:
     def close(self) -> None:
         if self._display is not None:
             self._display.close()
+        if self.verbose and not self.quiet:
+            from ocibuild.cputime import summary
+
+            if line := summary():
+                click.echo(line, err=True)
 
 
 def _columns() -> list[Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from ocibuild.atomicfile import atomic_write_bytes
+from ocibuild.cputime import stage
 from ocibuild.errors import (
     DigestMismatchError,
     FetchError,
@@ -184,7 +185,8 @@ class Fetcher:
             self.report(Message(f"{label}{error}; retrying in {delay:.1f}s"))
 
         try:
-            return retrying(lambda: self._download_once(url, what), self.retry, on_retry)
+            with stage("download"):
+                return retrying(lambda: self._download_once(url, what), self.retry, on_retry)
         except MissingDownloadError:
             raise
         except NetworkError as e:

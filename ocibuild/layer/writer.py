@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from ocibuild.compression import Compression
+from ocibuild.cputime import stage
 from ocibuild.errors import Cancelled
 from ocibuild.layer.blob import Layer
 from ocibuild.layer.codec import compressor
@@ -78,18 +79,22 @@ def _in_thread(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
     def produce() -> None:
         try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        pipe.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            pipe.put(None)
+            with stage("tar"):
+                _produce()
         except BaseException as e:  # handed to the consumer, which re-raises it
             pipe.put(e)
+
+    def _produce() -> None:
+        for chunk in chunks:
+            while not stop.is_set():
+                try:
+                    pipe.put(chunk, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        pipe.put(None)
 
     thread = threading.Thread(target=produce, name="tar-producer", daemon=True)
     thread.start()
@@ -126,8 +131,9 @@ def write_layer(
         for chunk in _in_thread(batched(tar_stream(entries, mtime, on_entry=counted))):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("layer abandoned")
-            tar_hash.update(chunk)
-            out.write(chunk)
+            with stage("hash"):
+                tar_hash.update(chunk)
+                out.write(chunk)
             tar_size += len(chunk)
             if progress:
                 progress(tar_size)

@@ -11,7 +11,6 @@ cache key depends only on its tarballs' sha256 and `into`, never on the bundle.
 from __future__ import annotations
 
 from ocibuild.errors import FetchError, LockError, SourceError
-from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import clean_path
 from ocibuild.progress import Message, plural
 from ocibuild.sources.base import LayerPlan, SourceContext, fetcher_for, input_key
@@ -73,7 +72,9 @@ def _layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
     return LayerPlan(
         key=input_key("ups", LAYER_FORMAT, into, [t.sha256 for t in group]),
         description=description,
-        entries=lambda: tarball_entries(group, into, readers=threads()),
+        # one tarball at a time: indexed_bzip2 already decodes it on every core, and a second
+        # reader's decoders only compete with the first's for the cores and their caches
+        entries=lambda: tarball_entries(group, into, readers=1),
         created_by=f"ocibuild ups {spec.what} -> /{into}: {listed}",
     )
 

@@ -365,3 +365,22 @@ def test_a_lock_made_against_one_mirror_checks_another(
     err = capsys.readouterr().err
     assert code != 0
     assert f"{site.as_uri()}/{ART_TARBALL} changed" in err, err
+
+
+def test_verbose_build_reports_cpu_seconds_per_stage(
+    tmp_path: Path, mirror: Mirror, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-v` ends with the CPU seconds each stage took (what bench/ups_bench.py prints)."""
+    recipe = write_recipe(tmp_path / "art.yaml", None, setup=False)
+    capsys.readouterr()
+    code = ocibuild("--store", str(tmp_path / "store"), "-v", "recipe", "--mirror", mirror.url,
+                    str(recipe))  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("cpu seconds: ")
+    parts = dict(p.rsplit(" ", 1) for p in line.split(": ", 1)[1].split(" (")[0].split(", "))
+    assert {"download", "decode", "tar", "hash", "rest"} <= parts.keys()
+    assert all(float(v) >= 0 for v in parts.values())
+    process = float(line.rsplit("(process ", 1)[1].rstrip(")"))
+    assert process >= sum(map(float, parts.values())) - 0.05 * len(parts)  # each rounded to 0.1

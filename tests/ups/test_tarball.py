@@ -3,6 +3,7 @@ bounded memory."""
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import io
 import tarfile
@@ -185,6 +186,50 @@ def test_truncated_tarball(tmp_path: Path) -> None:
         match=r"big v1: http://mirror/big.tar.bz2: not a readable tarball \(truncated or damaged\?\)",
     ):
         layer_members([product_tarball(path, "big")])
+
+
+END_OF_STREAM = format(0x177245385090, "048b")  # bzip2's end-of-stream magic, as bits
+
+
+def without_end_of_stream(data: bytes) -> bytes:
+    """A bzip2 file cut right before its end-of-stream marker and combined CRC: every block
+    whole, the stream's tail gone (the last byte keeps the last block's bits)."""
+    bits = bin(int.from_bytes(data, "big"))[2:].zfill(len(data) * 8)
+    end = bits.rindex(END_OF_STREAM)
+    kept = bits[:end].ljust((end + 7) // 8 * 8, "0")
+    return int(kept, 2).to_bytes(len(kept) // 8, "big")
+
+
+@pytest.mark.parametrize("damage", ["no end-of-stream", "second stream cut", "flipped byte"])
+def test_a_damaged_bzip2_stream_is_refused(tmp_path: Path, damage: str) -> None:
+    product = SyntheticProduct("big", "v1", SLF6, "e9:prof", payload=400_000)
+    path = tmp_path / "big.tar.bz2"
+    write_tarball(product, path)
+    data = path.read_bytes()
+    if damage == "no end-of-stream":
+        broken = without_end_of_stream(data)
+    elif damage == "second stream cut":  # as pbzip2 writes them: one stream after the other
+        broken = data + without_end_of_stream(data)
+    else:
+        broken = bytearray(data)
+        broken[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(broken))
+    with pytest.raises(
+        SourceError,
+        match=r"big v1: http://mirror/big.tar.bz2: not a readable tarball \(truncated or damaged\?\)"
+        r": bzip2 stream truncated or damaged",
+    ):
+        layer_members([product_tarball(path, "big")])
+
+
+def test_concatenated_bzip2_streams_are_one_tarball(tmp_path: Path) -> None:
+    """pbzip2 and lbzip2 -c write several streams one after the other: all of it is read."""
+    path = tar_of(tmp_path / "p.tar.bz2", [member("p/a", data=b"a" * 300_000)])
+    plain = bz2.decompress(path.read_bytes())
+    half = len(plain) // 2
+    path.write_bytes(bz2.compress(plain[:half]) + bz2.compress(plain[half:]))
+    members = layer_members([product_tarball(path)])
+    assert members["products/p/a"].size == 300_000
 
 
 def test_not_a_tarball(tmp_path: Path) -> None:
