@@ -163,12 +163,13 @@ class FaultProxy:
                     message += f"; {name}: {_header(headers, name)}"
                 body = json.dumps({"errors": [{"code": "INJECTED", "message": message}]}).encode()
             extra = "".join(f"{k}: {v}\r\n" for k, v in fault.headers.items())
+            # logged before answering: once the client has its answer, the log has the exchange
+            self._record(Exchange(method, path, query, fault.status, action, content_range))
             conn.sendall(
                 f"HTTP/1.1 {fault.status} Injected\r\nContent-Type: application/json\r\n{extra}"
                 f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + (body if method != "HEAD" else b"")
             )
-            self._record(Exchange(method, path, query, fault.status, action, content_range))
             return True
         if fault and action == "hold":
             self._released.wait()
@@ -206,8 +207,8 @@ class FaultProxy:
             if not framed:
                 kept.append(("Connection", "close"))
             out = [status_line] + [f"{k}: {v}" for k, v in kept]
-            conn.sendall(("\r\n".join(out) + "\r\n\r\n").encode())
             self._record(Exchange(method, path, query, status, action, content_range))
+            conn.sendall(("\r\n".join(out) + "\r\n\r\n").encode())
             if method == "HEAD":
                 return True
             return self._relay_body(ufile, conn, fault) and framed
