@@ -32,11 +32,24 @@ class LayerSpec:
     origin: Origin
 
 
+def _control(text: str) -> str | None:
+    return next((c for c in text if ord(c) < 0x20 or ord(c) == 0x7F), None)
+
+
 def _env(env: dict[str, str]) -> dict[str, str]:
     for name in env:
-        if not name or "=" in name:
-            raise ValueError(f"{name!r} is not an environment variable name (empty, or has '=')")
+        if not name or "=" in name or _control(name):
+            raise ValueError(
+                f"{name!r} is not an environment variable name (empty, or has '=' or a control "
+                "character)"
+            )
     return env
+
+
+def _user(user: str | None) -> str | None:
+    if user is not None and (not user or _control(user)):
+        raise ValueError(f"{user!r} is not a user (name or uid, optionally :group)")
+    return user
 
 
 def _platform(text: str) -> str:
@@ -55,7 +68,7 @@ class ImageSpec:
     cmd: list[str] | str | None = field(default=None, metadata={"verbatim": True})
     entrypoint: list[str] | str | None = field(default=None, metadata={"verbatim": True})
     workdir: str | None = None
-    user: str | None = None
+    user: str | None = field(default=None, metadata={"check": _user})
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     compression: str | None = None

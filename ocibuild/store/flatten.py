@@ -26,7 +26,7 @@ from typing import BinaryIO, cast
 import zstandard
 from isal import isal_zlib
 
-from ocibuild.errors import DigestMismatchError, LayerError
+from ocibuild.errors import DigestMismatchError, ExportError, LayerError
 from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_path
 from ocibuild.layer.reader import decompressed, members
 from ocibuild.oci import Descriptor, ImageConfig
@@ -236,6 +236,12 @@ def _runtime_files(config: ImageConfig, merge: _Merge, mtime: int) -> Iterator[b
 def ch_environment(config: ImageConfig) -> bytes:
     """/ch/environment as ch-image writes it: KEY=VALUE lines, sorted by key."""
     env = config.config.env_dict()
+    for key, value in env.items():
+        if "\n" in key or "\n" in value:
+            raise ExportError(
+                f"the image's Env {key} holds a line break, which /ch/environment (KEY=VALUE "
+                "lines) cannot hold"
+            )
     return "".join(f"{k}={v}\n" for k, v in sorted(env.items())).encode()
 
 

@@ -127,6 +127,16 @@ RECIPES: dict[str, tuple[str, str, str]] = {
         "env:",
         "'A=B' is not an environment variable name",
     ),
+    "env-name-newline": (
+        image(files("{content: x, dest: /x}"), '    env: {"A\\nLD_PRELOAD": x}\n'),
+        "env:",
+        "is not an environment variable name",
+    ),
+    "user-newline": (
+        image(files("{content: x, dest: /x}"), '    user: "hep\\n0"\n'),
+        "user:",
+        "is not a user",
+    ),
     "env-name-empty": (
         image(files("{content: x, dest: /x}"), "    env: {'': x}\n"),
         "env:",

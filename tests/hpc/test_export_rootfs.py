@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.errors import ExportError
 from ocibuild.layer.entry import Entry, Kind, bytes_entry
+from ocibuild.oci import ImageConfig, RuntimeConfig
 from ocibuild.store import Store
+from ocibuild.store.flatten import ch_environment
 from tests.hpc.conftest import (
     ENV,
     HpcImage,
@@ -350,3 +353,10 @@ def test_layers_that_do_not_verify(busybox: Path, tmp_path: Path, damage: str) -
     for fmt, target in (("squashfs", out / "x.sqfs"), ("dir", out / "x")):
         proc = export(image, fmt, target)
         assert_failed_cleanly(proc, out, str(layers[1].digest))
+
+
+def test_an_env_value_with_a_line_break_cannot_go_to_ch_environment() -> None:
+    config = ImageConfig(config=RuntimeConfig(env=("A=1", "B=two\nlines")))
+    assert ch_environment(ImageConfig(config=RuntimeConfig(env=("B=2", "A=1")))) == b"A=1\nB=2\n"
+    with pytest.raises(ExportError, match="Env B holds a line break"):
+        ch_environment(config)
