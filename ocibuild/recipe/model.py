@@ -52,6 +52,12 @@ def _user(user: str | None) -> str | None:
     return user
 
 
+def _workdir(path: str | None) -> str | None:
+    if path is not None and (not path or _control(path)):
+        raise ValueError(f"{path!r} is not a working directory (empty, or a control character)")
+    return path
+
+
 def _platform(text: str) -> str:
     Platform.parse(text)
     return text
@@ -67,7 +73,7 @@ class ImageSpec:
     env: dict[str, str] = field(default_factory=dict, metadata={"verbatim": True, "check": _env})
     cmd: list[str] | str | None = field(default=None, metadata={"verbatim": True})
     entrypoint: list[str] | str | None = field(default=None, metadata={"verbatim": True})
-    workdir: str | None = None
+    workdir: str | None = field(default=None, metadata={"check": _workdir})
     user: str | None = field(default=None, metadata={"check": _user})
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)

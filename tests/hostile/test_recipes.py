@@ -132,6 +132,11 @@ RECIPES: dict[str, tuple[str, str, str]] = {
         "env:",
         "is not an environment variable name",
     ),
+    "workdir-newline": (
+        image(files("{content: x, dest: /x}"), '    workdir: "/a\\nb"\n'),
+        "workdir:",
+        "is not a working directory",
+    ),
     "user-newline": (
         image(files("{content: x, dest: /x}"), '    user: "hep\\n0"\n'),
         "user:",
