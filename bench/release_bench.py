@@ -30,9 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import Timing, argument_parser, cpu_timed, fresh, have, serve, timed, workdir
 from push_bench import registry
-from ups_bench import RECIPE, pullproducts_way
-
-from testsupport.synthetic_ups import bench_bundle, write_mirror
+from ups_bench import RECIPE, bench_mirror, pullproducts_way
 
 REF = "localhost/bench/ups:latest"  # the image of ups_bench's RECIPE
 TOOLS = {
@@ -56,13 +54,8 @@ def main() -> None:
         raise SystemExit(f"needs the Debian packages: apt-get install {' '.join(missing)}")
 
     work = workdir(args.workdir, "ocibuild-release-bench-")
-    bundle = bench_bundle(args.size_mb * 1_000_000, args.products)
-    mirror = work / f"mirror-{args.size_mb}mb-{args.products}"
+    bundle, mirror, tarballs = bench_mirror(work, args.size_mb, args.products)
     cores = len(os.sched_getaffinity(0))
-    if not (mirror / "scisoft" / "bundles").exists():
-        print(f"generating {bundle.spec} in {mirror} ...", flush=True)
-        write_mirror(mirror / "scisoft", [bundle], jobs=cores)
-    tarballs = sorted((mirror / "scisoft" / "packages").rglob("*.tar.bz2"))
     packed = sum(p.stat().st_size for p in tarballs)
     server, url = serve(mirror)
     scisoft = f"{url}/scisoft"

@@ -84,6 +84,22 @@ def cpu_stages(log: Path) -> str:
     return lines[-1] if lines else "cpu seconds: (not reported)"
 
 
+def bench_mirror(
+    work: Path, size_mb: int, products: int
+) -> tuple[SyntheticBundle, Path, list[Path]]:
+    """The synthetic bundle of `size_mb` unpacked in `products` products, its mirror under
+    WORK (written once, kept for later runs) and its tarballs."""
+    bundle = bench_bundle(size_mb * 1_000_000, products)
+    mirror = work / f"mirror-{size_mb}mb-{products}"
+    if not (mirror / "scisoft" / "bundles").exists():
+        print(
+            f"generating {bundle.spec}: {products} products, {size_mb} MB unpacked, in {mirror} ...",
+            flush=True,
+        )
+        write_mirror(mirror / "scisoft", [bundle], jobs=len(os.sched_getaffinity(0)))
+    return bundle, mirror, sorted((mirror / "scisoft" / "packages").rglob("*.tar.bz2"))
+
+
 def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--size-mb", type=int, default=2000, help="Unpacked size of the bundle.")
@@ -95,16 +111,8 @@ def main() -> None:
             raise SystemExit(f"{tool} is needed (Debian: apt-get install {tool})")
 
     work = workdir(args.workdir, "ocibuild-ups-bench-")
-    bundle = bench_bundle(args.size_mb * 1_000_000, args.products)
-    mirror = work / f"mirror-{args.size_mb}mb-{args.products}"
+    bundle, mirror, tarballs = bench_mirror(work, args.size_mb, args.products)
     cores = len(os.sched_getaffinity(0))
-    if not (mirror / "scisoft" / "bundles").exists():
-        print(
-            f"generating {bundle.spec}: {args.products} products, {args.size_mb} MB unpacked, in {mirror} ...",
-            flush=True,
-        )
-        write_mirror(mirror / "scisoft", [bundle], jobs=cores)
-    tarballs = sorted((mirror / "scisoft" / "packages").rglob("*.tar.bz2"))
     packed = sum(p.stat().st_size for p in tarballs)
     server, url = serve(mirror)
     scisoft = f"{url}/scisoft"

@@ -76,6 +76,25 @@ def whiteout_entry(path: str) -> Entry:
     return Entry(posixpath.join(parent, WHITEOUT_PREFIX + name), Kind.FILE, mode=0o644)
 
 
+@dataclass(frozen=True)
+class Whiteout:
+    """What a whiteout entry of a layer says: `path` is removed from the layers below, or with
+    `opaque`, everything below the directory `path` is."""
+
+    path: str
+    opaque: bool
+
+
+def read_whiteout(path: str) -> Whiteout | None:
+    """The whiteout `path` (a clean layer path) stands for, or None for an ordinary entry."""
+    parent, name = posixpath.split(path)
+    if name == OPAQUE_WHITEOUT:
+        return Whiteout(parent, opaque=True)
+    if name.startswith(WHITEOUT_PREFIX):
+        return Whiteout(posixpath.join(parent, name[len(WHITEOUT_PREFIX) :]), opaque=False)
+    return None
+
+
 def clean_path(path: str, what: str = "path") -> str:
     """Normalize an image path to `a/b/c`; refuse anything that would leave the root.
 

@@ -4,9 +4,12 @@ resumable), download into the store. Bodies stream from and to disk, a chunk at 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -58,6 +61,20 @@ class UploadSession:
     location: str
     offset: int = 0
     min_chunk: int = 0
+
+
+def wait_all(futures: Iterable[Future[Any]], cancel: threading.Event) -> None:
+    """Wait for every blob transfer; on the first failure (or Ctrl-C), stop those in flight at
+    their next chunk and those not started at all, then raise it."""
+    futures = list(futures)
+    try:
+        for future in futures:
+            future.result()
+    except BaseException:
+        cancel.set()
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def blob_path(repository: str, digest: str) -> str:

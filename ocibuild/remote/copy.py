@@ -27,7 +27,14 @@ from ocibuild.oci import Descriptor, Index, Manifest, MediaType
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.progress import Reporter, TransferEvent
 from ocibuild.remote.auth import repository_scope
-from ocibuild.remote.blobs import READ_SIZE, UploadSession, blob_exists, blob_path, start_upload
+from ocibuild.remote.blobs import (
+    READ_SIZE,
+    UploadSession,
+    blob_exists,
+    blob_path,
+    start_upload,
+    wait_all,
+)
 from ocibuild.remote.manifests import RemoteManifest, get_manifest, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
@@ -175,18 +182,13 @@ class _Copier:
 
     def blobs(self, descriptors: list[Descriptor], report: Reporter) -> None:
         unique = list({d.digest: d for d in descriptors}.values())
-        futures = [
-            self.pool.submit(self.blob, d, BlobProgress(report, d, "copying", self.cancel))
-            for d in unique
-        ]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            self.cancel.set()  # stops the transfers in flight at their next chunk
-            for future in futures:
-                future.cancel()
-            raise
+        wait_all(
+            (
+                self.pool.submit(self.blob, d, BlobProgress(report, d, "copying", self.cancel))
+                for d in unique
+            ),
+            self.cancel,
+        )
 
     def blob(self, descriptor: Descriptor, progress: BlobProgress) -> None:
         repository = self.dst.repository

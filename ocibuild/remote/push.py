@@ -19,7 +19,7 @@ from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.progress import Reporter, TransferEvent, plural
 from ocibuild.remote.auth import repository_scope
-from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob
+from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob, wait_all
 from ocibuild.remote.manifests import convert, manifest_digest, push_format, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
@@ -132,15 +132,10 @@ class _Pusher:
                 self.blobs[key] = own[descriptor.digest] = self.pool.submit(
                     self._ensure_blob, client, target.repository, descriptor, scopes
                 )
-        futures = [self.blobs[(target.registry, target.repository, d.digest)] for d in blobs]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            self.cancel.set()  # stops the uploads in flight at their next chunk
-            for future in futures:
-                future.cancel()
-            raise
+        wait_all(
+            (self.blobs[(target.registry, target.repository, d.digest)] for d in blobs),
+            self.cancel,
+        )
         identifier = target.tag or str(target.digest)
         digest = sha256_digest(data)
         there = manifest_digest(client, target.repository, identifier, media_type, scopes)

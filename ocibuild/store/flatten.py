@@ -27,7 +27,7 @@ import zstandard
 from isal import isal_zlib
 
 from ocibuild.errors import DigestMismatchError, ExportError, LayerError
-from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_path
+from ocibuild.layer.entry import clean_path, read_whiteout
 from ocibuild.layer.reader import decompressed, members
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.layout import Store, StoredImage
@@ -118,18 +118,15 @@ def _layer(
                 path = clean_path(info.name, f"{what}: entry")
                 if not path:
                     continue  # the root directory: runtimes make their own
-                parent, name = posixpath.split(path)
-                if name == OPAQUE_WHITEOUT:
-                    opaque.add(parent)
-                    continue
-                if name.startswith(WHITEOUT_PREFIX):
-                    removed.add(posixpath.join(parent, name[len(WHITEOUT_PREFIX) :]))
+                whiteout = read_whiteout(path)
+                if whiteout is not None:
+                    (opaque if whiteout.opaque else removed).add(whiteout.path)
                     continue
                 if (
                     path in merge.shown
                     or path in skipped
                     or under(path, merge.removed)
-                    or under(parent, merge.opaque)
+                    or under(posixpath.dirname(path), merge.opaque)
                 ):
                     continue
                 yield from _entry(info, tar, path, index, merge, options)

@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol
 
-from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_path
+from ocibuild.layer.entry import clean_path, read_whiteout
 from ocibuild.layer.reader import decompressed, members
 from ocibuild.oci import Descriptor
 
@@ -44,12 +44,9 @@ class ImageFS:
             ):
                 for info, archive in members(tar, f"layer {layer.digest}"):
                     path = clean_path(info.name)
-                    parent, name = posixpath.split(path)
-                    if name == OPAQUE_WHITEOUT:
-                        layer_opaque.add(parent)
-                        continue
-                    if name.startswith(WHITEOUT_PREFIX):
-                        layer_hidden.add(posixpath.join(parent, name[len(WHITEOUT_PREFIX) :]))
+                    whiteout = read_whiteout(path)
+                    if whiteout is not None:
+                        (layer_opaque if whiteout.opaque else layer_hidden).add(whiteout.path)
                         continue
                     layer_paths.add(path)
                     if path in shadowed or under(path, hidden) or _strictly_under(path, opaque):

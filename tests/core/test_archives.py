@@ -16,25 +16,11 @@ import pytest
 
 from ocibuild.cli import main
 from ocibuild.store import Store
+from tests.cli import fail, run
 from tests.podman import Podman
 from tests.registry.images import busybox_layer, make_image, random_layer
 
 REF = "localhost/ocibuild-test/archive:1"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
-
-
-def fail(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 1, out + err
-    assert out == ""
-    return err
 
 
 @pytest.fixture(scope="module")

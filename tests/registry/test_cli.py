@@ -11,6 +11,7 @@ import pytest
 
 from ocibuild.cli import main
 from ocibuild.store import Store
+from tests.cli import run
 from tests.registry.conftest import Registry
 from tests.registry.images import busybox_layer, make_image
 from tests.registry.proxy import FaultProxy
@@ -29,13 +30,6 @@ images:
       - files:
           - {{content: "study\\n", dest: /study/README}}
 """
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
 
 
 def test_push_what_the_last_build_made_and_a_recipe_file(

@@ -18,25 +18,12 @@ from ocibuild.remote.lookup import list_tags, manifest_digest
 from ocibuild.remote.manifests import put_manifest
 from ocibuild.remote.transport import RegistryClient
 from ocibuild.store import Store
+from tests.cli import fail, run
 from tests.podman import Podman
 from tests.registry.conftest import PASSWORD, USER, Events, Registry, TokenSetup, fast_options
 from tests.registry.images import busybox_layer, make_image, random_layer
 from tests.registry.proxy import Fault, FaultProxy
 from tests.registry.test_push_pull import skopeo_inspect
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
-
-
-def fail(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 1, out + err
-    return err
 
 
 def push_index(store: Store, registry: Registry, repository: str, tag: str) -> Descriptor:
