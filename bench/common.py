@@ -10,8 +10,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from payload import generate
 
@@ -20,8 +22,8 @@ source_date_epoch: 1451606400
 images:
   - name: localhost/bench/payload:latest
     layers:
-      - files: [{src: payload, dest: /payload}]
-"""
+{layers}"""
+PAYLOAD_PRODUCTS = 30  # top-level directories of the payload (bench/payload.py)
 
 
 def argument_parser(description: str) -> argparse.ArgumentParser:
@@ -64,14 +66,23 @@ def workdir(given: Path | None, prefix: str) -> Path:
     return work
 
 
-def payload_recipe(work: Path, size_mb: int, files: int) -> Path:
-    """WORK/payload.yaml, a one-layer image of the payload WORK/payload (generated once)."""
+def payload_recipe(work: Path, size_mb: int, files: int, layers: int = 1) -> Path:
+    """WORK/payload.yaml, an image of the payload WORK/payload (generated once): one layer, or
+    its product directories dealt round-robin into `layers` layers."""
     payload = work / "payload"
     if not payload.exists():
         print(f"generating {size_mb} MB payload in {files} files under {payload} ...", flush=True)
         generate(payload, size_mb, files)
+    if layers == 1:
+        lines = ["      - files: [{src: payload, dest: /payload}]"]
+    else:
+        lines = []
+        for layer in range(layers):
+            products = [f"product{i:02d}" for i in range(layer, PAYLOAD_PRODUCTS, layers)]
+            items = ", ".join(f"{{src: payload/{p}, dest: /payload/{p}}}" for p in products)
+            lines.append(f"      - files: [{items}]")
     recipe = work / "payload.yaml"
-    recipe.write_text(PAYLOAD_RECIPE)
+    recipe.write_text(PAYLOAD_RECIPE.format(layers="".join(line + "\n" for line in lines)))
     return recipe
 
 
@@ -163,10 +174,38 @@ def series_table(rows: list[tuple[int, dict[str, Timing]]], names: list[str]) ->
     return "\n".join(lines)
 
 
-def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+class Link:
+    """A link of `mb_per_s` shared by every download (a remote mirror's bandwidth, on
+    loopback): each chunk waits for its slot."""
+
+    def __init__(self, mb_per_s: float) -> None:
+        self.bytes_per_s = mb_per_s * 1e6
+        self.free_at = 0.0
+        self.lock = threading.Lock()
+
+    def send(self, chunk: bytes, out: BinaryIO) -> None:
+        with self.lock:
+            start = max(time.monotonic(), self.free_at)
+            self.free_at = start + len(chunk) / self.bytes_per_s
+            wait = self.free_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        out.write(chunk)
+
+
+def serve(root: Path, mb_per_s: float = 0.0) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve `root` over HTTP on 127.0.0.1; with `mb_per_s`, through a link that fast."""
+    link = Link(mb_per_s) if mb_per_s else None
+
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: object, **kwargs: object) -> None:
             super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def copyfile(self, source: BinaryIO, outputfile: BinaryIO) -> None:  # type: ignore[override]
+            if link is None:
+                return super().copyfile(source, outputfile)
+            while chunk := source.read(256 << 10):
+                link.send(chunk, outputfile)
 
         def log_message(self, format: str, *args: object) -> None:
             return None

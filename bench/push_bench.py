@@ -104,10 +104,12 @@ def in_process_repush(store_path: Path, target: str) -> float:
     return seconds
 
 
-def measure(work: Path, size_mb: int, files: int, repeat: int) -> tuple[list[Timing], float]:
-    """skopeo and ocibuild pushes of the payload image of `size_mb`, best of `repeat`
-    interleaved rounds; and the in-process re-push time."""
-    recipe = payload_recipe(work, size_mb, files)
+def measure(
+    work: Path, size_mb: int, files: int, repeat: int, layers: int
+) -> tuple[list[Timing], float]:
+    """skopeo and ocibuild pushes of the payload image of `size_mb` in `layers` layers, best of
+    `repeat` interleaved rounds; and the in-process re-push time."""
+    recipe = payload_recipe(work, size_mb, files, layers)
     store = work / "store"
     ocibuild = f"{sys.executable} -m ocibuild --store {store} -q"
     # as installed: with compiled bytecode (written by the untimed build, outside the tree)
@@ -162,6 +164,13 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, help="Where to put the payload, store and registries."
     )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=1,
+        help="Layers of the image: the payload's 30 product directories dealt round-robin "
+        "[default: 1]. One big blob is bound by the registry's serial ingest of it.",
+    )
     args = parser.parse_args()
     if not have("skopeo"):
         raise SystemExit("skopeo is not installed (Debian package skopeo)")
@@ -171,11 +180,13 @@ def main() -> None:
     for size in args.size_mb:
         size_work = work if len(args.size_mb) == 1 else work / f"{size}mb"
         timings, repush_in_process = measure(
-            size_work, size, files_for(size, args.files), args.repeat
+            size_work, size, files_for(size, args.files), args.repeat, args.layers
         )
         best = {t.name: t for t in timings}
         print()
-        print(f"payload: {size} MB; best of {args.repeat} interleaved rounds")
+        print(
+            f"payload: {size} MB in {args.layers} layer(s); best of {args.repeat} interleaved rounds"
+        )
         print(table(timings, "skopeo copy"))
         ratio = best["ocibuild push"].seconds / best["skopeo copy"].seconds
         print(

@@ -22,7 +22,7 @@ from ocibuild.oci.mediatypes import to_oci
 from ocibuild.progress import Event, Reporter, SetupEvent
 from ocibuild.recipe import ImageSpec, Recipe
 from ocibuild.sources import SOURCES
-from ocibuild.sources.base import LayerPlan, SourceContext
+from ocibuild.sources.base import SourceContext
 from ocibuild.store import Store, StoredImage
 from ocibuild.store.rootfs import ImageFS
 from ocibuild.store.transaction import Transaction
@@ -71,7 +71,6 @@ def build_image(
     created = datetime.datetime.fromtimestamp(mtime, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     base_config = base.config if base else ImageConfig()
     base_layers = base.manifest.layers if base else ()
-    plans: list[LayerPlan] = []
     futures: list[Future[BuiltLayer]] = []
     not_frozen = 0
 
@@ -101,9 +100,8 @@ def build_image(
                 if kind.needs_lower:
                     lower = _files(tx, base_layers, futures)
                 ctx = _context(inputs, spec.origin, index, mtime, lower, report)
-                for plan in kind.plan(spec.spec, ctx):
-                    plans.append(plan)
-                    futures.append(scheduler.schedule(plan))
+                for planned in kind.plan(spec.spec, ctx):
+                    futures.append(scheduler.schedule(planned))
             layers = tuple(f.result() for f in futures)
         except BaseException:
             # layers not started never start; those under way stop at their next chunk
@@ -113,7 +111,7 @@ def build_image(
         pool.shutdown()
         config = image_config(
             base_config,
-            plans,
+            [built.plan for built in layers],
             [built.layer for built in layers],
             image,
             created,
@@ -167,6 +165,7 @@ def _context(
         variables=inputs.variables,
         warned=inputs.warned,
         insecure=inputs.insecure,
+        cancel=inputs.cancel,
     )
 
 

@@ -1,5 +1,6 @@
 """The layers of one image, each a future of one `Layer`: a hit of the layer cache, or written
-(in a thread pool: compressors release the GIL) into the image's store transaction."""
+(in a thread pool: compressors release the GIL) into the image's store transaction. A deferred
+plan is resolved in the pool too, so earlier layers are written while it waits."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ocibuild.layer.blob import Layer
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor
 from ocibuild.progress import LayerEvent, Reporter
-from ocibuild.sources.base import LayerPlan, input_key
+from ocibuild.sources.base import DeferredPlan, LayerPlan, Planned, input_key
 from ocibuild.store.state import State
 from ocibuild.store.transaction import Transaction
 
@@ -27,7 +28,7 @@ class BuiltLayer:
 
     layer: Layer
     key: str  # the layer cache's key: the plan's inputs, compression and timestamp
-    description: str
+    plan: LayerPlan
     cached: bool
 
     @property
@@ -54,17 +55,36 @@ class LayerScheduler:
         self.cancel = cancel or threading.Event()
         self.uncached = {} if uncached is None else uncached
 
-    def schedule(self, plan: LayerPlan) -> Future[BuiltLayer]:
-        key = input_key(plan.key, str(self.compression), self.mtime)
-        if self.use_cache:
-            hit = self.uncached.get(key) or self.state.cached_layer(key)
-            if hit and self.tx.has_blob(hit.digest):
-                done: Future[BuiltLayer] = Future()
-                done.set_result(self._finished(key, plan, hit, cached=True))
-                return done
-        return self.pool.submit(self._write, key, plan)
+    def schedule(self, planned: Planned) -> Future[BuiltLayer]:
+        if isinstance(planned, DeferredPlan):
+            return self.pool.submit(self._resolve, planned)
+        hit = self._cache_hit(planned)
+        if hit is not None:
+            done: Future[BuiltLayer] = Future()
+            done.set_result(hit)
+            return done
+        return self.pool.submit(self._write, planned)
 
-    def _write(self, key: str, plan: LayerPlan) -> BuiltLayer:
+    def _key(self, plan: LayerPlan) -> str:
+        return input_key(plan.key, str(self.compression), self.mtime)
+
+    def _cache_hit(self, plan: LayerPlan) -> BuiltLayer | None:
+        if not self.use_cache:
+            return None
+        key = self._key(plan)
+        hit = self.uncached.get(key) or self.state.cached_layer(key)
+        if hit and self.tx.has_blob(hit.digest):
+            return self._finished(key, plan, hit, cached=True)
+        return None
+
+    def _resolve(self, deferred: DeferredPlan) -> BuiltLayer:
+        if self.cancel.is_set():
+            raise Cancelled("layer not planned")
+        plan = deferred.resolve()
+        return self._cache_hit(plan) or self._write(plan)
+
+    def _write(self, plan: LayerPlan) -> BuiltLayer:
+        key = self._key(plan)
         if self.cancel.is_set():
             raise Cancelled("layer not started")
 
@@ -102,4 +122,4 @@ class LayerScheduler:
                     key, plan.description, status, done, done, layer.size, layer.digest, seconds
                 )
             )
-        return BuiltLayer(layer, key, plan.description, cached)
+        return BuiltLayer(layer, key, plan, cached)

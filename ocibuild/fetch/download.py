@@ -5,6 +5,8 @@ TLS rules and retry policy). A 404 or a size/digest mismatch is reported at once
 names what was being fetched, the URL and the cause, at the recipe line (`origin`) that asked
 for it, and, for a failure to reach the server, how to point at another mirror (`hint`).
 Offline, a pinned file comes from the cache by its digest, an unpinned one by its URL.
+`start_all` downloads in the background, so a source can hand out work that waits on each file;
+setting `cancel` stops every download at its next chunk.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import requests
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.cputime import stage
 from ocibuild.errors import (
+    Cancelled,
     DigestMismatchError,
     FetchError,
     LockError,
@@ -72,6 +75,7 @@ class Fetcher:
     retry: RetryPolicy = DOWNLOAD_RETRIES
     timeout: tuple[float, float] = (10.0, 60.0)
     parallel: int = 4
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: downloads stop
     _session: requests.Session | None = field(default=None, repr=False)
     _session_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -168,11 +172,49 @@ class Fetcher:
         return Fetched(url, path, path.stat().st_size, sha) if path.exists() else None
 
     def fetch_all(self, wanted: Sequence[tuple[str, str]]) -> list[Fetched]:
-        """Fetch (url, what) pairs in parallel; the first failure is raised."""
+        """Fetch (url, what) pairs in parallel; the first failure is raised once all ended."""
+        futures = self.start_all(wanted)
+        wait(futures)
+        return [f.result() for f in futures]
+
+    def start_all(self, wanted: Sequence[tuple[str, str]]) -> list[Future[Fetched]]:
+        """Start fetching (url, what) pairs, `parallel` at a time in the order given; each
+        future gives what `fetch` returns or raises."""
         if not wanted:
             return []
-        with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
-            return list(pool.map(lambda r: self.fetch(*r), wanted))
+        pool = ThreadPoolExecutor(max_workers=max(1, self.parallel), thread_name_prefix="fetch")
+        try:
+            return [pool.submit(self.fetch, url, what) for url, what in wanted]
+        finally:
+            pool.shutdown(wait=False)
+
+    def size(self, url: str) -> int | None:
+        """The size of the file at `url` without downloading it: pinned, cached, or the
+        Content-Length of a HEAD request (None when the server does not say)."""
+        pin = self._pinned(url)
+        if pin is not None:
+            return pin.size
+        if hit := self.cached(url):
+            return hit.size
+        if self.offline:
+            return None
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            path = Path(urllib.parse.unquote(parts.path)) if parts.scheme == "file" else Path(url)
+            return path.stat().st_size if path.is_file() else None
+        try:
+            response = send(
+                self.session(),
+                "HEAD",
+                url,
+                tls=host_tls(parts.netloc, self.insecure),
+                timeout=self.timeout,
+                allow_redirects=True,
+            )
+        except NetworkError:
+            return None  # the download reports it, with the retries and hint downloads get
+        length = response.headers.get("Content-Length", "")
+        return int(length) if response.status_code == 200 and length.isdigit() else None
 
     def _pin(self, fetched: Fetched) -> None:
         if self.lock is not None:
@@ -195,6 +237,8 @@ class Fetcher:
             raise FetchError(f"{label}{e.message}{hint}", self.origin) from None
 
     def _download_once(self, url: str, what: str) -> Fetched:
+        if self.cancel.is_set():
+            raise Cancelled(f"download of {url} not started", self.origin)
         tmp_dir = self.cache_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
@@ -206,6 +250,8 @@ class Fetcher:
                 expected = int(length) if length and length.isdigit() else None
                 try:
                     for chunk in response.iter_content(CHUNK):
+                        if self.cancel.is_set():
+                            raise Cancelled(f"download of {url} stopped", self.origin)
                         out.write(chunk)
                         h.update(chunk)
                         size += len(chunk)

@@ -10,10 +10,17 @@ from importlib import import_module
 from typing import Any
 
 from ocibuild.sources import specs
-from ocibuild.sources.base import LayerPlan, LowerFS, SourceContext, input_key
+from ocibuild.sources.base import (
+    DeferredPlan,
+    LayerPlan,
+    LowerFS,
+    Planned,
+    SourceContext,
+    input_key,
+)
 from ocibuild.ups.layering import LAYERINGS
 
-Planner = Callable[[Any, SourceContext], list[LayerPlan]]
+Planner = Callable[[Any, SourceContext], list[Planned]]
 
 
 @dataclass(frozen=True)
@@ -25,9 +32,9 @@ class SourceKind:
     planner: Planner | None = None  # else `plan` of the module ocibuild.sources.<name>
     verbatim: bool = False  # its spec is text for the image: recipe variables stay as written
 
-    def plan(self, spec: Any, ctx: SourceContext) -> list[LayerPlan]:
+    def plan(self, spec: Any, ctx: SourceContext) -> list[Planned]:
         planner = self.planner or import_module(f"ocibuild.sources.{self.name}").plan
-        plans: list[LayerPlan] = planner(spec, ctx)
+        plans: list[Planned] = planner(spec, ctx)
         return plans
 
 
@@ -73,4 +80,13 @@ SOURCES: dict[str, SourceKind] = {
     )
 }
 
-__all__ = ["SOURCES", "LayerPlan", "LowerFS", "SourceContext", "SourceKind", "input_key"]
+__all__ = [
+    "SOURCES",
+    "DeferredPlan",
+    "LayerPlan",
+    "LowerFS",
+    "Planned",
+    "SourceContext",
+    "SourceKind",
+    "input_key",
+]

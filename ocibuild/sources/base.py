@@ -5,7 +5,9 @@ A source is one module with a `plan(spec, ctx)` function returning `LayerPlan`s;
 loading sources. A plan names the layer by a cache key (a hash of everything its content
 depends on), yields the layer's entries lazily, only when the builder has to write it, and may
 change the image's runtime config (user, env) through its `runtime_config` hook, which sees the
-image's files once every layer is written. Sources never touch the store, never print: they
+image's files once every layer is written. A plan that waits on work under way (a source's
+downloads) is handed out as a `DeferredPlan`: the builder resolves it in one of its workers, so
+the layers before it are written while it waits. Sources never touch the store, never print: they
 report through `ctx.report` and raise `SourceError` naming the file, URL or recipe line at
 fault.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +68,7 @@ class SourceContext:
     content_digest: Callable[[Entry], str] = hash_content
     variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
     warned: set[str] = field(default_factory=set)  # warnings already given in this build
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: stop downloads
 
     @property
     def recipe_dir(self) -> Path:
@@ -94,6 +98,7 @@ def fetcher_for(
         origin=origin or ctx.origin,
         hint=hint,
         insecure=ctx.insecure,
+        cancel=ctx.cancel,
     )
 
 
@@ -105,6 +110,17 @@ class LayerPlan:
     created_by: str
     size_hint: int | None = None  # about how many tar bytes, for progress bars
     runtime_config: RuntimeHook | None = None
+
+
+@dataclass(frozen=True)
+class DeferredPlan:
+    """A layer's plan once `resolve` returns it (it may block, e.g. on downloads, and raises
+    what the source's planning would have)."""
+
+    resolve: Callable[[], LayerPlan]
+
+
+Planned = LayerPlan | DeferredPlan
 
 
 def content_key(files: dict[str, bytes]) -> dict[str, str]:

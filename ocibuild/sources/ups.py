@@ -3,25 +3,47 @@
     - ups: {bundle: art-v1_18_03, os: slf6, qualifiers: e9, build: prof}
     - ups: {products: [[art, v1_18_03, "e9:prof"], [cetpkgsupport, v1_08_07]], os: slf6}
 
-Tarballs are fetched at plan time (parallel, cached, pinned in the recipe's lock file); each
-layer streams its tarballs into entries under `into` when it has to be written. A layer's
-cache key depends only on its tarballs' sha256 and `into`, never on the bundle.
+Planning reads the manifest, asks each tarball's size (grouping products into layers needs
+it), then starts the downloads in layer order (parallel, cached, pinned in the recipe's lock
+file) and hands out each layer as a deferred plan: it is ready when its own tarballs are, so the
+first layers are decoded and compressed while the later tarballs still download. A layer
+streams its tarballs into entries under `into` when it has to be written. Its cache key depends
+only on its tarballs' sha256 and `into`, never on the bundle.
 """
 
 from __future__ import annotations
 
-from ocibuild.errors import FetchError, LockError, SourceError
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from ocibuild.errors import FetchError, LockError, Origin, SourceError
+from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import clean_path
 from ocibuild.progress import Message, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, fetcher_for, input_key
+from ocibuild.sources.base import (
+    DeferredPlan,
+    LayerPlan,
+    Planned,
+    SourceContext,
+    fetcher_for,
+    input_key,
+)
 from ocibuild.sources.specs import UpsSpec
 from ocibuild.ups.layering import group_products
+from ocibuild.ups.manifest import ManifestEntry
 from ocibuild.ups.names import (
     colon_qualifiers,
     flavor_for_os,
     parse_bundle_spec,
 )
-from ocibuild.ups.pull import fetch_manifest, fetch_tarballs, resolve_products
+from ocibuild.ups.pull import (
+    fetch_manifest,
+    fetch_tarballs,
+    resolve_products,
+    start_tarballs,
+    tarball_sizes,
+    wanted_tarballs,
+)
 from ocibuild.ups.tarball import ProductTarball, tarball_entries
 
 MIRROR_HINT = (
@@ -31,18 +53,29 @@ MIRROR_HINT = (
 LAYER_FORMAT = 1  # bump when the entries made from a tarball change
 
 
-def plan(spec: UpsSpec, ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: UpsSpec, ctx: SourceContext) -> list[Planned]:
     into = clean_path(spec.into)
+    fetcher = fetcher_for(ctx, hint=MIRROR_HINT, mirror=ctx.mirror)
     try:
-        tarballs = _fetch(spec, ctx)
+        entries = _entries(spec, ctx, fetcher)
+        if spec.layering == "auto":
+            wanted = tarball_sizes(fetcher, ctx.mirror, entries)
+        else:
+            wanted = wanted_tarballs(ctx.mirror, entries)  # grouping does not look at sizes
+        if wanted is None:  # the mirror does not say sizes: group once everything is here
+            tarballs = fetch_tarballs(fetcher, ctx.mirror, entries)
+            return [_layer(g, into, spec) for g in group_products(tarballs, spec.layering)]
     except (FetchError, LockError, SourceError) as e:
         raise e.located(ctx.origin) from None
-    groups = group_products(tarballs, spec.layering)
-    return [_layer(group, into, spec) for group in groups]
+    groups = group_products(wanted, spec.layering)
+    started = iter(start_tarballs(fetcher, [w for group in groups for w in group]))
+    return [
+        DeferredPlan(_when_fetched([next(started) for _ in group], into, spec, ctx.origin))
+        for group in groups
+    ]
 
 
-def _fetch(spec: UpsSpec, ctx: SourceContext) -> list[ProductTarball]:
-    fetcher = fetcher_for(ctx, hint=MIRROR_HINT, mirror=ctx.mirror)
+def _entries(spec: UpsSpec, ctx: SourceContext, fetcher: Fetcher) -> list[ManifestEntry]:
     flavor = flavor_for_os(spec.os)
     if spec.bundle is not None:
         bundle = parse_bundle_spec(spec.bundle)
@@ -50,13 +83,25 @@ def _fetch(spec: UpsSpec, ctx: SourceContext) -> list[ProductTarball]:
             fetcher, ctx.mirror, bundle, flavor, spec.qualifiers, spec.build
         )
         ctx.report(Message(f"ups {spec.what}: {plural(len(entries), 'product')} in {manifest.url}"))
-    else:
-        named = [
-            (p[0], p[1], colon_qualifiers(p[2]) if len(p) > 2 else "", p[3] if len(p) > 3 else "")
-            for p in spec.products
-        ]
-        entries = resolve_products(fetcher, ctx.mirror, named, flavor)
-    return fetch_tarballs(fetcher, ctx.mirror, entries)
+        return entries
+    named = [
+        (p[0], p[1], colon_qualifiers(p[2]) if len(p) > 2 else "", p[3] if len(p) > 3 else "")
+        for p in spec.products
+    ]
+    return resolve_products(fetcher, ctx.mirror, named, flavor)
+
+
+def _when_fetched(
+    fetching: list[Future[ProductTarball]], into: str, spec: UpsSpec, origin: Origin
+) -> Callable[[], LayerPlan]:
+    def resolve() -> LayerPlan:
+        try:
+            group = [f.result() for f in fetching]
+        except (FetchError, LockError, SourceError) as e:
+            raise e.located(origin) from None
+        return _layer(group, into, spec)
+
+    return resolve
 
 
 def _layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:

@@ -9,14 +9,27 @@ product (art, ROOT, boost, geant4, gcc...) share that layer's blob.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ocibuild.ups.tarball import ProductTarball
+from typing import Protocol, TypeVar
 
 LAYERINGS = ("auto", "bundle", "product")
 AUTO_OWN_LAYER_BYTES = 8 << 20  # compressed tarball size from which a product has its own layer
 AUTO_MAX_OWN_LAYERS = 40  # per `ups` layer source: the image stays well under 100 layers
+
+
+class Sized(Protocol):
+    """A product's tarball, fetched or about to be: what grouping needs of it."""
+
+    @property
+    def product(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+T = TypeVar("T", bound=Sized)
 
 
 def check_layering(value: str) -> str:
@@ -26,11 +39,11 @@ def check_layering(value: str) -> str:
 
 
 def group_products(
-    tarballs: Sequence[ProductTarball],
+    tarballs: Sequence[T],
     layering: str,
     own_layer_bytes: int = AUTO_OWN_LAYER_BYTES,
     max_own_layers: int = AUTO_MAX_OWN_LAYERS,
-) -> list[list[ProductTarball]]:
+) -> list[list[T]]:
     """The products of each layer, in layer order; products sorted by name and version."""
     ordered = sorted(tarballs, key=lambda t: (t.product, t.version, t.url))
     if not ordered:

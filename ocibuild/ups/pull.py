@@ -1,10 +1,14 @@
 """What pullProducts does before unpacking: find the bundle's manifest (current location, then
 the older one) and fetch every product tarball it lists, in parallel, through the download
-cache and the recipe's lock file (which pins the manifest and every tarball by sha256)."""
+cache and the recipe's lock file (which pins the manifest and every tarball by sha256).
+`tarball_sizes` asks each tarball's size first (pinned, cached, or HEAD), so products can be
+grouped into layers and the downloads started in layer order (`start_tarballs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 from ocibuild.errors import MissingDownloadError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
@@ -64,12 +68,68 @@ def _pinned(fetcher: Fetcher, url: str) -> bool:
 def fetch_tarballs(
     fetcher: Fetcher, root: str, entries: Sequence[ManifestEntry]
 ) -> list[ProductTarball]:
-    requests = [
-        (tarball_url(root, e.product, e.version, e.tarball), f"{e.product} {e.version}")
+    """Fetch every entry's tarball; the first failure is raised once all ended."""
+    futures = start_tarballs(fetcher, wanted_tarballs(root, entries))
+    wait(futures)
+    return [f.result() for f in futures]
+
+
+@dataclass(frozen=True)
+class WantedTarball:
+    """A product's tarball on the mirror, not yet fetched."""
+
+    product: str
+    version: str
+    url: str
+    size: int  # 0 when not asked
+
+    @property
+    def what(self) -> str:
+        return f"{self.product} {self.version}"
+
+
+def tarball_sizes(
+    fetcher: Fetcher, root: str, entries: Sequence[ManifestEntry]
+) -> list[WantedTarball] | None:
+    """Each entry's tarball and its size, asked in parallel without downloading; None when the
+    mirror does not say every size."""
+    urls = [tarball_url(root, e.product, e.version, e.tarball) for e in entries]
+    with ThreadPoolExecutor(max_workers=max(1, fetcher.parallel)) as pool:
+        sizes = list(pool.map(fetcher.size, urls))
+    if any(size is None for size in sizes):
+        return None
+    return [
+        WantedTarball(e.product, e.version, url, size or 0)
+        for e, url, size in zip(entries, urls, sizes, strict=True)
+    ]
+
+
+def wanted_tarballs(root: str, entries: Sequence[ManifestEntry]) -> list[WantedTarball]:
+    return [
+        WantedTarball(e.product, e.version, tarball_url(root, e.product, e.version, e.tarball), 0)
         for e in entries
     ]
-    fetched = fetcher.fetch_all(requests)
-    return [
-        ProductTarball(e.product, e.version, f.url, f.path, f.size, f.sha256)
-        for e, f in zip(entries, fetched, strict=True)
-    ]
+
+
+def start_tarballs(
+    fetcher: Fetcher, wanted: Sequence[WantedTarball]
+) -> list[Future[ProductTarball]]:
+    """Start fetching the tarballs in the background, in the order given."""
+    started = fetcher.start_all([(w.url, w.what) for w in wanted])
+    return [_as_tarball(w, f) for w, f in zip(wanted, started, strict=True)]
+
+
+def _as_tarball(wanted: WantedTarball, fetching: Future[Fetched]) -> Future[ProductTarball]:
+    tarball: Future[ProductTarball] = Future()
+
+    def done(f: Future[Fetched]) -> None:
+        if (error := f.exception()) is not None:
+            tarball.set_exception(error)
+            return
+        got = f.result()
+        tarball.set_result(
+            ProductTarball(wanted.product, wanted.version, got.url, got.path, got.size, got.sha256)
+        )
+
+    fetching.add_done_callback(done)
+    return tarball

@@ -14,16 +14,19 @@ from pathlib import Path
 import pytest
 
 from ocibuild.cli import main
+from ocibuild.sources.base import DeferredPlan, LayerPlan, Planned
 from testsupport.synthetic_ups import art_bundle, nu_bundle, write_mirror
 
 
 @dataclass
 class Mirror:
-    """A scisoft mirror directory served at `url`; `requests` lists the paths asked for."""
+    """A scisoft mirror directory served at `url`; `requests` lists the paths asked for (GET).
+    A GET of a path ending with a key of `held` waits until that event is set (at most 30 s)."""
 
     root: Path
     url: str
     requests: list[str] = field(default_factory=list)
+    held: dict[str, threading.Event] = field(default_factory=dict)
 
 
 def serve(root: Path) -> Iterator[Mirror]:
@@ -35,6 +38,9 @@ def serve(root: Path) -> Iterator[Mirror]:
 
         def do_GET(self) -> None:
             mirror.requests.append(self.path)
+            for suffix, event in list(mirror.held.items()):
+                if self.path.endswith(suffix):
+                    event.wait(timeout=30)
             super().do_GET()
 
         def log_message(self, format: str, *args: object) -> None:
@@ -82,6 +88,11 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("OCIBUILD_SCISOFT", raising=False)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     return cache
+
+
+def resolved(plans: list[Planned]) -> list[LayerPlan]:
+    """A source's plans, each deferred one resolved (its downloads waited for)."""
+    return [p.resolve() if isinstance(p, DeferredPlan) else p for p in plans]
 
 
 def ocibuild(*args: str) -> int:

@@ -3,22 +3,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from ocibuild.build import BuildOptions, build_recipe
+from ocibuild.errors import FetchError
+from ocibuild.progress import Event, FetchEvent, LayerEvent
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
+from tests.events import Events
 from tests.podman import Podman
 from tests.ups.conftest import Mirror, ocibuild, store_snapshot
 
 SLF6 = "Linux64bit+2.6-2.12"
 ART_REF = "example.org/hep/art_1_18_03_e9-prof:1"
 ART_TARBALL = "packages/art/v1_18_03/art-1.18.03-slf6-x86_64-e9-prof.tar.bz2"
+UPS_TARBALL = "packages/ups/v5_1_4/ups-5.1.4-Linux64bit+2.6-2.12.tar.bz2"
 
 RECIPE = """\
 source_date_epoch: 1451606400
@@ -384,3 +392,67 @@ def test_verbose_build_reports_cpu_seconds_per_stage(
     assert all(float(v) >= 0 for v in parts.values())
     process = float(line.rsplit("(process ", 1)[1].rstrip(")"))
     assert process >= sum(map(float, parts.values())) - 0.05 * len(parts)  # each rounded to 0.1
+
+
+def test_layers_are_written_while_later_tarballs_still_download(
+    tmp_path: Path, own_mirror: Mirror
+) -> None:
+    """The mirror holds back the last product's tarball until the first product's layer is
+    built: the build finishes only if layers are written while downloads are under way."""
+    first_built = threading.Event()
+    own_mirror.held["ups-5.1.4-Linux64bit+2.6-2.12.tar.bz2"] = first_built
+
+    def report(event: Event) -> None:
+        events(event)
+        if (
+            isinstance(event, LayerEvent)
+            and event.status == "built"
+            and "art v1_18_03" in (event.description)
+        ):
+            first_built.set()
+
+    events = Events()
+    recipe = write_recipe(tmp_path / "art.yaml", None, layering="product", setup=False)
+    started = time.monotonic()
+    (built,) = build_recipe(
+        recipe,
+        Store.open(tmp_path / "store"),
+        BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache", jobs=1),
+        report,
+    )
+    assert first_built.is_set()
+    assert time.monotonic() - started < 25, "the held download timed out: no overlap"
+    assert len(built.layers) == 8
+    seen = events.seen
+    first = next(i for i, e in enumerate(seen) if isinstance(e, LayerEvent) and e.status == "built")
+    last_download = next(
+        i
+        for i, e in enumerate(seen)
+        if isinstance(e, FetchEvent) and e.status == "downloaded" and e.what == "ups v5_1_4"
+    )
+    assert first < last_download
+
+
+def test_a_failed_download_stops_the_build_and_the_other_downloads(
+    tmp_path: Path, own_mirror: Mirror
+) -> None:
+    """A tarball missing from the mirror fails the build at its recipe line; the downloads
+    still under way stop instead of running on."""
+    release = threading.Event()
+    own_mirror.held["ups-5.1.4-Linux64bit+2.6-2.12.tar.bz2"] = release
+    (own_mirror.root / "scisoft" / ART_TARBALL).unlink()
+    recipe = write_recipe(tmp_path / "art.yaml", None, layering="product", setup=False)
+    with pytest.raises(FetchError, match=r"art\.yaml:5:\d+: art v1_18_03: .*HTTP 404"):
+        build_recipe(
+            recipe,
+            Store.open(tmp_path / "store"),
+            BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache"),
+        )
+    release.set()
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("fetch") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "downloads still running after the build failed"
+        time.sleep(0.05)
+    held = own_mirror.root / "scisoft" / UPS_TARBALL
+    cache = tmp_path / "cache" / "blobs" / "sha256"
+    assert not (cache / hashlib.sha256(held.read_bytes()).hexdigest()).exists()

@@ -24,7 +24,7 @@ from ocibuild.sources.setup import frozen_environment
 from ocibuild.store import Store
 from ocibuild.store.rootfs import ImageFS
 from tests.podman import Podman
-from tests.ups.conftest import Mirror, ocibuild
+from tests.ups.conftest import Mirror, ocibuild, resolved
 from testsupport.synthetic_ups import art_bundle, write_mirror
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -173,7 +173,7 @@ def test_the_art_recipe_against_a_scisoft_mirror(
         lock=LockFile(None),
     )
     descriptors = []
-    for plan in SOURCES["ups"].plan(layer.spec, ctx):
+    for plan in resolved(SOURCES["ups"].plan(layer.spec, ctx)):
         with store.pending_blob() as pending:
             blob = write_layer(plan.entries(), pending.file, Compression("gzip"))
             pending.commit(blob.digest)

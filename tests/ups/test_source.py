@@ -12,9 +12,10 @@ import pytest
 from ocibuild.errors import FetchError, LockError, Origin, RecipeError, SourceError
 from ocibuild.fetch import LockFile
 from ocibuild.recipe import load_recipe
+from ocibuild.sources import ups
 from ocibuild.sources.base import LayerPlan, SourceContext
-from ocibuild.sources.ups import UpsSpec, plan
-from tests.ups.conftest import Mirror
+from ocibuild.sources.ups import UpsSpec
+from tests.ups.conftest import Mirror, resolved
 
 SLF6 = "Linux64bit+2.6-2.12"
 ART_MANIFEST = f"art-1.18.03-{SLF6}-e9-prof_MANIFEST.txt"
@@ -33,6 +34,11 @@ def context(tmp_path: Path, mirror: str, **kwargs: object) -> SourceContext:
     }
     defaults.update(kwargs)
     return SourceContext(**defaults)  # type: ignore[arg-type]
+
+
+def plan(spec: UpsSpec, ctx: SourceContext) -> list[LayerPlan]:
+    """The source's layer plans, ready: every download done."""
+    return resolved(ups.plan(spec, ctx))
 
 
 def art(**kwargs: object) -> UpsSpec:
