@@ -12,8 +12,9 @@ is served on 127.0.0.1, and each way takes it to a registry and to the squashfs 
                   then what a site gateway does: skopeo copy from the registry, umoci unpack,
                   mksquashfs -all-root (gzip)
 
-Prints each stage, the totals, peak memory and the ratio. Target: ocibuild at most 0.25x of the
-paper's way, peak memory under 300 MB.
+Prints each stage, the totals, the CPU seconds of ocibuild recipe's stages (its `-v` line),
+peak memory and the ratio. Target: ocibuild at most 0.25x of the paper's way, peak memory under
+300 MB.
 
     python3 bench/release_bench.py [--size-mb 2000] [--products 30] [--workdir DIR]
 """
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import Timing, argument_parser, cpu_timed, fresh, have, serve, timed, workdir
 from push_bench import registry
-from ups_bench import RECIPE, bench_mirror, pullproducts_way
+from ups_bench import RECIPE, bench_mirror, cpu_stages, pullproducts_way
 
 REF = "localhost/bench/ups:latest"  # the image of ups_bench's RECIPE
 TOOLS = {
@@ -81,7 +82,13 @@ def main() -> None:
         ocibuild = f"{python} -m ocibuild -q --store {store}"
         env = {**os.environ, "OCIBUILD_CACHE": str(cache)}
         print("ocibuild:", flush=True)
-        stage("ocibuild", "ocibuild recipe", f"{ocibuild} recipe --mirror {scisoft} {recipe}", env)
+        log = work / "ocibuild.log"  # -v: ends with the CPU seconds of the recipe's stages
+        stage(
+            "ocibuild",
+            "ocibuild recipe",
+            f"{python} -m ocibuild -v --store {store} recipe --mirror {scisoft} {recipe} 2> {log}",
+            env,
+        )
         with registry(work, "ocibuild") as (host, _):
             stage(
                 "ocibuild",
@@ -147,6 +154,7 @@ def main() -> None:
             print(f"  {t.name:<42} {t.seconds:>8.2f} {cpu[t.name]:>8.1f} {t.peak_mb:>8.0f}")
         total = totals[way]
         print(f"{label:<44} {total.seconds:>8.2f} {'':>8} {total.peak_mb:>8.0f}")
+    print(f"ocibuild recipe's {cpu_stages(log)}")
     ratio = totals["ocibuild"].seconds / totals["paper"].seconds
     peak = totals["ocibuild"].peak_mb
     sizes = f"squashfs: ocibuild {squash.stat().st_size / 1e6:.0f} MB, mksquashfs {paper_squash.stat().st_size / 1e6:.0f} MB"

@@ -35,12 +35,17 @@ class CliState:
     quiet: bool = False
     verbose: int = 0
     _display: Display | None = field(default=None, repr=False)
+    _summarised: bool = field(default=False, repr=False)
 
     def apply_logging(self) -> None:
         level = (
             logging.DEBUG if self.verbose > 1 else logging.INFO if self.verbose else logging.WARNING
         )
         logging.getLogger().setLevel(logging.ERROR if self.quiet else level)
+        if self.verbose and not self.quiet:
+            from ocibuild import cputime
+
+            cputime.start()  # for the native and compress threads of the line close() prints
 
     def store(self, create: bool = True) -> Store:
         return Store.open(self.store_path, create=create)
@@ -56,7 +61,8 @@ class CliState:
     def close(self) -> None:
         if self._display is not None:
             self._display.close()
-        if self.verbose and not self.quiet:
+        if self.verbose and not self.quiet and not self._summarised:  # close() runs twice
+            self._summarised = True
             from ocibuild.cputime import summary
 
             if line := summary():

@@ -10,6 +10,7 @@ import os
 from contextlib import contextmanager
 from typing import BinaryIO
 
+from ocibuild import cputime
 from ocibuild.compression import Compression
 
 GZIP_BLOCK = 4 << 20  # part of the output format: changing it changes every gzip layer digest
@@ -34,6 +35,8 @@ def compressor(sink: BinaryIO, compression: Compression):  # type: ignore[no-unt
         )
         try:
             yield writer
+            writer.flush()  # every block compressed, so that the sample sees all their CPU
+            cputime.sample()  # before close() ends the compressor threads
         finally:
             writer.close()
     elif compression.algorithm == "zstd":
@@ -45,5 +48,6 @@ def compressor(sink: BinaryIO, compression: Compression):  # type: ignore[no-unt
             yield writer
         finally:
             writer.close()
+        cputime.sample()  # while cctx, and so its worker threads, still live
     else:
         yield sink

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import indexed_bzip2
 
-from ocibuild.cputime import stage
+from ocibuild.cputime import sample, stage
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
@@ -67,6 +67,7 @@ def open_tarball(path: Path) -> Iterator[BinaryIO]:
             # other readers and the layer writer; from 2 on, its own threads decode
             with indexed_bzip2.open(str(path), parallelization=max(2, threads())) as stream:
                 yield _Bzip2Stream(stream)  # type: ignore[misc]
+                sample()  # its decoder threads exit with it
         elif magic.startswith(b"\x1f\x8b"):
             from isal import igzip
 
