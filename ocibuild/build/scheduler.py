@@ -1,9 +1,11 @@
 """The layers of one image, each a future of one `Layer`: a hit of the layer cache, or written
 (in a thread pool: compressors release the GIL) into the image's store transaction. A deferred
-plan is resolved in the pool too, so earlier layers are written while it waits."""
+plan is resolved in the pool too, so earlier layers are written while it waits. Layers whose
+plans use every core are written one at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,6 +56,7 @@ class LayerScheduler:
         self.use_cache = use_cache
         self.cancel = cancel or threading.Event()
         self.uncached = {} if uncached is None else uncached
+        self.every_core = threading.Lock()  # held while writing a layer that uses every core
 
     def schedule(self, planned: Planned) -> Future[BuiltLayer]:
         if isinstance(planned, DeferredPlan):
@@ -84,6 +87,10 @@ class LayerScheduler:
         return self._cache_hit(plan) or self._write(plan)
 
     def _write(self, plan: LayerPlan) -> BuiltLayer:
+        with self.every_core if plan.every_core else contextlib.nullcontext():
+            return self._write_now(plan)
+
+    def _write_now(self, plan: LayerPlan) -> BuiltLayer:
         key = self._key(plan)
         if self.cancel.is_set():
             raise Cancelled("layer not started")

@@ -109,6 +109,9 @@ class LayerPlan:
     entries: Callable[[], Iterable[Entry]]
     created_by: str
     size_hint: int | None = None  # about how many tar bytes, for progress bars
+    # its entries come from threads on every core (bzip2 decoders): such layers are written one
+    # at a time, as two would only compete for the cores (and cost more CPU for it)
+    every_core: bool = False
     runtime_config: RuntimeHook | None = None
 
 

@@ -44,7 +44,7 @@ from ocibuild.ups.pull import (
     tarball_sizes,
     wanted_tarballs,
 )
-from ocibuild.ups.tarball import ProductTarball, tarball_entries
+from ocibuild.ups.tarball import ProductTarball, decodes_on_every_core, tarball_entries
 
 MIRROR_HINT = (
     "to use another scisoft mirror, give --mirror, $OCIBUILD_SCISOFT or mirror: in the recipe"
@@ -121,6 +121,7 @@ def _layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
         # reader's decoders only compete with the first's for the cores and their caches
         entries=lambda: tarball_entries(group, into, readers=1),
         created_by=f"ocibuild ups {spec.what} -> /{into}: {listed}",
+        every_core=any(decodes_on_every_core(t.path) for t in group),
     )
 
 

@@ -56,13 +56,22 @@ class ProductTarball:
         return f"{self.product} {self.version}: {self.url}"
 
 
+BZIP2_MAGIC = b"BZh"
+
+
+def decodes_on_every_core(path: Path) -> bool:
+    """Whether reading this tarball keeps every core busy (bzip2, by its magic bytes)."""
+    with open(path, "rb") as raw:
+        return raw.read(len(BZIP2_MAGIC)) == BZIP2_MAGIC
+
+
 @contextlib.contextmanager
 def open_tarball(path: Path) -> Iterator[BinaryIO]:
     """The tar stream of a .tar.bz2, .tar.gz, .tar.xz or plain .tar, by its magic bytes."""
     with open(path, "rb") as raw:
         magic = raw.read(6)
         raw.seek(0)
-        if magic.startswith(b"BZh"):
+        if magic.startswith(BZIP2_MAGIC):
             # with parallelization 1 it decodes in this thread holding the GIL, stalling the
             # other readers and the layer writer; from 2 on, its own threads decode
             with indexed_bzip2.open(str(path), parallelization=max(2, threads())) as stream:

@@ -18,7 +18,7 @@ from ocibuild.layer.entry import Kind
 from ocibuild.layer.writer import write_layer
 from ocibuild.ups import tarball as tarball_module
 from ocibuild.ups.layering import group_products
-from ocibuild.ups.tarball import ProductTarball, tarball_entries
+from ocibuild.ups.tarball import ProductTarball, decodes_on_every_core, tarball_entries
 from testsupport.synthetic_ups import SyntheticProduct, art_bundle, write_tarball
 
 SLF6 = "Linux64bit+2.6-2.12"
@@ -93,6 +93,7 @@ def test_other_compressions(tmp_path: Path, compression: str) -> None:
     members = layer_members([product_tarball(path, "cry", "v1_7g")], "/opt/ups")
     lib = members[f"opt/ups/cry/v1_7g/{SLF6}-e9-prof/lib/libcry.so"]
     assert lib.size == 70_000
+    assert not decodes_on_every_core(path)  # only bzip2 is decoded on every core
 
 
 def test_same_tarball_same_layer(tmp_path: Path) -> None:
