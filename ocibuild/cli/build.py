@@ -51,7 +51,7 @@ from ocibuild.compression import COMPRESSIONS, LEVEL_HELP
     type=click.IntRange(1, 64),
     default=2,
     show_default=True,
-    help="Layers written at once.",
+    help="Layers written at once (layers from bzip2 tarballs, which use every core, one at a time).",
 )
 @click.option(
     "--insecure",
