@@ -7,6 +7,8 @@ the superblock's from SOURCE_DATE_EPOCH, and the block order does not depend on 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -60,6 +62,10 @@ class SquashfsOptions:
         return None if levels is None else self.level if self.level is not None else levels[2]
 
 
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged pipe (/proc/sys/fs/pipe-max-size)
+
+
 def tar2sqfs() -> str:
     tool = shutil.which("tar2sqfs")
     if tool is None:
@@ -92,6 +98,8 @@ def write_squashfs(tar_chunks: Iterable[bytes], output: Path, options: SquashfsO
             env=env,
         )
         assert proc.stdin is not None
+        with contextlib.suppress(OSError):  # a bigger pipe: tar2sqfs' readers wait less
+            fcntl.fcntl(proc.stdin.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
         try:
             for chunk in tar_chunks:
                 proc.stdin.write(chunk)
