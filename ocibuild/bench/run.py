@@ -52,6 +52,8 @@ class BenchRequest:
     nodes: int = 1
     tasks_per_node: int = 1
     hint: str | None = None  # Slurm's --hint: multithread or nomultithread
+    exclusive: bool = False  # Slurm's --exclusive: no other job on the nodes (scaling points)
+    queue: str | None = None  # Slurm jobs of one queue name run one at a time (singleton)
     results_root: Path = Path("bench/results")
     argv: tuple[str, ...] = ()
     timeout: float | None = None
@@ -167,6 +169,8 @@ def plan_run(
         request.tasks_per_node,
         request.hint,
         input_dir,
+        request.exclusive,
+        request.queue,
     )
     command = workload_command(request, build=not dry_run)
     required = not dry_run
@@ -456,6 +460,8 @@ def write_metadata(
         "nodes": request.nodes,
         "tasks_per_node": request.tasks_per_node,
         "hint": request.hint,
+        "exclusive": request.exclusive,
+        "one_at_a_time": request.queue is not None,
         "workdir": str(plan.host_workdir),
         "script": SCRIPT,
         "started_at": started,

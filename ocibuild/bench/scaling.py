@@ -1,5 +1,9 @@
 """The scaling study (the paper's section 5.1): the same workload on a grid of node counts, tasks
 per node and hyperthread hints, one job per grid point, submitted together and followed to the end.
+Each job asks for whole nodes (`--exclusive`): Slurm runs points that need the same nodes one
+after another, so no point's tasks share cores with another point's (or another user's). When
+the nodes are one machine (a local multi-node Slurm), or with `one_at_a_time`, the jobs share a
+name and `--dependency=singleton`: Slurm runs them one at a time, in the order submitted.
 
     RESULTS/<scaling-id>/scaling.json        the grid, the target, the command
     RESULTS/<scaling-id>/n2-t1-multithread/  one bench run per point (metadata.json, work/...)
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ from typing import Any
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.bench.run import HINTS, BenchRequest, BenchRun, RunPlan, plan_run, run_batch
+from ocibuild.bench.slurm import nodes_share_a_machine
 from ocibuild.errors import BenchError
 from ocibuild.progress import Message, Reporter, silent
 from ocibuild.store import Store
@@ -81,9 +87,17 @@ def new_scaling_id(request: BenchRequest) -> str:
     return f"scaling-{request.target.name}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def point_request(request: BenchRequest, point: GridPoint) -> BenchRequest:
+def point_request(
+    request: BenchRequest, point: GridPoint, queue: str | None = None
+) -> BenchRequest:
+    # whole nodes: a point's tasks must not share cores with another point's (or anyone's)
     return dataclasses.replace(
-        request, nodes=point.nodes, tasks_per_node=point.tasks_per_node, hint=point.hint
+        request,
+        nodes=point.nodes,
+        tasks_per_node=point.tasks_per_node,
+        hint=point.hint,
+        exclusive=True,
+        queue=queue,
     )
 
 
@@ -93,12 +107,22 @@ def plan_scaling(
     store: Store | None = None,
     scaling_id: str | None = None,
     dry_run: bool = False,
+    one_at_a_time: bool = False,
 ) -> list[tuple[GridPoint, RunPlan]]:
     """Each point's run plan: run id `<scaling-id>/<point>`, so its results and its scratch
     directory are apart from every other point's and every other study's."""
     scaling_id = scaling_id or new_scaling_id(request)
+    queue = scaling_id if one_at_a_time else None
     return [
-        (p, plan_run(point_request(request, p), store, f"{scaling_id}/{p.name}", dry_run=dry_run))
+        (
+            p,
+            plan_run(
+                point_request(request, p, queue),
+                store,
+                f"{scaling_id}/{p.name}",
+                dry_run=dry_run,
+            ),
+        )
         for p in points
     ]
 
@@ -109,7 +133,11 @@ def run_scaling(
     store: Store | None = None,
     report: Reporter = silent,
     scaling_id: str | None = None,
+    one_at_a_time: bool = False,
 ) -> ScalingRun:
+    """Run the grid. On Slurm every point's job is submitted at once; they run one at a time
+    with `one_at_a_time`, or when the cluster's nodes are one machine (then concurrent points
+    would share its cores and spoil each other's timings)."""
     if not points:
         raise BenchError("the scaling grid is empty")
     if request.target.scheduler != "slurm" and any(p.nodes > 1 for p in points):
@@ -121,8 +149,19 @@ def run_scaling(
     report(
         Message(f"scaling study {scaling_id}: {len(points)} grid points on {request.target.name}")
     )
+    if request.target.scheduler == "slurm" and not one_at_a_time:
+        env = {**os.environ, **request.target.env}
+        if nodes_share_a_machine(env):
+            one_at_a_time = True
+            report(
+                Message(
+                    "the cluster's nodes are one machine: the grid points run one at a time "
+                    "(--dependency=singleton), so that no point shares its cores with another"
+                )
+            )
+    queue = scaling_id if one_at_a_time else None
     runs = run_batch(
-        [point_request(request, p) for p in points],
+        [point_request(request, p, queue) for p in points],
         store,
         report,
         [f"{scaling_id}/{p.name}" for p in points],

@@ -40,6 +40,9 @@ class RunLayout:
     tasks_per_node: int = 1
     hint: str | None = None  # Slurm's --hint (multithread: tasks may use hyperthreads)
     input_dir: str | None = None  # copied into every task directory before the workload starts
+    exclusive: bool = False  # whole nodes: no other job beside the tasks
+    # jobs of the same `queue` name run one after another (Slurm's --dependency=singleton)
+    queue: str | None = None
 
     @property
     def tasks(self) -> int:
@@ -109,7 +112,13 @@ def sbatch_directives(target: Target, layout: RunLayout, image: str | None) -> l
             options.append(f"--{name}={value}")
     if layout.hint:
         options.append(f"--hint={layout.hint}")
-    options.append(f"--job-name=ocibench-{layout.run_id.replace('/', '-')}")
+    if layout.exclusive:
+        options.append("--exclusive")
+    if layout.queue:
+        options.append(f"--job-name=ocibench-{layout.queue}")
+        options.append("--dependency=singleton")
+    else:
+        options.append(f"--job-name=ocibench-{layout.run_id.replace('/', '-')}")
     options += slurm.directives
     return [f"#SBATCH {o}" for o in options]
 

@@ -115,6 +115,26 @@ def show_job(job_id: str, env: dict[str, str]) -> JobState:
     )
 
 
+def nodes_share_a_machine(env: dict[str, str]) -> bool:
+    """Whether the cluster's nodes are all one machine (several slurmd daemons on one host, as
+    `bench local-slurm --nodes N` runs them), from `scontrol show node`."""
+    proc = subprocess.run(
+        ["scontrol", "show", "node", "-o"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        return False  # sbatch reports what is wrong with the cluster
+    hosts = set()
+    for line in proc.stdout.splitlines():
+        fields = dict(word.split("=", 1) for word in line.split() if "=" in word)
+        hosts.add(fields.get("NodeHostName") or fields.get("NodeAddr") or fields.get("NodeName"))
+    return len(hosts) == 1 and len(proc.stdout.splitlines()) > 1
+
+
 def _poll(job_ids: list[str], env: dict[str, str]) -> list[JobState]:
     in_queue = queued(job_ids, env)
     return [

@@ -263,13 +263,25 @@ def _print_plan(request: BenchRequest, plan: RunPlan) -> None:
     help="Hyperthreads as one more axis: multithread, nomultithread or both, comma-separated "
     "(Slurm's --hint).",
 )
+@click.option(
+    "--one-at-a-time",
+    is_flag=True,
+    help="Run the points' jobs one after another (--dependency=singleton), e.g. to keep them "
+    "off a shared file system at the same time. Automatic when the nodes are one machine.",
+)
 @click.pass_context
 def scaling_command(
-    ctx: click.Context, nodes: str, tasks_per_node: str, hints: str | None, **study: Any
+    ctx: click.Context,
+    nodes: str,
+    tasks_per_node: str,
+    hints: str | None,
+    one_at_a_time: bool,
+    **study: Any,
 ) -> None:
     """The scaling study (the paper's section 5.1): one job per point of the grid NODES x
     TASKS-PER-NODE (x HINT), submitted together, followed to the end, collected into
-    RESULTS/<scaling-id>/<point>/; then the scaling table (`bench report` redraws it).
+    RESULTS/<scaling-id>/<point>/; then the scaling table (`bench report` redraws it). Each job
+    asks for whole nodes (--exclusive).
 
     \b
       ocibuild bench scaling --target slurm --image IMG --nodes 1,2,4 --tasks-per-node 1,2
@@ -285,11 +297,12 @@ def scaling_command(
     state: CliState = ctx.obj
     store = _store(state)
     if study["dry_run"]:
-        for point, plan in plan_scaling(request, points, store, dry_run=True):
+        planned = plan_scaling(request, points, store, dry_run=True, one_at_a_time=one_at_a_time)
+        for point, plan in planned:
             click.echo(f"# grid point {point.name}: {point.tasks} tasks")
             _print_plan(point_request(request, point), plan)
         return
-    study_run = run_scaling(request, points, store, state.reporter())
+    study_run = run_scaling(request, points, store, state.reporter(), one_at_a_time=one_at_a_time)
     for run in study_run.runs:
         _jobs_summary(run)
     _scaling_report(study_run.results_dir, None, draw_plots=False)

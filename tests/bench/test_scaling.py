@@ -4,6 +4,7 @@ local Slurm of several slurmd daemons (one machine: its timings are not the poin
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections.abc import Iterator
@@ -186,11 +187,29 @@ def test_dry_run_writes_the_papers_4_node_32_task_plan(
         assert "#SBATCH --nodes=4" in lines
         assert "#SBATCH --ntasks-per-node=32" in lines
         assert f"#SBATCH --hint={hint}" in lines
+        assert "#SBATCH --exclusive" in lines  # whole nodes: no other job on them
+        assert not any("singleton" in line for line in lines)  # a site's nodes run points at once
         (srun,) = [line for line in lines if line.startswith("srun ")]
         assert srun.startswith("srun --nodes=4 --ntasks-per-node=32 /bin/sh -c ")
         assert f'/n4-t32-{hint}/r01/t$(printf %03d "$SLURM_PROCID")' in srun
         assert "shifter --volume=$d:/mnt" in srun
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
+
+
+def test_one_at_a_time_gives_every_point_one_job_name_and_a_singleton_dependency(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
+    args = ["bench", "scaling", "--target", "cori", "--image", "docker.io/me/study:1"]
+    args += ["--nodes", "1,2", "--one-at-a-time", "--dry-run"]
+    assert main([*args, "--results", str(tmp_path / "results")]) == 0
+    scripts = capsys.readouterr().out.split("# grid point ")[1:]
+    names = set()
+    for script in scripts:
+        lines = script.splitlines()
+        assert "#SBATCH --dependency=singleton" in lines
+        names |= {line for line in lines if line.startswith("#SBATCH --job-name=")}
+    assert len(scripts) == 2 and len(names) == 1
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +269,16 @@ def test_grid_submitted_and_collected_on_a_real_multi_node_slurm(
         )
         == 4
     )  # one job per point
+    # the two nodes are this one machine: the points ran one at a time, never side by side
+    jobs = [
+        json.loads((root / p["name"] / "metadata.json").read_text())["jobs"][0]
+        for p in grid_file["points"]
+    ]
+    spans = sorted((job["started"], job["ended"]) for job in jobs)  # Slurm's, to the second
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    scripts = [(root / p["name"] / "job.sh").read_text().splitlines() for p in grid_file["points"]]
+    assert all("#SBATCH --dependency=singleton" in lines for lines in scripts)
+    assert len({line for lines in scripts for line in lines if "--job-name=" in line}) == 1
     rows = {r.point.name: r for r in scaling_table(load_scaling(root))}
     assert set(rows) == {"n1-t1", "n1-t2", "n2-t1", "n2-t2"}
     assert rows["n2-t2"].task_count == 4
