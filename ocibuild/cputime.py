@@ -115,6 +115,8 @@ class _Sampler:
             return None
         try:
             fields = os.read(fd, 1024).rpartition(b")")[2].split()
+        except OSError:  # exited since opened (ESRCH)
+            return None
         finally:
             os.close(fd)
         return int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15

@@ -119,3 +119,17 @@ def test_without_proc_the_summary_is_the_stages_and_rest(
     parts, process = _parts(cputime.summary())
     assert cputime.NATIVE not in parts and cputime.COMPRESS not in parts
     assert list(parts)[-1] == "rest" and process > 0
+
+
+def test_a_thread_that_exits_while_its_stat_is_read_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Linux answers ESRCH to a read of /proc/self/task/TID/stat once TID has exited, even on
+    a file opened before: the sampler must not die of it."""
+
+    def gone(fd: int, size: int) -> bytes:
+        raise ProcessLookupError(3, "No such process")
+
+    sampler = cputime._Sampler("/proc/self/task")
+    monkeypatch.setattr(cputime.os, "read", gone)
+    assert sampler._ticks(threading.get_native_id()) is None
