@@ -87,23 +87,32 @@ def queued(job_ids: list[str], env: dict[str, str]) -> dict[str, str]:
     return states
 
 
-def show_job(job_id: str, env: dict[str, str]) -> JobState:
-    """The job as `scontrol show job` describes it; UNKNOWN once Slurm has forgotten it."""
-    proc = subprocess.run(
-        ["scontrol", "show", "job", "-o", job_id],
+def _scontrol_show(what: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`scontrol show WHAT -o`: one record per line of KEY=VALUE words."""
+    return subprocess.run(
+        ["scontrol", "show", *what.split(), "-o"],
         env=env,
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def _fields(record: str) -> dict[str, str]:
+    return dict(word.split("=", 1) for word in record.split() if "=" in word)
+
+
+def show_job(job_id: str, env: dict[str, str]) -> JobState:
+    """The job as `scontrol show job` describes it; UNKNOWN once Slurm has forgotten it."""
+    proc = _scontrol_show(f"job {job_id}", env)
     if proc.returncode != 0:
         if "Invalid job id" in proc.stderr:
             return JobState(job_id, UNKNOWN, reason=proc.stderr.strip())
         raise BenchError(
             f"scontrol show job {job_id} failed ({proc.returncode}): {proc.stderr.strip()}"
         )
-    fields = dict(word.split("=", 1) for word in proc.stdout.split() if "=" in word)
+    fields = _fields(proc.stdout)
     return JobState(
         job_id,
         fields.get("JobState", UNKNOWN),
@@ -118,21 +127,12 @@ def show_job(job_id: str, env: dict[str, str]) -> JobState:
 def nodes_share_a_machine(env: dict[str, str]) -> bool:
     """Whether the cluster's nodes are all one machine (several slurmd daemons on one host, as
     `bench local-slurm --nodes N` runs them), from `scontrol show node`."""
-    proc = subprocess.run(
-        ["scontrol", "show", "node", "-o"],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _scontrol_show("node", env)
     if proc.returncode != 0:
         return False  # sbatch reports what is wrong with the cluster
-    hosts = set()
-    for line in proc.stdout.splitlines():
-        fields = dict(word.split("=", 1) for word in line.split() if "=" in word)
-        hosts.add(fields.get("NodeHostName") or fields.get("NodeAddr") or fields.get("NodeName"))
-    return len(hosts) == 1 and len(proc.stdout.splitlines()) > 1
+    nodes = [_fields(line) for line in proc.stdout.splitlines() if line.strip()]
+    hosts = {n.get("NodeHostName") or n.get("NodeAddr") or n.get("NodeName") for n in nodes}
+    return len(nodes) > 1 and len(hosts) == 1
 
 
 def _poll(job_ids: list[str], env: dict[str, str]) -> list[JobState]:
