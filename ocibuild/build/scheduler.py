@@ -1,19 +1,20 @@
 """The layers of one image, each a future of one `Layer`: a hit of the layer cache, or written
 (in a thread pool: compressors release the GIL) into the image's store transaction. A deferred
 plan is resolved in the pool too, so earlier layers are written while it waits. Layers whose
-plans use every core are written one at a time."""
+plans use every core read their entries one at a time."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ocibuild.compression import Compression
 from ocibuild.errors import Cancelled
 from ocibuild.layer.blob import Layer
+from ocibuild.layer.entry import Entry
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor
 from ocibuild.progress import LayerEvent, Reporter
@@ -56,7 +57,7 @@ class LayerScheduler:
         self.use_cache = use_cache
         self.cancel = cancel or threading.Event()
         self.uncached = {} if uncached is None else uncached
-        self.every_core = threading.Lock()  # held while writing a layer that uses every core
+        self.every_core = threading.Lock()  # held while reading the entries of such a layer
 
     def schedule(self, planned: Planned) -> Future[BuiltLayer]:
         if isinstance(planned, DeferredPlan):
@@ -87,10 +88,6 @@ class LayerScheduler:
         return self._cache_hit(plan) or self._write(plan)
 
     def _write(self, plan: LayerPlan) -> BuiltLayer:
-        with self.every_core if plan.every_core else contextlib.nullcontext():
-            return self._write_now(plan)
-
-    def _write_now(self, plan: LayerPlan) -> BuiltLayer:
         key = self._key(plan)
         if self.cancel.is_set():
             raise Cancelled("layer not started")
@@ -108,9 +105,14 @@ class LayerScheduler:
                 shown[0] = now
                 progress(done)
 
+        def entries() -> Iterable[Entry]:
+            if plan.every_core:
+                return _holding(self.every_core, plan.entries)
+            return plan.entries()
+
         layer = self.tx.write_layer(
             lambda sink: write_layer(
-                plan.entries(), sink, self.compression, self.mtime, throttled, self.cancel
+                entries(), sink, self.compression, self.mtime, throttled, self.cancel
             )
         )
         self.uncached.setdefault(key, layer)
@@ -130,3 +132,10 @@ class LayerScheduler:
                 )
             )
         return BuiltLayer(layer, key, plan, cached)
+
+
+def _holding(lock: threading.Lock, entries: Callable[[], Iterable[Entry]]) -> Iterator[Entry]:
+    """The entries, read while holding `lock`: the next such layer starts reading as soon as
+    this one's are all read, while this one's compressor and hashes finish."""
+    with lock:
+        yield from entries()
