@@ -325,7 +325,8 @@ def _scaling_report(root: Path, output: Path | None, draw_plots: bool) -> list[s
     click.echo(scaling_markdown(rows, note), nl=False)
     if output is None:
         return []
-    prefix = f"scaling-{root.name}"
+    # studies made by `bench scaling` are named scaling-...; a renamed one gets the prefix
+    prefix = root.name if root.name.startswith("scaling-") else f"scaling-{root.name}"
     write_output(output / f"{prefix}.md", scaling_markdown(rows, note).encode())
     write_output(output / f"{prefix}.csv", scaling_csv(rows).encode())
     written = [f"{prefix}.md", f"{prefix}.csv"]
