@@ -67,6 +67,8 @@ class LayerScheduler:
             done: Future[BuiltLayer] = Future()
             done.set_result(hit)
             return done
+        if planned.prepare is not None:
+            planned.prepare()
         return self.pool.submit(self._write, planned)
 
     def _key(self, plan: LayerPlan) -> str:

@@ -16,8 +16,9 @@ import os
 import tempfile
 import threading
 import urllib.parse
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,11 @@ class Fetcher:
     parallel: int = 4
     cancel: threading.Event = field(default_factory=threading.Event)  # set: downloads stop
     _session: requests.Session | None = field(default=None, repr=False)
-    _session_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # background fetches: one queue, in the order started, `parallel` threads that end when
+    # the queue is empty
+    _queue: deque[tuple[str, str, Future[Fetched]]] = field(default_factory=deque, repr=False)
+    _workers: int = field(default=0, repr=False)
 
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
     def __post_init__(self) -> None:
@@ -97,11 +102,12 @@ class Fetcher:
             return MIRROR + url[len(self.mirror.rstrip("/")) :]
         return url
 
-    def _pinned(self, url: str) -> Pin | None:
+    def pinned(self, url: str) -> Pin | None:
+        """What the lock file pins `url` to, if it does."""
         return self.lock.get(self.lock_key(url)) if self.lock else None
 
     def cached(self, url: str) -> Fetched | None:
-        pin = self._pinned(url)
+        pin = self.pinned(url)
         if pin is None:
             return self._by_url(url)
         path = self._blob(pin.sha256)
@@ -113,7 +119,7 @@ class Fetcher:
         """Return the file at `url` from the cache or the network, checked against the lock."""
         register_url_secret(url)
         label = f"{what}: " if what else ""
-        pin = self._pinned(url)
+        pin = self.pinned(url)
         hit = self.cached(url)
         if hit and (pin is None or hit.sha256 == pin.sha256):
             self.report(FetchEvent(url, what, "cached", hit.size, hit.size))
@@ -178,20 +184,36 @@ class Fetcher:
         return [f.result() for f in futures]
 
     def start_all(self, wanted: Sequence[tuple[str, str]]) -> list[Future[Fetched]]:
-        """Start fetching (url, what) pairs, `parallel` at a time in the order given; each
-        future gives what `fetch` returns or raises."""
-        if not wanted:
-            return []
-        pool = ThreadPoolExecutor(max_workers=max(1, self.parallel), thread_name_prefix="fetch")
-        try:
-            return [pool.submit(self.fetch, url, what) for url, what in wanted]
-        finally:
-            pool.shutdown(wait=False)
+        """Start fetching (url, what) pairs in the background, after those started before,
+        `parallel` at a time; each future gives what `fetch` returns or raises."""
+        futures: list[Future[Fetched]] = [Future() for _ in wanted]
+        with self._lock:
+            self._queue.extend(
+                (url, what, f) for (url, what), f in zip(wanted, futures, strict=True)
+            )
+            while self._workers < max(1, self.parallel) and self._workers < len(self._queue):
+                self._workers += 1
+                threading.Thread(target=self._fetch_queued, name="fetch").start()
+        return futures
+
+    def _fetch_queued(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._workers -= 1
+                    return
+                url, what, future = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self.fetch(url, what))
+            except BaseException as e:  # handed to whoever waits on the future
+                future.set_exception(e)
 
     def size(self, url: str) -> int | None:
         """The size of the file at `url` without downloading it: pinned, cached, or the
         Content-Length of a HEAD request (None when the server does not say)."""
-        pin = self._pinned(url)
+        pin = self.pinned(url)
         if pin is not None:
             return pin.size
         if hit := self.cached(url):
@@ -300,7 +322,7 @@ class Fetcher:
         raise error
 
     def session(self) -> requests.Session:
-        with self._session_lock:
+        with self._lock:
             if self._session is None:
                 self._session = new_session(self.parallel)
             return self._session

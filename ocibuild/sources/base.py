@@ -7,7 +7,8 @@ depends on), yields the layer's entries lazily, only when the builder has to wri
 change the image's runtime config (user, env) through its `runtime_config` hook, which sees the
 image's files once every layer is written. A plan that waits on work under way (a source's
 downloads) is handed out as a `DeferredPlan`: the builder resolves it in one of its workers, so
-the layers before it are written while it waits. Sources never touch the store, never print: they
+the layers before it are written while it waits. A plan whose key is known before its inputs
+(pinned by the lock file) gives a `prepare` hook instead: a cached layer downloads nothing. Sources never touch the store, never print: they
 report through `ctx.report` and raise `SourceError` naming the file, URL or recipe line at
 fault.
 """
@@ -109,9 +110,12 @@ class LayerPlan:
     entries: Callable[[], Iterable[Entry]]
     created_by: str
     size_hint: int | None = None  # about how many tar bytes, for progress bars
-    # its entries come from threads on every core (bzip2 decoders): such layers are written one
+    # its entries come from threads on every core (bzip2 decoders): such layers read them one
     # at a time, as two would only compete for the cores (and cost more CPU for it)
     every_core: bool = False
+    # starts, in the background, what `entries` will need (downloads); called in layer order
+    # for each layer the builder has to write, never for a cache hit
+    prepare: Callable[[], None] | None = None
     runtime_config: RuntimeHook | None = None
 
 

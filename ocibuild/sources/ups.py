@@ -13,12 +13,13 @@ only on its tarballs' sha256 and `into`, never on the bundle.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 
 from ocibuild.errors import FetchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetcher
-from ocibuild.layer.entry import clean_path
+from ocibuild.layer.entry import Entry, clean_path
 from ocibuild.progress import Message, plural
 from ocibuild.sources.base import (
     DeferredPlan,
@@ -37,6 +38,7 @@ from ocibuild.ups.names import (
     parse_bundle_spec,
 )
 from ocibuild.ups.pull import (
+    WantedTarball,
     fetch_manifest,
     fetch_tarballs,
     resolve_products,
@@ -58,13 +60,26 @@ def plan(spec: UpsSpec, ctx: SourceContext) -> list[Planned]:
     fetcher = fetcher_for(ctx, hint=MIRROR_HINT, mirror=ctx.mirror)
     try:
         entries = _entries(spec, ctx, fetcher)
-        if spec.layering == "auto":
+        listed = wanted_tarballs(ctx.mirror, entries)
+        pins = [None if ctx.update_lock else fetcher.pinned(w.url) for w in listed]
+        if all(pins):  # every tarball pinned: keys and sizes without downloading anything
+            pinned = [
+                (dataclasses.replace(w, size=pin.size), pin.sha256)
+                for w, pin in zip(listed, pins, strict=True)
+                if pin
+            ]
+            sha256 = {w.url: sha for w, sha in pinned}
+            groups = group_products([w for w, _ in pinned], spec.layering)
+            return [
+                _pinned_layer(group, [sha256[w.url] for w in group], fetcher, into, spec)
+                for group in groups
+            ]
+        wanted: list[WantedTarball] | None = listed  # grouping other than by size needs none
+        if spec.layering == "auto":  # grouping by size: ask each tarball's
             wanted = tarball_sizes(fetcher, ctx.mirror, entries)
-        else:
-            wanted = wanted_tarballs(ctx.mirror, entries)  # grouping does not look at sizes
         if wanted is None:  # the mirror does not say sizes: group once everything is here
             tarballs = fetch_tarballs(fetcher, ctx.mirror, entries)
-            return [_layer(g, into, spec) for g in group_products(tarballs, spec.layering)]
+            return [_fetched_layer(g, into, spec) for g in group_products(tarballs, spec.layering)]
     except (FetchError, LockError, SourceError) as e:
         raise e.located(ctx.origin) from None
     groups = group_products(wanted, spec.layering)
@@ -99,12 +114,47 @@ def _when_fetched(
             group = [f.result() for f in fetching]
         except (FetchError, LockError, SourceError) as e:
             raise e.located(origin) from None
-        return _layer(group, into, spec)
+        return _fetched_layer(group, into, spec)
 
     return resolve
 
 
-def _layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
+def _fetched_layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
+    return _layer(
+        group,
+        [t.sha256 for t in group],
+        lambda: tarball_entries(group, into, readers=1),
+        into,
+        spec,
+    )
+
+
+def _pinned_layer(
+    group: list[WantedTarball], sha256: list[str], fetcher: Fetcher, into: str, spec: UpsSpec
+) -> LayerPlan:
+    """A layer keyed by the lock file's pins: its tarballs are fetched only if it is written
+    (`prepare`, in layer order), and read as each arrives."""
+    fetching: list[Future[ProductTarball]] = []
+
+    def prepare() -> None:
+        if not fetching:
+            fetching.extend(start_tarballs(fetcher, group))
+
+    def entries() -> Iterator[Entry]:
+        prepare()
+        return tarball_entries(fetching, into, readers=1)
+
+    return _layer(group, sha256, entries, into, spec, prepare)
+
+
+def _layer(
+    group: Sequence[WantedTarball | ProductTarball],
+    sha256: list[str],
+    entries: Callable[[], Iterable[Entry]],
+    into: str,
+    spec: UpsSpec,
+    prepare: Callable[[], None] | None = None,
+) -> LayerPlan:
     size = sum(t.size for t in group)
     names = [f"{t.product} {t.version}" for t in group]
     if len(group) == 1:
@@ -115,13 +165,14 @@ def _layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
         )
     listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     return LayerPlan(
-        key=input_key("ups", LAYER_FORMAT, into, [t.sha256 for t in group]),
+        key=input_key("ups", LAYER_FORMAT, into, sha256),
         description=description,
         # one tarball at a time: indexed_bzip2 already decodes it on every core, and a second
         # reader's decoders only compete with the first's for the cores and their caches
-        entries=lambda: tarball_entries(group, into, readers=1),
+        entries=entries,
         created_by=f"ocibuild ups {spec.what} -> /{into}: {listed}",
-        every_core=any(decodes_on_every_core(t.path) for t in group),
+        every_core=any(decodes_on_every_core(t.url) for t in group),
+        prepare=prepare,
     )
 
 

@@ -51,7 +51,7 @@ def resolve_products(
             (tarball_url(root, name, version, file), file, file_flavor)
             for file, file_flavor in tarball_names(name, version, flavor, quals)
         ]
-        found = next((c for c in candidates if _pinned(fetcher, c[0])), None)
+        found = next((c for c in candidates if fetcher.pinned(c[0])), None)
         if found is None:
             found = next((c for c in candidates if fetcher.exists(c[0])), None)
         if found is None:
@@ -59,10 +59,6 @@ def resolve_products(
             raise SourceError(f"{name} {version}: no tarball on the mirror; tried {tried}")
         out.append(ManifestEntry(name, version, found[1], found[2], quals))
     return out
-
-
-def _pinned(fetcher: Fetcher, url: str) -> bool:
-    return fetcher.lock is not None and fetcher.lock.get(url) is not None
 
 
 def fetch_tarballs(

@@ -91,8 +91,14 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def resolved(plans: list[Planned]) -> list[LayerPlan]:
-    """A source's plans, each deferred one resolved (its downloads waited for)."""
-    return [p.resolve() if isinstance(p, DeferredPlan) else p for p in plans]
+    """A source's plans with their tarballs fetched: deferred ones resolved, those keyed by
+    the lock file's pins read through (fetching what they would fetch when written)."""
+    ready = [p.resolve() if isinstance(p, DeferredPlan) else p for p in plans]
+    for plan in ready:
+        if plan.prepare is not None:
+            for _ in plan.entries():
+                pass
+    return ready
 
 
 def ocibuild(*args: str) -> int:

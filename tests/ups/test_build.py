@@ -330,13 +330,21 @@ def test_a_tarball_changed_since_the_lock_is_refused(
     (root / ART_TARBALL).write_bytes(
         (root / "packages/gcc/v4_9_3/gcc-4.9.3-slf6-x86_64.tar.bz2").read_bytes()
     )
-    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path / "other-cache"))  # another machine
-    code = ocibuild("--store", str(store), "-q", "recipe", "--mirror", own_mirror.url, str(recipe))
+    # here, the store holds every layer the lock pins: nothing is downloaded, the image stands
+    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path / "other-cache"))
+    requests = len(own_mirror.requests)
+    build(recipe, store, own_mirror, capsys)
+    assert not [r for r in own_mirror.requests[requests:] if r.endswith(".tar.bz2")]
+    assert store_snapshot(store) == before
+    # on another machine (another store and download cache) the changed tarball is refused
+    other = tmp_path / "other-store"
+    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path / "another-cache"))
+    code = ocibuild("--store", str(other), "-q", "recipe", "--mirror", own_mirror.url, str(recipe))
     err = capsys.readouterr().err
     assert code != 0
     assert f"art v1_18_03: {own_mirror.url}/{ART_TARBALL} changed: got sha256" in err, err
     assert "--update-lock" in err
-    assert store_snapshot(store) == before
+    assert not Store.open(other).refs()
     assert (tmp_path / "art.yaml.lock").read_bytes() == lock
 
 
@@ -458,3 +466,42 @@ def test_a_failed_download_stops_the_build_and_the_other_downloads(
     held = own_mirror.root / "scisoft" / UPS_TARBALL
     cache = tmp_path / "cache" / "blobs" / "sha256"
     assert not (cache / hashlib.sha256(held.read_bytes()).hexdigest()).exists()
+
+
+def test_with_a_lock_one_layer_reads_its_first_tarballs_while_the_last_downloads(
+    tmp_path: Path, own_mirror: Mirror
+) -> None:
+    """Every tarball pinned: the layer's key is known before any download, so even the one
+    layer of `layering: bundle` is being written while the mirror holds back its last
+    tarball (released once the layer has started)."""
+    recipe = write_recipe(tmp_path / "art.yaml", None, layering="bundle", setup=False)
+    options = BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache", jobs=1)
+    build_recipe(recipe, Store.open(tmp_path / "store"), options)  # writes the lock file
+    assert (tmp_path / "art.yaml.lock").exists()
+
+    writing = threading.Event()
+    own_mirror.held["ups-5.1.4-Linux64bit+2.6-2.12.tar.bz2"] = writing
+    events = Events()
+
+    def report(event: Event) -> None:
+        events(event)
+        if isinstance(event, LayerEvent) and event.status == "building":
+            writing.set()
+
+    fresh = BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache2", jobs=1)
+    started = time.monotonic()
+    (built,) = build_recipe(recipe, Store.open(tmp_path / "store2"), fresh, report)
+    assert time.monotonic() - started < 25, "the held download timed out: no overlap"
+    seen = events.seen
+    building = next(
+        i for i, e in enumerate(seen) if isinstance(e, LayerEvent) and e.status == "building"
+    )
+    last = next(
+        i
+        for i, e in enumerate(seen)
+        if isinstance(e, FetchEvent) and e.status == "downloaded" and e.what == "ups v5_1_4"
+    )
+    assert building < last
+    assert [d.digest for d in built.manifest.layers] == [
+        d.digest for d in Store.open(tmp_path / "store").image(ART_REF).manifest.layers
+    ]
