@@ -6,9 +6,11 @@
 Planning reads the manifest, asks each tarball's size (grouping products into layers needs
 it), then starts the downloads in layer order (parallel, cached, pinned in the recipe's lock
 file) and hands out each layer as a deferred plan: it is ready when its own tarballs are, so the
-first layers are decoded and compressed while the later tarballs still download. A layer
-streams its tarballs into entries under `into` when it has to be written. Its cache key depends
-only on its tarballs' sha256 and `into`, never on the bundle.
+first layers are decoded and compressed while the later tarballs still download. When the lock
+file pins every tarball, the keys and sizes come from the pins and nothing is downloaded while
+planning: a layer's tarballs are fetched only if the builder has to write it. A layer streams
+its tarballs into entries under `into`. Its cache key depends only on its tarballs' sha256 and
+`into`, never on the bundle.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 
 from ocibuild.errors import FetchError, LockError, Origin, SourceError
-from ocibuild.fetch import Fetcher
+from ocibuild.fetch import Fetcher, Pin
 from ocibuild.layer.entry import Entry, clean_path
 from ocibuild.progress import Message, plural
 from ocibuild.sources.base import (
@@ -62,18 +64,8 @@ def plan(spec: UpsSpec, ctx: SourceContext) -> list[Planned]:
         entries = _entries(spec, ctx, fetcher)
         listed = wanted_tarballs(ctx.mirror, entries)
         pins = [None if ctx.update_lock else fetcher.pinned(w.url) for w in listed]
-        if all(pins):  # every tarball pinned: keys and sizes without downloading anything
-            pinned = [
-                (dataclasses.replace(w, size=pin.size), pin.sha256)
-                for w, pin in zip(listed, pins, strict=True)
-                if pin
-            ]
-            sha256 = {w.url: sha for w, sha in pinned}
-            groups = group_products([w for w, _ in pinned], spec.layering)
-            return [
-                _pinned_layer(group, [sha256[w.url] for w in group], fetcher, into, spec)
-                for group in groups
-            ]
+        if all(pins):
+            return _pinned_plans(listed, [p for p in pins if p], fetcher, into, spec)
         wanted: list[WantedTarball] | None = listed  # grouping other than by size needs none
         if spec.layering == "auto":  # grouping by size: ask each tarball's
             wanted = tarball_sizes(fetcher, ctx.mirror, entries)
@@ -87,6 +79,18 @@ def plan(spec: UpsSpec, ctx: SourceContext) -> list[Planned]:
     return [
         DeferredPlan(_when_fetched([next(started) for _ in group], into, spec, ctx.origin))
         for group in groups
+    ]
+
+
+def _pinned_plans(
+    listed: list[WantedTarball], pins: list[Pin], fetcher: Fetcher, into: str, spec: UpsSpec
+) -> list[Planned]:
+    """Every tarball pinned: the layers, grouped and keyed by the pins, nothing downloaded."""
+    pinned = [dataclasses.replace(w, size=pin.size) for w, pin in zip(listed, pins, strict=True)]
+    sha256 = {w.url: pin.sha256 for w, pin in zip(listed, pins, strict=True)}
+    return [
+        _pinned_layer(group, [sha256[w.url] for w in group], fetcher, into, spec)
+        for group in group_products(pinned, spec.layering)
     ]
 
 
