@@ -27,6 +27,7 @@ class Mirror:
     url: str
     requests: list[str] = field(default_factory=list)
     held: dict[str, threading.Event] = field(default_factory=dict)
+    head: bool = True  # False: HEAD is refused (405), as some servers do
 
 
 def serve(root: Path) -> Iterator[Mirror]:
@@ -42,6 +43,12 @@ def serve(root: Path) -> Iterator[Mirror]:
                 if self.path.endswith(suffix):
                     event.wait(timeout=30)
             super().do_GET()
+
+        def do_HEAD(self) -> None:
+            if not mirror.head:
+                self.send_error(405)
+                return
+            super().do_HEAD()
 
         def log_message(self, format: str, *args: object) -> None:
             return None

@@ -13,7 +13,7 @@ from ocibuild.errors import FetchError, LockError, Origin, RecipeError, SourceEr
 from ocibuild.fetch import LockFile
 from ocibuild.recipe import load_recipe
 from ocibuild.sources import ups
-from ocibuild.sources.base import LayerPlan, SourceContext
+from ocibuild.sources.base import DeferredPlan, LayerPlan, SourceContext
 from ocibuild.sources.ups import UpsSpec
 from tests.ups.conftest import Mirror, resolved
 
@@ -230,3 +230,15 @@ def test_bad_specs_name_the_recipe_line(tmp_path: Path, layer: str, message: str
         load_recipe(recipe)
     assert "bad.yaml:4:" in str(raised.value)
     assert message in str(raised.value)
+
+
+def test_a_mirror_that_gives_no_sizes_is_grouped_once_everything_is_here(
+    tmp_path: Path, own_mirror: Mirror, mirror: Mirror
+) -> None:
+    """`layering: auto` groups by tarball size, asked with HEAD before downloading; a mirror
+    refusing HEAD gets the same layers, grouped once every tarball is downloaded."""
+    expected = [p.key for p in plan(art(), context(tmp_path / "a", mirror.url))]
+    own_mirror.head = False
+    layers = ups.plan(art(), context(tmp_path / "b", own_mirror.url))
+    assert not any(isinstance(p, DeferredPlan) for p in layers)  # planned after the downloads
+    assert [p.key for p in resolved(layers)] == expected
