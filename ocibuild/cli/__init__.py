@@ -13,6 +13,7 @@ import click
 from ocibuild import __version__
 from ocibuild.cli.display import CliState
 from ocibuild.errors import OcibuildError
+from ocibuild.heap import reuse_big_buffers
 from ocibuild.secrets import RedactingFilter, redact
 
 log = logging.getLogger("ocibuild")
@@ -174,6 +175,7 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    reuse_big_buffers()
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None,
