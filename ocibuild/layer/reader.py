@@ -1,4 +1,5 @@
-"""Read layer blobs back: decompress by media type, iterate tar members as a stream."""
+"""Read layer blobs back: decompress by media type, iterate tar members as a stream, read a
+member's content a chunk at a time."""
 
 from __future__ import annotations
 
@@ -40,3 +41,20 @@ def members(
                 yield info, tar
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LayerError(f"{what}: not a readable tar layer ({e})") from None
+
+
+def member_content(
+    tar: tarfile.TarFile, info: tarfile.TarInfo, chunk: int = 1 << 20
+) -> Iterator[bytes]:
+    """The content of a regular member, `chunk` bytes at a time; LayerError if the archive
+    ends inside it."""
+    f = tar.extractfile(info)
+    if f is None:
+        raise LayerError(f"{info.name}: no content")
+    remaining = info.size
+    while remaining:
+        data = f.read(min(chunk, remaining))
+        if not data:
+            raise LayerError(f"{info.name}: the archive ends {remaining} bytes into this file")
+        remaining -= len(data)
+        yield data

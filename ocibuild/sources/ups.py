@@ -68,9 +68,9 @@ def plan(spec: UpsSpec, ctx: SourceContext) -> list[Planned]:
             return _pinned_plans(listed, [p for p in pins if p], fetcher, into, spec)
         wanted: list[WantedTarball] | None = listed  # grouping other than by size needs none
         if spec.layering == "auto":  # grouping by size: ask each tarball's
-            wanted = tarball_sizes(fetcher, ctx.mirror, entries)
+            wanted = tarball_sizes(fetcher, listed)
         if wanted is None:  # the mirror does not say sizes: group once everything is here
-            tarballs = fetch_tarballs(fetcher, ctx.mirror, entries)
+            tarballs = fetch_tarballs(fetcher, listed)
             return [_fetched_layer(g, into, spec) for g in group_products(tarballs, spec.layering)]
     except (FetchError, LockError, SourceError) as e:
         raise e.located(ctx.origin) from None

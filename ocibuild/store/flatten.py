@@ -28,7 +28,7 @@ from isal import isal_zlib
 
 from ocibuild.errors import DigestMismatchError, ExportError, LayerError
 from ocibuild.layer.entry import clean_path, read_whiteout
-from ocibuild.layer.reader import decompressed, members
+from ocibuild.layer.reader import decompressed, member_content, members
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.layout import Store, StoredImage
 from ocibuild.store.rootfs import under
@@ -287,16 +287,7 @@ def _made(path: str, kind: bytes, mode: int, mtime: int, size: int = 0) -> bytes
 
 
 def _content(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Iterator[bytes]:
-    f = tar.extractfile(info)
-    if f is None:
-        raise LayerError(f"{info.name}: no content")
-    remaining = info.size
-    while remaining:
-        chunk = f.read(min(CHUNK, remaining))
-        if not chunk:
-            raise LayerError(f"{info.name}: the layer ends inside this file")
-        remaining -= len(chunk)
-        yield chunk
+    yield from member_content(tar, info, CHUNK)
     if info.size % BLOCK:
         yield b"\0" * (BLOCK - info.size % BLOCK)
 

@@ -6,6 +6,7 @@ grouped into layers and the downloads started in layer order (`start_tarballs`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -61,15 +62,6 @@ def resolve_products(
     return out
 
 
-def fetch_tarballs(
-    fetcher: Fetcher, root: str, entries: Sequence[ManifestEntry]
-) -> list[ProductTarball]:
-    """Fetch every entry's tarball; the first failure is raised once all ended."""
-    futures = start_tarballs(fetcher, wanted_tarballs(root, entries))
-    wait(futures)
-    return [f.result() for f in futures]
-
-
 @dataclass(frozen=True)
 class WantedTarball:
     """A product's tarball on the mirror, not yet fetched."""
@@ -84,27 +76,28 @@ class WantedTarball:
         return f"{self.product} {self.version}"
 
 
-def tarball_sizes(
-    fetcher: Fetcher, root: str, entries: Sequence[ManifestEntry]
-) -> list[WantedTarball] | None:
-    """Each entry's tarball and its size, asked in parallel without downloading; None when the
-    mirror does not say every size."""
-    urls = [tarball_url(root, e.product, e.version, e.tarball) for e in entries]
-    with ThreadPoolExecutor(max_workers=max(1, fetcher.parallel)) as pool:
-        sizes = list(pool.map(fetcher.size, urls))
-    if any(size is None for size in sizes):
-        return None
-    return [
-        WantedTarball(e.product, e.version, url, size or 0)
-        for e, url, size in zip(entries, urls, sizes, strict=True)
-    ]
-
-
 def wanted_tarballs(root: str, entries: Sequence[ManifestEntry]) -> list[WantedTarball]:
     return [
         WantedTarball(e.product, e.version, tarball_url(root, e.product, e.version, e.tarball), 0)
         for e in entries
     ]
+
+
+def tarball_sizes(fetcher: Fetcher, wanted: Sequence[WantedTarball]) -> list[WantedTarball] | None:
+    """The tarballs with their sizes, asked in parallel without downloading; None when the
+    mirror does not say every size."""
+    with ThreadPoolExecutor(max_workers=max(1, fetcher.parallel)) as pool:
+        sizes = list(pool.map(fetcher.size, [w.url for w in wanted]))
+    if any(size is None for size in sizes):
+        return None
+    return [dataclasses.replace(w, size=size or 0) for w, size in zip(wanted, sizes, strict=True)]
+
+
+def fetch_tarballs(fetcher: Fetcher, wanted: Sequence[WantedTarball]) -> list[ProductTarball]:
+    """Fetch every tarball; the first failure is raised once all ended."""
+    futures = start_tarballs(fetcher, wanted)
+    wait(futures)
+    return [f.result() for f in futures]
 
 
 def start_tarballs(

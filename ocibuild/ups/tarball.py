@@ -34,6 +34,7 @@ from ocibuild.cputime import sample, stage
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
+from ocibuild.layer.reader import member_content
 from ocibuild.layer.safepath import LayerTree, check_tar_member
 from ocibuild.limits import check_expansion
 
@@ -275,7 +276,7 @@ class _Reader(threading.Thread):
             return
         except SourceError as e:
             self._fail(e)
-        except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+        except (LayerError, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
             detail = str(e) or type(e).__name__
             self._fail(
                 SourceError(
@@ -302,14 +303,7 @@ class _Reader(threading.Thread):
                 self.buffer.put(("entry", entry), HEADER_COST)
                 if entry.kind is not Kind.FILE or not info.size:
                     continue
-                content = tar.extractfile(info)
-                assert content is not None
-                remaining = info.size
-                while remaining:
-                    chunk = content.read(min(CHUNK, remaining))
-                    if not chunk:
-                        raise EOFError(f"{info.name}: content ends {remaining} bytes early")
-                    remaining -= len(chunk)
+                for chunk in member_content(tar, info, CHUNK):
                     self.buffer.put(("data", chunk), len(chunk))
             # tar stops at its end-of-archive blocks; reading the compressed stream to its end
             # is what checks its tail (bzip2's stream CRC, gzip's CRC and length)
