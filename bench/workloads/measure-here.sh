@@ -1,7 +1,7 @@
 #!/bin/bash
 # The paper's study on one machine like the project's CI hosts (Debian 12, root): the workload
 # natively, in podman, and as Cori-style Slurm jobs through a real local Slurm with the Shifter
-# stand-ins of tests/bench/standins (test doubles: Shifter cannot run here; the stand-in
+# stand-ins of tests/study/standins (test doubles: Shifter cannot run here; the stand-in
 # shifterimg pulls the image from a local registry the way Shifter's gateway does, and the
 # stand-in shifter runs it with ch-run). Prints Table 2 and writes the tables and plots to
 # OUT/report.
@@ -16,7 +16,7 @@ out=$(realpath -m "${1:?usage: measure-here.sh OUT [REPEATS] [bench options]}")
 repeats=${2:-3}
 shift $(( $# >= 2 ? 2 : 1 ))
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-standins=$repo/tests/bench/standins
+standins=$repo/tests/study/standins
 ref=localhost/ocibuild/bench-study:latest
 mkdir -p "$out"
 ocibuild() { (cd "$repo" && exec python -m ocibuild --store "$out/store" "$@"); }

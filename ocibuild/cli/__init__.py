@@ -20,8 +20,8 @@ log = logging.getLogger("ocibuild")
 
 
 COMMAND_MODULES = {
-    "recipe": "ocibuild.cli.build",
-    "schema": "ocibuild.cli.build",
+    "recipe": "ocibuild.cli.recipe",
+    "schema": "ocibuild.cli.recipe",
     "images": "ocibuild.cli.store",
     "inspect": "ocibuild.cli.store",
     "export": "ocibuild.cli.store",

@@ -13,10 +13,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ocibuild.bench import plots
-from ocibuild.bench.inputs import load_inputs
-from ocibuild.bench.localslurm import local_slurm
-from ocibuild.bench.report import (
+from ocibuild.cli.display import CliState
+from ocibuild.errors import BenchError, StoreError
+from ocibuild.outpath import output_report_dir, write_output
+from ocibuild.store import Store
+from ocibuild.study import plots
+from ocibuild.study.inputs import load_inputs
+from ocibuild.study.localslurm import local_slurm
+from ocibuild.study.report import (
     module_csv,
     module_markdown,
     module_table,
@@ -24,15 +28,15 @@ from ocibuild.bench.report import (
     table2_csv,
     table2_markdown,
 )
-from ocibuild.bench.run import BenchRequest, BenchRun, RunPlan, plan_run, run_bench
-from ocibuild.bench.scalereport import (
+from ocibuild.study.run import BenchRequest, BenchRun, RunPlan, plan_run, run_bench
+from ocibuild.study.scalereport import (
     load_scaling,
     scaling_csv,
     scaling_markdown,
     scaling_table,
     shared_host_note,
 )
-from ocibuild.bench.scaling import (
+from ocibuild.study.scaling import (
     grid,
     is_scaling_dir,
     parse_counts,
@@ -41,13 +45,9 @@ from ocibuild.bench.scaling import (
     point_request,
     run_scaling,
 )
-from ocibuild.bench.shifter import ROUTES
-from ocibuild.bench.targets import find_target, target_dirs
-from ocibuild.bench.workload import StudySize, build_workload
-from ocibuild.cli.display import CliState
-from ocibuild.errors import BenchError, StoreError
-from ocibuild.outpath import output_report_dir, write_output
-from ocibuild.store import Store
+from ocibuild.study.shifter import ROUTES
+from ocibuild.study.targets import find_target, target_dirs
+from ocibuild.study.workload import StudySize, build_workload
 
 LOG_TAIL = 3000
 F = TypeVar("F", bound=Callable[..., Any])

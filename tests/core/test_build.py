@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.build import build_recipe
+from ocibuild.builder import build_recipe
 from ocibuild.store import Store
 from tests.core.conftest import copy_project, ocibuild
 

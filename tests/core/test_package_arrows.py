@@ -12,7 +12,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ocibuild"
 GROUND = ("oci", "layer", "store", "fetch", "ups", "ospkg", "remote")
-ABOVE = ("ocibuild.sources", "ocibuild.recipe", "ocibuild.build", "ocibuild.cli", "ocibuild.bench")
+ABOVE = (
+    "ocibuild.sources",
+    "ocibuild.recipe",
+    "ocibuild.builder",
+    "ocibuild.cli",
+    "ocibuild.study",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ocibuild.build.scheduler import LayerScheduler
+from ocibuild.builder.scheduler import LayerScheduler
 from ocibuild.compression import Compression
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.progress import silent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.build import build_order
+from ocibuild.builder import build_order
 from ocibuild.recipe import load_recipe
 from tests.hostile.conftest import Hostile
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.build import BuildOptions, build_recipe
+from ocibuild.builder import BuildOptions, build_recipe
 from ocibuild.progress import FetchEvent
 from ocibuild.store import Store
 from ocibuild.store.export import export_image

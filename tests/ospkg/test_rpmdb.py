@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.build import BuildOptions, build_recipe
+from ocibuild.builder import BuildOptions, build_recipe
 from ocibuild.errors import SourceError
 from ocibuild.ospkg.rpmdb import read_rpmdb
 from ocibuild.ospkg.rpmresolve import InstalledRpm

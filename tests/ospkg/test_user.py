@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.build import BuildOptions, build_recipe
+from ocibuild.builder import BuildOptions, build_recipe
 from ocibuild.errors import SourceError
 from ocibuild.oci import RuntimeConfig
 from ocibuild.sources import user

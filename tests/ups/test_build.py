@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.build import BuildOptions, build_recipe
+from ocibuild.builder import BuildOptions, build_recipe
 from ocibuild.errors import FetchError
 from ocibuild.progress import Event, FetchEvent, LayerEvent
 from ocibuild.store import Store

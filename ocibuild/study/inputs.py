@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ocibuild.bench.report import TargetTimings
-from ocibuild.bench.run import read_metadata
-from ocibuild.bench.timing import TimingDb, read_timing_db
 from ocibuild.errors import BenchError
 from ocibuild.progress import Message, Reporter, silent
+from ocibuild.study.report import TargetTimings
+from ocibuild.study.run import read_metadata
+from ocibuild.study.timing import TimingDb, read_timing_db
 
 
 def _databases(path: Path) -> tuple[str, list[Path]]:

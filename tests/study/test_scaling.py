@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.localslurm import LocalSlurm, local_slurm
-from ocibuild.bench.scalereport import load_scaling, scaling_table, shared_host_note
-from ocibuild.bench.scaling import SCALING_FILE, GridPoint, grid, parse_counts, parse_hints
 from ocibuild.cli import main
 from ocibuild.errors import BenchError
-from tests.bench.conftest import write_target
-from tests.bench.timingdbs import make_art1_db
+from ocibuild.study.localslurm import LocalSlurm, local_slurm
+from ocibuild.study.scalereport import load_scaling, scaling_table, shared_host_note
+from ocibuild.study.scaling import SCALING_FILE, GridPoint, grid, parse_counts, parse_hints
+from tests.study.conftest import write_target
+from tests.study.timingdbs import make_art1_db
 
 WORKERS = ("p:w1:Worker", "p:w2:Worker")
 OUTPUT = "p:out:ZlibOutput"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.bench.prepare import run_command
 from ocibuild.errors import BenchError
+from ocibuild.study.prepare import run_command
 
 ACTIVE_STATES = {
     "PENDING",

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.inputs import load_inputs
-from ocibuild.bench.report import table2
 from ocibuild.cli import main
 from ocibuild.store import Store
-from tests.bench.conftest import STUDY_REF
+from ocibuild.study.inputs import load_inputs
+from ocibuild.study.report import table2
+from tests.study.conftest import STUDY_REF
 
 SMALL = ["--events", "20", "--ints", "20000"]
 

@@ -7,9 +7,9 @@ config     the image config and history from the base, the layers and the recipe
 inputs     SOURCE_DATE_EPOCH, the mirror, digests of local files
 """
 
-from ocibuild.build.graph import PULL_POLICIES, BuildOptions, build_order, build_recipe
-from ocibuild.build.image import BuiltImage
-from ocibuild.build.scheduler import BuiltLayer
+from ocibuild.builder.graph import PULL_POLICIES, BuildOptions, build_order, build_recipe
+from ocibuild.builder.image import BuiltImage
+from ocibuild.builder.scheduler import BuiltLayer
 
 __all__ = [
     "PULL_POLICIES",

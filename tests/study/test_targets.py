@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.targets import BUILTIN_DIR, expand_scratch, find_target, load_target
 from ocibuild.errors import BenchError
+from ocibuild.study.targets import BUILTIN_DIR, expand_scratch, find_target, load_target
 
 SHIPPED = [
     "charliecloud",

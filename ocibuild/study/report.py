@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ocibuild.bench.timing import ModuleTime, TimingDb
+from ocibuild.study.timing import ModuleTime, TimingDb
 
 WORKERS = "workers"
 OUTPUT = "output"

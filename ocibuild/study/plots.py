@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ocibuild.bench.report import TargetTimings, target_splits
-from ocibuild.bench.scalereport import ScalingRow
 from ocibuild.errors import BenchError
 from ocibuild.outpath import output_file
+from ocibuild.study.report import TargetTimings, target_splits
+from ocibuild.study.scalereport import ScalingRow
 
 
 def _pyplot() -> Any:

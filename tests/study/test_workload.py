@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.report import TargetTimings, table2
-from ocibuild.bench.timing import ART1, read_timing_db
-from ocibuild.bench.workload import build_workload, is_static
 from ocibuild.cli import main
 from ocibuild.errors import BenchError
-from tests.bench.conftest import REPO
+from ocibuild.study.report import TargetTimings, table2
+from ocibuild.study.timing import ART1, read_timing_db
+from ocibuild.study.workload import build_workload, is_static
+from tests.study.conftest import REPO
 
 
 def run_study(workload: Path, out: Path, *args: str) -> str:
@@ -169,7 +169,7 @@ def run_installed(lib: Path, cwd: Path, *args: str) -> subprocess.CompletedProce
 
 def test_build_workload_works_from_a_non_editable_install(tmp_path: Path) -> None:
     lib = installed_copy(tmp_path)
-    assert (lib / "ocibuild" / "bench" / "art_study.c").is_file()
+    assert (lib / "ocibuild" / "study" / "art_study.c").is_file()
     # in a checkout (after `pip install .` there): where recipes/bench-study.yaml takes it from
     checkout = tmp_path / "checkout"
     (checkout / "recipes").mkdir(parents=True)

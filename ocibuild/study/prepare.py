@@ -20,17 +20,17 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ocibuild.bench.shifter import (
+from ocibuild.errors import BenchError, NotFoundError
+from ocibuild.progress import Message, Reporter, silent
+from ocibuild.store import Store
+from ocibuild.study.shifter import (
     ShifterRoute,
     export_argv,
     plan_route,
     request_import,
     route_commands,
 )
-from ocibuild.bench.targets import ShifterOptions, Target
-from ocibuild.errors import BenchError, NotFoundError
-from ocibuild.progress import Message, Reporter, silent
-from ocibuild.store import Store
+from ocibuild.study.targets import ShifterOptions, Target
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.atomicfile import atomic_write_bytes
-from ocibuild.bench.run import HINTS, BenchRequest, BenchRun, RunPlan, plan_run, run_batch
-from ocibuild.bench.slurm import nodes_share_a_machine
 from ocibuild.errors import BenchError
 from ocibuild.progress import Message, Reporter, silent
 from ocibuild.store import Store
+from ocibuild.study.run import HINTS, BenchRequest, BenchRun, RunPlan, plan_run, run_batch
+from ocibuild.study.slurm import nodes_share_a_machine
 
 SCALING_FILE = "scaling.json"
 

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.bench.report import event_splits
-from ocibuild.bench.run import read_metadata
-from ocibuild.bench.scaling import GridPoint, read_grid
-from ocibuild.bench.timing import read_timing_db
 from ocibuild.errors import BenchError
+from ocibuild.study.report import event_splits
+from ocibuild.study.run import read_metadata
+from ocibuild.study.scaling import GridPoint, read_grid
+from ocibuild.study.timing import read_timing_db
 
 
 @dataclass(frozen=True)

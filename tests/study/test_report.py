@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench import plots
-from ocibuild.bench.inputs import load_inputs
-from ocibuild.bench.report import (
+from ocibuild.cli import main
+from ocibuild.errors import BenchError
+from ocibuild.study import plots
+from ocibuild.study.inputs import load_inputs
+from ocibuild.study.report import (
     TargetTimings,
     event_splits,
     module_csv,
@@ -22,10 +24,8 @@ from ocibuild.bench.report import (
     table2_csv,
     table2_markdown,
 )
-from ocibuild.bench.timing import ART1, ART2, read_timing_db
-from ocibuild.cli import main
-from ocibuild.errors import BenchError
-from tests.bench.timingdbs import make_art1_db, make_art2_db
+from ocibuild.study.timing import ART1, ART2, read_timing_db
+from tests.study.timingdbs import make_art1_db, make_art2_db
 
 
 def study_events(workers: list[float], output: list[float]) -> dict[int, dict[str, float]]:

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.inputs import load_inputs
-from ocibuild.bench.localslurm import LocalSlurm
-from ocibuild.bench.report import table2
-from ocibuild.bench.run import BenchRequest, run_bench
-from ocibuild.bench.scripts import RunLayout, job_script
-from ocibuild.bench.targets import find_target
 from ocibuild.cli import main
 from ocibuild.errors import BenchError
 from ocibuild.store import Store
-from tests.bench.conftest import STUDY_REF
+from ocibuild.study.inputs import load_inputs
+from ocibuild.study.localslurm import LocalSlurm
+from ocibuild.study.report import table2
+from ocibuild.study.run import BenchRequest, run_bench
+from ocibuild.study.scripts import RunLayout, job_script
+from ocibuild.study.targets import find_target
+from tests.study.conftest import STUDY_REF
 
 SMALL = ["--events", "20", "--ints", "20000"]
 

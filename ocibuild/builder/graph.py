@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocibuild.build.image import BuiltImage, ImageInputs, build_image
-from ocibuild.build.inputs import ContentDigests, resolve_mirror
+from ocibuild.builder.image import BuiltImage, ImageInputs, build_image
+from ocibuild.builder.inputs import ContentDigests, resolve_mirror
 from ocibuild.compression import Compression
 from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir

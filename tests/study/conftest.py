@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.localslurm import LocalSlurm, local_slurm
-from ocibuild.bench.workload import ensure_workload
-from ocibuild.build import build_recipe
+from ocibuild.builder import build_recipe
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
+from ocibuild.study.localslurm import LocalSlurm, local_slurm
+from ocibuild.study.workload import ensure_workload
 from tests.podman import Podman
 from tests.registry.conftest import Registry, start_registry
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ocibuild.build import PULL_POLICIES, BuildOptions, build_recipe
+from ocibuild.builder import PULL_POLICIES, BuildOptions, build_recipe
 from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.compression import COMPRESSIONS, LEVEL_HELP

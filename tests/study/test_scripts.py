@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.prepare import plan_prepare, runtime_image
-from ocibuild.bench.run import BenchRequest, plan_run
-from ocibuild.bench.scripts import RunLayout, double_quoted, job_script, run_line
-from ocibuild.bench.targets import find_target
-from ocibuild.bench.workload import StudySize, study_command
 from ocibuild.cli import main
+from ocibuild.study.prepare import plan_prepare, runtime_image
+from ocibuild.study.run import BenchRequest, plan_run
+from ocibuild.study.scripts import RunLayout, double_quoted, job_script, run_line
+from ocibuild.study.targets import find_target
+from ocibuild.study.workload import StudySize, study_command
 
 IMAGE = "paterno/centos-uboone_v04_31_00-e9-prof:latest"
 LAR = "lar -c prodsingle_uboone_mfp_01.fcl"

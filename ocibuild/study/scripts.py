@@ -26,7 +26,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from ocibuild.bench.targets import Target
+from ocibuild.study.targets import Target
 
 OUT_FILE = "out.txt"
 

@@ -1,4 +1,4 @@
-"""The study workload (ocibuild/bench/art_study.c, shipped with the package): its size, its
+"""The study workload (ocibuild/study/art_study.c, shipped with the package): its size, its
 command line, and its build as one static binary (gcc -static with the distribution's static
 sqlite3 and zlib), so that it runs unchanged natively and in any image."""
 

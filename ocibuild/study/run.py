@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.atomicfile import atomic_write_bytes
-from ocibuild.bench.prepare import PreparedImage, plan_prepare, prepare_image, runtime_image
-from ocibuild.bench.scripts import OUT_FILE, RunLayout, job_script
-from ocibuild.bench.shifter import ROUTES
-from ocibuild.bench.slurm import JobState, follow, submit
-from ocibuild.bench.targets import Target, expand_scratch
-from ocibuild.bench.workload import StudySize, default_binary, ensure_workload, study_command
 from ocibuild.errors import BenchError, OcibuildError
 from ocibuild.progress import JobEvent, Message, Reporter, TaskEvent, silent
 from ocibuild.store import Store
+from ocibuild.study.prepare import PreparedImage, plan_prepare, prepare_image, runtime_image
+from ocibuild.study.scripts import OUT_FILE, RunLayout, job_script
+from ocibuild.study.shifter import ROUTES
+from ocibuild.study.slurm import JobState, follow, submit
+from ocibuild.study.targets import Target, expand_scratch
+from ocibuild.study.workload import StudySize, default_binary, ensure_workload, study_command
 
 METADATA = "metadata.json"
 HINTS = (None, "multithread", "nomultithread")

@@ -10,9 +10,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.build.config import image_config
-from ocibuild.build.inputs import ContentDigests, source_date_epoch
-from ocibuild.build.scheduler import BuiltLayer, LayerScheduler
+from ocibuild.builder.config import image_config
+from ocibuild.builder.inputs import ContentDigests, source_date_epoch
+from ocibuild.builder.scheduler import BuiltLayer, LayerScheduler
 from ocibuild.compression import Compression
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile

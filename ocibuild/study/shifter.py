@@ -24,9 +24,9 @@ from typing import Any
 
 import requests
 
-from ocibuild.bench.targets import ShifterOptions, Target, expand_path
 from ocibuild.errors import BenchError
 from ocibuild.oci.reference import parse_reference
+from ocibuild.study.targets import ShifterOptions, Target, expand_path
 
 ROUTES = ("pull", "import")
 IMPORT_TIMEOUT = 600.0

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.localslurm import LocalSlurm
-from ocibuild.bench.run import BenchRequest, run_bench
-from ocibuild.bench.shifter import Gateway, ShifterRoute, request_import
-from ocibuild.bench.slurm import follow, show_job, submit
-from ocibuild.bench.targets import BUILTIN_DIR, find_target
 from ocibuild.cli import main
 from ocibuild.errors import BenchError
 from ocibuild.store import Store
-from tests.bench.conftest import STUDY_REF, write_target
+from ocibuild.study.localslurm import LocalSlurm
+from ocibuild.study.run import BenchRequest, run_bench
+from ocibuild.study.shifter import Gateway, ShifterRoute, request_import
+from ocibuild.study.slurm import follow, show_job, submit
+from ocibuild.study.targets import BUILTIN_DIR, find_target
 from tests.podman import Podman
+from tests.study.conftest import STUDY_REF, write_target
 
 SMALL = ["--events", "20", "--ints", "20000"]
 

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.bench.prepare import plan_prepare, runtime_image
-from ocibuild.bench.run import BenchRequest
-from ocibuild.bench.shifter import (
+from ocibuild.cli import main
+from ocibuild.errors import BenchError
+from ocibuild.store import Store
+from ocibuild.study.prepare import plan_prepare, runtime_image
+from ocibuild.study.run import BenchRequest
+from ocibuild.study.shifter import (
     Gateway,
     ShifterRoute,
     custom_name,
@@ -23,10 +26,7 @@ from ocibuild.bench.shifter import (
     read_udiroot,
     request_import,
 )
-from ocibuild.bench.targets import BUILTIN_DIR, ShifterOptions, find_target
-from ocibuild.cli import main
-from ocibuild.errors import BenchError
-from ocibuild.store import Store
+from ocibuild.study.targets import BUILTIN_DIR, ShifterOptions, find_target
 from tests.registry.images import make_image, random_layer
 
 REF = "registry.example.org:5000/me/bench-study:1"
