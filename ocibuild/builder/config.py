@@ -10,7 +10,8 @@ from dataclasses import replace
 from ocibuild.layer.blob import Layer
 from ocibuild.oci import History, ImageConfig, Platform, RuntimeConfig
 from ocibuild.recipe import ImageSpec
-from ocibuild.sources.base import LayerPlan, LowerFS
+from ocibuild.sources.base import LayerPlan
+from ocibuild.sources.session import LowerFS
 
 
 def image_config(

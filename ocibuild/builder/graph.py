@@ -7,15 +7,11 @@ their registry. Each image is then built by `build_image`.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ocibuild.builder.image import BuiltImage, ImageInputs, build_image
-from ocibuild.builder.inputs import ContentDigests, resolve_mirror
+from ocibuild.builder.image import BuiltImage, build_image
+from ocibuild.builder.inputs import ContentDigests, resolve_mirror, source_date_epoch
 from ocibuild.compression import Compression
 from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir
@@ -24,93 +20,76 @@ from ocibuild.oci import Descriptor
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import ImageEvent, Message, Reporter, silent
 from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
+from ocibuild.sources.session import BuildSession, BuildSettings
 from ocibuild.store import Store, StoredImage
-
-PULL_POLICIES = ("always", "missing", "never")
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    no_cache: bool = False
-    mirror: str | None = None
-    cache_dir: Path | None = None
-    offline: bool = False
-    update_lock: bool = False
-    pull: str = "missing"
-    remote: Any = None  # ocibuild.remote.RemoteOptions, for bases pulled from registries
-    jobs: int = 2
-    compression: str | None = None
-    compression_level: int | None = None
-    images: tuple[str, ...] = ()  # build only these (and what they need); all when empty
-    variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
 
 
 def build_recipe(
     recipe: Recipe | Path | str,
     store: Store,
-    options: BuildOptions | None = None,
+    settings: BuildSettings | None = None,
     report: Reporter = silent,
 ) -> list[BuiltImage]:
     """Build the recipe's images (dependencies first) into `store`; return them in build order."""
-    options = options or BuildOptions()
-    if options.pull not in PULL_POLICIES:
-        raise ValueError(f"pull policy must be one of {', '.join(PULL_POLICIES)}")
+    settings = settings or BuildSettings()
     if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe, options.variables)
+        recipe = load_recipe(recipe, settings.variables)
     with store.build_lock():
-        builder = _Builder(store, options, report)
-        built = builder.build(recipe, options.images)
+        builder = _Builder(store, settings, report)
+        built = builder.build(recipe, settings.images)
     store.state.set_last_build([r for image in built for r in image.refs], str(recipe.path))
     return built
 
 
 class _Builder:
-    def __init__(self, store: Store, options: BuildOptions, report: Reporter) -> None:
+    def __init__(self, store: Store, settings: BuildSettings, report: Reporter) -> None:
         self.store = store
-        self.options = options
+        self.settings = settings
         self.report = report
+        self.session: BuildSession | None = None  # made for the first recipe file built
         self.built: dict[str, BuiltImage] = {}  # full ref -> image, across recipe files
         self.visiting: list[str] = []
-        self.content_digest = ContentDigests()
-        self.cancel = threading.Event()  # set on Ctrl-C or a failed layer: the others stop
-        self.ups_warned: set[str] = set()  # UPS setup warnings given in this build
         # what was built is recorded in the store once per recipe, not once per image: one
         # write of index.json and of the layer cache for each image made recipes quadratic
         self.untagged: list[tuple[list[str], Descriptor]] = []
         self.uncached: dict[str, Layer] = {}
         self.indexes: dict[Path, dict[str, ImageSpec]] = {}
 
+    def session_for(self, recipe: Recipe) -> BuildSession:
+        """The build's session, for the recipe file `recipe`: its lock, mirror and time."""
+        lock = LockFile.for_recipe(recipe.path)
+        mirror = resolve_mirror(recipe, self.settings.mirror)
+        epoch = source_date_epoch(recipe)
+        if self.session is None:
+            self.session = BuildSession(
+                settings=self.settings,
+                recipe_file=recipe.path,
+                lock=lock,
+                mirror=mirror,
+                source_date_epoch=epoch,
+                cache_dir=self.settings.cache_dir or default_cache_dir(),
+                report=self.report,
+                content_digest=ContentDigests(),
+            )
+            return self.session
+        return self.session.for_recipe(recipe.path, lock, mirror, epoch)
+
     def build(self, recipe: Recipe, only: tuple[str, ...] = ()) -> list[BuiltImage]:
         order = build_order(recipe, only)
-        inputs = ImageInputs(
-            recipe=recipe,
-            lock=LockFile.for_recipe(recipe.path),
-            mirror=resolve_mirror(recipe, self.options.mirror),
-            cache_dir=self.options.cache_dir or default_cache_dir(),
-            offline=self.options.offline,
-            update_lock=self.options.update_lock,
-            content_digest=self.content_digest,
-            report=self.report,
-            variables=self.options.variables,
-            cancel=self.cancel,
-            warned=self.ups_warned,
-            insecure=bool(self.options.remote and self.options.remote.insecure),
-            uncached=self.uncached,
-        )
+        session = self.session_for(recipe)
         out = []
         try:
             for image in order:
-                out.append(self.image(inputs, image))
+                out.append(self.image(session, recipe, image))
         finally:  # what was built before a failure or Ctrl-C stays built
             self.store.state.remember_layers(self.uncached.items())
             self.uncached.clear()
             self.store.tag_all(self.untagged)
             self.untagged.clear()
-        inputs.lock.save()
+        session.lock.save()
         return out
 
-    def image(self, inputs: ImageInputs, image: ImageSpec) -> BuiltImage:
-        recipe = inputs.recipe
+    def image(self, session: BuildSession, recipe: Recipe, image: ImageSpec) -> BuiltImage:
         refs = image_refs(image)
         if refs[0] in self.built:
             return self.built[refs[0]]
@@ -119,13 +98,12 @@ class _Builder:
         base = self.base(recipe, image)
         result = build_image(
             self.store,
-            inputs,
+            session,
             image,
             refs,
             base,
             self.compression(recipe, image),
-            self.options.jobs,
-            use_cache=not self.options.no_cache,
+            self.uncached,
         )
         self.built[refs[0]] = result
         self.untagged.append((refs, result.descriptor))
@@ -146,7 +124,7 @@ class _Builder:
     def compression(self, recipe: Recipe, image: ImageSpec) -> Compression:
         """The command line's, else the image's, else the recipe's; a level that does not fit
         the compression chosen names where it was given."""
-        options = self.options
+        options = self.settings
         algorithm = options.compression or image.compression or recipe.compression
         given = [
             (options.compression_level, "--level"),
@@ -172,7 +150,7 @@ class _Builder:
                     f"from: {source}: recipe files refer to each other in a cycle", image.origin
                 )
             try:
-                other = load_recipe(other_path, self.options.variables)
+                other = load_recipe(other_path, self.settings.variables)
             except RecipeError as e:
                 raise e.located(image.origin) from None
             target = other.image(name) or _find(self.index(other), name)
@@ -206,7 +184,8 @@ class _Builder:
     def registry_base(self, ref: str, origin: Origin | None) -> StoredImage:
         full = str(parse_reference(ref))
         have = full in self.store.refs() or _is_pinned_and_present(self.store, full)
-        if self.options.pull == "never" or (have and self.options.pull == "missing"):
+        pull = self.settings.pull
+        if pull == "never" or (have and pull == "missing"):
             try:
                 return self.stored_base(full)
             except NotFoundError:
@@ -218,7 +197,9 @@ class _Builder:
         from ocibuild.remote import RemoteOptions, pull_image
 
         self.report(Message(f"pulling base image {full}"))
-        pull_image(self.store, full, self.options.remote or RemoteOptions(), self.report)
+        network = self.settings.network
+        options = RemoteOptions(insecure=network.insecure, ca_cert=network.ca_cert)
+        pull_image(self.store, full, options, self.report)
         return self.stored_base(full)
 
 

@@ -8,10 +8,9 @@ import threading
 from pathlib import Path
 
 from ocibuild.errors import RecipeError
-from ocibuild.layer.entry import Entry
+from ocibuild.layer.entry import Entry, content_sha256
 from ocibuild.recipe import Recipe
 from ocibuild.recipe.model import check_source_date_epoch
-from ocibuild.sources.base import hash_content
 
 DEFAULT_MIRROR = "https://scisoft.fnal.gov/scisoft"
 
@@ -50,13 +49,13 @@ class ContentDigests:
 
     def __call__(self, entry: Entry) -> str:
         if not entry.source:
-            return hash_content(entry)
+            return content_sha256(entry)
         st = os.stat(entry.source)
         key = (entry.source, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         with self._mutex:
             if key in self._known:
                 return self._known[key]
-        digest = hash_content(entry)
+        digest = content_sha256(entry)
         with self._mutex:
             self._known[key] = digest
         return digest

@@ -1,7 +1,7 @@
 """The layers of one image, each a future of one `Layer`: a hit of the layer cache, or written
-(in a thread pool: compressors release the GIL) into the image's store transaction. A deferred
-plan is resolved in the pool too, so earlier layers are written while it waits. Layers whose
-plans use every core read their entries one at a time."""
+(in a thread pool: compressors release the GIL) into the image's store transaction. A plan
+whose key waits on its downloads is resolved in the pool too, so earlier layers are written
+while it waits. Layers whose plans use every core read their entries one at a time."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ocibuild.layer.entry import Entry
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor
 from ocibuild.progress import LayerEvent, Reporter
-from ocibuild.sources.base import DeferredPlan, LayerPlan, Planned, input_key
+from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.store.state import State
 from ocibuild.store.transaction import Transaction
 
@@ -59,40 +59,41 @@ class LayerScheduler:
         self.uncached = {} if uncached is None else uncached
         self.every_core = threading.Lock()  # held while reading the entries of such a layer
 
-    def schedule(self, planned: Planned) -> Future[BuiltLayer]:
-        if isinstance(planned, DeferredPlan):
-            return self.pool.submit(self._resolve, planned)
-        hit = self._cache_hit(planned)
-        if hit is not None:
+    def schedule(self, plan: LayerPlan) -> Future[BuiltLayer]:
+        """The layer of `plan`, called in layer order: a cache hit at once when its key is
+        known, else started (its downloads begin) and resolved in the pool."""
+        if isinstance(plan.key, str) and (hit := self._cache_hit(plan, plan.key)) is not None:
             done: Future[BuiltLayer] = Future()
             done.set_result(hit)
             return done
-        if planned.prepare is not None:
-            planned.prepare()
-        return self.pool.submit(self._write, planned)
+        if plan.start is not None:
+            plan.start()
+        return self.pool.submit(self._build, plan)
 
-    def _key(self, plan: LayerPlan) -> str:
-        return input_key(plan.key, str(self.compression), self.mtime)
+    def _cache_key(self, plan_key: str) -> str:
+        return input_key(plan_key, str(self.compression), self.mtime)
 
-    def _cache_hit(self, plan: LayerPlan) -> BuiltLayer | None:
+    def _cache_hit(self, plan: LayerPlan, plan_key: str) -> BuiltLayer | None:
         if not self.use_cache:
             return None
-        key = self._key(plan)
+        key = self._cache_key(plan_key)
         hit = self.uncached.get(key) or self.state.cached_layer(key)
         if hit and self.tx.has_blob(hit.digest):
             return self._finished(key, plan, hit, cached=True)
         return None
 
-    def _resolve(self, deferred: DeferredPlan) -> BuiltLayer:
-        if self.cancel.is_set():
-            raise Cancelled("layer not planned")
-        plan = deferred.resolve()
-        return self._cache_hit(plan) or self._write(plan)
-
-    def _write(self, plan: LayerPlan) -> BuiltLayer:
-        key = self._key(plan)
+    def _build(self, plan: LayerPlan) -> BuiltLayer:
         if self.cancel.is_set():
             raise Cancelled("layer not started")
+        if isinstance(plan.key, str):  # not in the cache: `schedule` looked
+            return self._write(plan, plan.key)
+        plan_key = plan.key()  # waits for what the key depends on (downloads)
+        if self.cancel.is_set():
+            raise Cancelled("layer not started")
+        return self._cache_hit(plan, plan_key) or self._write(plan, plan_key)
+
+    def _write(self, plan: LayerPlan, plan_key: str) -> BuiltLayer:
+        key = self._cache_key(plan_key)
 
         def progress(done: int) -> None:
             self.report(LayerEvent(key, plan.description, "building", done, plan.size_hint))

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from ocibuild.builder import PULL_POLICIES, BuildOptions, build_recipe
+from ocibuild.builder import PULL_POLICIES, BuildSettings, build_recipe
 from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.compression import COMPRESSIONS, LEVEL_HELP
+from ocibuild.net.policy import NetworkPolicy
 
 
 @click.command("recipe")
@@ -87,25 +88,19 @@ def recipe_command(
     Unchanged layers come from the cache; each image is tagged under all its references.
     Prints each built reference and its manifest digest.
     """
-    remote = None
-    if insecure or ca_cert:
-        from ocibuild.remote import RemoteOptions
-
-        remote = RemoteOptions(insecure=insecure, ca_cert=ca_cert)
-    options = BuildOptions(
+    settings = BuildSettings(
         no_cache=no_cache,
         mirror=mirror,
-        offline=offline,
+        network=NetworkPolicy(offline=offline, insecure=insecure, ca_cert=ca_cert),
         update_lock=update_lock,
         pull=pull,
-        remote=remote,
         jobs=jobs,
         compression=compression,
         compression_level=compression_level,
         images=images,
         variables=variables,
     )
-    built = build_recipe(recipe_file, state.store(), options, state.reporter())
+    built = build_recipe(recipe_file, state.store(), settings, state.reporter())
     state.close()
     for image in built:
         for ref in image.refs:

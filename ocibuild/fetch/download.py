@@ -37,7 +37,16 @@ from ocibuild.errors import (
     TransientError,
 )
 from ocibuild.fetch.lockfile import LockFile, Pin
-from ocibuild.net import RetryPolicy, failure, host_tls, new_session, retrying, send, status_failure
+from ocibuild.net import (
+    NetworkPolicy,
+    RetryPolicy,
+    failure,
+    host_tls,
+    new_session,
+    retrying,
+    send,
+    status_failure,
+)
 from ocibuild.net.session import register_url_secret
 from ocibuild.progress import FetchEvent, Message, Reporter, silent
 
@@ -66,13 +75,12 @@ class Fetched:
 class Fetcher:
     cache_dir: Path
     lock: LockFile | None = None
-    offline: bool = False
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
     update_lock: bool = False
     report: Reporter = silent
     mirror: str | None = None  # downloads below this root are pinned as `{mirror}/...`
     origin: Origin | str | None = None  # the recipe line the downloads are for
     hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
-    insecure: bool = False  # TLS unverified (`--insecure`)
     retry: RetryPolicy = DOWNLOAD_RETRIES
     timeout: tuple[float, float] = (10.0, 60.0)
     parallel: int = 4
@@ -125,7 +133,7 @@ class Fetcher:
             self.report(FetchEvent(url, what, "cached", hit.size, hit.size))
             self._pin(hit)
             return hit
-        if self.offline:
+        if self.network.offline:
             raise MissingDownloadError(
                 f"{label}{url} is not in the download cache {self.cache_dir} (offline)",
                 self.origin,
@@ -154,7 +162,7 @@ class Fetcher:
             if path.exists():
                 self.report(FetchEvent(url, what, "cached", path.stat().st_size))
                 return Fetched(url, path, path.stat().st_size, sha256)
-        if self.offline:
+        if self.network.offline:
             hit = self._by_url(url)
             if hit is None or (sha256 and hit.sha256 != sha256):
                 raise MissingDownloadError(
@@ -218,7 +226,7 @@ class Fetcher:
             return pin.size
         if hit := self.cached(url):
             return hit.size
-        if self.offline:
+        if self.network.offline:
             return None
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https"):
@@ -229,7 +237,7 @@ class Fetcher:
                 self.session(),
                 "HEAD",
                 url,
-                tls=host_tls(parts.netloc, self.insecure),
+                tls=host_tls(parts.netloc, self.network.insecure),
                 timeout=self.timeout,
                 allow_redirects=True,
             )
@@ -308,7 +316,7 @@ class Fetcher:
             self.session(),
             "GET",
             target,
-            tls=host_tls(parts.netloc, self.insecure),
+            tls=host_tls(parts.netloc, self.network.insecure),
             timeout=self.timeout,
             stream=True,
         )
@@ -331,7 +339,7 @@ class Fetcher:
         """Whether `url` can be fetched (cached, or answered without 404); used for fallbacks."""
         if self.cached(url):
             return True
-        if self.offline:
+        if self.network.offline:
             return False
         try:
             self._open(url, "").close()

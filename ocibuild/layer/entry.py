@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -123,3 +124,13 @@ def check_relative(path: str, what: str = "entry") -> str:
     if ".." in path.replace("\\", "/").split("/"):
         raise UnsafePathError(f"{what} {path!r} contains '..'")
     return clean_path(path, what)
+
+
+def content_sha256(entry: Entry) -> str:
+    """sha256 of a file entry's content (empty for entries without content)."""
+    h = hashlib.sha256()
+    if entry.open is not None:
+        with entry.open() as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()

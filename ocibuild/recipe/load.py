@@ -12,10 +12,10 @@ from ocibuild.compression import COMPRESSIONS, check_level
 from ocibuild.errors import Origin, RecipeError
 from ocibuild.limits import RECIPE_SIZE
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.recipe.model import SCRATCH, ImageSpec, LayerSpec, Recipe, check_source_date_epoch
+from ocibuild.recipe.model import SCRATCH, ImageSpec, Recipe, check_source_date_epoch
+from ocibuild.sources.registry import LayerSpec
 from ocibuild.yamldecode import (
     compose,
-    decode,
     decode_dataclass,
     did_you_mean,
     origin_of,
@@ -159,9 +159,7 @@ def _layer_spec(
 ) -> LayerSpec:
     from ocibuild.sources import SOURCES  # spec types only: no source is loaded
 
-    kind = SOURCES[source]
-    inner = None if kind.verbatim else variables
-    return LayerSpec(source, decode(node, kind.spec, file, source, inner), at)
+    return SOURCES[source].decode(node, at, file, variables)
 
 
 def _layers(node: yaml.Node, file: str, variables: dict[str, str]) -> list[LayerSpec]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ocibuild.errors import Origin
 from ocibuild.oci.model import Platform
+from ocibuild.sources.registry import LayerSpec
 
 SCRATCH = "scratch"
 MAX_SOURCE_DATE_EPOCH = 253402300799  # 9999-12-31T23:59:59Z: the last time an image config holds
@@ -20,16 +20,6 @@ def check_source_date_epoch(value: int) -> int:
             f"{value} is outside 0..{MAX_SOURCE_DATE_EPOCH} (up to 9999-12-31T23:59:59Z)"
         )
     return value
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer source of an image: `source` names it in `ocibuild.sources.SOURCES`, `spec` is
-    its decoded spec. An image's `setup:` is its last layer spec, of source `setup`."""
-
-    source: str
-    spec: Any
-    origin: Origin
 
 
 def _control(text: str) -> str | None:

@@ -70,7 +70,7 @@ def recipe_schema() -> dict[str, Any]:
             for name, kind in sorted(SOURCES.items())
         ]
     }
-    image = dataclass_schema(ImageSpec)
+    image = dataclass_schema(ImageSpec, skip=("layers",))
     image["properties"]["layers"] = {"type": "array", "items": layer}
     image["properties"]["setup"] = {
         **type_schema(SOURCES["setup"].spec),

@@ -47,7 +47,7 @@ from ocibuild.ospkg.dpkgdb import (
 )
 from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
 from ocibuild.ospkg.record import PackageRecord
-from ocibuild.sources.base import LayerPlan, SourceContext, fetcher_for, input_key
+from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.packages import (
     Download,
     base_record,
@@ -59,6 +59,7 @@ from ocibuild.sources.packages import (
     report_skipped,
     resolve_requested,
 )
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import DebSpec
 from ocibuild.variables import canonical, expand, mirror_hint
 
@@ -90,17 +91,17 @@ class _Repo:
     components: tuple[str, ...]
 
 
-def plan(spec: DebSpec, ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
     origin = spec.origin or ctx.origin
     repos = []
     for repo in spec.repos:
         try:
             repos.append(
                 _Repo(
-                    expand(repo.url, ctx.variables).rstrip("/"),
-                    expand(repo.suite, ctx.variables),
-                    canonical(repo.url, ctx.variables).rstrip("/"),
-                    canonical(repo.suite, ctx.variables),
+                    expand(repo.url, ctx.session.settings.variables).rstrip("/"),
+                    expand(repo.suite, ctx.session.settings.variables),
+                    canonical(repo.url, ctx.session.settings.variables).rstrip("/"),
+                    canonical(repo.suite, ctx.session.settings.variables),
                     tuple(repo.components),
                 )
             )
@@ -133,7 +134,7 @@ def plan(spec: DebSpec, ctx: SourceContext) -> list[LayerPlan]:
 
 def _resolve(
     spec: DebSpec,
-    ctx: SourceContext,
+    ctx: LayerContext,
     repos: list[_Repo],
     installed: list[InstalledDeb],
     origin: Origin,
@@ -212,7 +213,7 @@ def _entries(
     urls: dict[str, str],
     base_status: list[dict[str, str]],
     record: list[PackageRecord],
-    ctx: SourceContext,
+    ctx: LayerContext,
     hint: str,
 ) -> Iterator[Entry]:
     downloads = [

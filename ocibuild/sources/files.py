@@ -14,7 +14,8 @@ from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.layer.safepath import LayerTree
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.progress import human_size, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, input_key
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import FileItem
 
 
@@ -47,7 +48,7 @@ def _xattrs(path: str) -> dict[str, bytes]:
     return out
 
 
-def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, object]) -> list[Entry]:
+def _item_entries(item: FileItem, ctx: LayerContext, identities: dict[str, object]) -> list[Entry]:
     origin = item.origin or ctx.origin
     try:
         dest = clean_path(item.dest, "dest")
@@ -62,7 +63,7 @@ def _item_entries(item: FileItem, ctx: SourceContext, identities: dict[str, obje
         return [bytes_entry(dest, data, mode=0o644 if mode is None else mode, uid=uid, gid=gid)]
     src = Path(item.src or "").expanduser()
     if not src.is_absolute():
-        src = ctx.recipe_dir / src
+        src = ctx.session.recipe_dir / src
     try:
         st = src.lstat()
     except FileNotFoundError:
@@ -164,7 +165,7 @@ class _Copy:
 
 
 def entries_key(
-    entries: list[Entry], ctx: SourceContext, identities: dict[str, object]
+    entries: list[Entry], ctx: LayerContext, identities: dict[str, object]
 ) -> list[object]:
     """What the layer depends on: metadata of every entry, and for content either its sha256
     (inline content) or, for host files, their identity (path, device, inode, size, mtime,
@@ -175,7 +176,7 @@ def entries_key(
         if e.kind is Kind.FILE and e.source:
             content = [e.source, identities.get(e.path)]
         elif e.kind is Kind.FILE and e.open is not None:
-            content = ctx.content_digest(e)
+            content = ctx.session.content_digest(e)
         out.append(
             [
                 e.path,
@@ -194,7 +195,7 @@ def entries_key(
     return out
 
 
-def plan(spec: list[FileItem], ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: list[FileItem], ctx: LayerContext) -> list[LayerPlan]:
     identities: dict[str, object] = {}
     origins: dict[str, str] = {}  # path -> the recipe line of the item that wins it
     listed = []

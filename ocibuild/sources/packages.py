@@ -11,16 +11,17 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from ocibuild.errors import DigestMismatchError, LockError, Origin, SourceError
-from ocibuild.fetch import Fetched, Pin
+from ocibuild.fetch import Fetched, LockFile, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
 from ocibuild.progress import Message, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, content_key, fetcher_for, input_key
+from ocibuild.sources.base import LayerPlan, content_key, fetcher_for, input_key
+from ocibuild.sources.session import LayerContext
 
 P = TypeVar("P")
 
 
-def lower_files(ctx: SourceContext, paths: Iterable[str]) -> dict[str, bytes]:
+def lower_files(ctx: LayerContext, paths: Iterable[str]) -> dict[str, bytes]:
     """The base image's files at `paths` (one pass over its layers), with the package record."""
     if ctx.lower is None:
         return {}
@@ -37,32 +38,34 @@ def record_entry(base: list[PackageRecord], added: list[PackageRecord]) -> Entry
 
 
 def locked_resolution(
-    ctx: SourceContext, key: str, kind: type[P], resolve: Callable[[], list[P]]
+    ctx: LayerContext, key: str, kind: type[P], resolve: Callable[[], list[P]]
 ) -> list[P]:
     """The packages a layer installs: the lock's record for `key` (as `kind` dataclasses), or
     else `resolve()`'s answer, recorded in the lock. `--update-lock` always resolves."""
-    pinned = None if ctx.lock is None or ctx.update_lock else ctx.lock.resolution(key)
+    lock = ctx.session.lock
+    pinned = None if ctx.session.settings.update_lock else lock.resolution(key)
     if pinned is not None:
-        return [kind(**p) for p in _lock_entries(ctx, pinned, kind)]
+        return [kind(**p) for p in _lock_entries(lock, pinned, kind)]
     packages = resolve()
-    if ctx.lock is not None:
-        ctx.lock.set_resolution(key, [p.__dict__ for p in packages])
+    lock.set_resolution(key, [p.__dict__ for p in packages])
     return packages
 
 
-def _lock_entries(ctx: SourceContext, pinned: Any, kind: type) -> list[dict[str, Any]]:
+def _lock_entries(lock: LockFile, pinned: Any, kind: type) -> list[dict[str, Any]]:
     """The recorded resolution as a list of field mappings of `kind`, or a LockError."""
     names = {f.name for f in fields(kind)}
     if not isinstance(pinned, list) or not all(
         isinstance(p, dict) and set(p) == names for p in pinned
     ):
-        where = ctx.lock.path if ctx.lock is not None else "the lock file"
-        raise LockError("malformed package resolution; rebuild with --update-lock", where)
+        raise LockError(
+            "malformed package resolution; rebuild with --update-lock",
+            str(lock.path or "the lock file"),
+        )
     return pinned
 
 
 def resolve_requested(
-    ctx: SourceContext,
+    ctx: LayerContext,
     kind: str,
     resolve: Callable[[list[str]], list[P]],
     requested: list[str],
@@ -106,7 +109,7 @@ class Download:
 
 
 def download_packages(
-    ctx: SourceContext, downloads: Sequence[Download], hint: str = ""
+    ctx: LayerContext, downloads: Sequence[Download], hint: str = ""
 ) -> list[Fetched]:
     """Fetch package files in parallel, each checked against its index's checksum, and pin them
     in the lock. Files are cached by content, so a fixed mirror is never shadowed by a bad
@@ -129,8 +132,7 @@ def download_packages(
                         f"the repository index says {d.checksum}",
                         ctx.origin,
                     )
-        if ctx.lock is not None:
-            ctx.lock.set(Pin(d.url, fetched.size, fetched.sha256))
+        ctx.session.lock.set(Pin(d.url, fetched.size, fetched.sha256))
         return fetched
 
     with ThreadPoolExecutor(max_workers=max(1, fetcher.parallel)) as pool:
@@ -146,7 +148,7 @@ def file_digest(fetched: Fetched, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def report_skipped(ctx: SourceContext, kind: str, records: Sequence[PackageRecord]) -> None:
+def report_skipped(ctx: LayerContext, kind: str, records: Sequence[PackageRecord]) -> None:
     skipped = [f"{r.name} ({', '.join(r.skipped_scripts)})" for r in records if r.skipped_scripts]
     if skipped:
         ctx.report(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ocibuild.layer.entry import bytes_entry
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, input_key
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import ProfileSpec
 
 
@@ -11,10 +12,10 @@ def profile_script(lines: str) -> bytes:
     return ("# written by ocibuild: sourced by login shells\n" + lines.rstrip("\n") + "\n").encode()
 
 
-def plan(spec: str | ProfileSpec, ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: str | ProfileSpec, ctx: LayerContext) -> list[LayerPlan]:
     if isinstance(spec, str):
         spec = ProfileSpec(lines=spec)
-    name = spec.name or f"ocibuild-{ctx.layer_index:02d}"
+    name = spec.name or f"ocibuild-{ctx.index:02d}"
     if "/" in name or name.startswith("."):
         from ocibuild.errors import SourceError
 

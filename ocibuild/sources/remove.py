@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ocibuild.errors import SourceError, UnsafePathError
 from ocibuild.layer.entry import clean_path, whiteout_entry
-from ocibuild.sources.base import LayerPlan, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, input_key
+from ocibuild.sources.session import LayerContext
 
 
-def plan(spec: list[str], ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: list[str], ctx: LayerContext) -> list[LayerPlan]:
     paths = []
     for raw in spec:
         try:

@@ -26,7 +26,7 @@ from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.ospkg.rpmlayer import ACCOUNT_FILES, layer_entries, read_rpm, shipped_accounts
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
 from ocibuild.progress import Message, plural
-from ocibuild.sources.base import LayerPlan, SourceContext, fetcher_for, input_key
+from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.packages import (
     Download,
     base_record,
@@ -38,6 +38,7 @@ from ocibuild.sources.packages import (
     report_skipped,
     resolve_requested,
 )
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import RpmSpec
 from ocibuild.variables import canonical, expand, mirror_hint
 
@@ -75,11 +76,13 @@ class Resolved:
         )
 
 
-def plan(spec: RpmSpec, ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: RpmSpec, ctx: LayerContext) -> list[LayerPlan]:
     origin = spec.origin or ctx.origin
     try:
         urls = {
-            canonical(u, ctx.variables).rstrip("/"): expand(u, ctx.variables).rstrip("/")
+            canonical(u, ctx.session.settings.variables).rstrip("/"): expand(
+                u, ctx.session.settings.variables
+            ).rstrip("/")
             for u in spec.repos
         }
     except ValueError as e:
@@ -118,7 +121,7 @@ def _installed(record: list[PackageRecord], rpmdb: list[InstalledRpm]) -> list[I
 
 def _resolve(
     spec: RpmSpec,
-    ctx: SourceContext,
+    ctx: LayerContext,
     urls: dict[str, str],
     installed: list[InstalledRpm],
     origin: Origin,
@@ -154,7 +157,7 @@ def _entries(
     urls: dict[str, str],
     lower: dict[str, bytes],
     record: list[PackageRecord],
-    ctx: SourceContext,
+    ctx: LayerContext,
     hint: str,
 ) -> Iterator[Entry]:
     downloads = [

@@ -16,8 +16,9 @@ from ocibuild.errors import SourceError
 from ocibuild.layer.entry import bytes_entry, clean_path
 from ocibuild.oci import RuntimeConfig
 from ocibuild.progress import Reporter, SetupEvent
-from ocibuild.sources.base import LayerPlan, LowerFS, SourceContext, input_key
+from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.sources.profile import profile_script
+from ocibuild.sources.session import LayerContext, LowerFS
 from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.database import Database, host_flavor, wanted
 from ocibuild.ups.environment import Frozen, Request, UpsEnvironment
@@ -35,7 +36,7 @@ def setup_command(spec: SetupSpec) -> str:
     return " ".join(words)
 
 
-def plan(spec: SetupSpec, ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: SetupSpec, ctx: LayerContext) -> list[LayerPlan]:
     """`/etc/profile.d/ups-setup.sh`: `source <into>/setup; setup <product> ...` for login
     shells; and the environment it gives, frozen into the image's config."""
     spec = spec if spec.origin else replace(spec, origin=ctx.origin)
@@ -45,7 +46,7 @@ def plan(spec: SetupSpec, ctx: SourceContext) -> list[LayerPlan]:
     data = profile_script(lines)
 
     def runtime_config(runtime: RuntimeConfig, image: LowerFS) -> RuntimeConfig:
-        frozen = frozen_environment(image, spec, ctx.report, runtime.env_dict(), ctx.warned)
+        frozen = frozen_environment(image, spec, ctx.report, runtime.env_dict(), ctx.session.warned)
         # the whole environment after setup: what envUnset removed is gone
         return replace(runtime, env=tuple(f"{k}={v}" for k, v in frozen.env.items()))
 

@@ -3,34 +3,27 @@
     - ups: {bundle: art-v1_18_03, os: slf6, qualifiers: e9, build: prof}
     - ups: {products: [[art, v1_18_03, "e9:prof"], [cetpkgsupport, v1_08_07]], os: slf6}
 
-Planning reads the manifest, asks each tarball's size (grouping products into layers needs
-it), then starts the downloads in layer order (parallel, cached, pinned in the recipe's lock
-file) and hands out each layer as a deferred plan: it is ready when its own tarballs are, so the
-first layers are decoded and compressed while the later tarballs still download. When the lock
-file pins every tarball, the keys and sizes come from the pins and nothing is downloaded while
-planning: a layer's tarballs are fetched only if the builder has to write it. A layer streams
-its tarballs into entries under `into`. Its cache key depends only on its tarballs' sha256 and
-`into`, never on the bundle.
+Planning reads the manifest and asks each tarball's size (grouping products into layers needs
+it). Each layer's plan starts its own downloads when the builder starts it, in layer order
+(parallel, cached, pinned in the recipe's lock file), and its key waits for its own tarballs
+only: the first layers are decoded and compressed while the later tarballs still download.
+When the lock file pins every tarball, the keys and sizes come from the pins: a layer in the
+cache downloads nothing. A layer streams its tarballs into entries under `into`. Its cache key
+depends only on its tarballs' sha256 and `into`, never on the bundle.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 
 from ocibuild.errors import FetchError, LockError, Origin, SourceError
-from ocibuild.fetch import Fetcher, Pin
+from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry, clean_path
 from ocibuild.progress import Message, plural
-from ocibuild.sources.base import (
-    DeferredPlan,
-    LayerPlan,
-    Planned,
-    SourceContext,
-    fetcher_for,
-    input_key,
-)
+from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import UpsSpec
 from ocibuild.ups.layering import group_products
 from ocibuild.ups.manifest import ManifestEntry
@@ -57,15 +50,20 @@ MIRROR_HINT = (
 LAYER_FORMAT = 1  # bump when the entries made from a tarball change
 
 
-def plan(spec: UpsSpec, ctx: SourceContext) -> list[Planned]:
+def plan(spec: UpsSpec, ctx: LayerContext) -> list[LayerPlan]:
     into = clean_path(spec.into)
-    fetcher = fetcher_for(ctx, hint=MIRROR_HINT, mirror=ctx.mirror)
+    mirror = ctx.session.mirror
+    fetcher = fetcher_for(ctx, hint=MIRROR_HINT, mirror=mirror)
     try:
-        entries = _entries(spec, ctx, fetcher)
-        listed = wanted_tarballs(ctx.mirror, entries)
-        pins = [None if ctx.update_lock else fetcher.pinned(w.url) for w in listed]
-        if all(pins):
-            return _pinned_plans(listed, [p for p in pins if p], fetcher, into, spec)
+        listed = wanted_tarballs(mirror, _entries(spec, ctx, fetcher))
+        pins = [None if ctx.session.settings.update_lock else fetcher.pinned(w.url) for w in listed]
+        if all(pins):  # the layers keyed and sized by the pins: nothing downloaded
+            pinned = [replace(w, size=p.size) for w, p in zip(listed, pins, strict=True) if p]
+            sha256 = {w.url: p.sha256 for w, p in zip(listed, pins, strict=True) if p}
+            return [
+                _layer(group, fetcher, into, spec, ctx.origin, [sha256[w.url] for w in group])
+                for group in group_products(pinned, spec.layering)
+            ]
         wanted: list[WantedTarball] | None = listed  # grouping other than by size needs none
         if spec.layering == "auto":  # grouping by size: ask each tarball's
             wanted = tarball_sizes(fetcher, listed)
@@ -74,32 +72,19 @@ def plan(spec: UpsSpec, ctx: SourceContext) -> list[Planned]:
             return [_fetched_layer(g, into, spec) for g in group_products(tarballs, spec.layering)]
     except (FetchError, LockError, SourceError) as e:
         raise e.located(ctx.origin) from None
-    groups = group_products(wanted, spec.layering)
-    started = iter(start_tarballs(fetcher, [w for group in groups for w in group]))
     return [
-        DeferredPlan(_when_fetched([next(started) for _ in group], into, spec, ctx.origin))
-        for group in groups
+        _layer(group, fetcher, into, spec, ctx.origin)
+        for group in group_products(wanted, spec.layering)
     ]
 
 
-def _pinned_plans(
-    listed: list[WantedTarball], pins: list[Pin], fetcher: Fetcher, into: str, spec: UpsSpec
-) -> list[Planned]:
-    """Every tarball pinned: the layers, grouped and keyed by the pins, nothing downloaded."""
-    pinned = [dataclasses.replace(w, size=pin.size) for w, pin in zip(listed, pins, strict=True)]
-    sha256 = {w.url: pin.sha256 for w, pin in zip(listed, pins, strict=True)}
-    return [
-        _pinned_layer(group, [sha256[w.url] for w in group], fetcher, into, spec)
-        for group in group_products(pinned, spec.layering)
-    ]
-
-
-def _entries(spec: UpsSpec, ctx: SourceContext, fetcher: Fetcher) -> list[ManifestEntry]:
+def _entries(spec: UpsSpec, ctx: LayerContext, fetcher: Fetcher) -> list[ManifestEntry]:
     flavor = flavor_for_os(spec.os)
+    mirror = ctx.session.mirror
     if spec.bundle is not None:
         bundle = parse_bundle_spec(spec.bundle)
         manifest, entries = fetch_manifest(
-            fetcher, ctx.mirror, bundle, flavor, spec.qualifiers, spec.build
+            fetcher, mirror, bundle, flavor, spec.qualifiers, spec.build
         )
         ctx.report(Message(f"ups {spec.what}: {plural(len(entries), 'product')} in {manifest.url}"))
         return entries
@@ -107,57 +92,61 @@ def _entries(spec: UpsSpec, ctx: SourceContext, fetcher: Fetcher) -> list[Manife
         (p[0], p[1], colon_qualifiers(p[2]) if len(p) > 2 else "", p[3] if len(p) > 3 else "")
         for p in spec.products
     ]
-    return resolve_products(fetcher, ctx.mirror, named, flavor)
+    return resolve_products(fetcher, mirror, named, flavor)
 
 
-def _when_fetched(
-    fetching: list[Future[ProductTarball]], into: str, spec: UpsSpec, origin: Origin
-) -> Callable[[], LayerPlan]:
-    def resolve() -> LayerPlan:
+def _layer(
+    group: list[WantedTarball],
+    fetcher: Fetcher,
+    into: str,
+    spec: UpsSpec,
+    origin: Origin,
+    pinned: list[str] | None = None,
+) -> LayerPlan:
+    """A layer whose tarballs are fetched once it is started (in layer order), and read as
+    each arrives. Keyed by the lock file's pins (`pinned`: their sha256) when it has them, and
+    so never started when it is cached; else by the tarballs' sha256 once they are here."""
+    fetching: list[Future[ProductTarball]] = []
+
+    def start() -> None:
+        if not fetching:
+            fetching.extend(start_tarballs(fetcher, group))
+
+    def key() -> str:
+        start()
         try:
-            group = [f.result() for f in fetching]
+            return _key(into, [f.result().sha256 for f in fetching])
         except (FetchError, LockError, SourceError) as e:
             raise e.located(origin) from None
-        return _fetched_layer(group, into, spec)
 
-    return resolve
+    def entries() -> Iterator[Entry]:
+        start()
+        return tarball_entries(fetching, into, readers=1)
+
+    return _plan(group, _key(into, pinned) if pinned else key, entries, into, spec, start)
 
 
 def _fetched_layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
-    return _layer(
+    return _plan(
         group,
-        [t.sha256 for t in group],
+        _key(into, [t.sha256 for t in group]),
         lambda: tarball_entries(group, into, readers=1),
         into,
         spec,
     )
 
 
-def _pinned_layer(
-    group: list[WantedTarball], sha256: list[str], fetcher: Fetcher, into: str, spec: UpsSpec
-) -> LayerPlan:
-    """A layer keyed by the lock file's pins: its tarballs are fetched only if it is written
-    (`prepare`, in layer order), and read as each arrives."""
-    fetching: list[Future[ProductTarball]] = []
-
-    def prepare() -> None:
-        if not fetching:
-            fetching.extend(start_tarballs(fetcher, group))
-
-    def entries() -> Iterator[Entry]:
-        prepare()
-        return tarball_entries(fetching, into, readers=1)
-
-    return _layer(group, sha256, entries, into, spec, prepare)
+def _key(into: str, sha256: list[str]) -> str:
+    return input_key("ups", LAYER_FORMAT, into, sha256)
 
 
-def _layer(
+def _plan(
     group: Sequence[WantedTarball | ProductTarball],
-    sha256: list[str],
+    key: str | Callable[[], str],
     entries: Callable[[], Iterable[Entry]],
     into: str,
     spec: UpsSpec,
-    prepare: Callable[[], None] | None = None,
+    start: Callable[[], None] | None = None,
 ) -> LayerPlan:
     size = sum(t.size for t in group)
     names = [f"{t.product} {t.version}" for t in group]
@@ -169,14 +158,14 @@ def _layer(
         )
     listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     return LayerPlan(
-        key=input_key("ups", LAYER_FORMAT, into, sha256),
+        key=key,
         description=description,
         # one tarball at a time: indexed_bzip2 already decodes it on every core, and a second
         # reader's decoders only compete with the first's for the cores and their caches
         entries=entries,
         created_by=f"ocibuild ups {spec.what} -> /{into}: {listed}",
         every_core=any(decodes_on_every_core(t.url) for t in group),
-        prepare=prepare,
+        start=start,
     )
 
 

@@ -27,7 +27,8 @@ from ocibuild.ospkg.accounts import (
     parse_passwd,
     with_shadow_entry,
 )
-from ocibuild.sources.base import LayerPlan, RuntimeHook, SourceContext, content_key, input_key
+from ocibuild.sources.base import LayerPlan, RuntimeHook, content_key, input_key
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import UserSpec
 
 ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
@@ -39,7 +40,7 @@ ROOT_ONLY = {"etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n", "etc/group": b"ro
 SKEL = "etc/skel/"
 
 
-def plan(spec: UserSpec, ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: UserSpec, ctx: LayerContext) -> list[LayerPlan]:
     origin = spec.origin or ctx.origin
     gid = spec.uid if spec.gid is None else spec.gid
     try:
@@ -47,7 +48,7 @@ def plan(spec: UserSpec, ctx: SourceContext) -> list[LayerPlan]:
     except UnsafePathError as e:
         raise SourceError(str(e), origin) from None
     lower = _lower(ctx)
-    files = _account_files(spec, gid, home, lower, ctx.source_date_epoch, origin)
+    files = _account_files(spec, gid, home, lower, ctx.session.source_date_epoch, origin)
     skel = {p: data for p, data in lower.items() if p.startswith(SKEL)}
     key = input_key(
         "user",
@@ -87,7 +88,7 @@ def _set_user(user: str) -> RuntimeHook:
     return lambda runtime, image: replace(runtime, user=user)
 
 
-def _lower(ctx: SourceContext) -> dict[str, bytes]:
+def _lower(ctx: LayerContext) -> dict[str, bytes]:
     if ctx.lower is None:
         return {}
     wanted = {*ACCOUNT_FILES, *MASTERS.values()}

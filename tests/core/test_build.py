@@ -191,7 +191,7 @@ def test_a_layer_failing_while_written_leaves_the_store_unchanged(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ocibuild.errors import LayerError
-    from ocibuild.sources import SOURCES, SourceKind, remove
+    from ocibuild.sources import SOURCES, Source, remove
     from ocibuild.sources.base import LayerPlan
 
     def failing_plan(spec: str, ctx: object) -> list[LayerPlan]:
@@ -201,7 +201,7 @@ def test_a_layer_failing_while_written_leaves_the_store_unchanged(
 
         return [LayerPlan(key="broken", description="broken", entries=entries, created_by="x")]
 
-    monkeypatch.setitem(SOURCES, "broken", SourceKind("broken", str, "", planner=failing_plan))
+    monkeypatch.setitem(SOURCES, "broken", Source("broken", str, failing_plan, ""))
     (project / "bad.yaml").write_text(
         "images:\n  - name: a/b\n    layers:\n"
         "      - files: [{content: big, dest: /big}]\n"
@@ -213,7 +213,7 @@ def test_a_layer_failing_while_written_leaves_the_store_unchanged(
     assert list(store.blobs.iterdir()) == []
     assert store.refs() == {}
     # and nothing was remembered in the layer cache: the next build writes the good layer again
-    monkeypatch.setitem(SOURCES, "broken", SourceKind("broken", list[str], "", planner=remove.plan))
+    monkeypatch.setitem(SOURCES, "broken", Source("broken", list[str], remove.plan, ""))
     (project / "bad.yaml").write_text(
         "images:\n  - name: a/b\n    layers:\n"
         "      - files: [{content: big, dest: /big}]\n"

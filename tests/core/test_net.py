@@ -21,7 +21,7 @@ import pytest
 from ocibuild import __version__
 from ocibuild.errors import FetchError, MissingDownloadError, Origin
 from ocibuild.fetch import Fetcher
-from ocibuild.net import RetryPolicy, host_tls, is_local
+from ocibuild.net import NetworkPolicy, RetryPolicy, host_tls, is_local
 from ocibuild.net.retry import parse_retry_after
 from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV, listed_insecure
 from ocibuild.progress import Event, Message
@@ -186,7 +186,9 @@ def test_a_certificate_from_an_unknown_ca_is_named_and_not_retried(
         fetcher(tmp_path, seen).fetch(f"{server.url}/ok.txt", "x")
     assert seen.messages == []
     assert server.requests == []
-    unverified = fetcher(tmp_path, seen, insecure=True).fetch(f"{server.url}/ok.txt", "x")
+    unverified = fetcher(tmp_path, seen, network=NetworkPolicy(insecure=True)).fetch(
+        f"{server.url}/ok.txt", "x"
+    )
     assert unverified.path.read_bytes() == b"over tls\n"
     server.requests.clear()
 
@@ -394,10 +396,8 @@ def test_the_http_module_stands_on_the_ground_floor() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    ours = {m for m in loaded if m.startswith("ocibuild")}
-    assert ours == {"ocibuild", "ocibuild.errors", "ocibuild.secrets", "ocibuild.net"} | {
-        f"ocibuild.net.{m}" for m in ("retry", "session", "tls")
-    }
+    ours = {m for m in loaded if m.startswith("ocibuild") and not m.startswith("ocibuild.net.")}
+    assert ours == {"ocibuild", "ocibuild.errors", "ocibuild.secrets", "ocibuild.net"}
 
 
 def test_a_password_in_a_mirror_url_is_never_shown(tmp_path: Path) -> None:
@@ -407,7 +407,7 @@ def test_a_password_in_a_mirror_url_is_never_shown(tmp_path: Path) -> None:
     url = f"https://mirror:{password}@mirror.ocibuild-test.invalid/x.tar.bz2"
     try:
         with pytest.raises(FetchError) as raised:
-            fetcher(tmp_path, Seen(), offline=True).fetch(url, "x")
+            fetcher(tmp_path, Seen(), network=NetworkPolicy(offline=True)).fetch(url, "x")
         assert password in str(raised.value)  # the message quotes the URL as given...
         assert password not in redact(str(raised.value))  # ...and the CLI prints it redacted
         with pytest.raises(FetchError) as raised:

@@ -13,7 +13,7 @@ from ocibuild.builder.scheduler import LayerScheduler
 from ocibuild.compression import Compression
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.progress import silent
-from ocibuild.sources.base import DeferredPlan, LayerPlan
+from ocibuild.sources.base import LayerPlan
 from ocibuild.store import Store
 
 
@@ -61,7 +61,7 @@ def test_layers_using_every_core_are_written_one_at_a_time(tmp_path: Path) -> No
     assert write_two(tmp_path / "others", every_core=False) == 2
 
 
-def test_a_deferred_plan_waits_while_the_layer_before_it_is_written(tmp_path: Path) -> None:
+def test_a_plan_whose_key_waits_lets_the_layer_after_it_be_written(tmp_path: Path) -> None:
     ready = threading.Event()
     written: list[str] = []
 
@@ -70,17 +70,31 @@ def test_a_deferred_plan_waits_while_the_layer_before_it_is_written(tmp_path: Pa
         ready.set()  # the second plan resolves only once the first layer is being written
         yield bytes_entry("first", b"1")
 
-    def second() -> LayerPlan:
+    started: list[str] = []
+
+    def second_key() -> str:
+        assert started == ["second"], "the key was asked for before the plan was started"
         assert ready.wait(timeout=10), "the first layer was not written while this one waited"
-        return LayerPlan("second", "second", lambda: iter([bytes_entry("second", b"2")]), "s")
+        return "second"
+
+    second = LayerPlan(
+        second_key,
+        "second",
+        lambda: iter([bytes_entry("second", b"2")]),
+        "s",
+        start=lambda: started.append("second"),
+    )
 
     store = Store.open(tmp_path / "store")
     with store.transaction() as tx, ThreadPoolExecutor(max_workers=2) as pool:
         scheduler = LayerScheduler(tx, store.state, pool, Compression("gzip"), 0, silent)
         futures = [
-            scheduler.schedule(DeferredPlan(second)),
+            scheduler.schedule(second),
             scheduler.schedule(LayerPlan("first", "first", first_entries, "f")),
         ]
         built = [f.result(timeout=20) for f in futures]
-    assert [b.plan.key for b in built] == ["second", "first"]
+    assert [b.key for b in built] == [
+        scheduler._cache_key("second"),
+        scheduler._cache_key("first"),
+    ]
     assert written == ["first"]

@@ -16,7 +16,8 @@ import pytest
 
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile
-from ocibuild.sources.base import SourceContext
+from ocibuild.sources.session import LayerContext
+from tests.contexts import layer_context
 from tests.events import Events
 
 SPECS = Path(__file__).parent / "specs"
@@ -118,28 +119,24 @@ class LowerStandIn:
 
 
 @pytest.fixture
-def make_ctx(tmp_path: Path) -> Callable[..., SourceContext]:
-    """A source context: lock file and download cache in tmp_path, progress to `events`."""
+def make_ctx(tmp_path: Path) -> Callable[..., LayerContext]:
+    """A layer context: lock file and download cache in tmp_path, progress to `events`."""
 
     def make(
         lower: dict[str, bytes] | None = None,
         lock: LockFile | None = None,
         events: Events | None = None,
         **changes: object,
-    ) -> SourceContext:
-        fields: dict[str, object] = {
-            "recipe_file": tmp_path / "recipe.yaml",
-            "origin": Origin(str(tmp_path / "recipe.yaml"), 3, 7),
-            "layer_index": 0,
-            "source_date_epoch": 1451606400,
-            "mirror": "",
-            "cache_dir": tmp_path / "cache",
-            "lower": LowerStandIn(lower),
-            "lock": lock if lock is not None else LockFile(tmp_path / "recipe.yaml.lock"),
-            "report": events if events is not None else Events(),
-        }
-        fields.update(changes)
-        return SourceContext(**fields)  # type: ignore[arg-type]
+    ) -> LayerContext:
+        return layer_context(
+            tmp_path,
+            origin=Origin(str(tmp_path / "recipe.yaml"), 3, 7),
+            source_date_epoch=1451606400,
+            lower=LowerStandIn(lower),
+            lock=lock if lock is not None else LockFile(tmp_path / "recipe.yaml.lock"),
+            report=events if events is not None else Events(),
+            **changes,  # type: ignore[arg-type]
+        )
 
     return make
 

@@ -18,14 +18,14 @@ from ocibuild.ospkg.debresolve import DebResolver, InstalledDeb
 from ocibuild.ospkg.debver import Relation
 from ocibuild.ospkg.record import RECORD_PATH
 from ocibuild.sources import deb
-from ocibuild.sources.base import LayerPlan, SourceContext
+from ocibuild.sources.base import LayerContext, LayerPlan
 from ocibuild.sources.specs import DebRepo, DebSpec
 from tests.events import Events
 from tests.ospkg.conftest import AptRepo, serve
 from tests.ospkg.helpers import write_plan
 
 
-def _plan(url: str, packages: list[str], ctx: SourceContext) -> LayerPlan:
+def _plan(url: str, packages: list[str], ctx: LayerContext) -> LayerPlan:
     spec = DebSpec(repos=[DebRepo(url=url, suite="test")], packages=packages)
     (plan,) = deb.plan(spec, ctx)
     return plan
@@ -41,7 +41,7 @@ def _dpkg_paths(path: Path) -> set[str]:
 
 
 def test_resolution_layer_and_dpkg_database(
-    apt_repo: AptRepo, make_ctx: Callable[..., SourceContext]
+    apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     events = Events()
     _, members = write_plan(_plan(apt_repo.url, ["app"], make_ctx(events=events)))
@@ -81,7 +81,7 @@ def test_resolution_layer_and_dpkg_database(
 
 
 def test_dpkg_reads_the_database(
-    apt_repo: AptRepo, make_ctx: Callable[..., SourceContext], tmp_path: Path
+    apt_repo: AptRepo, make_ctx: Callable[..., LayerContext], tmp_path: Path
 ) -> None:
     _, members = write_plan(_plan(apt_repo.url, ["app"], make_ctx()))
     admin = tmp_path / "dpkg"
@@ -112,7 +112,7 @@ def test_dpkg_reads_the_database(
 
 
 def test_the_base_status_is_merged_and_its_packages_skipped(
-    apt_repo: AptRepo, make_ctx: Callable[..., SourceContext]
+    apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     base = b"Package: base-thing\nStatus: install ok installed\nVersion: 0.5\nArchitecture: amd64\nDescription: old\n\nPackage: zsh\nStatus: install ok installed\nVersion: 5\nArchitecture: amd64\nProvides: virt-thing\nDescription: z\n"
     _, members = write_plan(_plan(apt_repo.url, ["app"], make_ctx({"var/lib/dpkg/status": base})))
@@ -123,7 +123,7 @@ def test_the_base_status_is_merged_and_its_packages_skipped(
 
 
 def test_identical_files_are_shared_and_different_ones_conflict(
-    apt_repo: AptRepo, make_ctx: Callable[..., SourceContext]
+    apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     _, members = write_plan(_plan(apt_repo.url, ["same-x", "same-y"], make_ctx()))
     assert {"usr/share/same", "usr/share/x", "usr/share/y"} <= set(members)
@@ -136,7 +136,7 @@ def test_identical_files_are_shared_and_different_ones_conflict(
 
 
 def test_a_payload_escaping_the_root_is_refused(
-    apt_repo: AptRepo, make_ctx: Callable[..., SourceContext]
+    apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     plan = _plan(apt_repo.url, ["evil"], make_ctx())
     with pytest.raises(
@@ -145,7 +145,7 @@ def test_a_payload_escaping_the_root_is_refused(
         write_plan(plan)
 
 
-def test_errors(apt_repo: AptRepo, make_ctx: Callable[..., SourceContext]) -> None:
+def test_errors(apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]) -> None:
     with pytest.raises(
         SourceError, match=r"recipe.yaml:3:7: deb: no package 'ap' .*did you mean 'app'"
     ):
@@ -164,7 +164,7 @@ def apt_copy(apt_repo: AptRepo, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_indexes_and_packages_are_verified(
-    apt_copy: AptRepo, make_ctx: Callable[..., SourceContext]
+    apt_copy: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     plan = _plan(apt_copy.url, ["libbar"], make_ctx())
     deb_file = apt_copy.root / "pool" / "main" / "libbar_1.0_amd64.deb"
@@ -176,7 +176,11 @@ def test_indexes_and_packages_are_verified(
     index = apt_copy.root / "dists" / "test" / "main" / "binary-amd64" / "Packages.xz"
     index.write_bytes(index.read_bytes()[:-1] + b"!")
     with pytest.raises(DigestMismatchError, match=r"binary-amd64/Packages.xz: sha256 .*expected"):
-        _plan(apt_copy.url, ["libbar"], make_ctx(cache_dir=make_ctx().cache_dir.parent / "fresh"))
+        _plan(
+            apt_copy.url,
+            ["libbar"],
+            make_ctx(cache_dir=make_ctx().session.cache_dir.parent / "fresh"),
+        )
 
 
 def _pkg(

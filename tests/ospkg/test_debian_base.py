@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.builder import BuildOptions, build_recipe
+from ocibuild.builder import BuildSettings, build_recipe
 from ocibuild.progress import FetchEvent
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
@@ -52,7 +52,7 @@ def test_debian_base_builds_runs_and_rebuilds_identically(
         monkeypatch.setenv(name, value)
     recipe = tmp_path / "debian-base.yaml"
     shutil.copy(RECIPE, recipe)  # its lock file lands beside it, in tmp_path
-    options = BuildOptions(cache_dir=tmp_path / "cache")
+    options = BuildSettings(cache_dir=tmp_path / "cache")
     events = Events()
     (first,) = build_recipe(recipe, Store.open(tmp_path / "store1"), options, events)
     assert (tmp_path / "debian-base.yaml.lock").exists()

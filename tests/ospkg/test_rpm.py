@@ -18,7 +18,7 @@ from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, record_bytes
 from ocibuild.ospkg.repomd import parse_primary, parse_repomd
 from ocibuild.ospkg.rpmresolve import InstalledRpm, RpmResolver
 from ocibuild.sources import rpm
-from ocibuild.sources.base import SourceContext
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import RpmSpec
 from tests.events import Events
 from tests.ospkg.conftest import RpmRepo, serve
@@ -105,7 +105,7 @@ def test_packages_of_the_base_image_are_not_installed_again(rpm_repo: RpmRepo) -
 # -- the layer ----------------------------------------------------------------------------------
 
 
-def _plan(repo_url: str, packages: list[str], ctx: SourceContext) -> rpm.LayerPlan:  # type: ignore[name-defined]
+def _plan(repo_url: str, packages: list[str], ctx: LayerContext) -> rpm.LayerPlan:  # type: ignore[name-defined]
     (plan,) = rpm.plan(RpmSpec(repos=[repo_url], packages=packages), ctx)
     return plan
 
@@ -127,7 +127,7 @@ def _dump(path: Path) -> dict[str, list[str]]:
 
 
 def test_unpacked_tree_matches_the_payloads(
-    rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
+    rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     events = Events()
     plan = _plan(
@@ -183,7 +183,7 @@ def test_unpacked_tree_matches_the_payloads(
 
 
 def test_scriptlets_are_recorded_not_run(
-    rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
+    rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     events = Events()
     _, members = write_plan(_plan(rpm_repo.url, ["alpha"], make_ctx(BASE, events=events)))
@@ -205,7 +205,7 @@ def test_scriptlets_are_recorded_not_run(
 
 
 def test_owners_come_from_the_layers_own_account_files(
-    rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
+    rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     _, members = write_plan(_plan(rpm_repo.url, ["alpha", "setup"], make_ctx(BASE)))
     info = members["var/lib/alpha"][0]
@@ -217,7 +217,7 @@ def test_owners_come_from_the_layers_own_account_files(
 
 
 def test_the_base_record_is_merged_and_its_packages_skipped(
-    rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
+    rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     base = record_bytes(
         [],
@@ -237,7 +237,7 @@ def test_the_base_record_is_merged_and_its_packages_skipped(
 
 
 def test_identical_files_are_shared_and_different_ones_conflict(
-    rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
+    rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     _, members = write_plan(_plan(rpm_repo.url, ["share-a", "share-b"], make_ctx(BASE)))
     assert {
@@ -255,7 +255,7 @@ def test_identical_files_are_shared_and_different_ones_conflict(
 
 
 def test_errors_name_the_recipe_line(
-    rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
+    rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     ctx = make_ctx(BASE)
     with pytest.raises(SourceError, match=r"recipe.yaml:3:7: rpm: top-1.0-1.noarch -> middle"):
@@ -275,7 +275,7 @@ def repo_copy(rpm_repo: RpmRepo, tmp_path: Path):  # type: ignore[no-untyped-def
 
 
 def test_the_lock_pins_the_packages(
-    repo_copy: RpmRepo, make_ctx: Callable[..., SourceContext], tmp_path: Path
+    repo_copy: RpmRepo, make_ctx: Callable[..., LayerContext], tmp_path: Path
 ) -> None:
     lock = LockFile(tmp_path / "recipe.yaml.lock")
     first = _plan(repo_copy.url, ["alpha"], make_ctx(BASE, lock=lock))
@@ -293,7 +293,7 @@ def test_the_lock_pins_the_packages(
 
 
 def test_a_package_that_differs_from_its_index_is_refused(
-    repo_copy: RpmRepo, make_ctx: Callable[..., SourceContext]
+    repo_copy: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     plan = _plan(repo_copy.url, ["gamma"], make_ctx(BASE))
     target = repo_copy.rpm("gamma-3.1-2.noarch.rpm")
@@ -305,7 +305,7 @@ def test_a_package_that_differs_from_its_index_is_refused(
 
 
 def test_every_parent_comes_before_its_children(
-    rpm_repo: RpmRepo, make_ctx: Callable[..., SourceContext]
+    rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     _, members = write_plan(_plan(rpm_repo.url, ["alpha", "setup"], make_ctx(BASE)))
     seen: set[str] = set()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.builder import BuildOptions, build_recipe
+from ocibuild.builder import BuildSettings, build_recipe
 from ocibuild.errors import SourceError
 from ocibuild.ospkg.rpmdb import read_rpmdb
 from ocibuild.ospkg.rpmresolve import InstalledRpm
@@ -209,7 +209,7 @@ def test_an_rpm_layer_skips_what_the_base_database_has(
     (built,) = build_recipe(
         recipe,
         store,
-        BuildOptions(cache_dir=tmp_path / "cache"),
+        BuildSettings(cache_dir=tmp_path / "cache"),
         events,
     )
     assert "rpm: 2 packages already in the base image (rpm database)" in events.messages()

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.builder import BuildOptions, build_recipe
+from ocibuild.builder import BuildSettings, build_recipe
 from ocibuild.errors import SourceError
 from ocibuild.oci import RuntimeConfig
 from ocibuild.sources import user
-from ocibuild.sources.base import SourceContext
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import UserSpec
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
@@ -38,7 +38,7 @@ class _EmptyFS:
 EMPTY_FS = _EmptyFS()
 
 
-def test_accounts_are_merged_with_the_base(make_ctx: Callable[..., SourceContext]) -> None:
+def test_accounts_are_merged_with_the_base(make_ctx: Callable[..., LayerContext]) -> None:
     spec = UserSpec(name="hep", uid=1000, groups=["wheel"], shell="/bin/bash")
     (plan,) = user.plan(spec, make_ctx(BASE))
     assert plan.runtime_config is not None
@@ -61,7 +61,7 @@ def test_accounts_are_merged_with_the_base(make_ctx: Callable[..., SourceContext
 
 
 def test_without_account_files_debian_masters_or_root_are_the_base(
-    make_ctx: Callable[..., SourceContext],
+    make_ctx: Callable[..., LayerContext],
 ) -> None:
     masters = {
         "usr/share/base-passwd/passwd.master": b"root:*:0:0:root:/root:/bin/sh\n",
@@ -80,7 +80,7 @@ def test_without_account_files_debian_masters_or_root_are_the_base(
     assert members["etc/shadow"][0].mode == 0o600
 
 
-def test_clear_errors(make_ctx: Callable[..., SourceContext]) -> None:
+def test_clear_errors(make_ctx: Callable[..., LayerContext]) -> None:
     with pytest.raises(
         SourceError, match=r"recipe.yaml:3:7: uid 65534 already belongs to user nobody"
     ):
@@ -123,7 +123,7 @@ def test_the_image_runs_as_the_user(tmp_path: Path, podman: Podman, busybox: Pat
     (tmp_path / "user.yaml").write_text(RECIPE.format(busybox=busybox))
     store = Store.open(tmp_path / "store")
     (built,) = build_recipe(
-        tmp_path / "user.yaml", store, BuildOptions(cache_dir=tmp_path / "cache")
+        tmp_path / "user.yaml", store, BuildSettings(cache_dir=tmp_path / "cache")
     )
     assert built.config.config.user == "1234:1300"
     export_image(store, built.ref, "docker-archive", tmp_path / "user.tar")

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from ocibuild.cli import main
-from ocibuild.sources.base import DeferredPlan, LayerPlan, Planned
 from testsupport.synthetic_ups import art_bundle, nu_bundle, write_mirror
 
 
@@ -95,17 +94,6 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("OCIBUILD_SCISOFT", raising=False)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     return cache
-
-
-def resolved(plans: list[Planned]) -> list[LayerPlan]:
-    """A source's plans with their tarballs fetched: deferred ones resolved, those keyed by
-    the lock file's pins read through (fetching what they would fetch when written)."""
-    ready = [p.resolve() if isinstance(p, DeferredPlan) else p for p in plans]
-    for plan in ready:
-        if plan.prepare is not None:
-            for _ in plan.entries():
-                pass
-    return ready
 
 
 def ocibuild(*args: str) -> int:

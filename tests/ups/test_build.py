@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.builder import BuildOptions, build_recipe
+from ocibuild.builder import BuildSettings, build_recipe
 from ocibuild.errors import FetchError
 from ocibuild.progress import Event, FetchEvent, LayerEvent
 from ocibuild.store import Store
@@ -427,7 +427,7 @@ def test_layers_are_written_while_later_tarballs_still_download(
     (built,) = build_recipe(
         recipe,
         Store.open(tmp_path / "store"),
-        BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache", jobs=1),
+        BuildSettings(mirror=own_mirror.url, cache_dir=tmp_path / "cache", jobs=1),
         report,
     )
     assert first_built.is_set()
@@ -456,7 +456,7 @@ def test_a_failed_download_stops_the_build_and_the_other_downloads(
         build_recipe(
             recipe,
             Store.open(tmp_path / "store"),
-            BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache"),
+            BuildSettings(mirror=own_mirror.url, cache_dir=tmp_path / "cache"),
         )
     release.set()
     deadline = time.monotonic() + 10
@@ -475,7 +475,7 @@ def test_with_a_lock_one_layer_reads_its_first_tarballs_while_the_last_downloads
     layer of `layering: bundle` is being written while the mirror holds back its last
     tarball (released once the layer has started)."""
     recipe = write_recipe(tmp_path / "art.yaml", None, layering="bundle", setup=False)
-    options = BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache", jobs=1)
+    options = BuildSettings(mirror=own_mirror.url, cache_dir=tmp_path / "cache", jobs=1)
     build_recipe(recipe, Store.open(tmp_path / "store"), options)  # writes the lock file
     assert (tmp_path / "art.yaml.lock").exists()
 
@@ -488,7 +488,7 @@ def test_with_a_lock_one_layer_reads_its_first_tarballs_while_the_last_downloads
         if isinstance(event, LayerEvent) and event.status == "building":
             writing.set()
 
-    fresh = BuildOptions(mirror=own_mirror.url, cache_dir=tmp_path / "cache2", jobs=1)
+    fresh = BuildSettings(mirror=own_mirror.url, cache_dir=tmp_path / "cache2", jobs=1)
     started = time.monotonic()
     (built,) = build_recipe(recipe, Store.open(tmp_path / "store2"), fresh, report)
     assert time.monotonic() - started < 25, "the held download timed out: no overlap"

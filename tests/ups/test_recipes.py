@@ -19,12 +19,12 @@ from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, MediaType
 from ocibuild.progress import silent
 from ocibuild.recipe import load_recipe
-from ocibuild.sources import SOURCES, SourceContext
 from ocibuild.sources.setup import frozen_environment
 from ocibuild.store import Store
 from ocibuild.store.rootfs import ImageFS
+from tests.contexts import layer_context, resolved
 from tests.podman import Podman
-from tests.ups.conftest import Mirror, ocibuild, resolved
+from tests.ups.conftest import Mirror, ocibuild
 from testsupport.synthetic_ups import art_bundle, write_mirror
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -163,17 +163,15 @@ def test_the_art_recipe_against_a_scisoft_mirror(
     recipe = load_recipe(RECIPES / "art-1.18.yaml")
     image = recipe.images[0]
     layer = next(layer for layer in image.layers if layer.source == "ups")
-    ctx = SourceContext(
+    ctx = layer_context(
+        tmp_path,
         recipe_file=tmp_path / "art-1.18.yaml",
         origin=layer.origin,
-        layer_index=0,
-        source_date_epoch=0,
         mirror=mirror.url,
-        cache_dir=tmp_path / "cache",
         lock=LockFile(None),
     )
     descriptors = []
-    for plan in resolved(SOURCES["ups"].plan(layer.spec, ctx)):
+    for plan in resolved(layer.plan(ctx)):
         with store.pending_blob() as pending:
             blob = write_layer(plan.entries(), pending.file, Compression("gzip"))
             pending.commit(blob.digest)

@@ -9,34 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.errors import FetchError, LockError, Origin, RecipeError, SourceError
-from ocibuild.fetch import LockFile
+from ocibuild.errors import FetchError, LockError, RecipeError, SourceError
 from ocibuild.recipe import load_recipe
 from ocibuild.sources import ups
-from ocibuild.sources.base import DeferredPlan, LayerPlan, SourceContext
+from ocibuild.sources.base import LayerPlan
+from ocibuild.sources.session import LayerContext
 from ocibuild.sources.ups import UpsSpec
-from tests.ups.conftest import Mirror, resolved
+from tests.contexts import layer_context, resolved
+from tests.ups.conftest import Mirror
 
 SLF6 = "Linux64bit+2.6-2.12"
 ART_MANIFEST = f"art-1.18.03-{SLF6}-e9-prof_MANIFEST.txt"
 
 
-def context(tmp_path: Path, mirror: str, **kwargs: object) -> SourceContext:
-    recipe = tmp_path / "r.yaml"
-    defaults: dict[str, object] = {
-        "recipe_file": recipe,
-        "origin": Origin(str(recipe), 4, 9),
-        "layer_index": 0,
-        "source_date_epoch": 0,
-        "mirror": mirror,
-        "cache_dir": tmp_path / "cache",
-        "lock": LockFile.for_recipe(recipe),
-    }
-    defaults.update(kwargs)
-    return SourceContext(**defaults)  # type: ignore[arg-type]
+def context(tmp_path: Path, mirror: str, **kwargs: object) -> LayerContext:
+    return layer_context(tmp_path, recipe_file=tmp_path / "r.yaml", mirror=mirror, **kwargs)  # type: ignore[arg-type]
 
 
-def plan(spec: UpsSpec, ctx: SourceContext) -> list[LayerPlan]:
+def plan(spec: UpsSpec, ctx: LayerContext) -> list[LayerPlan]:
     """The source's layer plans, ready: every download done."""
     return resolved(ups.plan(spec, ctx))
 
@@ -68,7 +58,7 @@ def test_bundle_from_the_manifest_one_layer_per_product(tmp_path: Path, mirror: 
 def test_the_lock_pins_manifest_and_every_tarball(tmp_path: Path, mirror: Mirror) -> None:
     ctx = context(tmp_path, mirror.url)
     plan(art(), ctx)
-    ctx.lock.save()
+    ctx.session.lock.save()
     pins = json.loads((tmp_path / "r.yaml.lock").read_text())["files"]
     assert len(pins) == 9
     tarball = "{mirror}/packages/art/v1_18_03/art-1.18.03-slf6-x86_64-e9-prof.tar.bz2"
@@ -162,7 +152,7 @@ def test_a_changed_tarball_is_refused_unless_the_lock_is_updated(
 ) -> None:
     ctx = context(tmp_path, own_mirror.url)
     plan(art(), ctx)
-    ctx.lock.save()
+    ctx.session.lock.save()
     # the mirror now serves another art tarball under the same name; a fresh cache must fetch it
     art_path = (
         own_mirror.root / "scisoft/packages/art/v1_18_03/art-1.18.03-slf6-x86_64-e9-prof.tar.bz2"
@@ -181,7 +171,7 @@ def test_a_changed_tarball_is_refused_unless_the_lock_is_updated(
     assert plan(art(), context(tmp_path, own_mirror.url))
     accepted = context(tmp_path, own_mirror.url, cache_dir=tmp_path / "cache2", update_lock=True)
     plan(art(), accepted)
-    assert accepted.lock.changed
+    assert accepted.session.lock.changed
 
 
 def test_offline_from_the_cache(tmp_path: Path, mirror: Mirror) -> None:
@@ -240,5 +230,5 @@ def test_a_mirror_that_gives_no_sizes_is_grouped_once_everything_is_here(
     expected = [p.key for p in plan(art(), context(tmp_path / "a", mirror.url))]
     own_mirror.head = False
     layers = ups.plan(art(), context(tmp_path / "b", own_mirror.url))
-    assert not any(isinstance(p, DeferredPlan) for p in layers)  # planned after the downloads
+    assert all(isinstance(p.key, str) for p in layers)  # planned after the downloads
     assert [p.key for p in resolved(layers)] == expected
