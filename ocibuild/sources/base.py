@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import Origin
 from ocibuild.layer.entry import Entry
 from ocibuild.oci import RuntimeConfig
+from ocibuild.sbom import Component
 from ocibuild.sources.session import LayerContext, LowerFS
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ class LayerPlan:
     # order for each layer whose key waits or that the builder writes, never for a cache hit
     start: Callable[[], None] | None = None
     runtime_config: RuntimeHook | None = None
+    # what the layer holds, for the image's SBOM; asked once the layer is built or found in
+    # the cache (its key resolved), so it may read what `start` fetched
+    components: Callable[[], Sequence[Component]] | None = None
 
 
 def content_key(files: dict[str, bytes]) -> dict[str, str]:

@@ -35,7 +35,7 @@ def test_every_dependency_and_test_tool_is_pinned() -> None:
 
 def test_installed_versions_are_the_pinned_ones() -> None:
     installed = {}
-    for name, version in pins().items():
+    for name in pins():
         try:
             installed[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
