@@ -32,7 +32,8 @@ from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
 from ocibuild.outpath import output_directory, output_file, output_target
 from ocibuild.store.flatten import FlattenOptions, created_epoch, flat_tar
-from ocibuild.store.layout import REF_ANNOTATION, Store, StoredImage
+from ocibuild.store.image import StoredImage
+from ocibuild.store.layout import REF_ANNOTATION, Store
 from ocibuild.store.rootdir import write_rootdir
 from ocibuild.store.squashfs import SquashfsOptions, tar2sqfs, write_squashfs
 

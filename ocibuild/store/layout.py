@@ -17,9 +17,8 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
@@ -27,11 +26,11 @@ from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, ca
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import ReferenceError, parse_reference
+from ocibuild.store.image import StoredImage
 from ocibuild.store.lock import file_lock
+from ocibuild.store.pending import PendingBlob, blob_path
 from ocibuild.store.state import State
-
-if TYPE_CHECKING:
-    from ocibuild.store.transaction import Transaction
+from ocibuild.store.transaction import Transaction
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 # a write that failed because of where it went, not what was written
@@ -56,40 +55,6 @@ def default_store_path() -> Path:
         return Path(env)
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data) / "ocibuild" / "store"
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    ref: str
-    descriptor: Descriptor
-    manifest: Manifest
-    config: ImageConfig
-
-
-class PendingBlob:
-    """A blob being written under a temporary name; `commit` moves it to its digest's name,
-    `keep` leaves it under the temporary name for a transaction to publish later."""
-
-    def __init__(self, store: Store, file: BinaryIO, tmp: Path) -> None:
-        self.store, self.file, self.tmp = store, file, tmp
-        self.done = False
-
-    def commit(self, digest: Digest) -> Path:
-        self._close()
-        target = self.store.blob_path(digest)
-        os.replace(self.tmp, target)
-        return target
-
-    def keep(self) -> Path:
-        self._close()
-        return self.tmp
-
-    def _close(self) -> None:
-        self.done = True
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.chmod(self.tmp, 0o644)
 
 
 class Store:
@@ -146,7 +111,7 @@ class Store:
     # -- blobs --------------------------------------------------------------------------------
 
     def blob_path(self, digest: str) -> Path:
-        return self.blobs / Digest(digest).hex
+        return blob_path(self.blobs, digest)
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).exists()
@@ -171,7 +136,7 @@ class Store:
     def pending_blob(self) -> Iterator[PendingBlob]:
         with self.writing():
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
-            pending = PendingBlob(self, os.fdopen(fd, "wb"), Path(tmp))
+            pending = PendingBlob(self.blobs, os.fdopen(fd, "wb"), Path(tmp))
             try:
                 yield pending
             finally:
@@ -203,8 +168,6 @@ class Store:
     def transaction(self) -> Iterator[Transaction]:
         """One image's writes, published by `tx.commit(...)`; leaving the block without a
         commit (an error) leaves no trace of them."""
-        from ocibuild.store.transaction import Transaction
-
         self.check_writable()
         tx = Transaction(self)
         try:

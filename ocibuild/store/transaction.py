@@ -12,16 +12,29 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from ocibuild.layer.blob import Layer
 from ocibuild.oci import Descriptor, ImageConfig, Manifest, MediaType
-from ocibuild.store.layout import Store, StoredImage
+from ocibuild.store.image import StoredImage
+from ocibuild.store.pending import PendingBlob
+
+
+class BlobStore(Protocol):
+    """What a transaction needs of the store it writes to (a `Store`, which opens it)."""
+
+    def pending_blob(self) -> AbstractContextManager[PendingBlob]: ...
+    def writing(self) -> AbstractContextManager[None]: ...
+    def has_blob(self, digest: str) -> bool: ...
+    def open_blob(self, digest: str) -> BinaryIO: ...
+    def blob_path(self, digest: str) -> Path: ...
+    def put_json(self, media_type: str, data: bytes) -> Descriptor: ...
 
 
 class Transaction:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: BlobStore) -> None:
         self.store = store
         self._staged: dict[str, Path] = {}
         self._mutex = threading.Lock()

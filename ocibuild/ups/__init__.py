@@ -8,7 +8,14 @@ environment UPS's `setup` gives.
     tarball      tarballs -> layer entries, streamed; bzip2 on every core (bzip2)
     layering     which products share a layer
     declaration  .version and .chain files; table: .table files; database: a products tree
-    environment  what `setup` does to the environment: instances, dependencies, actions
-    functions    the environment edits of the table functions; shell: the sh UPS writes for them
-    reverse      the unsetup action UPS derives from a setup action
+    environment  what `source setup; setup ...` does to the environment, made of:
+      request      a setup request (product, version or chain, qualifiers, options)
+      lookup       which .version/.chain file and which .table instance answer a request
+      scope        the instance being set up, and the UPS variables its table lines see
+      dependencies the products one setup command sets up, depth first, each once
+      actions      a table action walked: lines parsed, other actions run; conditionals: if...
+      calls        what each table function does; functions: its environment edit
+      shellstate   the environment as it changes; shell: the sh UPS writes, evaluated
+      notices      warnings given once, and the lines the frozen Env cannot hold
+      reverse      the unsetup action UPS derives from a setup action
 """
