@@ -148,7 +148,7 @@ def push_command(
             "the repository names), or name the image with its registry "
             "(`name: REGISTRY/REPO:TAG` in the recipe)"
         ) from None
-    state.close()  # the bars end before the results: on one terminal, they would interleave
+    state.close()  # the live rows end before the results: on one terminal, they would mix
     for result in results:
         click.echo(f"{result.reference}@{result.digest}")
 

@@ -169,11 +169,12 @@ def _resolve(
 def _repository(repo: _Repo, arch: str, fetcher: Fetcher) -> Iterator[DebPackage]:
     dists = f"{repo.url}/dists/{repo.suite}"
     release_url = f"{dists}/InRelease"
+    where = f"{repo.url} {repo.suite}"  # as apt names a repository
     try:
-        release_file = fetcher.fetch_fresh(release_url, "release file")
+        release_file = fetcher.fetch_fresh(release_url, f"{where} release file")
     except MissingDownloadError:  # older archives and simple repositories have only Release
         release_url = f"{dists}/Release"
-        release_file = fetcher.fetch_fresh(release_url, "release file")
+        release_file = fetcher.fetch_fresh(release_url, f"{where} release file")
     release = parse_release(release_file.path.read_text("utf-8", "replace"), release_url)
     for component in repo.components:
         arches = [arch, "all"] if release.separate_all_index else [arch]
@@ -184,7 +185,8 @@ def _repository(repo: _Repo, arch: str, fetcher: Fetcher) -> Iterator[DebPackage
                 continue
             found = True
             url = f"{dists}/{index.path}"
-            fetched = _fetch_index(fetcher, release, dists, index)
+            what = f"{where}/{component} {index_arch} package index"
+            fetched = _fetch_index(fetcher, release, dists, index, what)
             with (
                 open(fetched.path, "rb") as raw,
                 decompressed(raw, compression_of(index.path), url) as stream,
@@ -195,17 +197,19 @@ def _repository(repo: _Repo, arch: str, fetcher: Fetcher) -> Iterator[DebPackage
             raise SourceError(f"{release_url}: no Packages index for {component}/binary-{arch}")
 
 
-def _fetch_index(fetcher: Fetcher, release: Release, dists: str, index: IndexFile) -> Fetched:
+def _fetch_index(
+    fetcher: Fetcher, release: Release, dists: str, index: IndexFile, what: str
+) -> Fetched:
     """An index by its hash where the archive offers that (apt's Acquire-By-Hash: immune to a
     mirror updating the file between our reading Release and fetching it), else by name."""
     url = f"{dists}/{index.path}"
     if release.fields.get("Acquire-By-Hash", "").lower() == "yes":
         by_hash = f"{dists}/{posixpath.dirname(index.path)}/by-hash/SHA256/{index.sha256}"
         try:
-            return fetcher.fetch_fresh(by_hash, "package index", sha256=index.sha256)
+            return fetcher.fetch_fresh(by_hash, what, sha256=index.sha256)
         except MissingDownloadError:
             pass
-    return fetcher.fetch_fresh(url, "package index", sha256=index.sha256)
+    return fetcher.fetch_fresh(url, what, sha256=index.sha256)
 
 
 def _entries(

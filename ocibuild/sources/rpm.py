@@ -139,12 +139,12 @@ def _resolve(
 
 def _repository(url: str, fetcher: Fetcher) -> list[RpmPackage]:
     repomd_url = f"{url}/repodata/repomd.xml"
-    repomd = fetcher.fetch_fresh(repomd_url, "repository index")
+    repomd = fetcher.fetch_fresh(repomd_url, f"{url} repository index")
     files = parse_repomd(repomd.path.read_bytes(), repomd_url)
     primary = files["primary"]
     primary_url = f"{url}/{primary.href}"
     sha = primary.checksum if primary.checksum_type == "sha256" else None
-    fetched = fetcher.fetch_fresh(primary_url, "package list", sha256=sha)
+    fetched = fetcher.fetch_fresh(primary_url, f"{url} package list", sha256=sha)
     with (
         open(fetched.path, "rb") as f,
         decompressed(f, compression_of(primary.href), primary_url) as xml,

@@ -374,7 +374,8 @@ def test_download_failures_name_the_recipe_line_and_the_mirror_setting(
         return capsys.readouterr().err.splitlines()[-1]
 
     assert error_of("localhost/t/mirrors:1") == (
-        f"error: {recipe}:5:11: repository index: GET http://127.0.0.1:{port}/vault/os/repodata/"
+        f"error: {recipe}:5:11: http://127.0.0.1:{port}/vault/os repository index: "
+        f"GET http://127.0.0.1:{port}/vault/os/repodata/"
         f"repomd.xml: connection refused (nothing listens on 127.0.0.1:{port}); to use a mirror, "
         "set $SITE_VAULT"
     )
