@@ -97,7 +97,7 @@ def test_a_deb_build_fits_the_terminal_and_folds_its_downloads(
     assert not [r for r in shown if "release file" in r and "r.yaml" not in r], text
     assert "app_1.0_amd64" not in text and "building" not in text and "downloading" not in text
     layer = next(r for r in shown if r.lstrip().startswith("built deb: 7 packages for "))
-    assert re.search(r" kB +(\S+ kB/s +)?\d+:\d\d$", layer), layer  # size, rate, time
+    assert re.search(r" kB +(\S+ [kMG]?B/s +)?\d+:\d\d$", layer), layer  # size, rate, time
     if width == 80:  # a description too long is cut, the numbers stay whole
         assert "…" in layer, layer
     else:
