@@ -55,6 +55,13 @@ from ocibuild.net.policy import NetworkPolicy
     help="Layers written at once (layers from bzip2 tarballs, which use every core, one at a time).",
 )
 @click.option(
+    "--downloads",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Files downloaded at once (UPS tarballs, packages, indexes).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Allow plain HTTP and unverified TLS for registries of base images, and unverified TLS "
@@ -80,6 +87,7 @@ def recipe_command(
     compression: str | None,
     compression_level: int | None,
     jobs: int,
+    downloads: int,
     insecure: bool,
     ca_cert: Path | None,
 ) -> None:
@@ -91,7 +99,9 @@ def recipe_command(
     settings = BuildSettings(
         no_cache=no_cache,
         mirror=mirror,
-        network=NetworkPolicy(offline=offline, insecure=insecure, ca_cert=ca_cert),
+        network=NetworkPolicy(
+            offline=offline, insecure=insecure, ca_cert=ca_cert, downloads=downloads
+        ),
         update_lock=update_lock,
         pull=pull,
         jobs=jobs,

@@ -83,7 +83,6 @@ class Fetcher:
     hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
     retry: RetryPolicy = DOWNLOAD_RETRIES
     timeout: tuple[float, float] = (10.0, 60.0)
-    parallel: int = 4
     cancel: threading.Event = field(default_factory=threading.Event)  # set: downloads stop
     _session: requests.Session | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -91,6 +90,10 @@ class Fetcher:
     # the queue is empty
     _queue: deque[tuple[str, str, Future[Fetched]]] = field(default_factory=deque, repr=False)
     _workers: int = field(default=0, repr=False)
+
+    @property
+    def parallel(self) -> int:
+        return self.network.downloads
 
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
     def __post_init__(self) -> None:
