@@ -6,9 +6,10 @@ ELF files, the dynamic section as `readelf` shows it: what Spack's relocation ch
 
 For each file (path relative to ROOT) holding one of the NEEDLEs (e.g. /opt/spack), "strings"
 lists each enclosing string (bytes between the previous and next NUL or newline, at most 1024
-bytes) with its byte offset in the file; trailing NUL padding after a string is counted in
+bytes either side of the needle) with its byte offset in the file; trailing NUL padding after a string is counted in
 "nul_run" (how many NUL bytes follow it). ELF files get "elf": the interpreter, RPATH, RUNPATH,
-NEEDED and SONAME from `readelf -d -l`.
+NEEDED and SONAME from `readelf -d -l`. Spack's metadata (`.spack-db/`, `<prefix>/.spack/`) is
+left out: Spack never relocates it (the tree listing has its bytes).
 """
 import json
 import os
@@ -41,9 +42,9 @@ def strings_with(data, needles):
             ends = [i for i in (data.find(b"\0", m.end()), data.find(b"\n", m.end())) if i >= 0]
             end = min(ends) if ends else len(data)
             end = min(end, m.end() + 1024)
-            if start in seen:
+            if any(a <= m.start() < b for a, b in seen):
                 continue
-            seen.add(start)
+            seen.add((start, end))
             nul = 0
             while end + nul < len(data) and data[end + nul] == 0:
                 nul += 1
@@ -58,7 +59,7 @@ def main(argv):
     needles = [n.encode() for n in argv[2:]]
     report = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in (".spack", ".spack-db"))
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
