@@ -36,7 +36,7 @@ class {cls}(Package):
 
 
 def name(i):
-    return "ocibuild-fake-%03d" % i
+    return f"ocibuild-fake-{i:03d}"
 
 
 def deps(i):
@@ -61,7 +61,7 @@ def main(root):
         d = os.path.join(root, "packages", n)
         os.makedirs(d, exist_ok=True)
         cls = "".join(p.capitalize() for p in n.split("-"))
-        lines = "".join('    depends_on("%s")\n' % name(j) for j in deps(i))
+        lines = "".join(f'    depends_on("{name(j)}")\n' for j in deps(i))
         with open(os.path.join(d, "package.py"), "w") as f:
             f.write(TEMPLATE.format(cls=cls, index=i, name=n, deps=("\n" + lines) if lines else ""))
 

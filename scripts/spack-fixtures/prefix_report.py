@@ -20,13 +20,14 @@ import sys
 
 
 def elf_info(path):
-    out = subprocess.run(["readelf", "-W", "-d", "-l", path], capture_output=True, text=True).stdout
+    out = subprocess.run(["readelf", "-W", "-d", "-l", path], capture_output=True, text=True,
+                         check=False).stdout
     info = {}
     m = re.search(r"\[Requesting program interpreter: (.*)\]", out)
     if m:
         info["interpreter"] = m.group(1)
     for tag in ("RPATH", "RUNPATH", "SONAME", "NEEDED"):
-        vals = re.findall(r"\(%s\)\s+[^\[]*\[(.*)\]" % tag, out)
+        vals = re.findall(r"\(" + tag + r"\)\s+[^\[]*\[(.*)\]", out)
         if vals:
             info[tag] = vals if tag == "NEEDED" else vals[0]
     return info

@@ -25,7 +25,7 @@ def listing(root, exclude=()):
             if any(rel == e or rel.startswith(e + "/") for e in exclude):
                 continue
             st = os.lstat(path)
-            entry = {"path": rel, "mode": "%04o" % stat.S_IMODE(st.st_mode)}
+            entry = {"path": rel, "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
             if stat.S_ISLNK(st.st_mode):
                 entry["type"] = "symlink"
                 entry["target"] = os.readlink(path)
@@ -64,10 +64,10 @@ def main(argv):
             exclude.append(argv[i + 1])
             i += 2
         else:
-            raise SystemExit("unknown argument %r" % argv[i])
+            raise SystemExit(f"unknown argument {argv[i]!r}")
     # one entry a line: small and diff-friendly
     entries = listing(root, exclude)
-    sys.stdout.write('{"root": %s, "entries": [\n' % json.dumps(os.path.abspath(root)))
+    sys.stdout.write('{"root": ' + json.dumps(os.path.abspath(root)) + ', "entries": [\n')
     sys.stdout.write(",\n".join(json.dumps(e, sort_keys=True) for e in entries))
     sys.stdout.write("\n]}\n")
 
