@@ -14,6 +14,7 @@ from ocibuild.progress import Message, human_size, plural
 from ocibuild.store import StoredImage, default_store_path
 from ocibuild.store.export import (
     FORMATS,
+    PODMAN_HPC,
     ROOTFS_FORMATS,
     RootfsOptions,
     export_image,
@@ -121,11 +122,14 @@ def inspect_command(state: CliState, ref: str, what: str | None) -> None:
     "--output",
     type=click.Path(path_type=Path, allow_dash=True),
     required=True,
-    help="File to write (a directory for --format dir); - writes an archive to stdout "
-    "(`ocibuild export REF -o - | podman load`).",
+    help="File to write (a directory for --format dir; podman-hpc's squash directory for "
+    "--format podman-hpc); - writes an archive to stdout (`ocibuild export REF -o - | podman load`).",
 )
 @click.option(
-    "--tag", "tags", multiple=True, help="Name(s) to record in the archive [default: REF]."
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Name(s) to record in the archive or podman-hpc's store [default: REF].",
 )
 @click.option(
     "--all-root", is_flag=True, help="squashfs/dir: every file owned by root, as Shifter does."
@@ -134,12 +138,14 @@ def inspect_command(state: CliState, ref: str, what: str | None) -> None:
 @click.option(
     "--compression",
     type=click.Choice(SQUASHFS_COMPRESSIONS),
-    help="squashfs: block compression [default: gzip, which every kernel and squashfuse read].",
+    help="squashfs and podman-hpc: block compression [default: squashfs gzip, which every "
+    "kernel and squashfuse read; podman-hpc lz4, as its migrate makes them].",
 )
 @click.option(
     "--level",
     type=int,
-    help="squashfs: compression level [default: gzip 4 (1-9), xz 6 (0-9), zstd 6 (1-22)].",
+    help="squashfs and podman-hpc: compression level [default: gzip 4 (1-9), xz 6 (0-9), "
+    "zstd 6 (1-22)].",
 )
 @click.pass_obj
 def export_command(
@@ -153,17 +159,22 @@ def export_command(
     compression: str | None,
     level: int | None,
 ) -> None:
-    """Write an image as an archive for `podman load`, `docker load` or apptainer, or its root
-    filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import).
+    """Write an image as an archive for `podman load`, `docker load` or apptainer, its root
+    filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import), or into
+    podman-hpc's squash store as its `migrate` would.
 
     \b
       ocibuild export REF -o - | podman load
       ocibuild export REF --format squashfs -o image.sqfs    then: ch-run --set-env image.sqfs -- CMD
       ocibuild export REF --format dir -o image/             then: ch-run --set-env image -- CMD
+      ocibuild export REF --format podman-hpc -o $SCRATCH/storage   then: podman-hpc run REF CMD
     """
     rootfs = None
     if fmt in ROOTFS_FORMATS or all_root or xattrs or compression or level is not None:
-        rootfs = RootfsOptions(all_root, xattrs, compression or "gzip", level)
+        from ocibuild.store.podmanhpc import DEFAULT_COMPRESSION
+
+        default = DEFAULT_COMPRESSION if fmt == PODMAN_HPC else "gzip"
+        rootfs = RootfsOptions(all_root, xattrs, compression or default, level)
     if str(output) == "-":
         if rootfs is not None:
             raise click.UsageError(f"--format {fmt} writes a file or directory: give -o PATH")
@@ -172,9 +183,10 @@ def export_command(
         write_archive(state.store(create=False), ref, fmt, sys.stdout.buffer, list(tags) or None)
         sys.stdout.buffer.flush()
         return
-    export_image(state.store(create=False), ref, fmt, output, list(tags) or None, rootfs)
+    store = state.store(create=False)
+    export_image(store, ref, fmt, output, list(tags) or None, rootfs, state.reporter())
     if not state.quiet:
-        size = "" if fmt == "dir" else f" ({human_size(output.stat().st_size)})"
+        size = "" if fmt in ("dir", PODMAN_HPC) else f" ({human_size(output.stat().st_size)})"
         click.echo(f"wrote {output}{size}", err=True)
 
 
@@ -200,9 +212,26 @@ def gc_command(state: CliState, dry_run: bool) -> None:
 
 @click.command("rmi")
 @click.argument("refs", nargs=-1, required=True)
+@click.option(
+    "--podman-hpc",
+    "squash_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Remove from podman-hpc's squash store SQUASH_DIR instead (what `export --format "
+    "podman-hpc -o SQUASH_DIR` wrote): names, or image ids; an image goes with its last name, "
+    "and with it the layers and squash no other image uses.",
+)
 @click.pass_obj
-def rmi_command(state: CliState, refs: tuple[str, ...]) -> None:
+def rmi_command(state: CliState, refs: tuple[str, ...], squash_dir: Path | None) -> None:
     """Remove references from the store (blobs go with the next `ocibuild gc`)."""
+    if squash_dir is not None:
+        from ocibuild.store.podmanhpc import remove_podman_hpc
+
+        removal = remove_podman_hpc(squash_dir, list(refs), state.reporter())
+        for name in removal.untagged:
+            click.echo(f"untagged {name}")
+        for image_id in removal.removed_images:
+            click.echo(f"deleted {image_id}")
+        return
     store = state.store(create=False)
     for ref in refs:
         store.untag(ref)

@@ -6,7 +6,9 @@
   tars named by diff_id (docker load, podman load, apptainer `docker-archive:`);
 - squashfs: the image's root filesystem, flattened, as one squashfs (ch-run, Shifter's
   import, squashfuse, the kernel);
-- dir: the same root filesystem as a directory (ch-run and other runtimes of directories).
+- dir: the same root filesystem as a directory (ch-run and other runtimes of directories);
+- podman-hpc: the image written into podman-hpc's squash store, the directory given, as its
+  `migrate` would leave it (store/podmanhpc.py).
 
 All stream blobs from the store; the output path follows the output policy (`outpath`): a file
 or directory is written under a temporary name, then renamed; a device or FIFO is written
@@ -31,6 +33,7 @@ from ocibuild.oci import Index, MediaType, canonical_json
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
 from ocibuild.outpath import output_directory, output_file, output_target
+from ocibuild.progress import Message, Reporter, silent
 from ocibuild.store.flatten import FlattenOptions, created_epoch, flat_tar
 from ocibuild.store.image import StoredImage
 from ocibuild.store.layout import REF_ANNOTATION, Store
@@ -39,7 +42,8 @@ from ocibuild.store.squashfs import SquashfsOptions, tar2sqfs, write_squashfs
 
 ARCHIVE_FORMATS = ("oci-archive", "docker-archive")
 ROOTFS_FORMATS = ("squashfs", "dir")
-FORMATS = ARCHIVE_FORMATS + ROOTFS_FORMATS
+PODMAN_HPC = "podman-hpc"
+FORMATS = ARCHIVE_FORMATS + ROOTFS_FORMATS + (PODMAN_HPC,)
 CHUNK = 1 << 20
 
 
@@ -60,8 +64,12 @@ def export_image(
     output: Path,
     tags: list[str] | None = None,
     rootfs: RootfsOptions | None = None,
+    report: Reporter = silent,
 ) -> None:
     _check_format(fmt, rootfs)
+    if fmt == PODMAN_HPC:
+        _export_podman_hpc(store, ref, output, tags, rootfs, report)
+        return
     rootfs = rootfs or RootfsOptions()
     squashfs = None
     if fmt == "squashfs":
@@ -97,10 +105,45 @@ def write_archive(
 def _check_format(fmt: str, rootfs: RootfsOptions | None) -> None:
     if fmt not in FORMATS:
         raise OcibuildError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
-    if rootfs is not None and fmt not in ROOTFS_FORMATS:
+    if fmt == PODMAN_HPC and rootfs is not None and (rootfs.all_root or rootfs.xattrs):
+        raise OcibuildError(
+            "--all-root and --xattrs do not apply to --format podman-hpc (its squash keeps the "
+            "image's owners, as podman runs it; images with the same layers share it)"
+        )
+    if rootfs is not None and fmt not in (*ROOTFS_FORMATS, PODMAN_HPC):
         raise OcibuildError(
             f"--all-root, --xattrs, --compression and --level apply to {' and '.join(ROOTFS_FORMATS)} only"
         )
+
+
+def _export_podman_hpc(
+    store: Store,
+    ref: str,
+    output: Path,
+    tags: list[str] | None,
+    rootfs: RootfsOptions | None,
+    report: Reporter,
+) -> None:
+    from ocibuild.store.podmanhpc import DEFAULT_COMPRESSION, export_podman_hpc
+
+    options = rootfs or RootfsOptions(compression=DEFAULT_COMPRESSION)
+    squashfs = SquashfsOptions(options.compression, options.level)
+    tar2sqfs()  # a missing tool fails before anything is read or written
+    image = store.image(ref)
+    names = [store.normalize(name) for name in tags or [ref]]
+    if any("@" in name or name.startswith("sha256:") for name in names):
+        raise OcibuildError(f"podman-hpc runs images by name: give {ref} one with --tag NAME:TAG")
+    try:
+        done = export_podman_hpc(store, image, output, names, squashfs, report)
+    except OSError as e:
+        raise ExportError(f"cannot write into {output}: {e.strerror or e}") from None
+    what = "written" if done.changed else "already there, nothing changed"
+    report(
+        Message(
+            f"{', '.join(done.names)}: image {done.image_id[:12]} {what} "
+            f"(squash {done.squash.relative_to(output)})"
+        )
+    )
 
 
 def _export_rootfs(

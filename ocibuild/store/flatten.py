@@ -10,6 +10,9 @@ by an upper layer, its content is read again from its own layer, the one case th
 layer twice. Each layer blob is hashed as it streams and checked against its digest.
 
 Memory holds the set of paths, never file contents.
+
+A `tap` gets a copy of each layer's tar as it is read (the whole tar: what follows its end
+blocks too), for a second reader that would otherwise decompress the layer again.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import hashlib
 import json
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
 import zstandard
 from isal import isal_zlib
@@ -53,6 +56,17 @@ class FlattenOptions:
     runtime_files: bool = True  # add the mount points, /ch/environment and /ch/metadata.json
 
 
+class LayerCopy(Protocol):
+    """Where a tap sends a layer's tar: every chunk, then `close` at its end."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+Tap = Callable[[int], LayerCopy | None]  # layer index (bottom layer 0) -> its copy, if wanted
+
+
 @dataclass(frozen=True)
 class _Shown:
     layer: int  # index in the manifest, bottom layer 0
@@ -75,14 +89,17 @@ class _Merge:
     links: list[_Link] = field(default_factory=list)
 
 
-def flat_tar(store: Store, image: StoredImage, options: FlattenOptions) -> Iterator[bytes]:
+def flat_tar(
+    store: Store, image: StoredImage, options: FlattenOptions, tap: Tap | None = None
+) -> Iterator[bytes]:
     """The merged root filesystem of `image` as a PAX tar stream, in chunks."""
     merge = _Merge()
     mtime = created_epoch(image.config)
     skipped = {CH_ENVIRONMENT, CH_METADATA} if options.runtime_files else set()
     layers = list(image.manifest.layers)
     for index in reversed(range(len(layers))):
-        yield from _layer(store, layers[index], index, merge, skipped, options)
+        copy = tap(index) if tap else None
+        yield from _layer(store, layers[index], index, merge, skipped, options, copy)
     yield from _deferred_links(store, layers, merge, options)
     if options.runtime_files:
         yield from _runtime_files(image.config, merge, mtime)
@@ -106,14 +123,16 @@ def _layer(
     merge: _Merge,
     skipped: set[str],
     options: FlattenOptions,
+    copy: LayerCopy | None = None,
 ) -> Iterator[bytes]:
     removed: set[str] = set()
     opaque: set[str] = set()
     what = f"layer {layer.digest}"
     with (
         _verified_blob(store, layer) as blob,
-        decompressed(cast(BinaryIO, blob), layer.media_type) as stream,
+        decompressed(cast(BinaryIO, blob), layer.media_type) as tar_stream,
     ):
+        stream = cast(BinaryIO, _Copying(tar_stream, copy)) if copy else tar_stream
         try:
             for info, tar in members(stream, what, bufsize=TAR_BUFFER):
                 path = clean_path(info.name, f"{what}: entry")
@@ -133,12 +152,16 @@ def _layer(
                 yield from _entry(info, tar, path, index, merge, options)
                 if info.type != tarfile.DIRTYPE:
                     removed.add(path)
+            while copy and stream.read(CHUNK):
+                pass  # the rest of the tar, for the copy
         except (LayerError, *_READ_ERRORS) as e:
             blob.finish()  # a blob that does not verify says so, rather than how it fails to parse
             if isinstance(e, LayerError):
                 raise
             raise LayerError(f"{what}: not a readable tar layer ({e})") from None
         blob.finish()
+    if copy:
+        copy.close()
     merge.removed |= removed
     merge.opaque |= opaque
 
@@ -291,6 +314,19 @@ def _content(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Iterator[bytes]:
     yield from member_content(tar, info, CHUNK)
     if info.size % BLOCK:
         yield b"\0" * (BLOCK - info.size % BLOCK)
+
+
+class _Copying:
+    """A tar stream that sends what is read from it to a copy."""
+
+    def __init__(self, raw: BinaryIO, copy: LayerCopy) -> None:
+        self.raw, self.copy = raw, copy
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if data:
+            self.copy.write(data)
+        return data
 
 
 class _HashingReader:
