@@ -23,6 +23,7 @@ from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import BenchError, OcibuildError
 from ocibuild.progress import JobEvent, Message, Reporter, TaskEvent, silent
 from ocibuild.store import Store
+from ocibuild.study.fit import fit_runtime
 from ocibuild.study.prepare import PreparedImage, plan_prepare, prepare_image, runtime_image
 from ocibuild.study.scripts import OUT_FILE, RunLayout, job_script
 from ocibuild.study.shifter import ROUTES
@@ -231,13 +232,15 @@ def run_batch(
             first.via,
             first.insecure,
         )
+        if image.runtime_image:
+            fit = fit_runtime(target, image.runtime_image, env, report)
+            image = dataclasses.replace(image, run_options=fit.options)
+        runs = dataclasses.replace(target, run_options=[*image.run_options, *target.run_options])
         scripts = []
         for plan in plans:
             report(Message(f"run {plan.run_id} on {target.name}: results in {plan.results_dir}"))
             script = plan.results_dir / SCRIPT
-            atomic_write_bytes(
-                script, plan.script(target, image.runtime_image).encode(), mode=0o755
-            )
+            atomic_write_bytes(script, plan.script(runs, image.runtime_image).encode(), mode=0o755)
             scripts.append(script)
         progress = [
             _Progress(plan, request, report) for plan, request in zip(plans, requests, strict=True)
@@ -452,6 +455,7 @@ def write_metadata(
         },
         "via": request.via if target.runtime == "shifter" else None,
         "prepare": image.commands,
+        "run_options_added": list(image.run_options),
         "job_ids": [j.job_id for j in run.jobs],
         "command": list(request.argv),
         "workload_command": plan.command,
