@@ -16,11 +16,13 @@ file. podman-hpc's own `migrate` and `rmsqi` take no lock and write in place.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -109,15 +111,18 @@ def open_squash_dir(root: Path) -> SquashDir:
 
 
 def _create_json(path: Path) -> None:
-    """`[]`, unless another writer made the file meanwhile."""
-    tmp = path.with_name(f".{path.name}.new")
-    atomic_write_bytes(tmp, b"[]")
+    """`[]`, unless another writer made the file meanwhile (linked, never replaced)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"[]")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        os.unlink(tmp)
 
 
 def _lock_path(json_path: Path) -> Path:

@@ -19,7 +19,6 @@ import resource
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import BenchError
@@ -37,12 +36,6 @@ FIX = (
     "containers.conf named by CONTAINERS_CONF (the target's `env:`), or these options in its "
     "`run_options:`"
 )
-
-
-@dataclass(frozen=True)
-class Fit:
-    options: tuple[str, ...]  # added before the target's run options; empty: none needed
-    reason: str | None = None  # the error the target's own options gave
 
 
 def hard_limit_options() -> tuple[str, ...]:
@@ -93,13 +86,16 @@ def probe(target: Target, image: str, env: dict[str, str], options: tuple[str, .
     return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
-def fit_runtime(target: Target, image: str, env: dict[str, str], report: Reporter) -> Fit:
-    """The options the runs of `image` on `target` need here (see the module's docstring)."""
+def fit_runtime(
+    target: Target, image: str, env: dict[str, str], report: Reporter
+) -> tuple[str, ...]:
+    """The options the runs of `image` on `target` need here, before the target's own (see the
+    module's docstring); none when they start as they are."""
     if target.runtime not in FITTED_RUNTIMES or target.scheduler != "local":
-        return Fit(())
+        return ()
     error = probe(target, image, env, ())
     if error is None:
-        return Fit(())
+        return ()
     runtime = target.runtime_command[0]
     if not any(sign in error for sign in RLIMIT_SIGNS):
         raise BenchError(f"{target.name}: {runtime} cannot run {image} here: {error}")
@@ -112,7 +108,7 @@ def fit_runtime(target: Target, image: str, env: dict[str, str], report: Reporte
                     level="warning",
                 )
             )
-            return Fit(options, error)
+            return options
     raise BenchError(
         f"{target.name}: {runtime} cannot start containers here ({error}), even with "
         f"{shlex.join(candidates()[-1])}; {FIX}"

@@ -233,8 +233,8 @@ def run_batch(
             first.insecure,
         )
         if image.runtime_image:
-            fit = fit_runtime(target, image.runtime_image, env, report)
-            image = dataclasses.replace(image, run_options=fit.options)
+            added = fit_runtime(target, image.runtime_image, env, report)
+            image = dataclasses.replace(image, run_options=added)
         runs = dataclasses.replace(target, run_options=[*image.run_options, *target.run_options])
         scripts = []
         for plan in plans:

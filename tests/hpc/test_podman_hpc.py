@@ -153,8 +153,16 @@ def test_images_sharing_layers_share_one_squash(
 
 # -- the store migrate leaves ------------------------------------------------------------------------
 
-# Fields that may differ between the two stores, and why:
-LAYER_CREATED = "created"  # when podman stored the layer in the graph root / when ocibuild wrote it
+# What may differ between the two stores, and why (the rest is compared):
+# - a layer's `created`: when podman stored it in the graph root, when ocibuild wrote it;
+# - link names: random in podman (migrate copies them), derived from the layer id in ocibuild
+#   (compared with each replaced by the layer it names);
+# - the squash's bytes: migrate's is mksquashfs of a running container (podman's /etc/hosts and
+#   friends in it), ocibuild's tar2sqfs of the layers (compared: both named after the top layer);
+# - the tar-split's gzip stream (compared gunzipped), the JSON files' formatting (compared parsed),
+#   modes (migrate copies podman's 0700/0600; ocibuild writes 0755/0644 for shared stores) and the
+#   lock files' last-writer ids.
+LAYER_CREATED = "created"
 
 
 def tree(squash: Path) -> dict[str, str]:
