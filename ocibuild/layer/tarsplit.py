@@ -71,7 +71,7 @@ def _table() -> list[int]:
     return table
 
 
-def crc64_slow(data: bytes, crc: int = 0) -> int:
+def crc64_slow(data: bytes | memoryview, crc: int = 0) -> int:
     """Go's `crc64.Update(crc, MakeTable(ISO), data)`, a byte at a time."""
     table = _TABLE
     crc ^= _MASK
@@ -81,9 +81,14 @@ def crc64_slow(data: bytes, crc: int = 0) -> int:
 
 
 _TABLE = _table()
+Crc64 = Callable[[bytes, int, int, int], int]  # (data, start, length, crc) -> crc
 
 
-def _isal_crc64() -> Callable[[bytes, int], int] | None:
+def _slow_span(data: bytes, start: int, length: int, crc: int) -> int:
+    return crc64_slow(memoryview(data)[start : start + length], crc)
+
+
+def _isal_crc64() -> Crc64 | None:
     """ISA-L's `crc64_iso_refl` (the same CRC, tens of GB/s), which the isal package's
     extension module carries and exports; None where a build of it does not."""
     from isal import isal_zlib
@@ -93,15 +98,16 @@ def _isal_crc64() -> Callable[[bytes, int], int] | None:
     except (OSError, AttributeError):
         return None
     function.restype = ctypes.c_uint64
-    function.argtypes = [ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint64]
+    function.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64]
 
-    def crc64(data: bytes, crc: int = 0) -> int:
-        return int(function(crc, data, len(data)))
+    def crc64(data: bytes, start: int, length: int, crc: int) -> int:
+        base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0  # no copy
+        return int(function(crc, base + start, length)) if length else crc
 
     return crc64
 
 
-crc64: Callable[[bytes, int], int] = _isal_crc64() or crc64_slow
+crc64_span: Crc64 = _isal_crc64() or _slow_span
 
 
 # -- Go's JSON -------------------------------------------------------------------------------------
@@ -161,15 +167,15 @@ class _Input:
             raise LayerError(f"{self.what}: the tar ends inside {where}")
         return data
 
-    def pieces(self, n: int, where: str) -> Iterator[bytes]:
-        """The next `n` bytes, a chunk at a time."""
+    def spans(self, n: int, where: str) -> Iterator[tuple[bytes, int, int]]:
+        """The next `n` bytes as (buffer, start, length) spans, not copied."""
         while n:
             if self.offset == len(self.buffer) and not self._fill():
                 raise LayerError(f"{self.what}: the tar ends {n} bytes into {where}")
-            piece = self.buffer[self.offset : self.offset + min(n, CHUNK)]
-            self.offset += len(piece)
-            n -= len(piece)
-            yield piece
+            length = min(n, len(self.buffer) - self.offset)
+            yield self.buffer, self.offset, length
+            self.offset += length
+            n -= length
 
     def rest(self) -> Iterator[bytes]:
         """Everything left, a chunk at a time."""
@@ -310,8 +316,8 @@ def tar_split(stream: BinaryIO, out: Sink, what: str) -> TarFacts:
         crc = None
         if header.size > 0:
             value = 0
-            for piece in source.pieces(content, f"{header.name!r}"):
-                value = crc64(piece, value)
+            for buffer, start, length in source.spans(content, f"{header.name!r}"):
+                value = crc64_span(buffer, start, length, value)
             crc = value.to_bytes(8, "big")
         writer.file(header.name, header.size, crc)
         if not posixpath.basename(header.name.rstrip(b"/")).startswith(WHITEOUT):

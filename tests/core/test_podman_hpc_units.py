@@ -17,11 +17,14 @@ from ocibuild.store.cstorage import big_data_name, derived_link, go_time, layer_
 
 
 def test_crc64_is_gos_iso_crc_fast_or_slow() -> None:
-    assert tarsplit.crc64 is not crc64_slow, "the isal package's crc64_iso_refl was not found"
+    fast = tarsplit.crc64_span
+    assert fast is not tarsplit._slow_span, "the isal package's crc64_iso_refl was not found"
     assert crc64_slow(b"123456789") == 0xB90956C775A41001  # CRC-64/GO-ISO's check value
     data = os.urandom(100_000)
-    assert tarsplit.crc64(data, 0) == crc64_slow(data)
-    assert tarsplit.crc64(data[5000:], tarsplit.crc64(data[:5000], 0)) == crc64_slow(data)
+    assert fast(data, 0, len(data), 0) == crc64_slow(data)
+    assert fast(data, 5000, 95_000, fast(data, 0, 5000, 0)) == crc64_slow(data)
+    assert fast(data, 7, 0, 123) == 123 == tarsplit._slow_span(data, 7, 0, 123)
+    assert tarsplit._slow_span(data, 10, 500, 0) == crc64_slow(data[10:510])
 
 
 def test_go_json_strings() -> None:
