@@ -226,7 +226,7 @@ def rmi_command(state: CliState, refs: tuple[str, ...], squash_dir: Path | None)
     if squash_dir is not None:
         from ocibuild.store.podmanhpc import remove_podman_hpc
 
-        removal = remove_podman_hpc(squash_dir, list(refs), state.reporter())
+        removal = remove_podman_hpc(squash_dir, list(refs))
         for name in removal.untagged:
             click.echo(f"untagged {name}")
         for image_id in removal.removed_images:

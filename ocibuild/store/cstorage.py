@@ -68,23 +68,36 @@ class SquashDir:
         return self.layers_dir / "layers.json"
 
     def image_dir(self, image_id: str) -> Path:
-        return self.images_dir / image_id
+        return self.images_dir / _checked(image_id, ID, "an image id")
 
     def layer_dir(self, layer_id: str) -> Path:
-        return self.overlay / layer_id
+        return self.overlay / _checked(layer_id, ID, "a layer id")
 
     def tar_split(self, layer_id: str) -> Path:
-        return self.layers_dir / f"{layer_id}.tar-split.gz"
+        return self.layers_dir / f"{_checked(layer_id, ID, 'a layer id')}.tar-split.gz"
 
     def squash(self, link: str) -> Path:
-        return self.links / f"{link}.squash"
+        return self.links / f"{_checked(link, LINK, 'a link name')}.squash"
 
     def link_of(self, layer_id: str) -> str | None:
         """The layer's link name as its `link` file says, or None."""
+        path = self.layer_dir(layer_id) / "link"
         try:
-            return (self.layer_dir(layer_id) / "link").read_text().strip() or None
+            return _checked(path.read_text().strip(), LINK, f"the link name in {path}")
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+
+ID = re.compile(r"[0-9a-f]{64}")
+LINK = re.compile(r"[A-Z0-9]{1,64}")  # the overlay driver's: base32 of random bytes
+
+
+def _checked(name: str, pattern: re.Pattern[str], what: str) -> str:
+    """`name`, which becomes a path in the store: what another writer left there must not
+    name a path outside it."""
+    if not pattern.fullmatch(name):
+        raise ExportError(f"{name[:80]!r} is not {what}: this squash store was tampered with")
+    return name
 
 
 def open_squash_dir(root: Path) -> SquashDir:

@@ -133,7 +133,7 @@ def export_podman_hpc(
             _add_layers(records, layers, facts)
             _add_image(records, record, names)
             changed = records.commit()
-        top_link = squash.link_of(layers[-1].id) or ""
+        top_link = squash.link_of(layers[-1].id) or derived_link(layers[-1].id)
         return PodmanHpcExport(
             image_id, layers[-1].id, squash.squash(top_link), tuple(names), changed
         )
@@ -201,10 +201,9 @@ def _write_pieces(
         for layer in layers
         if known.layer(layer.id) is None or not squash.tar_split(layer.id).exists()
     }
-    for layer in layers:
-        _write_layer_dir(squash, layer)
+    links = [_write_layer_dir(squash, layer) for layer in layers]
     checkpoint("layers")
-    target = squash.squash(squash.link_of(layers[-1].id) or "")
+    target = squash.squash(links[-1])
     facts: dict[str, TarFacts] = {}
     if target.exists():
         for number, layer in enumerate(layers, 1):
@@ -335,9 +334,9 @@ class _TarSplitter:
             self.thread.join()
 
 
-def _write_layer_dir(squash: SquashDir, layer: _Layer) -> None:
+def _write_layer_dir(squash: SquashDir, layer: _Layer) -> str:
     """overlay/<id>/{diff,work,merged} (+ empty under the base layer), the link and its
-    symlink; a link already there (migrate's, or another export's) is kept."""
+    symlink; a link already there (migrate's, or another export's) is kept. The link."""
     directory = squash.layer_dir(layer.id)
     directory.mkdir(mode=0o755, exist_ok=True)
     for sub in ("diff", "work", "merged") + (() if layer.parent else ("empty",)):
@@ -352,6 +351,7 @@ def _write_layer_dir(squash: SquashDir, layer: _Layer) -> None:
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(f"../{layer.id}/diff")
         os.replace(temporary, symlink)
+    return link
 
 
 def _write_big_data(squash: SquashDir, image_id: str, big_data: list[tuple[str, bytes]]) -> None:
@@ -384,9 +384,13 @@ def _pieces_missing(
             or not squash.tar_split(layer.id).exists()
         ):
             return True
-    top_link = squash.link_of(layers[-1].id) or ""
-    return not squash.squash(top_link).exists() or not all(
-        (squash.image_dir(image_id) / big_data_name(key)).exists() for key, _ in big_data
+    top_link = squash.link_of(layers[-1].id)
+    return (
+        top_link is None
+        or not squash.squash(top_link).exists()
+        or not all(
+            (squash.image_dir(image_id) / big_data_name(key)).exists() for key, _ in big_data
+        )
     )
 
 
@@ -459,7 +463,7 @@ class Removal:
     removed_layers: tuple[str, ...]
 
 
-def remove_podman_hpc(root: Path, refs: list[str], report: Reporter = silent) -> Removal:
+def remove_podman_hpc(root: Path, refs: list[str]) -> Removal:
     """Take each of `refs` (a name, or an image id or its unique prefix) out of the squash store:
     a name from its image, and the image when no name is left (an id: the image at once); then
     every layer no image left needs, with its tar-split, directory, link and squash. Layers
@@ -482,6 +486,10 @@ def remove_podman_hpc(root: Path, refs: list[str], report: Reporter = silent) ->
             records.images_changed = True
         needed = _needed_layers(records)
         dropped = [r for r in records.layers if r.get("id") not in needed]
+        for record in dropped:  # ids naming no path outside the store, before anything goes
+            squash.layer_dir(str(record["id"]))
+        for image_id in removed_ids:
+            squash.image_dir(image_id)
         records.layers = [r for r in records.layers if r.get("id") in needed]
         records.layers_changed = bool(dropped)
         records.commit()
@@ -490,7 +498,6 @@ def remove_podman_hpc(root: Path, refs: list[str], report: Reporter = silent) ->
         for image_id in removed_ids:
             if records.image(image_id) is None:
                 _remove_tree(squash.image_dir(image_id))
-            report(Message(f"removed image {image_id[:12]}"))
         for layer in dropped:
             _remove_layer_files(squash, str(layer["id"]))
     return Removal(tuple(untagged), tuple(removed_ids), tuple(str(r["id"]) for r in dropped))

@@ -347,3 +347,18 @@ def test_a_half_written_images_json_is_reported_and_left_alone(
     )
     assert f"{images_json}: not valid JSON" in err and "nothing was changed" in err
     assert images_json.read_bytes() == half
+
+
+def test_a_link_name_leading_out_of_the_store_is_refused(
+    capsys: pytest.CaptureFixture[str], phpc_store: Store, hpc: PodmanHPC
+) -> None:
+    """A store others write to (a group's) may hold anything: a link file naming a path
+    outside it stops the export before it writes there."""
+    export(capsys, phpc_store, DEMO, hpc.squash_dir)
+    base = str(records(hpc.squash_dir, "layers")[0]["id"])
+    (hpc.squash_dir / "overlay" / base / "link").write_text("../../../escaped")
+    argv = ["--store", str(phpc_store.root), "export", WHITEOUT_USER, "--format", "podman-hpc"]
+    err = fail(capsys, *argv, "-o", str(hpc.squash_dir))
+    assert "'../../../escaped' is not the link name in " in err and "tampered with" in err
+    assert not (hpc.squash_dir.parent / "escaped").exists()
+    assert not (hpc.squash_dir.parent / "escaped.squash").exists()
