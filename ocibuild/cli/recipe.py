@@ -27,6 +27,11 @@ from ocibuild.net.policy import NetworkPolicy
     "--mirror",
     help="UPS scisoft root URL or directory [default: $OCIBUILD_SCISOFT, the recipe's mirror:, https://scisoft.fnal.gov/scisoft].",
 )
+@click.option(
+    "--index-url",
+    help="Python package index for `wheels` layers [default: $PIP_INDEX_URL, pip.conf's "
+    "index-url, the recipe's index_url, https://pypi.org/simple].",
+)
 @click.option("--offline", is_flag=True, help="Use only the download cache; no network.")
 @click.option(
     "--update-lock",
@@ -74,6 +79,7 @@ def recipe_command(
     images: tuple[str, ...],
     no_cache: bool,
     mirror: str | None,
+    index_url: str | None,
     offline: bool,
     update_lock: bool,
     pull: str,
@@ -91,6 +97,7 @@ def recipe_command(
     settings = BuildSettings(
         no_cache=no_cache,
         mirror=mirror,
+        index_url=index_url,
         network=NetworkPolicy(offline=offline, insecure=insecure, ca_cert=ca_cert),
         update_lock=update_lock,
         pull=pull,

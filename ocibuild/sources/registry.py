@@ -115,6 +115,12 @@ def _deb(spec: specs.DebSpec, ctx: LayerContext) -> list[LayerPlan]:
     return deb.plan(spec, ctx)
 
 
+def _wheels(spec: specs.WheelsSpec, ctx: LayerContext) -> list[LayerPlan]:
+    from ocibuild.sources import wheels
+
+    return wheels.plan(spec, ctx)
+
+
 def _user(spec: specs.UserSpec, ctx: LayerContext) -> list[LayerPlan]:
     from ocibuild.sources import user
 
@@ -159,6 +165,13 @@ SOURCES: Mapping[str, LayerSource] = {
             specs.DebSpec,
             _deb,
             "deb packages from apt repositories, unpacked without running maintainer scripts",
+            needs_lower=True,
+        ),
+        Source(
+            "wheels",
+            specs.WheelsSpec,
+            _wheels,
+            "Python packages from wheels (a package index, a lock), for the image's Python",
             needs_lower=True,
         ),
         Source(

@@ -30,6 +30,7 @@ class BuildSettings:
     """What the person running a build chose (command-line options, or an API caller's)."""
 
     mirror: str | None = None  # UPS scisoft root, over $OCIBUILD_SCISOFT and the recipe's
+    index_url: str | None = None  # Python package index, over pip's configuration and the recipe's
     cache_dir: Path | None = None  # the download cache [default: fetch.default_cache_dir()]
     network: NetworkPolicy = field(default_factory=NetworkPolicy)  # offline, insecure, CA
     update_lock: bool = False  # accept downloads that differ from the lock file, rewrite it

@@ -223,3 +223,60 @@ class UserSpec:
     gecos: str = field(default="", metadata={"check": _passwd_field})
     set_user: bool = True
     origin: Origin | None = None
+
+
+# -- wheels ---------------------------------------------------------------------------------
+
+
+def _python_version(value: str | None) -> str | None:
+    if value is not None:
+        from ocibuild.python.target import parse_version
+
+        parse_version(value)
+    return value
+
+
+def _python_platform(value: str | None) -> str | None:
+    if value is not None:
+        from ocibuild.python.target import parse_platform
+
+        parse_platform(value)
+    return value
+
+
+def _absolute(value: str | None) -> str | None:
+    if value is not None and not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path in the image")
+    return value
+
+
+@dataclass(frozen=True)
+class PythonSpec:
+    """The image's Python, where it cannot be read from the image (or should not be)."""
+
+    version: str | None = field(default=None, metadata={"check": _python_version})  # "3.11"
+    platform: str | None = field(default=None, metadata={"check": _python_platform})
+    interpreter: str | None = field(default=None, metadata={"check": _absolute})
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
+class WheelsSpec:
+    requirements: list[str] = field(default_factory=list)
+    requirements_file: str | None = None  # relative to the recipe
+    lock: str | None = None  # a pylock.toml (PEP 751), relative to the recipe
+    index_url: str | None = field(default=None, metadata={"verbatim": True})
+    extra_index_urls: list[str] = field(default_factory=list)
+    find_links: list[str] = field(default_factory=list)  # directories relative to the recipe
+    no_index: bool = False
+    target: str | None = field(default=None, metadata={"check": _absolute})  # a venv
+    compile: bool = True
+    python: PythonSpec | None = None
+    overlaps: Literal["refuse", "warn"] = "refuse"
+    prereleases: bool = False
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        given = [bool(self.requirements), self.requirements_file is not None, self.lock is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of 'requirements', 'requirements_file' or 'lock'")
