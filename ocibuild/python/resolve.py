@@ -172,6 +172,9 @@ class _Provider(AbstractProvider[Req, Candidate, str]):
         best: dict[Version, tuple[int, Link]] = {}
         full = Version(".".join(map(str, self.target.version)))
         pin = self.pins.get(name) if self.pins is not None else None
+        if self.pins is not None and pin is None:
+            self._best[name] = {}  # hash-checking mode: only what the file pins
+            return self._best[name]
         for link in self.index.project(name):
             if not link.is_wheel:
                 continue
