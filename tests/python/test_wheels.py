@@ -103,7 +103,7 @@ def test_same_tree_as_pip(
     assert set(entry_points) <= set(mapped) and set(entry_points) <= set(theirs)
     for script in entry_points:
         assert mapped[script][0] == theirs[script][0] == 0o755
-    for path, (_, digest) in mapped.items():
+    for path in mapped:
         if path.endswith(".pyc"):
             assert path.replace("/__pycache__", "").replace(".cpython-311.pyc", ".py") in mapped
 
@@ -240,7 +240,7 @@ def test_the_index_comes_from_pip_configuration(
     assert asked() == {"simple"}
     monkeypatch.delenv("PIP_INDEX_URL")
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    with pytest.raises(SourceError, match="no project tqdm on http://127.0.0.1:[0-9]+/empty"):
+    with pytest.raises(SourceError, match=r"no project tqdm on http://127.0.0.1:[0-9]+/empty"):
         asked()
     assert asked(index_url=pyindex.simple) == {"simple"}
 
@@ -276,7 +276,7 @@ def test_requirements_file_with_hashes_from_uv(
     start = text.index("backports-tarfile==")
     end = text.index("\n", text.index("--hash", start) + 80)
     path.write_text(text[:start] + text[end + 1 :])
-    with pytest.raises(SourceError, match="backports-tarfile is needed .* does not pin it"):
+    with pytest.raises(SourceError, match=r"backports-tarfile is needed .* does not pin it"):
         _plan(
             WheelsSpec(requirements_file=path.name, index_url=pyindex.simple),
             make_ctx(update_lock=True),
@@ -369,7 +369,7 @@ def test_distributions_a_lower_layer_installed(pyindex: IndexServer, make_ctx: C
     ctx = make_ctx(lower=lower)
     _plan(WheelsSpec(requirements=["tqdm"], index_url=pyindex.simple), ctx)
     assert _resolved(ctx) == []
-    with pytest.raises(SourceError, match="tqdm 4.70.1 is installed by a lower layer"):
+    with pytest.raises(SourceError, match=r"tqdm 4\.70\.1 is installed by a lower layer"):
         _plan(WheelsSpec(requirements=["tqdm<4"], index_url=pyindex.simple), make_ctx(lower=lower))
 
 
