@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 from ocibuild.errors import SourceError
 from ocibuild.infile import read_regular_file
 from ocibuild.python.index import Link
+from ocibuild.python.metadata import reason
 from ocibuild.python.resolve import Pin
 from ocibuild.python.target import TargetPython
 
@@ -37,7 +38,7 @@ def parse_requirement(text: str, what: str) -> Requirement:
     try:
         return Requirement(text)
     except InvalidRequirement as e:
-        raise SourceError(f"{what}: {text!r} is not a requirement ({e})") from None
+        raise SourceError(f"{what}: {text!r} is not a requirement ({reason(e)})") from None
 
 
 def applies(requirement: Requirement, target: TargetPython, what: str) -> bool:
@@ -48,7 +49,7 @@ def applies(requirement: Requirement, target: TargetPython, what: str) -> bool:
         return requirement.marker.evaluate({**target.marker_environment(), "extra": ""})
     except Exception as e:  # packaging raises several kinds for markers it cannot evaluate
         raise SourceError(
-            f"{what}: the marker of {requirement} cannot be evaluated ({e})"
+            f"{what}: the marker of {requirement} cannot be evaluated ({reason(e)})"
         ) from None
 
 
@@ -95,7 +96,7 @@ def read_requirements_file(path: Path, target: TargetPython) -> RequirementsFile
     try:
         text = read_regular_file(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise SourceError(f"{path}: cannot read the requirements file ({e})") from None
+        raise SourceError(f"{path}: cannot read the requirements file ({reason(e)})") from None
     requirements: list[tuple[Requirement, frozenset[str], str]] = []
     index_url: str | None = None
     extra: list[str] = []
@@ -185,7 +186,7 @@ def read_pylock(path: Path, target: TargetPython) -> list[LockedWheel]:
     try:
         data = tomllib.loads(read_regular_file(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SourceError(f"{path}: not a readable pylock.toml ({e})") from None
+        raise SourceError(f"{path}: not a readable pylock.toml ({reason(e)})") from None
     version = str(data.get("lock-version", ""))
     if not version.startswith("1."):
         raise SourceError(f"{path}: unsupported lock-version {version!r} (1.x only)")
@@ -208,7 +209,7 @@ def read_pylock(path: Path, target: TargetPython) -> list[LockedWheel]:
                         continue
                 except InvalidMarker as e:
                     raise SourceError(
-                        f"{what} ({name}): marker {marker!r} does not parse ({e})"
+                        f"{what} ({name}): marker {marker!r} does not parse ({reason(e)})"
                     ) from None
             out.append(LockedWheel(name, pkg_version, _best_wheel(package, path, target, what)))
         except (KeyError, TypeError, AttributeError, InvalidVersion) as e:

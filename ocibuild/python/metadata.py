@@ -16,6 +16,11 @@ from ocibuild.errors import SourceError
 LICENSE_CLASSIFIER = "License :: "
 
 
+def reason(error: Exception) -> str:
+    """packaging's message of a parse error, on one line (it draws a caret on the next)."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 @dataclass(frozen=True)
 class CoreMetadata:
     name: str
@@ -39,7 +44,7 @@ def parse_metadata(data: bytes, what: str) -> CoreMetadata:
     try:
         requires_python = SpecifierSet(raw.get("requires_python", ""))
     except InvalidSpecifier as e:
-        raise SourceError(f"{what}: METADATA: Requires-Python does not parse ({e})") from None
+        raise SourceError(f"{what}: METADATA: Requires-Python does not parse ({reason(e)})") from None
     if "name" not in raw or "version" not in raw:
         raise SourceError(f"{what}: METADATA has no Name or Version")
     return CoreMetadata(

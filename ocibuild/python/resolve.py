@@ -33,7 +33,7 @@ from resolvelib.resolvers import RequirementInformation, ResolutionTooDeep
 
 from ocibuild.errors import SourceError
 from ocibuild.python.index import Index, Link
-from ocibuild.python.metadata import CoreMetadata
+from ocibuild.python.metadata import CoreMetadata, reason
 from ocibuild.python.target import TargetPython
 
 MAX_ROUNDS = 20000
@@ -294,7 +294,7 @@ def _marker_holds(
         )
     except Exception as e:  # packaging raises several kinds for markers it cannot evaluate
         raise SourceError(
-            f"{parent}: the marker of {requirement} cannot be evaluated ({e})"
+            f"{parent}: the marker of {requirement} cannot be evaluated ({reason(e)})"
         ) from None
 
 
