@@ -44,7 +44,9 @@ def parse_metadata(data: bytes, what: str) -> CoreMetadata:
     try:
         requires_python = SpecifierSet(raw.get("requires_python", ""))
     except InvalidSpecifier as e:
-        raise SourceError(f"{what}: METADATA: Requires-Python does not parse ({reason(e)})") from None
+        raise SourceError(
+            f"{what}: METADATA: Requires-Python does not parse ({reason(e)})"
+        ) from None
     if "name" not in raw or "version" not in raw:
         raise SourceError(f"{what}: METADATA has no Name or Version")
     return CoreMetadata(

@@ -35,15 +35,15 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def index() -> Iterator[IndexServer]:
-    assert (WHEELS / TQDM).exists(), f"no test wheels in {WHEELS}: scripts/setup-test-env fetches them"
+    assert (WHEELS / TQDM).exists(), (
+        f"no test wheels in {WHEELS}: scripts/setup-test-env fetches them"
+    )
     with serve_index(WHEELS) as server:
         yield server
 
 
 def _recipe(h: Hostile, wheels: str, name: str = "recipe.yaml") -> Path:
-    return h.recipe(
-        f"images:\n  - name: a/wheels\n    layers:\n      - wheels: {wheels}\n", name
-    )
+    return h.recipe(f"images:\n  - name: a/wheels\n    layers:\n      - wheels: {wheels}\n", name)
 
 
 def _local(h: Hostile, requirements: str, *wheels: Path, extra: str = "") -> Path:
@@ -75,7 +75,10 @@ def _rewrite(
     out.parent.mkdir(exist_ok=True)
     change, add = change or {}, add or {}
     record_name = "tqdm-4.70.1.dist-info/RECORD"
-    with zipfile.ZipFile(WHEELS / TQDM) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+    with (
+        zipfile.ZipFile(WHEELS / TQDM) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         rows = src.read(record_name).decode().splitlines()
         if record:
             rows = [r for r in rows if r.split(",")[0] not in change]
@@ -156,7 +159,9 @@ def test_no_wheel_for_the_images_python(hostile: Hostile) -> None:
     recipe = _local(hostile, "[numpy]", numpy, extra="")
     text = recipe.read_text().replace('version: "3.11"', 'version: "3.9"')
     recipe.write_text(text)
-    error = hostile.refused("recipe", str(recipe), names=("no wheel of numpy", "2.4.6", "CPython 3.9"))
+    error = hostile.refused(
+        "recipe", str(recipe), names=("no wheel of numpy", "2.4.6", "CPython 3.9")
+    )
     assert "cp39-cp39-manylinux_2_36_x86_64" in error and "sdist is never built" in error
 
 
@@ -169,10 +174,14 @@ def test_only_an_sdist(hostile: Hostile) -> None:
 
 
 def test_an_index_that_answers_404(hostile: Hostile, index: IndexServer) -> None:
-    recipe = _recipe(hostile, f"{{requirements: [tqdm], index_url: '{index.url}/empty', python: {PYTHON}}}")
+    recipe = _recipe(
+        hostile, f"{{requirements: [tqdm], index_url: '{index.url}/empty', python: {PYTHON}}}"
+    )
     hostile.refused("recipe", str(recipe), names=("no project tqdm", f"{index.url}/empty"))
 
 
 def test_an_index_that_answers_broken_json(hostile: Hostile, index: IndexServer) -> None:
-    recipe = _recipe(hostile, f"{{requirements: [tqdm], index_url: '{index.url}/broken', python: {PYTHON}}}")
+    recipe = _recipe(
+        hostile, f"{{requirements: [tqdm], index_url: '{index.url}/broken', python: {PYTHON}}}"
+    )
     hostile.refused("recipe", str(recipe), names=(f"{index.url}/broken/tqdm/", "PEP 691"))
