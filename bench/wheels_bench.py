@@ -48,7 +48,7 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 target, wheels = sys.argv[1], sys.argv[2:]
-scheme = {name: target for name in ("purelib", "platlib")}
+scheme = {{name: target for name in ("purelib", "platlib")}}
 scheme.update(scripts=target + "/bin", headers=target + "/include", data=target)
 destination = SchemeDictionaryDestination(scheme, "/usr/bin/python3", "posix", bytecode_optimization_levels={levels})
 for wheel in wheels:

@@ -15,6 +15,7 @@ import posixpath
 import threading
 import urllib.parse
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ocibuild.errors import MissingDownloadError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
 
 PYPI = "https://pypi.org/simple"
+PREFETCH = 4  # project pages read at once ahead of the resolver
 ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
     "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -170,23 +172,50 @@ class Index:
     def __init__(self, config: IndexConfig, fetcher: Fetcher) -> None:
         self.config = config
         self.fetcher = fetcher
-        self._pages: dict[str, list[Link]] = {}
+        self._pages: dict[str, Future[list[Link]]] = {}
         self._local: list[Link] | None = None
         self._mutex = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def project(self, name: str) -> list[Link]:
         """Every file of project `name` the indexes list (an unknown project: none)."""
         key = canonicalize_name(name)
         with self._mutex:
-            cached = self._pages.get(key)
-        if cached is not None:
-            return cached
-        links = [*self._find_links(key)]
-        for base in self.config.index_urls:
-            links.extend(self._page(f"{base.rstrip('/')}/{key}/", name))
-        with self._mutex:
-            self._pages[key] = links
-        return links
+            future = self._pages.get(key)
+            mine = future is None
+            if future is None:
+                future = self._pages[key] = Future()
+        if mine:
+            self._load(key, future)
+        return future.result()
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Read these projects' pages in the background (resolution will ask for them)."""
+        for name in names:
+            key = canonicalize_name(name)
+            with self._mutex:
+                if key in self._pages:
+                    continue
+                future = self._pages[key] = Future()
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(PREFETCH, thread_name_prefix="index")
+                self._pool.submit(self._load, key, future)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _load(self, key: str, future: Future[list[Link]]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            links = [*self._find_links(key)]
+            for base in self.config.index_urls:
+                links.extend(self._page(f"{base.rstrip('/')}/{key}/", key))
+        except BaseException as e:  # handed to whoever asks for the project
+            future.set_exception(e)
+        else:
+            future.set_result(links)
 
     def _page(self, url: str, name: str) -> list[Link]:
         fetch_url = url
@@ -199,9 +228,11 @@ class Index:
         return parse_page(page.path.read_bytes(), url)
 
     def _find_links(self, key: str) -> Iterable[Link]:
-        if self._local is None:
-            self._local = list(self._all_find_links())
-        for link in self._local:
+        with self._mutex:
+            if self._local is None:
+                self._local = list(self._all_find_links())
+            local = self._local
+        for link in local:
             if _project_of(link.filename) == key:
                 yield link
 

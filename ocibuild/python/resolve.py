@@ -262,6 +262,7 @@ class _Provider(AbstractProvider[Req, Candidate, str]):
             ):
                 continue
             out.append(to_req(requirement, parent))
+        self.index.prefetch(r.name for r in out)
         return out
 
 
@@ -316,6 +317,7 @@ def resolve(
         missing = [r.text for r in reqs if r.name not in pins]
         if missing:
             raise SourceError(f"not pinned with hashes: {', '.join(missing)}")
+    index.prefetch(r.name for r in reqs)
     try:
         result = Resolver(provider, BaseReporter()).resolve(reqs, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as e:
@@ -324,6 +326,8 @@ def resolve(
         raise SourceError(
             f"no resolution found in {MAX_ROUNDS} rounds: pin some versions to help"
         ) from None
+    finally:
+        index.close()
     requested = {r.name for r in reqs}
     chosen = []
     for candidate in sorted(result.mapping.values(), key=operator.attrgetter("name")):

@@ -22,6 +22,7 @@ from installer.exceptions import InstallerError
 from installer.records import Hash, InvalidRecordEntry, RecordEntry, parse_record_file
 from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES, parse_metadata_file
+from isal import isal_zlib
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from ocibuild.errors import SourceError, UnsafePathError
@@ -173,6 +174,10 @@ class WheelArchive:
             raw = self.zip.open(member.name)
         except (zipfile.BadZipFile, OSError) as e:
             raise SourceError(f"{self.what}: cannot read {member.name} ({e})") from None
+        if raw._compress_type == zipfile.ZIP_DEFLATED:  # type: ignore[attr-defined]
+            # ISA-L inflates the same raw deflate stream two to three times as fast as zlib;
+            # zipfile still checks the sizes and the CRC
+            raw._decompressor = isal_zlib.decompressobj(-15)  # type: ignore[attr-defined]
         return cast(BinaryIO, _Checked(raw, member, self.what))
 
 

@@ -407,3 +407,21 @@ def test_scientific_stack_same_tree_as_uv(
     assert comparable(mapped) == comparable(theirs)
     assert {p for p in mapped if p.startswith("bin/")} == scripts
     assert len(_resolved(ctx)) == 83 and len(mapped) > 15000
+
+
+def test_bytecode_needs_a_host_python_of_the_images_version(
+    pyindex: IndexServer, make_ctx: Ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python 3.12 image, and no python3.12 here: the error says so at planning; without
+    pycs the layer is made, its scripts naming /usr/bin/python3.12 (the image has no python3
+    3.12, the override says 3.12)."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    python = PythonSpec(version="3.12")
+    spec = WheelsSpec(requirements=["tqdm"], index_url=pyindex.simple, python=python)
+    with pytest.raises(SourceError, match=r"needs a python3\.12 on this host .* set `compile: false`"):
+        _plan(spec, make_ctx())
+    files = layer_files(_plan(dataclasses.replace(spec, compile=False), make_ctx()))
+    assert "usr/local/lib/python3.12/dist-packages/tqdm/std.py" in files
+    assert not [p for p in files if p.endswith(".pyc")]
+    _, members = write_plan(_plan(dataclasses.replace(spec, compile=False), make_ctx()))
+    assert members["usr/local/bin/tqdm"][1].startswith(b"#!/usr/bin/python3.12\n")
