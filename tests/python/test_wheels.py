@@ -418,7 +418,9 @@ def test_bytecode_needs_a_host_python_of_the_images_version(
     monkeypatch.setenv("PATH", str(tmp_path))
     python = PythonSpec(version="3.12")
     spec = WheelsSpec(requirements=["tqdm"], index_url=pyindex.simple, python=python)
-    with pytest.raises(SourceError, match=r"needs a python3\.12 on this host .* set `compile: false`"):
+    with pytest.raises(
+        SourceError, match=r"needs a python3\.12 on this host .* set `compile: false`"
+    ):
         _plan(spec, make_ctx())
     files = layer_files(_plan(dataclasses.replace(spec, compile=False), make_ctx()))
     assert "usr/local/lib/python3.12/dist-packages/tqdm/std.py" in files
