@@ -11,6 +11,8 @@ from typing import Any, Literal
 from ocibuild.errors import Origin, UnsafePathError
 from ocibuild.layer.entry import clean_path
 from ocibuild.progress import plural
+from ocibuild.spack.layering import DEFAULT_MAX_LAYERS, check_max_layers
+from ocibuild.spack.layering import check_layering as check_spack_layering
 from ocibuild.ups.layering import check_layering
 from ocibuild.ups.names import check_version, flavor_for_os, parse_bundle_spec
 
@@ -135,6 +137,74 @@ class UpsSpec:
             words = [self.bundle, self.os, self.qualifiers, self.build]
             return " ".join(w for w in words if w)
         return f"{plural(len(self.products), 'product')} ({self.os})"
+
+
+# -- spack ----------------------------------------------------------------------------------
+
+
+def _check_roots(value: list[str]) -> list[str]:
+    from ocibuild.spack.dag import parse_root
+
+    for text in value:
+        parse_root(text)
+    return value
+
+
+def _check_padding(value: int | bool) -> int | bool:
+    if not isinstance(value, bool) and not 0 <= value <= 4096:
+        raise ValueError(f"padded_length {value} is out of range (0..4096, or true)")
+    return value
+
+
+@dataclass(frozen=True)
+class SpackInto:
+    """Spack's own `install_tree` keys (default projections)."""
+
+    root: str = "/opt/spack"
+    padded_length: int | bool = field(default=False, metadata={"check": _check_padding})
+
+    def __post_init__(self) -> None:
+        if not self.root.startswith("/"):
+            raise ValueError(f"root {self.root!r} must be an absolute path")
+        try:
+            clean_path(self.root, "root")
+        except UnsafePathError as e:
+            raise ValueError(str(e)) from None
+
+
+@dataclass(frozen=True)
+class SpackSpec:
+    mirror: str = field(metadata={"verbatim": True})  # expanded by plan(): a mirror
+    specs: list[str] = field(default_factory=list, metadata={"check": _check_roots})
+    lock: str | None = None  # a spack.lock, relative to the recipe
+    keys: list[str] = field(default_factory=list)  # public key files that may sign the specs
+    mirror_keys: bool = False  # also trust the keys the mirror publishes (build_cache/_pgp)
+    trusted: bool = False  # an unsigned cache, trusted as it is
+    into: SpackInto = field(default_factory=SpackInto)
+    view: str | None = None
+    layering: str = field(default="auto", metadata={"check": check_spack_layering})
+    max_layers: int = field(default=DEFAULT_MAX_LAYERS, metadata={"check": check_max_layers})
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.specs) == (self.lock is not None):
+            raise ValueError("give exactly one of 'specs' or 'lock'")
+        if not (self.keys or self.mirror_keys or self.trusted):
+            raise ValueError(
+                "give 'keys' (the public keys that sign the cache's specs), 'mirror_keys: true' "
+                "or, for an unsigned cache, 'trusted: true'"
+            )
+        if self.view is not None:
+            try:
+                clean_path(self.view, "view")
+            except UnsafePathError as e:
+                raise ValueError(str(e)) from None
+
+    @property
+    def what(self) -> str:
+        roots = self.specs if self.specs else [f"lock {self.lock}"]
+        listed = ", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
+        return f"{listed} from {self.mirror}"
 
 
 # -- setup ----------------------------------------------------------------------------------
