@@ -23,11 +23,12 @@ FLOORS: dict[str, int] = {
     **dict.fromkeys(("yamldecode", "compression"), 2),
     **dict.fromkeys(("layer", "fetch"), 3),
     **dict.fromkeys(("ups", "ospkg", "store"), 4),
-    **dict.fromkeys(("remote", "sources"), 5),
-    "recipe": 6,
-    **dict.fromkeys(("builder", "study"), 7),
-    "cli": 8,
-    "__main__": 9,
+    **dict.fromkeys(("remote", "spack"), 5),
+    "sources": 6,
+    "recipe": 7,
+    **dict.fromkeys(("builder", "study"), 8),
+    "cli": 9,
+    "__main__": 10,
 }  # fmt: skip
 
 
@@ -105,6 +106,8 @@ NOT_FOR_RECIPES = (
     "ocibuild.sources.session",
     "ocibuild.ups.database",
     "ocibuild.ups.tarball",
+    "ocibuild.spack.cache",
+    "ocibuild.spack.tarball",
     "ocibuild.ospkg",
     "ocibuild.store",
     "ocibuild.fetch",
