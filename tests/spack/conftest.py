@@ -27,7 +27,9 @@ KEY = FIXTURES / "keys" / "ocibuild-fixtures.pub"
 UNKNOWN_KEY = FIXTURES / "keys" / "unknown-signer.pub"
 ROOTS = ["zlib@1.2.13", "bzip2@1.0.8", "xz@5.4.1", "gmake@4.3", "ocibuild-zpipe@1.0"]
 PADDED_ROOT = (ORACLE / "padded-root.txt").read_text().strip()
-TREE_LISTING = Path(__file__).resolve().parents[2] / "scripts" / "spack-fixtures" / "tree_listing.py"
+TREE_LISTING = (
+    Path(__file__).resolve().parents[2] / "scripts" / "spack-fixtures" / "tree_listing.py"
+)
 REF = "localhost/ocibuild-spack/test:1"
 
 
@@ -88,7 +90,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 BASE_REF = "localhost/ocibuild-spack/base:1"
 # what the external glibc (prefix /usr) shows `spack load` on the machine that made the oracle
 USR_DIRS = ("usr/share/man", "usr/share/aclocal", "usr/share/pkgconfig", "usr/lib/pkgconfig")
-USR_FILES = "".join(f"          - {{dest: /{d}/.keep, content: \"\"}}\n" for d in USR_DIRS)
+USR_FILES = "".join(f'          - {{dest: /{d}/.keep, content: ""}}\n' for d in USR_DIRS)
 
 
 def recipe(path: Path, spack: str, ref: str = REF, base_files: str = USR_FILES) -> Path:
@@ -113,7 +115,7 @@ def recipe(path: Path, spack: str, ref: str = REF, base_files: str = USR_FILES) 
 
 def build(capsys: pytest.CaptureFixture[str], recipe_file: Path, store: Path) -> None:
     code = main(["--store", str(store), "-q", "recipe", str(recipe_file)])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert code == 0, err
 
 

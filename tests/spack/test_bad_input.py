@@ -29,13 +29,13 @@ def unsigned(url: str, specs: str = "[zlib@1.2.13]") -> str:
     return f"{{mirror: {url}/unsigned, specs: {specs}, trusted: true}}"
 
 
-def refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str
-) -> str:
+def refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str) -> str:
     store = tmp_path / "store"
     err = fail(capsys, recipe(tmp_path / "r.yaml", entry), store)
     blobs = {p: d for p, d in store_snapshot(store).items() if p.startswith("blobs/")}
-    index = json.loads((store / "index.json").read_text()) if (store / "index.json").exists() else {}
+    index = (
+        json.loads((store / "index.json").read_text()) if (store / "index.json").exists() else {}
+    )
     assert [m for m in index.get("manifests", []) if REF in json.dumps(m)] == []
     # the base image's layers may be stored; nothing of the spack layers is
     assert len(blobs) <= 3, blobs
@@ -48,7 +48,10 @@ def rewrite_tarball(site: Path, change: Callable[[tarfile.TarFile, tarfile.TarFi
     file's checksum to match, as a cache whose maker put that tarball there would."""
     path = site / "unsigned" / ZLIB_TARBALL
     raw = io.BytesIO()
-    with tarfile.open(path) as old, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as new:
+    with (
+        tarfile.open(path) as old,
+        tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as new,
+    ):
         change(old, new)
     data = gzip.compress(raw.getvalue(), mtime=0)
     path.write_bytes(data)
@@ -189,7 +192,9 @@ def test_roots_that_match_no_spec(
 def test_a_root_matching_two_specs(
     tmp_path: Path, synthetic: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hashes = json.loads((synthetic / "build_cache" / "index.json").read_text())["database"]["installs"]
+    hashes = json.loads((synthetic / "build_cache" / "index.json").read_text())["database"][
+        "installs"
+    ]
     first = sorted(h[0] for h in hashes)
     common = next(c for c in first if first.count(c) > 1)
     entry = f"{{mirror: {synthetic.as_uri()}, specs: [/{common}], trusted: true}}"

@@ -40,9 +40,7 @@ def spack_entry(mirror: str, view: str | None = None, specs: list[str] = ROOTS) 
 
 
 @pytest.fixture(scope="module")
-def built(
-    tmp_path_factory: pytest.TempPathFactory, caches: Served
-) -> tuple[Path, Path]:
+def built(tmp_path_factory: pytest.TempPathFactory, caches: Served) -> tuple[Path, Path]:
     """The image of the five roots (view at /opt/view), and its root filesystem."""
     tmp = tmp_path_factory.mktemp("oracle")
     store = tmp / "store"
@@ -50,7 +48,9 @@ def built(
     mp.setenv("OCIBUILD_CACHE", str(tmp / "cache"))
     capsys = _Capture()
     try:
-        build(capsys, recipe(tmp / "r.yaml", spack_entry(f"{caches.url}/signed", "/opt/view")), store)  # type: ignore[arg-type]
+        build(
+            capsys, recipe(tmp / "r.yaml", spack_entry(f"{caches.url}/signed", "/opt/view")), store
+        )  # type: ignore[arg-type]
         rootfs = export_dir(capsys, store, REF, tmp / "rootfs")  # type: ignore[arg-type]
     finally:
         mp.undo()
@@ -82,7 +82,9 @@ def test_the_database_lists_the_same_specs(built: tuple[Path, Path]) -> None:
 
     def records(doc: dict[str, dict[str, dict[str, dict[str, object]]]]) -> dict[str, object]:
         installs = doc["database"]["installs"]
-        return {h: {k: v for k, v in r.items() if k != "installation_time"} for h, r in installs.items()}
+        return {
+            h: {k: v for k, v in r.items() if k != "installation_time"} for h, r in installs.items()
+        }
 
     assert mine["database"]["version"] == oracle["database"]["version"]
     assert records(mine) == records(oracle)
@@ -116,7 +118,9 @@ def test_the_frozen_environment_is_what_spack_load_printed(
 ) -> None:
     specs = ROOTS if root == "all-roots" else [r for r in ROOTS if r.startswith(root + "@")]
     store = tmp_path / "store"
-    build(capsys, recipe(tmp_path / "r.yaml", spack_entry(f"{caches.url}/signed", specs=specs)), store)
+    build(
+        capsys, recipe(tmp_path / "r.yaml", spack_entry(f"{caches.url}/signed", specs=specs)), store
+    )
     env = Store.open(store).image(REF).config.config.env_dict()
     printed = shell_exports(ORACLE / "load" / f"{root}.sh")
     assert {k: env.get(k) for k in printed} == printed
