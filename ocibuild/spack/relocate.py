@@ -31,6 +31,7 @@ CHUNK = 1 << 20
 SUFFIX_SAFETY = 7  # bytes of a C string's tail kept when a prefix in it is shortened
 WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 SLASH = ord("/")
+PATH = WORD | {SLASH}
 
 PrefixMap = tuple[tuple[bytes, bytes], ...]
 
@@ -98,6 +99,9 @@ class TextReplacer:
         buffer = b""
         # whether a [\w-] run starting at the buffer's first byte may precede a key
         run_ok = True
+        # the buffer starts inside the path that follows a replaced key (the regex's third
+        # group, `[\w\-_/]*`, which it consumes: no key in it is replaced)
+        skipping = False
         eof = False
         while not eof:
             chunk = src.read(CHUNK)
@@ -106,14 +110,19 @@ class TextReplacer:
             # a key starting at or after `limit` may continue in the next chunk
             limit = len(buffer) if eof else max(0, len(buffer) - self.longest + 1)
             done = pos = 0
-            while (m := self.keys.search(buffer, pos)) is not None and m.start() < limit:
+            if skipping:
+                pos = _path_end(buffer, 0)
+                skipping = pos == len(buffer) and not eof
+            while not skipping and (m := self.keys.search(buffer, pos)) and m.start() < limit:
                 if not self._may_replace(buffer, m.start(), run_ok):
                     pos = m.start() + 1  # the regex moves on by one byte, not past the key
                     continue
                 dst.write(buffer[done : m.start()])
                 dst.write(self.mapping[m.group()])
-                done = pos = m.end()
-            cut = max(done, limit)
+                done = m.end()
+                pos = _path_end(buffer, done)
+                skipping = pos == len(buffer) and not eof
+            cut = max(done, pos, limit)
             dst.write(buffer[done:cut])
             run_ok = self._may_replace(buffer, cut, run_ok)
             buffer = buffer[cut:]
@@ -125,6 +134,14 @@ class TextReplacer:
         while i > 0 and buffer[i - 1] in WORD:
             i -= 1
         return run_ok if i == 0 else buffer[i - 1] != SLASH
+
+
+def _path_end(buffer: bytes, start: int) -> int:
+    """Where the run of path characters (`[\w\-_/]`) starting at `start` ends."""
+    end = start
+    while end < len(buffer) and buffer[end] in PATH:
+        end += 1
+    return end
 
 
 # -- binaries --------------------------------------------------------------------------------
