@@ -97,8 +97,7 @@ class TextReplacer:
 
     def copy(self, src: BinaryIO, dst: BinaryIO) -> None:
         buffer = b""
-        # whether a [\w-] run starting at the buffer's first byte may precede a key
-        run_ok = True
+        carry = True  # whether a key could be replaced where the buffer starts (file start: yes)
         # the buffer starts inside the path that follows a replaced key (the regex's third
         # group, `[\w\-_/]*`, which it consumes: no key in it is replaced)
         skipping = False
@@ -110,34 +109,41 @@ class TextReplacer:
             # a key starting at or after `limit` may continue in the next chunk
             limit = len(buffer) if eof else max(0, len(buffer) - self.longest + 1)
             done = pos = 0
+            # where the regex resumed after its last replacement, and what its look-behind
+            # says there: the `[\w-]` run before a key never reaches back past it
+            floor, floor_ok = 0, carry
             if skipping:
                 pos = _path_end(buffer, 0)
                 skipping = pos == len(buffer) and not eof
+                floor, floor_ok = pos, carry if pos == 0 else False
             while not skipping and (m := self.keys.search(buffer, pos)) and m.start() < limit:
-                if not self._may_replace(buffer, m.start(), run_ok):
+                if not _may_replace(buffer, m.start(), floor, floor_ok):
                     pos = m.start() + 1  # the regex moves on by one byte, not past the key
                     continue
                 dst.write(buffer[done : m.start()])
                 dst.write(self.mapping[m.group()])
                 done = m.end()
                 pos = _path_end(buffer, done)
+                floor, floor_ok = pos, buffer[pos - 1] not in PATH
                 skipping = pos == len(buffer) and not eof
             cut = max(done, pos, limit)
             dst.write(buffer[done:cut])
-            run_ok = self._may_replace(buffer, cut, run_ok)
+            carry = _may_replace(buffer, cut, floor, floor_ok)
             buffer = buffer[cut:]
         dst.write(buffer)
 
-    @staticmethod
-    def _may_replace(buffer: bytes, start: int, run_ok: bool) -> bool:
-        i = start
-        while i > 0 and buffer[i - 1] in WORD:
-            i -= 1
-        return run_ok if i == 0 else buffer[i - 1] != SLASH
+
+def _may_replace(buffer: bytes, start: int, floor: int, floor_ok: bool) -> bool:
+    r"""Spack's look-behind for a key at `start`: the run of `[\w-]` before it may not follow
+    a word character, `-` or `/`."""
+    i = start
+    while i > floor and buffer[i - 1] in WORD:
+        i -= 1
+    return floor_ok if i == floor else buffer[i - 1] not in PATH
 
 
 def _path_end(buffer: bytes, start: int) -> int:
-    """Where the run of path characters (`[\w\-_/]`) starting at `start` ends."""
+    r"""Where the run of path characters (`[\w\-_/]`) starting at `start` ends."""
     end = start
     while end < len(buffer) and buffer[end] in PATH:
         end += 1
