@@ -54,7 +54,10 @@ def spack_python(spack: Path) -> str | None:
     for python in (sys.executable, shutil.which("python3") or ""):
         if (
             python
-            and subprocess.run([python, "-c", "import clingo"], capture_output=True).returncode == 0
+            and subprocess.run(
+                [python, "-c", "import clingo"], capture_output=True, check=False
+            ).returncode
+            == 0
         ):
             return python
     return None
