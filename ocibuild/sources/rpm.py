@@ -121,6 +121,7 @@ class _Repo:
     keys: RepoKeys
     gpgcheck: bool
     repo_gpgcheck: bool
+    origin: Origin  # the recipe's line of the repository (or of the layer)
 
     @property
     def what(self) -> str:
@@ -146,6 +147,7 @@ def _repos(spec: RpmSpec, ctx: LayerContext, origin: Origin) -> dict[str, _Repo]
             _repo_keys(repo, gpgkey, ctx, what, at),
             repo.gpgcheck and not repo.trusted,
             repo.repo_gpgcheck and not repo.trusted,
+            at,
         )
     return out
 
@@ -259,7 +261,10 @@ def _resolve(
     repo_of: dict[str, tuple[_Repo, str]] = {}  # by fetched URL: the repo, who signed its index
     fetcher = fetcher_for(ctx, origin, hint)
     for repo in repos.values():
-        packages, verified_by = _repository(repo, fetcher)
+        try:
+            packages, verified_by = _repository(repo, fetcher)
+        except SourceError as e:
+            raise e.located(repo.origin) from None
         available += packages
         repo_of[repo.url] = repo, verified_by
     resolver = RpmResolver(available, spec.arch, spec.exclude, installed)
@@ -352,6 +357,12 @@ def _verify_packages(
             continue
         if p.repo not in keyrings:
             keyrings[p.repo] = keyring(repo.keys.keys)
-        checked.append((rpm, keyrings[p.repo], f"{repo.what}: {rpm.what}"))
+        checked.append((rpm, keyrings[p.repo], f"{repo.what}: {rpm.what}", repo.origin))
+    def verify(rpm: LocalRpm, keys: Keyring, what: str, origin: Origin) -> None:
+        try:
+            verify_package(rpm.path, rpm.header, keys, what)
+        except SourceError as e:
+            raise e.located(origin) from None
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda c: verify_package(c[0].path, c[0].header, c[1], c[2]), checked))
+        list(pool.map(lambda c: verify(*c), checked))

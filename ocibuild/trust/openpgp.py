@@ -204,7 +204,28 @@ def _gpgv(
                 process.stdin.close()
         process.wait()
     status, errors = status_file.read_bytes(), errors_file.read_bytes()
-    return judge(list(_status_lines(status)), what, keys.what, errors, weak_ok)
+    try:
+        return judge(list(_status_lines(status)), what, keys.what, errors, weak_ok)
+    except SignatureError as e:
+        if len(e.key) == 16:  # gpgv named a key of the keyring by its long key id only
+            full = next((f for f in _fingerprints(ring, tmp) if f.endswith(e.key)), "")
+            if full:
+                e.message, e.key = e.message.replace(e.key, full), full
+        raise
+
+
+def _fingerprints(ring: Path, home: str) -> list[str]:
+    """The fingerprints of the keys and subkeys of a keyring (for messages; [] without gpg)."""
+    gpg = shutil.which("gpg")
+    if gpg is None:
+        return []
+    listing = subprocess.run(
+        [gpg, "--homedir", home, "--batch", "--with-colons", "--show-keys", str(ring)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
 
 
 def _status_lines(status: bytes) -> Iterator[list[str]]:

@@ -19,7 +19,7 @@ from ocibuild.ospkg.debver import Relation
 from ocibuild.ospkg.record import RECORD_PATH
 from ocibuild.sources import deb
 from ocibuild.sources.base import LayerContext, LayerPlan
-from ocibuild.sources.specs import DebRepo, DebSpec
+from ocibuild.sources.specs import DebSpec
 from tests.events import Events
 from tests.ospkg.conftest import AptRepo, serve
 from tests.ospkg.helpers import write_plan
