@@ -53,11 +53,12 @@ class Release:
 CLOCK_SKEW = timedelta(minutes=10)  # a Release dated this far ahead of our clock is still taken
 
 
-def check_dates(release: Release, now: datetime, what: str) -> None:
+def check_dates(release: Release, now: datetime, what: str, valid_until: bool = True) -> None:
     """apt's checks of a Release's dates: refuse it past its `Valid-Until` (a mirror replaying
-    an old signed Release), or dated in the future (a clock, or a Release, that is wrong)."""
+    an old signed Release; unless `valid_until` is off, apt's Check-Valid-Until), or dated in
+    the future (a clock, or a Release, that is wrong)."""
     until = _date(release.fields.get("Valid-Until"), "Valid-Until", what)
-    if until is not None and now > until:
+    if until is not None and now > until and valid_until:
         raise SignatureError(
             f"{what}: expired: Valid-Until {release.fields['Valid-Until']} is past",
             reason="expired",

@@ -126,6 +126,7 @@ class _Repo:
     canonical_suite: str
     components: tuple[str, ...]
     keys: RepoKeys
+    check_valid_until: bool
 
     @property
     def what(self) -> str:
@@ -146,7 +147,15 @@ def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
         what = f"deb repository {safe_url(url)} {suite}"
         keys = _repo_keys(repo, canonical_url, ctx, what, repo.origin or origin)
         repos.append(
-            _Repo(url, suite, canonical_url, canonical_suite, tuple(repo.components), keys)
+            _Repo(
+                url,
+                suite,
+                canonical_url,
+                canonical_suite,
+                tuple(repo.components),
+                keys,
+                repo.check_valid_until,
+            )
         )
     lower = lower_files(ctx, [STATUS_PATH])
     record = base_record(lower)
@@ -301,7 +310,8 @@ def _release(repo: _Repo, fetcher: Fetcher, now: datetime) -> tuple[Release, str
             return parse_release(plain.path.read_text("utf-8", "replace"), plain.url), TRUSTED
         verified = _detached(repo, fetcher, keys, plain.path, dists)
         release = parse_release(plain.path.read_text("utf-8", "replace"), plain.url)
-    check_dates(release, now, f"{repo.what}: Release (signed by {verified.fingerprint})")
+    what = f"{repo.what}: Release (signed by {verified.fingerprint})"
+    check_dates(release, now, what, repo.check_valid_until)
     return release, verified.fingerprint
 
 

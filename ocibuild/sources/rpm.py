@@ -358,6 +358,7 @@ def _verify_packages(
         if p.repo not in keyrings:
             keyrings[p.repo] = keyring(repo.keys.keys)
         checked.append((rpm, keyrings[p.repo], f"{repo.what}: {rpm.what}", repo.origin))
+
     def verify(rpm: LocalRpm, keys: Keyring, what: str, origin: Origin) -> None:
         try:
             verify_package(rpm.path, rpm.header, keys, what)

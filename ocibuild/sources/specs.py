@@ -202,6 +202,7 @@ class DebRepo:
     # deb822's Signed-By: a keyring file (relative to the recipe) or an armored key block
     signed_by: str | None = None
     trusted: bool = False  # apt's word: the repository's indexes are not verified
+    check_valid_until: bool = True  # apt's Check-Valid-Until (off for archive.debian.org)
     origin: Origin | None = None
 
     def __post_init__(self) -> None:
