@@ -40,7 +40,14 @@ def write_synthetic_cache(src: Path, dest: Path) -> Path:
         doc = json.loads(spec_path.read_bytes())
         node = parse_spec_file(spec_path.read_bytes(), str(spec_path)).node
         relative = f"{node.arch}/{node.compiler}/{node.name}-{node.version}-{node.hash}"
-        data = _tarball(f"{root}/{relative}".lstrip("/"), node.name, doc["spec"]["nodes"][0], root, relative, node.hash)
+        data = _tarball(
+            f"{root}/{relative}".lstrip("/"),
+            node.name,
+            doc["spec"]["nodes"][0],
+            root,
+            relative,
+            node.hash,
+        )
         doc["binary_cache_checksum"]["hash"] = hashlib.sha256(data).hexdigest()
         (cache / spec_path.name).write_text(json.dumps(doc, indent=0, separators=(",", ":")))
         target = dest / tarball_url("", node).lstrip("/")
@@ -49,14 +56,18 @@ def write_synthetic_cache(src: Path, dest: Path) -> Path:
     return dest
 
 
-def _tarball(prefix: str, name: str, node: dict[str, object], root: str, relative: str, hash_: str) -> bytes:
+def _tarball(
+    prefix: str, name: str, node: dict[str, object], root: str, relative: str, hash_: str
+) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         parts = prefix.split("/")
         for i in range(1, len(parts) + 1):
             _add(tar, "/".join(parts[:i]), tarfile.DIRTYPE)
         files = {
-            ".spack/spec.json": json.dumps({"spec": {"_meta": {"version": 4}, "nodes": [node]}}).encode(),
+            ".spack/spec.json": json.dumps(
+                {"spec": {"_meta": {"version": 4}, "nodes": [node]}}
+            ).encode(),
             f"bin/{name}": b"",
             f"include/{name}.h": b"",
             f"lib/lib{name}.a": b"",

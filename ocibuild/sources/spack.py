@@ -22,7 +22,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ocibuild.errors import FetchError, LockError, MissingDownloadError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
@@ -44,9 +43,9 @@ from ocibuild.spack.layout import InstallTree, padding_length
 from ocibuild.spack.lockfile import read_lock
 from ocibuild.spack.relocate import check_lengths, prefix_maps, relocate_link
 from ocibuild.spack.sbang import sbang_script
-from ocibuild.spack.signature import verify_clearsigned
 from ocibuild.spack.tarball import PackageTarball, Relocation, Scan, layer_entries, scan
 from ocibuild.spack.view import Conflict, ViewSource, merged_view
+from ocibuild.trust.openpgp import Keyring, Keys, keyring, verify_clearsigned
 from ocibuild.variables import expand
 
 LAYER_FORMAT = 1  # bump when the entries made from the same tarballs change
@@ -191,22 +190,19 @@ def _mirror(spec: SpackSpec, ctx: LayerContext) -> str:
     return url
 
 
-def _keys(
-    spec: SpackSpec, ctx: LayerContext, fetcher: Fetcher, mirror: str
-) -> list[Path | str] | None:
+def _keys(spec: SpackSpec, ctx: LayerContext, fetcher: Fetcher, mirror: str) -> Keyring | None:
     """The keys spec files must be signed by; None for a cache the recipe trusts unsigned."""
     if spec.trusted:
         return None
-    keys: list[Path | str] = [ctx.session.recipe_dir / k for k in spec.keys]
-    for key in keys:
-        if isinstance(key, Path) and not key.is_file():
-            raise SourceError(f"keys: {key} is not a file")
+    files = tuple(ctx.session.recipe_dir / k for k in spec.keys)
+    armored = []
     if spec.mirror_keys:
         listed = fetcher.fetch_fresh(cache.keys_url(mirror), "the mirror's keys")
         for fingerprint in sorted(_key_names(listed.path.read_bytes(), listed.url)):
             got = fetcher.fetch(cache.keys_url(mirror, f"{fingerprint}.pub"), f"key {fingerprint}")
-            keys.append(got.path.read_text(errors="replace"))
-    return keys
+            armored.append(got.path.read_text(errors="replace"))
+    what = "the recipe's keys" + (f" and those of {mirror}" if spec.mirror_keys else "")
+    return keyring(Keys(what, files, tuple(armored)))
 
 
 def _key_names(data: bytes, url: str) -> list[str]:
@@ -239,7 +235,7 @@ def _spec_files(
     mirror: str,
     roots: Sequence[Node],
     nodes: dict[str, Node],
-    keys: list[Path | str] | None,
+    keys: Keyring | None,
 ) -> dict[str, SpecFile]:
     """Every installed package's spec file, verified; `nodes` becomes the verified DAGs'."""
     verified: dict[str, SpecFile] = {}
@@ -259,9 +255,10 @@ def _spec_files(
                         f"build cache {mirror}"
                     ) from None
                 raise
-            data = got.path.read_bytes()
             if keys is not None:
-                data, _ = verify_clearsigned(data, keys, got.url)
+                data, _ = verify_clearsigned(got.path, keys, got.url)
+            else:
+                data = got.path.read_bytes()
             found = cache.parse_spec_file(data, got.url)
             if found.node.hash != node.hash:
                 raise SourceError(

@@ -223,9 +223,38 @@ class SetupSpec:
 # -- rpm ------------------------------------------------------------------------------------
 
 
+def _one_of_keys_or_trusted(keys: str | None, trusted: bool, word: str) -> None:
+    if keys is not None and trusted:
+        raise ValueError(f"give '{word}' or 'trusted: true', not both")
+
+
+@dataclass(frozen=True)
+class RpmRepo:
+    """A yum repository as dnf's .repo files describe one. `gpgkey`: a key file (relative to
+    the recipe) or an armored key block; `gpgcheck` checks each package's header signature,
+    `repo_gpgcheck` the index's (`repodata/repomd.xml.asc`); `trusted: true` checks nothing."""
+
+    url: str  # expanded by plan(): a mirror
+    gpgkey: str | None = None
+    gpgcheck: bool = True
+    repo_gpgcheck: bool = False
+    trusted: bool = False
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        _one_of_keys_or_trusted(self.gpgkey, self.trusted, "gpgkey")
+        if self.gpgkey is not None and not (self.gpgcheck or self.repo_gpgcheck):
+            raise ValueError("'gpgcheck' and 'repo_gpgcheck' are both off: the key checks nothing")
+
+
+def rpm_repo(value: str | RpmRepo) -> RpmRepo:
+    """A `repos:` item: a URL alone is a repository with no key given."""
+    return RpmRepo(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class RpmSpec:
-    repos: list[str] = field(metadata={"check": nonempty, "verbatim": True})
+    repos: list[str | RpmRepo] = field(metadata={"check": nonempty, "verbatim": True})
     packages: list[str] = field(metadata={"check": nonempty})
     exclude: list[str] = field(default_factory=list)
     arch: str = "x86_64"
@@ -240,7 +269,14 @@ class DebRepo:
     url: str = field(metadata={"verbatim": True})  # expanded by plan(): a mirror
     suite: str = field(metadata={"verbatim": True})
     components: list[str] = field(default_factory=lambda: ["main"])
+    # deb822's Signed-By: a keyring file (relative to the recipe) or an armored key block
+    signed_by: str | None = None
+    trusted: bool = False  # apt's word: the repository's indexes are not verified
+    check_valid_until: bool = True  # apt's Check-Valid-Until (off for archive.debian.org)
     origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        _one_of_keys_or_trusted(self.signed_by, self.trusted, "signed_by")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ FLOORS: dict[str, int] = {
         0,
     ),
     **dict.fromkeys(("limits", "outpath", "oci", "net", "sbom"), 1),
-    **dict.fromkeys(("yamldecode", "compression"), 2),
+    **dict.fromkeys(("yamldecode", "compression", "trust"), 2),
     **dict.fromkeys(("layer", "fetch"), 3),
     **dict.fromkeys(("ups", "ospkg", "store"), 4),
     **dict.fromkeys(("remote", "spack"), 5),
