@@ -87,7 +87,9 @@ def test_a_spec_signed_by_an_unknown_key(
     (own_cache.root / "signed" / "build_cache" / bad.name).write_bytes(bad.read_bytes())
     err = refused(tmp_path, capsys, signed(own_cache.url))
     unknown = (FIXTURES / "keys" / "unknown-signer.fingerprint").read_text().strip()
-    assert f"{ZLIB}.spec.json.sig: signed by unknown key {unknown} (not in the recipe's keys)" in err
+    assert (
+        f"{ZLIB}.spec.json.sig: signed by unknown key {unknown} (not in the recipe's keys)" in err
+    )
 
 
 def test_a_stripped_signature(

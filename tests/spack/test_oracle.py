@@ -124,3 +124,28 @@ def test_the_frozen_environment_is_what_spack_load_printed(
     env = Store.open(store).image(REF).config.config.env_dict()
     printed = shell_exports(ORACLE / "load" / f"{root}.sh")
     assert {k: env.get(k) for k in printed} == printed
+
+
+def test_every_package_is_an_sbom_component(tmp_path: Path, caches: Served) -> None:
+    from ocibuild.sources import spack
+    from ocibuild.sources.specs import SpackInto, SpackSpec
+    from tests.contexts import layer_context
+
+    spec = SpackSpec(
+        mirror=f"{caches.url}/signed",
+        specs=ROOTS,
+        keys=[str(KEY)],
+        into=SpackInto("/opt/spack", 64),
+    )
+    plans = spack.plan(spec, layer_context(tmp_path))
+    components = [c for p in plans if p.components for c in p.components()]
+    index = json.loads((ORACLE / "spack-db-index.json").read_text())["database"]["installs"]
+    installed = {h: r for h, r in index.items() if not r["spec"].get("external")}
+    assert sorted(c.properties[0][1] for c in components) == sorted(installed)
+    zlib = next(c for c in components if c.name == "zlib")
+    assert zlib.purl == (
+        "pkg:spack/zlib@1.2.13?arch=linux-debian12-x86_64&compiler=gcc-12.2.0"
+        "&hash=vptum3ymiatmgooaso2x3hoyzlmb6exq"
+    )
+    assert zlib.path == installed["vptum3ymiatmgooaso2x3hoyzlmb6exq"]["path"]
+    assert len(zlib.sha256) == 64 and zlib.url.endswith(".spack")
