@@ -684,3 +684,15 @@ def test_a_table_without_the_declared_instance_is_a_missing_product() -> None:
     env, messages = run(files, "y", missing="warn")
     assert "SETUP_X" not in env
     assert "missing: warn goes on" in messages.warnings()[0]
+
+
+def test_where_the_filesystem_order_decides_ocibuild_warns() -> None:
+    """Two entries of a `.version` directory answering the same request: the real ups takes
+    the one readdir gives first; ocibuild takes the first by name and says so."""
+    files = tree(("x", "v1", "    setupEnv()\n", ""))
+    files.declare("x", "v1", simple_table("x", "    setupEnv()\n"), flavor="Linux64bit+2.6-2.17")
+    env, messages = run(files, "x")
+    assert env["SETUP_X"] == "x v1 -f Linux64bit+2.6-2.17 -z /products"
+    (warning,) = messages.warnings()
+    assert warning.startswith("warning: /products/x/v1.version: Linux64bit+2.6-2.17_, ")
+    assert "the real ups takes the entry the filesystem lists first" in warning
