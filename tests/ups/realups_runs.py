@@ -110,7 +110,7 @@ def _files(probe: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(out.items())
 
 
-def setup_spec(run: Run, origin: Origin) -> SetupSpec:
+def setup_spec(run: Run, origin: Origin | None = None) -> SetupSpec:
     """The recipe's `setup:` for the recorded command."""
     words = list(run.command)
     options: dict[str, str] = {}

@@ -10,6 +10,8 @@ naming the nodes, and gives the environment the real setup gives on an authorize
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ocibuild.errors import Origin, SourceError
@@ -109,7 +111,7 @@ def test_missing_warn_goes_on_where_the_shell_stops(probe: str, command: str) ->
     stopped."""
     (run,) = [r for r in RUNS if r.probe == probe and " ".join(r.command) == command]
     spec = setup_spec(run, ORIGIN)
-    frozen, messages = freeze(run, SetupSpec(**{**spec.__dict__, "missing": "warn"}))
+    frozen, messages = freeze(run, replace(spec, missing="warn"))
     assert recorded_env(frozen.env) == run.env
     assert any("the real setup stops here; so does this one" in m for m in messages)
 
@@ -119,10 +121,10 @@ def test_missing_warn_and_refuse_around_the_last_error_rule() -> None:
     the real setup forgives (a file read after it): `missing: refuse` refuses it."""
     (refused,) = [r for r in RUNS if r.command == ("fm_nowhere_last", "v1_0")]
     spec = setup_spec(refused, ORIGIN)
-    frozen, messages = freeze(refused, SetupSpec(**{**spec.__dict__, "missing": "warn"}))
+    frozen, messages = freeze(refused, replace(spec, missing="warn"))
     assert frozen.env["FM_BEFORE"] == "1" and "SETUP_NOSUCH" not in frozen.env
     assert any("missing: warn goes on" in m for m in messages)
     (forgiven,) = [r for r in RUNS if r.command == ("fm_exe_nowhere_then_dep", "v1_0")]
     spec = setup_spec(forgiven, ORIGIN)
     with pytest.raises(SourceError, match=r"Found no match for product 'nosuch'"):
-        freeze(forgiven, SetupSpec(**{**spec.__dict__, "missing": "refuse"}))
+        freeze(forgiven, replace(spec, missing="refuse"))

@@ -67,7 +67,7 @@ def image_lines(name: str, run: Run, setup: str) -> list[str]:
 
 
 def setup_yaml(run: Run) -> str:
-    spec = setup_spec(run, None)  # type: ignore[arg-type]
+    spec = setup_spec(run)
     fields = {"product": spec.product, "version": spec.version, "qualifiers": spec.qualifiers}
     fields |= {"chain": spec.chain, "flavor": spec.flavor, "host_flavor": spec.host_flavor}
     text = ", ".join(f"{k}: {json.dumps(v)}" for k, v in fields.items() if v)
