@@ -168,7 +168,7 @@ class Pass:
                     "NO_ACTION",
                     "ERROR",
                     f"There is no ACTION={name} section in this table file.",
-                    call.asked,
+                    call.where,
                 )
                 self._parse_error(line, call.where)
             else:
@@ -194,7 +194,7 @@ class Pass:
                 return
         found.unsetup = unsetup
         self._next(found, action, depth + 1)
-        if self.action == "setup" or found.unsetup:
+        if found.unsetup or not call.name.startswith("un"):
             self.process.statistics(found.match, found.request.product)
 
     def _first_level_item(self, product: str) -> Item | None:
