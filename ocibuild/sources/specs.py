@@ -210,13 +210,30 @@ class SpackSpec:
 # -- setup ----------------------------------------------------------------------------------
 
 
+def check_chain(value: str) -> str:
+    """`setup:`'s chain: a chain name, or one of setup's chain flags."""
+    if value.startswith("-") and value not in ("-c", "-n", "-t", "-d", "-o"):
+        raise ValueError(f"{value!r} is a chain name, or one of -c -n -t -d -o")
+    return value
+
+
 @dataclass(frozen=True)
 class SetupSpec:
+    """`setup PRODUCT [VERSION] [-q QUALIFIERS] [-g CHAIN] [-f FLAVOR] [-H HOST_FLAVOR]
+    [-z DATABASES]` after `source INTO/setup` (docs/ups.md)."""
+
     product: str
     version: str = ""
     qualifiers: str = ""
+    # -g NAME, or -c -n -t -d -o; without a version the default is current (as -g current)
+    chain: str = field(default="", metadata={"check": check_chain})
+    flavor: str = ""  # -f: this flavor only (and ANY)
+    host_flavor: str = ""  # -H: the flavor the image runs as (A:B for two)
+    databases: list[str] = field(default_factory=list)  # -z: instead of PRODUCTS
     into: str = "/products"
-    missing: Literal["refuse", "warn"] = "refuse"  # a required product UPS cannot find
+    # what the real setup cannot resolve (a required product, action or line): ups fails as
+    # it does; refuse always; warn never
+    missing: Literal["ups", "refuse", "warn"] = "ups"
     origin: Origin | None = None
 
 
