@@ -104,6 +104,7 @@ class _Builder:
             base,
             self.compression(recipe, image),
             self.uncached,
+            self.settings.manifest_format or image.format or recipe.format,
         )
         self.built[refs[0]] = result
         self.untagged.append((refs, result.descriptor))

@@ -11,6 +11,7 @@ import click
 
 from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
+from ocibuild.oci.formats import FORMATS
 from ocibuild.oci.reference import parse_reference
 from ocibuild.remote import (
     Credentials,
@@ -22,7 +23,6 @@ from ocibuild.remote import (
     target_reference,
 )
 from ocibuild.remote.login import registry_host
-from ocibuild.remote.options import FORMATS
 from ocibuild.remote.transport import UnreachableError
 
 
@@ -109,8 +109,9 @@ def images_to_push(
     type=click.Choice(FORMATS),
     default="auto",
     show_default=True,
-    help="Manifest media types: Docker v2 schema 2 (what Shifter's gateway and other schema-1 "
-    "clients get served), OCI, or auto: Docker when every layer is gzip, else OCI. Same layers.",
+    help="Manifest media types: auto, the image's own (chosen when it was built: its digest); "
+    "docker (v2 schema 2, what Shifter's gateway and other schema-1 clients get served) or oci "
+    "convert an image of the other family: same layers, another digest (said, and printed).",
 )
 @connection_options
 @concurrency_option
@@ -128,7 +129,7 @@ def push_command(
 ) -> None:
     """Push images from the store to their registries: REFS, else the images of -f RECIPE, else
     every image (all tags) the last `ocibuild recipe` built. Prints REF@DIGEST per push: the
-    digest of the manifest as pushed (a Docker-format push differs from the store's OCI one)."""
+    digest of the manifest as pushed, the image's own unless --format converts it."""
     sources = images_to_push(state, refs, recipe_file, variables)
     pairs = [(source, target_reference(source, to)) for source in sources]
     targets = [str(target) for _, target in pairs]

@@ -1,7 +1,7 @@
 """Push images of the store: every blob confirmed in the target repository (already there,
-mounted from another repository of the same registry, or uploaded), then the manifest, in the
-family `RemoteOptions.format` chooses (Docker v2 schema 2 by default when every layer is gzip),
-unless the registry already holds that very manifest under the name."""
+mounted from another repository of the same registry, or uploaded), then the manifest, as the
+image was built (its digest), or converted to the family `RemoteOptions.format` names (another
+digest, said), unless the registry already holds that very manifest under the name."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ocibuild.errors import AuthError
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.reference import Reference, parse_reference
-from ocibuild.progress import Reporter, TransferEvent, plural
+from ocibuild.progress import Message, Reporter, TransferEvent, plural
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob, wait_all
 from ocibuild.remote.manifests import convert, manifest_digest, push_format, put_manifest
@@ -120,6 +120,14 @@ class _Pusher:
             image.descriptor.media_type, self.store.read_blob(image.descriptor.digest), fmt
         )
         self.report(TransferEvent(str(target), "pushing", source=source))
+        if media_type != image.descriptor.media_type:
+            self.report(
+                Message(
+                    f"{target}: converted to {fmt} media types: pushed as {sha256_digest(data)}, "
+                    f"not the image's own {image.descriptor.digest}",
+                    "warning",
+                )
+            )
         client = self.client(target.registry)
         scopes = (repository_scope(target.repository, "pull,push"),)
         blobs = list(

@@ -38,6 +38,7 @@ class BuildSettings:
     jobs: int = 2  # layers written at once
     compression: str | None = None  # over the image's and the recipe's
     compression_level: int | None = None
+    manifest_format: str | None = None  # auto, oci, docker: over the image's and the recipe's
     images: tuple[str, ...] = ()  # build only these (and what they need); all when empty
     variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
 
