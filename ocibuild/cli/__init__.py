@@ -36,6 +36,9 @@ COMMAND_MODULES = {
     "copy": "ocibuild.cli.transfer",
     "ls": "ocibuild.cli.transfer",
     "digest": "ocibuild.cli.transfer",
+    "key": "ocibuild.cli.signing",
+    "sign": "ocibuild.cli.signing",
+    "verify": "ocibuild.cli.signing",
     "bench": "ocibuild.cli.bench",
 }
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ocibuild.cli.display import CliState
+from ocibuild.cli.keys import load_private_key, load_public_key, passphrase_option
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.oci.formats import FORMATS
 from ocibuild.oci.reference import parse_reference
@@ -113,6 +114,14 @@ def images_to_push(
     "docker (v2 schema 2, what Shifter's gateway and other schema-1 clients get served) or oci "
     "convert an image of the other family: same layers, another digest (said, and printed).",
 )
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Sign each image pushed with this private key (cosign's format), for its target "
+    "reference, and its provenance statement with it.",
+)
+@passphrase_option
 @connection_options
 @concurrency_option
 @click.pass_obj
@@ -123,6 +132,8 @@ def push_command(
     variables: dict[str, str],
     to: str | None,
     manifest_format: str,
+    sign_key: Path | None,
+    passphrase_file: Path | None,
     insecure: bool,
     ca_cert: Path | None,
     concurrency: int,
@@ -139,8 +150,9 @@ def push_command(
             "end it with / to push each under its own repository"
         )
     options = remote_options(insecure, ca_cert, format=manifest_format, concurrency=concurrency)
+    key = load_private_key(sign_key, passphrase_file) if sign_key else None
     try:
-        results = push_images(state.store(), pairs, options, state.reporter())
+        results = push_images(state.store(), pairs, options, state.reporter(), key)
     except UnreachableError as e:
         if to:
             raise
@@ -162,15 +174,29 @@ def push_command(
     show_default=True,
     help="os/arch[/variant] to take from a multi-platform index.",
 )
+@click.option(
+    "--verify",
+    "verify_key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Public key: pull only if the image carries a signature of this key for REF "
+    "(see `ocibuild verify`); else fail, fetching nothing.",
+)
 @connection_options
 @concurrency_option
 @click.pass_obj
 def pull_command(
-    state: CliState, ref: str, platform: str, insecure: bool, ca_cert: Path | None, concurrency: int
+    state: CliState,
+    ref: str,
+    platform: str,
+    verify_key: Path | None,
+    insecure: bool,
+    ca_cert: Path | None,
+    concurrency: int,
 ) -> None:
     """Fetch REF from its registry into the store, verifying every digest; prints REF@DIGEST."""
     options = remote_options(insecure, ca_cert, platform=platform, concurrency=concurrency)
-    descriptor = pull_image(state.store(), ref, options, state.reporter())
+    key = load_public_key(verify_key) if verify_key else None
+    descriptor = pull_image(state.store(), ref, options, state.reporter(), key)
     state.close()
     click.echo(f"{parse_reference(ref)}@{descriptor.digest}")
 

@@ -35,6 +35,10 @@ ACCEPT = ", ".join(
 )
 
 
+class ManifestUnknownError(RegistryError):
+    """The registry holds no manifest under the name or digest asked for."""
+
+
 @dataclass(frozen=True)
 class RemoteManifest:
     """A manifest or index as the registry sent it: its verified bytes and their descriptor."""
@@ -70,7 +74,7 @@ def get_manifest(
         )
         with response:
             if response.status_code == 404:
-                raise RegistryError("no such manifest (HTTP 404)", where)
+                raise ManifestUnknownError("no such manifest (HTTP 404)", where)
             if response.status_code != 200:
                 raise client.error("GET", response, scopes)
             data = bytearray()
