@@ -29,6 +29,7 @@ COMMAND_MODULES = {
     "rmi": "ocibuild.cli.store",
     "tag": "ocibuild.cli.store",
     "load": "ocibuild.cli.store",
+    "sbom": "ocibuild.cli.store",
     "push": "ocibuild.cli.registry",
     "pull": "ocibuild.cli.registry",
     "login": "ocibuild.cli.registry",

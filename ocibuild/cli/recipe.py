@@ -56,6 +56,14 @@ from ocibuild.oci.formats import FORMATS
     "[default: the recipe's format:, else auto].",
 )
 @click.option(
+    "--sbom",
+    "sbom_format",
+    type=click.Choice(["spdx", "cyclonedx"]),
+    default="spdx",
+    show_default=True,
+    help="The SBOM stored (and pushed) with each image: SPDX 2.3 JSON or CycloneDX 1.6 JSON.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(1, 64),
@@ -96,6 +104,7 @@ def recipe_command(
     compression: str | None,
     compression_level: int | None,
     manifest_format: str | None,
+    sbom_format: str,
     jobs: int,
     downloads: int,
     insecure: bool,
@@ -119,6 +128,7 @@ def recipe_command(
         compression=compression,
         compression_level=compression_level,
         manifest_format=manifest_format,
+        sbom_format=sbom_format,
         images=images,
         variables=variables,
     )

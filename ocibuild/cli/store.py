@@ -278,7 +278,27 @@ def load_command(state: CliState, archive: Path, tags: tuple[str, ...]) -> None:
             click.echo(f"{ref}@{image.descriptor.digest}")
 
 
+@click.command("sbom")
+@click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["spdx", "cyclonedx"]),
+    help="SPDX 2.3 JSON or CycloneDX 1.6 JSON [default: the one stored with the image].",
+)
+@click.pass_obj
+def sbom_command(state: CliState, ref: str, fmt: str | None) -> None:
+    """Print the SBOM of an image of the store: what every layer holds (UPS products,
+    packages, files, with sha256, URLs, package URLs, licenses), as stored with the image
+    when it was built (and pushed with it), or written now in the other format."""
+    from ocibuild.builder.attest import stored_sbom
+
+    sys.stdout.buffer.write(stored_sbom(state.store(create=False), ref, fmt))
+    sys.stdout.buffer.flush()
+
+
 COMMANDS = [
+    sbom_command,
     images_command,
     inspect_command,
     export_command,

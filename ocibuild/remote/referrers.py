@@ -8,26 +8,13 @@ import json
 
 from ocibuild.errors import VerificationError
 from ocibuild.oci import Descriptor, Manifest, MediaType
+from ocibuild.oci.artifact import EMPTY_CONFIG, artifact_manifest
 from ocibuild.oci.digest import Digest
 from ocibuild.remote.artifacts import get_small_blob, put_referrer, referrers
+from ocibuild.remote.manifests import get_manifest
 from ocibuild.remote.transport import RegistryClient
 from ocibuild.signing import dsse, keys
 from ocibuild.store import Store
-
-EMPTY_CONFIG = b"{}"
-PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
-
-
-def artifact(
-    subject: Descriptor, artifact_type: str, data: bytes, annotations: dict[str, str]
-) -> Manifest:
-    """An OCI 1.1 artifact about `subject`: one layer of `data`, the empty config."""
-    return Manifest(
-        config=Descriptor.of(MediaType.EMPTY, EMPTY_CONFIG),
-        layers=(Descriptor.of(artifact_type, data, annotations=annotations),),
-        artifact_type=artifact_type,
-        subject=Descriptor(subject.media_type, subject.digest, subject.size),
-    )
 
 
 def push_referrers(
@@ -78,7 +65,7 @@ def _signed(
 ) -> Digest:
     layer = statement.layers[0]
     envelope = dsse.envelope(store.read_blob(layer.digest), key)
-    signed = artifact(image, MediaType.DSSE, envelope, layer.annotations)
+    signed = artifact_manifest(image, MediaType.DSSE, envelope, layer.annotations)
     return put_referrer(client, repository, signed, [EMPTY_CONFIG, envelope], scopes)
 
 
@@ -95,8 +82,8 @@ def verified_provenance(
     for descriptor in referrers(client, repository, digest, scopes):
         if descriptor.artifact_type != MediaType.DSSE:
             continue
-        data = get_small_blob(client, repository, descriptor, scopes)
-        layer = Manifest.from_json(json.loads(data)).layers[0]
+        referrer = get_manifest(client, repository, descriptor.digest, scopes)
+        layer = Manifest.from_json(referrer.json()).layers[0]
         opened = dsse.open_envelope(
             get_small_blob(client, repository, layer, scopes), key, str(descriptor.digest)
         )
