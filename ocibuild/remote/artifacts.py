@@ -19,6 +19,7 @@ from ocibuild.remote.manifests import (
     ManifestUnknownError,
     RemoteManifest,
     get_manifest,
+    manifest_digest,
     manifest_path,
     put_manifest,
 )
@@ -99,25 +100,26 @@ def put_referrer(
     scopes: tuple[str, ...],
 ) -> Digest:
     """Push an artifact about an image (its config and layers given as `blobs`, in the
-    manifest's order), and index it where the registry's clients look: the registry's
-    referrers API if it has one, else the `sha256-<hex>` tag's index."""
+    manifest's order), unless the registry has it, and index it where the registry's clients
+    look: the registry's referrers API if it has one, else the `sha256-<hex>` tag's index."""
     if manifest.subject is None:
         raise ValueError("a referrer has a subject")
-    for data in blobs:
-        put_small_blob(client, repository, data, scopes)
     data = manifest.to_bytes()
     digest = sha256_digest(data)
-    response = client.request(
-        "PUT",
-        manifest_path(repository, digest),
-        scopes=scopes,
-        headers={"Content-Type": manifest.media_type},
-        body=data,
-        expect=(201, 200, 204),
-    )
-    response.close()
-    if response.headers.get("OCI-Subject"):
-        return digest
+    if manifest_digest(client, repository, digest, manifest.media_type, scopes) != digest:
+        for blob in blobs:
+            put_small_blob(client, repository, blob, scopes)
+        response = client.request(
+            "PUT",
+            manifest_path(repository, digest),
+            scopes=scopes,
+            headers={"Content-Type": manifest.media_type},
+            body=data,
+            expect=(201, 200, 204),
+        )
+        response.close()
+        if response.headers.get("OCI-Subject"):
+            return digest
     descriptor = Descriptor(
         manifest.media_type,
         digest,

@@ -131,7 +131,12 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
     with store.exclusive_lock():
         keep, broken, stale = reachable(store)
         if stale and not broken and not dry_run:
-            store.unindex(stale)
+            try:
+                store.unindex(stale)
+            except StoreError as e:  # a full disk: gc frees what it can, the artifacts stay
+                log.warning("%s; artifacts of removed images stay indexed", e)
+                for digest in stale:
+                    _reach(store, digest, keep)
         removed: set[str] = set()
         freed = kept = 0
         for path in sorted(store.blobs.iterdir()):

@@ -350,7 +350,14 @@ class Store:
                 if d.annotations.get(REF_ANNOTATION) not in added_by_ref
             ]
             added = list(added_by_ref.values())
-            manifests = sorted(kept + added, key=lambda d: d.annotations.get(REF_ANNOTATION, ""))
+            # references sorted, then the artifacts (unnamed) in the order they came
+            manifests = sorted(
+                kept + added,
+                key=lambda d: (
+                    REF_ANNOTATION not in d.annotations,
+                    d.annotations.get(REF_ANNOTATION, ""),
+                ),
+            )
             self._write_index(Index(tuple(manifests)))
 
     def add_referrers(self, descriptors: Iterable[Descriptor]) -> None:

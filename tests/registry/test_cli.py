@@ -53,11 +53,11 @@ def test_push_what_the_last_build_made_and_a_recipe_file(
         f"{proxy.address}/site/hep/{name}-base:latest",
         f"{proxy.address}/site/hep/{name}-study:1.0",
     ]
-    assert len(proxy.requests(r"^PUT .*/manifests/")) == 3
+    assert len(proxy.requests(r"^PUT .*/manifests/(1\.0|latest)")) == 3
     uploads = len(proxy.requests(r"^PUT .*/blobs/uploads/"))
-    assert (
-        uploads == 4
-    )  # base: config + layer; study: config + its layer (the base layer is mounted)
+    # base: config + layer; study: config + its layer (the base layer is mounted); and for each
+    # of the two images its SBOM, its provenance and their (empty) artifact config
+    assert uploads == 4 + 2 * 3
     assert len(proxy.requests(r"^POST .*mount=.*")) == 1
 
     proxy.clear()
