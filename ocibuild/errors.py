@@ -161,3 +161,11 @@ class ExportError(OcibuildError):
 
 class BenchError(OcibuildError):
     """The timing study could not prepare, submit, follow or report a run."""
+
+
+class SigningKeyError(OcibuildError):
+    """A signing or verification key that cannot be read, decrypted or used."""
+
+
+class VerificationError(OcibuildError):
+    """An image whose signature is missing, does not verify, or is for another image."""

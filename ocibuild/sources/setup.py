@@ -16,6 +16,7 @@ from ocibuild.errors import SourceError
 from ocibuild.layer.entry import bytes_entry, clean_path
 from ocibuild.oci import RuntimeConfig
 from ocibuild.progress import Reporter, SetupEvent
+from ocibuild.sbom import written_file
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.sources.profile import profile_script
 from ocibuild.sources.session import LayerContext, LowerFS
@@ -64,6 +65,7 @@ def plan(spec: SetupSpec, ctx: LayerContext) -> list[LayerPlan]:
             key=input_key("ups-setup-profile", PROFILE_PATH, data.decode()),
             description=f"setup: /{PROFILE_PATH} ({command})",
             entries=lambda: [bytes_entry(PROFILE_PATH, data)],
+            components=lambda: [written_file(PROFILE_PATH, data)],
             created_by=f"ocibuild setup /{PROFILE_PATH}: . {root}/setup; {command}",
             runtime_config=runtime_config,
         )

@@ -19,7 +19,7 @@ FLOORS: dict[str, int] = {
         ("errors", "atomicfile", "infile", "variables", "secrets", "progress", "cputime", "heap", "__init__"),
         0,
     ),
-    **dict.fromkeys(("limits", "outpath", "oci", "net", "sbom"), 1),
+    **dict.fromkeys(("limits", "outpath", "oci", "net", "sbom", "signing"), 1),
     **dict.fromkeys(("yamldecode", "compression", "trust"), 2),
     **dict.fromkeys(("layer", "fetch"), 3),
     **dict.fromkeys(("ups", "ospkg", "store"), 4),
