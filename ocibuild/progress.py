@@ -58,12 +58,14 @@ class ImageEvent:
 @dataclass(frozen=True)
 class BlobEvent:
     """A blob moving to or from a registry: `status` one of uploading, uploaded, skipped,
-    mounted, downloading, downloaded, present."""
+    mounted, downloading, downloaded, present, copying, copied; `media_type` says whether it is
+    a layer or a config."""
 
     digest: str
     size: int
     done: int
     status: str
+    media_type: str = ""
 
     @property
     def message(self) -> str:
@@ -73,13 +75,15 @@ class BlobEvent:
 
 @dataclass(frozen=True)
 class FetchEvent:
-    """A download (`what` says of what): `status` downloading, downloaded or cached."""
+    """A download (`what` says of what): `status` downloading, downloaded or cached; `origin`
+    is the recipe line it is for (a display sums the downloads of one line)."""
 
     url: str
     what: str
     status: str
     size: int | None = None
     done: int = 0
+    origin: str = ""
 
     @property
     def message(self) -> str:

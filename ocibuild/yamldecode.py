@@ -15,14 +15,17 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping
-from typing import Any, Union
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Union
 
 import yaml
 
 from ocibuild.errors import Origin, RecipeError
 from ocibuild.limits import RECIPE_NODES
 from ocibuild.variables import UndefinedVariable, expand
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 _constructor = yaml.constructor.SafeConstructor()
 
@@ -70,89 +73,130 @@ def decode(
     what: str = "value",
     variables: Mapping[str, str] | None = None,
 ) -> Any:
-    at = origin_of(node, file)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if (
-            isinstance(node, yaml.ScalarNode)
-            and node.tag.endswith(":null")
-            and len(args) < len(typing.get_args(tp))
-        ):
-            return None
-        for arg in args:
-            if _accepts(node, arg):
-                return decode(node, arg, file, what, variables)
-        raise RecipeError(f"{what}: expected {describe(tp)}", at)
+        return _decode_union(node, tp, file, what, variables)
     if origin is list or origin is tuple:
-        if not isinstance(node, yaml.SequenceNode):
-            raise RecipeError(f"{what}: expected a list", at)
-        (item,) = typing.get_args(tp)[:1]
-        values = [decode(n, item, file, f"{what} item", variables) for n in node.value]
-        return values if origin is list else tuple(values)
+        return _decode_sequence(node, tp, file, what, variables)
     if origin is dict:
-        if not isinstance(node, yaml.MappingNode):
-            raise RecipeError(f"{what}: expected a mapping", at)
-        _, value_type = typing.get_args(tp)
-        out = {}
-        for key_node, value_node in node.value:
-            key = decode(key_node, str, file, f"{what} key")
-            out[key] = decode(value_node, value_type, file, f"{what} {key!r}", variables)
-        return out
+        return _decode_mapping(node, tp, file, what, variables)
     if dataclasses.is_dataclass(tp):
         return decode_dataclass(node, tp, file, what, variables)
     if tp is Any:
         return _constructor.construct_object(node, deep=True)
-    value = scalar_value(node, file)
+    return _decode_scalar(node, tp, file, what, variables)
+
+
+def _decode_union(
+    node: yaml.Node, tp: object, file: str, what: str, variables: Mapping[str, str] | None
+) -> object:
+    """`T | None` takes null; otherwise the first member the node's kind fits."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
     if (
-        variables is not None
-        and isinstance(value, str)
-        and (tp in (str, int) or origin is typing.Literal)
+        isinstance(node, yaml.ScalarNode)
+        and node.tag.endswith(":null")
+        and len(args) < len(typing.get_args(tp))
     ):
-        try:
-            value = expand(value, variables)
-        except UndefinedVariable as e:
-            raise RecipeError(str(e), at) from None
-    if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise RecipeError(f"{what}: expected {describe(tp)}, got {value!r}", at)
-        return value
-    if tp is str:
-        if isinstance(value, (bool, bytes, list, dict)) or value is None:
-            got = "binary data" if isinstance(value, bytes) else repr(value)
-            raise RecipeError(f"{what}: expected a string, got {got}", at)
-        if isinstance(value, (int, float)):
-            # as written, not as YAML read it: `mode: 0755` is not 493, `version: 1.10` not 1.1
-            return str(node.value)
-        text = str(value)
-        if "\x00" in text:
-            raise RecipeError(f"{what}: a NUL byte is not allowed in a string", at)
-        return text
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{what}: expected true or false, got {value!r}", at)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            try:
-                return int(str(value), 0)
-            except ValueError:
-                raise RecipeError(f"{what}: expected an integer, got {value!r}", at) from None
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecipeError(f"{what}: expected a number, got {value!r}", at)
-        return float(value)
-    raise TypeError(f"cannot decode {tp}")  # pragma: no cover - a programming error
+        return None
+    for arg in args:
+        if _accepts(node, arg):
+            return decode(node, arg, file, what, variables)
+    raise RecipeError(f"{what}: expected {describe(tp)}", origin_of(node, file))
 
 
-def _accepts(node: yaml.Node, tp: Any) -> bool:
+def _accepts(node: yaml.Node, tp: object) -> bool:
     origin = typing.get_origin(tp)
     if origin in (list, tuple):
         return isinstance(node, yaml.SequenceNode)
     if origin is dict or dataclasses.is_dataclass(tp):
         return isinstance(node, yaml.MappingNode)
     return isinstance(node, yaml.ScalarNode)
+
+
+def _decode_sequence(
+    node: yaml.Node, tp: object, file: str, what: str, variables: Mapping[str, str] | None
+) -> list[object] | tuple[object, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise RecipeError(f"{what}: expected a list", origin_of(node, file))
+    (item,) = typing.get_args(tp)[:1]
+    values = [decode(n, item, file, f"{what} item", variables) for n in node.value]
+    return values if typing.get_origin(tp) is list else tuple(values)
+
+
+def _decode_mapping(
+    node: yaml.Node, tp: object, file: str, what: str, variables: Mapping[str, str] | None
+) -> dict[str, object]:
+    if not isinstance(node, yaml.MappingNode):
+        raise RecipeError(f"{what}: expected a mapping", origin_of(node, file))
+    _, value_type = typing.get_args(tp)
+    out = {}
+    for key_node, value_node in node.value:
+        key = decode(key_node, str, file, f"{what} key")
+        out[key] = decode(value_node, value_type, file, f"{what} {key!r}", variables)
+    return out
+
+
+def _decode_scalar(
+    node: yaml.Node, tp: object, file: str, what: str, variables: Mapping[str, str] | None
+) -> object:
+    at = origin_of(node, file)
+    value = scalar_value(node, file)
+    literal = typing.get_origin(tp) is typing.Literal
+    if variables is not None and isinstance(value, str) and (tp in (str, int) or literal):
+        try:
+            value = expand(value, variables)
+        except UndefinedVariable as e:
+            raise RecipeError(str(e), at) from None
+    if literal:
+        if value not in typing.get_args(tp):
+            raise RecipeError(f"{what}: expected {describe(tp)}, got {value!r}", at)
+        return value
+    convert = _SCALARS.get(tp)
+    if convert is None:  # pragma: no cover - a programming error
+        raise TypeError(f"cannot decode {tp}")
+    return convert(node, value, what, at)
+
+
+def _string(node: yaml.Node, value: object, what: str, at: Origin) -> str:
+    if isinstance(value, (bool, bytes, list, dict)) or value is None:
+        got = "binary data" if isinstance(value, bytes) else repr(value)
+        raise RecipeError(f"{what}: expected a string, got {got}", at)
+    if isinstance(value, (int, float)):
+        # as written, not as YAML read it: `mode: 0755` is not 493, `version: 1.10` not 1.1
+        return str(node.value)
+    text = str(value)
+    if "\x00" in text:
+        raise RecipeError(f"{what}: a NUL byte is not allowed in a string", at)
+    return text
+
+
+def _boolean(node: yaml.Node, value: object, what: str, at: Origin) -> bool:
+    if not isinstance(value, bool):
+        raise RecipeError(f"{what}: expected true or false, got {value!r}", at)
+    return value
+
+
+def _integer(node: yaml.Node, value: object, what: str, at: Origin) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            return int(str(value), 0)
+        except ValueError:
+            raise RecipeError(f"{what}: expected an integer, got {value!r}", at) from None
+    return value
+
+
+def _number(node: yaml.Node, value: object, what: str, at: Origin) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecipeError(f"{what}: expected a number, got {value!r}", at)
+    return float(value)
+
+
+_SCALARS: dict[object, Callable[[yaml.Node, object, str, Origin], object]] = {
+    str: _string,
+    bool: _boolean,
+    int: _integer,
+    float: _number,
+}
 
 
 def decode_dataclass(
@@ -165,41 +209,73 @@ def decode_dataclass(
     at = origin_of(node, file)
     if not isinstance(node, yaml.MappingNode):
         raise RecipeError(f"{what}: expected a mapping", at)
+    fields = _keyed_fields(tp)
     hints = typing.get_type_hints(tp)
-    fields = {
-        yaml_key(f): f
-        for f in dataclasses.fields(tp)
-        if f.name != "origin" and f.init and not f.metadata.get("internal")
-    }
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for key_node, value_node in node.value:
         key = str(scalar_value(key_node, file))
-        f = fields.get(key)
-        if f is None:
-            raise RecipeError(
-                f"unknown key {key!r} in {what}{did_you_mean(key, fields)}",
-                origin_of(key_node, file),
-            )
-        if f.name in values:
-            raise RecipeError(f"key {key!r} given twice", origin_of(key_node, file))
+        f = _field_for(key, key_node, fields, values, file, what)
         inner = None if f.metadata.get("verbatim") else variables
-        values[f.name] = decode(value_node, hints[f.name], file, key, inner)
-        check = f.metadata.get("check")
-        if check:
-            try:
-                values[f.name] = check(values[f.name])
-            except ValueError as e:
-                raise RecipeError(f"{key}: {e}", origin_of(value_node, file)) from None
-    for key, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and f.name not in values:
-            raise RecipeError(f"{what}: missing required key {key!r}", at)
+        value = decode(value_node, hints[f.name], file, key, inner)
+        values[f.name] = _checked(f, value, key, origin_of(value_node, file))
+    _check_required(fields, values, what, at)
     if "origin" in {f.name for f in dataclasses.fields(tp)}:
         values["origin"] = at
     try:
         return tp(**values)
     except ValueError as e:
         raise RecipeError(f"{what}: {e}", at) from None
+
+
+def _keyed_fields(tp: type[DataclassInstance]) -> dict[str, dataclasses.Field[object]]:
+    """The fields a mapping may set, by their key: not `origin`, internal or init=False ones."""
+    return {
+        yaml_key(f): f
+        for f in dataclasses.fields(tp)
+        if f.name != "origin" and f.init and not f.metadata.get("internal")
+    }
+
+
+def _field_for(
+    key: str,
+    key_node: yaml.Node,
+    fields: Mapping[str, dataclasses.Field[object]],
+    values: Mapping[str, object],
+    file: str,
+    what: str,
+) -> dataclasses.Field[object]:
+    """The field `key` sets: refused when unknown or already set."""
+    f = fields.get(key)
+    if f is None:
+        raise RecipeError(
+            f"unknown key {key!r} in {what}{did_you_mean(key, fields)}", origin_of(key_node, file)
+        )
+    if f.name in values:
+        raise RecipeError(f"key {key!r} given twice", origin_of(key_node, file))
+    return f
+
+
+def _check_required(
+    fields: Mapping[str, dataclasses.Field[object]],
+    values: Mapping[str, object],
+    what: str,
+    at: Origin,
+) -> None:
+    for key, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in values:
+            raise RecipeError(f"{what}: missing required key {key!r}", at)
+
+
+def _checked(f: dataclasses.Field[object], value: object, key: str, at: Origin) -> object:
+    """The value after the field's `metadata["check"]`, if it has one."""
+    check = f.metadata.get("check")
+    if not check:
+        return value
+    try:
+        return check(value)
+    except ValueError as e:
+        raise RecipeError(f"{key}: {e}", at) from None
 
 
 MAX_DEPTH = 100  # nested mappings and lists; deeper input is refused, not recursed into

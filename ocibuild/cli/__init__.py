@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ocibuild import __version__
-from ocibuild.cli.display import CliState
+from ocibuild.cli.display import PROGRESS_MODES, CliState
 from ocibuild.errors import OcibuildError
 from ocibuild.heap import reuse_big_buffers
 from ocibuild.secrets import RedactingFilter, redact
@@ -29,6 +29,7 @@ COMMAND_MODULES = {
     "rmi": "ocibuild.cli.store",
     "tag": "ocibuild.cli.store",
     "load": "ocibuild.cli.store",
+    "sbom": "ocibuild.cli.store",
     "push": "ocibuild.cli.registry",
     "pull": "ocibuild.cli.registry",
     "login": "ocibuild.cli.registry",
@@ -36,6 +37,9 @@ COMMAND_MODULES = {
     "copy": "ocibuild.cli.transfer",
     "ls": "ocibuild.cli.transfer",
     "digest": "ocibuild.cli.transfer",
+    "key": "ocibuild.cli.signing",
+    "sign": "ocibuild.cli.signing",
+    "verify": "ocibuild.cli.signing",
     "bench": "ocibuild.cli.bench",
 }
 
@@ -95,9 +99,16 @@ STORE_HELP = (
 )
 
 
+PROGRESS_HELP = (
+    "How progress shows: auto (live on a terminal, else only warnings, or with -v a line per "
+    "step), tty (live rows), plain (a line per finished step, no escape codes: logs, CI), "
+    "quiet (none) [default: $OCIBUILD_PROGRESS, else auto]."
+)
+
+
 def common_options(after_command: bool = False) -> list[click.Option]:
-    """`--store`, `-q` and `-v`: given to the group, and again to each command, where they
-    update the state the group made (`ocibuild images --store DIR`)."""
+    """`--store`, `-q`, `-v` and `--progress`: given to the group, and again to each command,
+    where they update the state the group made (`ocibuild images --store DIR`)."""
 
     def update(field: str) -> object:
         def callback(ctx: click.Context, _: click.Parameter, value: Any) -> None:
@@ -133,6 +144,14 @@ def common_options(after_command: bool = False) -> list[click.Option]:
             callback=update("verbose"),
             **extra,
         ),
+        click.Option(
+            ["--progress"],
+            type=click.Choice(PROGRESS_MODES),
+            envvar=None if after_command else "OCIBUILD_PROGRESS",
+            help=PROGRESS_HELP,
+            callback=update("progress"),
+            **extra,
+        ),
     ]
 
 
@@ -148,7 +167,9 @@ def _add_common_options(command: click.Command) -> None:
 )
 @click.version_option(__version__, prog_name="ocibuild")
 @click.pass_context
-def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) -> None:
+def cli(
+    ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int, progress: str | None
+) -> None:
     """ocibuild: build OCI images of HEP software without a daemon, push them, and time them
     on HPC sites.
 
@@ -163,7 +184,9 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, verbose: int) 
 
     `ocibuild COMMAND --help` for each; docs/commands.md in the repository for all.
     """
-    state = CliState(store_path=store_path, quiet=quiet, verbose=verbose)
+    state = CliState(
+        store_path=store_path, quiet=quiet, verbose=verbose, progress=progress or "auto"
+    )
     ctx.obj = state
     ctx.call_on_close(state.close)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -11,6 +11,7 @@ from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.compression import COMPRESSIONS, LEVEL_HELP
 from ocibuild.net.policy import NetworkPolicy
+from ocibuild.oci.formats import FORMATS
 
 
 @click.command("recipe")
@@ -52,12 +53,35 @@ from ocibuild.net.policy import NetworkPolicy
 )
 @click.option("--level", "compression_level", type=int, help=f"Compression level: {LEVEL_HELP}.")
 @click.option(
+    "--format",
+    "manifest_format",
+    type=click.Choice(FORMATS),
+    help="Manifest media types, the image's digest in the store and in every registry: "
+    "Docker v2 schema 2, OCI, or auto: Docker when every layer is gzip, else OCI "
+    "[default: the recipe's format:, else auto].",
+)
+@click.option(
+    "--sbom",
+    "sbom_format",
+    type=click.Choice(["spdx", "cyclonedx"]),
+    default="spdx",
+    show_default=True,
+    help="The SBOM stored (and pushed) with each image: SPDX 2.3 JSON or CycloneDX 1.6 JSON.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(1, 64),
     default=2,
     show_default=True,
     help="Layers written at once (layers from bzip2 tarballs, which use every core, one at a time).",
+)
+@click.option(
+    "--downloads",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Files downloaded at once (UPS tarballs, packages, indexes).",
 )
 @click.option(
     "--insecure",
@@ -85,25 +109,33 @@ def recipe_command(
     pull: str,
     compression: str | None,
     compression_level: int | None,
+    manifest_format: str | None,
+    sbom_format: str,
     jobs: int,
+    downloads: int,
     insecure: bool,
     ca_cert: Path | None,
 ) -> None:
     """Build every image RECIPE_FILE describes, in dependency order, into the local store.
 
     Unchanged layers come from the cache; each image is tagged under all its references.
-    Prints each built reference and its manifest digest.
+    Prints each built reference and its manifest digest: the digest `push` sends and the
+    registry serves.
     """
     settings = BuildSettings(
         no_cache=no_cache,
         mirror=mirror,
         index_url=index_url,
-        network=NetworkPolicy(offline=offline, insecure=insecure, ca_cert=ca_cert),
+        network=NetworkPolicy(
+            offline=offline, insecure=insecure, ca_cert=ca_cert, downloads=downloads
+        ),
         update_lock=update_lock,
         pull=pull,
         jobs=jobs,
         compression=compression,
         compression_level=compression_level,
+        manifest_format=manifest_format,
+        sbom_format=sbom_format,
         images=images,
         variables=variables,
     )

@@ -83,7 +83,6 @@ class Fetcher:
     hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
     retry: RetryPolicy = DOWNLOAD_RETRIES
     timeout: tuple[float, float] = (10.0, 60.0)
-    parallel: int = 4
     cancel: threading.Event = field(default_factory=threading.Event)  # set: downloads stop
     _session: requests.Session | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -91,6 +90,10 @@ class Fetcher:
     # the queue is empty
     _queue: deque[tuple[str, str, Future[Fetched]]] = field(default_factory=deque, repr=False)
     _workers: int = field(default=0, repr=False)
+
+    @property
+    def parallel(self) -> int:
+        return self.network.downloads
 
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
     def __post_init__(self) -> None:
@@ -130,7 +133,7 @@ class Fetcher:
         pin = self.pinned(url)
         hit = self.cached(url)
         if hit and (pin is None or hit.sha256 == pin.sha256):
-            self.report(FetchEvent(url, what, "cached", hit.size, hit.size))
+            self.report(FetchEvent(url, what, "cached", hit.size, hit.size, str(self.origin or "")))
             self._pin(hit)
             return hit
         if self.network.offline:
@@ -163,7 +166,9 @@ class Fetcher:
         if sha256:
             path = self._blob(sha256)
             if path.exists():
-                self.report(FetchEvent(url, what, "cached", path.stat().st_size))
+                self.report(
+                    FetchEvent(url, what, "cached", path.stat().st_size, 0, str(self.origin or ""))
+                )
                 return Fetched(url, path, path.stat().st_size, sha256)
         if self.network.offline:
             hit = self._by_url(url)
@@ -274,6 +279,7 @@ class Fetcher:
     def _download_once(self, url: str, what: str, accept: str = "") -> Fetched:
         if self.cancel.is_set():
             raise Cancelled(f"download of {url} not started", self.origin)
+        at = str(self.origin or "")  # the recipe line, in the events
         tmp_dir = self.cache_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
@@ -283,6 +289,7 @@ class Fetcher:
             with os.fdopen(fd, "wb") as out, self._open(url, what, accept) as response:
                 length = response.headers.get("Content-Length")
                 expected = int(length) if length and length.isdigit() else None
+                self.report(FetchEvent(url, what, "downloading", expected, 0, at))  # answered
                 try:
                     for chunk in response.iter_content(CHUNK):
                         if self.cancel.is_set():
@@ -290,7 +297,7 @@ class Fetcher:
                         out.write(chunk)
                         h.update(chunk)
                         size += len(chunk)
-                        self.report(FetchEvent(url, what, "downloading", expected, size))
+                        self.report(FetchEvent(url, what, "downloading", expected, size, at))
                 except requests.RequestException as e:
                     raise failure(e, f"GET {url}", self.timeout) from None
             if expected is not None and size != expected:
@@ -302,7 +309,7 @@ class Fetcher:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
             atomic_write_bytes(self._url_index(url), sha.encode())
-            self.report(FetchEvent(url, what, "downloaded", size, size))
+            self.report(FetchEvent(url, what, "downloaded", size, size, at))
             return Fetched(url, target, size, sha)
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -12,3 +12,4 @@ class NetworkPolicy:
     offline: bool = False  # nothing is fetched: the download cache answers, or nothing does
     insecure: bool = False  # plain HTTP and unverified TLS allowed for every host (`--insecure`)
     ca_cert: Path | None = None  # the CA bundle TLS is verified with (`--ca-cert`)
+    downloads: int = 4  # files downloaded at once (`--downloads`)

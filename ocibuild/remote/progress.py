@@ -40,4 +40,6 @@ class BlobProgress:
     def emit(self, status: str, done: int | None = None) -> None:
         size = self.descriptor.size
         done = size if done is None else done
-        self.report(BlobEvent(str(self.descriptor.digest), size, done, status))
+        self.report(
+            BlobEvent(str(self.descriptor.digest), size, done, status, self.descriptor.media_type)
+        )

@@ -30,7 +30,8 @@ from ocibuild.errors import DigestMismatchError, ExportError, LayerError
 from ocibuild.layer.entry import clean_path, read_whiteout
 from ocibuild.layer.reader import decompressed, member_content, members
 from ocibuild.oci import Descriptor, ImageConfig
-from ocibuild.store.layout import Store, StoredImage
+from ocibuild.store.image import StoredImage
+from ocibuild.store.layout import Store
 from ocibuild.store.rootfs import under
 
 CHUNK = 1 << 20

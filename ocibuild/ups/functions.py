@@ -13,12 +13,12 @@ No duplicate is removed on append or prepend: UPS does not either.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 
 DEFAULT_DELIMITER = ":"
 
 
-def delimiter(args: list[str], most: int) -> str:
+def delimiter(args: Sequence[str], most: int) -> str:
     """The optional last argument: quotes dropped, an empty one means a blank."""
     if len(args) < most:
         return DEFAULT_DELIMITER

@@ -8,9 +8,12 @@ answers, and an HTTP server answering 500 with a message."""
 from __future__ import annotations
 
 import http.server
+import io
 import socket
 import ssl
+import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,7 +351,7 @@ images:
   - name: localhost/t/mirrors:1
     layers:
       - rpm:
-          repos: ["${{SITE_VAULT:-http://127.0.0.1:{port}/vault}}/os/"]
+          repos: [{{url: "${{SITE_VAULT:-http://127.0.0.1:{port}/vault}}/os/", trusted: true}}]
           packages: [bash]
   - name: localhost/t/ups:1
     layers:
@@ -374,7 +377,8 @@ def test_download_failures_name_the_recipe_line_and_the_mirror_setting(
         return capsys.readouterr().err.splitlines()[-1]
 
     assert error_of("localhost/t/mirrors:1") == (
-        f"error: {recipe}:5:11: repository index: GET http://127.0.0.1:{port}/vault/os/repodata/"
+        f"error: {recipe}:5:11: http://127.0.0.1:{port}/vault/os repository index: "
+        f"GET http://127.0.0.1:{port}/vault/os/repodata/"
         f"repomd.xml: connection refused (nothing listens on 127.0.0.1:{port}); to use a mirror, "
         "set $SITE_VAULT"
     )
@@ -417,3 +421,63 @@ def test_a_password_in_a_mirror_url_is_never_shown(tmp_path: Path) -> None:
         )
     finally:
         clear()
+
+
+class _CountingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET after 0.2 s, counting how many requests are under way at once."""
+
+    lock = threading.Lock()
+    active = 0
+    most = 0
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.active += 1
+            cls.most = max(cls.most, cls.active)
+        time.sleep(0.2)
+        name = self.path.rsplit("/", 1)[-1].removesuffix(".tar.bz2")
+        body = product_tarball(name)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with cls.lock:
+            cls.active -= 1
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def product_tarball(name: str) -> bytes:
+    """A UPS product tarball holding `<name>/v1_0/README`."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:bz2") as tar:
+        info = tarfile.TarInfo(f"{name}/v1_0/README")
+        info.size = len(name)
+        tar.addfile(info, io.BytesIO(name.encode()))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("downloads", [1, 3])
+def test_downloads_at_once_follow_the_downloads_option(tmp_path: Path, downloads: int) -> None:
+    """`recipe --downloads N` reaches the downloader through the build's NetworkPolicy: the
+    tarballs of a UPS product list are fetched N at a time."""
+    from ocibuild.cli import main
+
+    handler = type("Handler", (_CountingHandler,), {"active": 0, "most": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        products = ", ".join(f"[p{i}, v1_0, '', p{i}.tar.bz2]" for i in range(6))
+        (tmp_path / "r.yaml").write_text(
+            "images:\n  - name: example.org/t:1\n    layers:\n"
+            f"      - ups: {{os: slf7, products: [{products}], layering: bundle}}\n"
+        )
+        args = ["--store", str(tmp_path / "store"), "-q", "recipe", str(tmp_path / "r.yaml")]
+        assert main([*args, "--mirror", url, "--downloads", str(downloads)]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert handler.most == downloads

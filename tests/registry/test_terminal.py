@@ -1,38 +1,55 @@
-"""What a push leaves on a terminal: a finished bar per blob and the pushed references after
-them, and no stale line of the live display (stdout and stderr share the terminal)."""
+"""What a push leaves on a terminal 80 and 120 columns wide: its blobs summed in one line for the
+image, the pushed references after it, and no stale line of the live display (stdout and stderr
+share the terminal)."""
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.registry.conftest import Registry
-from tests.terminal import run_on_terminal, screen
+from tests.terminal import emulate, rows, run_on_terminal
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_a_push_on_a_terminal_leaves_no_stale_lines(tmp_path: Path, registry: Registry) -> None:
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_push_on_a_terminal_leaves_no_stale_lines(
+    tmp_path: Path, registry: Registry, width: int
+) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "blob").write_bytes(os.urandom(16 << 20))
-    ref = f"{registry.host}/t/screen/push:1"
+    ref = f"{registry.host}/t/screen/push{width}:1"
     (tmp_path / "r.yaml").write_text(
         f"images:\n  - name: {ref}\n    layers:\n"
         "      - files: [{src: data, dest: /data}]\n"
         '      - files: [{content: "hi\\n", dest: /etc/motd}]\n'
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("OCIBUILD_PROGRESS", None)
     ocibuild = [sys.executable, "-m", "ocibuild", "--store", "s"]
-    code, _ = run_on_terminal([*ocibuild, "-q", "recipe", "r.yaml"], tmp_path, env)
+    code, _ = run_on_terminal([*ocibuild, "-q", "recipe", "r.yaml"], tmp_path, env, width=width)
     assert code == 0
-    code, data = run_on_terminal([*ocibuild, "push", "--insecure", ref], tmp_path, env)
-    lines = screen(data)
-    assert code == 0, "\n".join(lines)
-    bars = [line for line in lines if re.match(r" *(uploaded|skipped|mounted) sha256:", line)]
-    assert len(bars) == 3, "\n".join(lines)  # two layers and the config, each once
-    assert all("/s " in bar for bar in bars if "uploaded" in bar and "kB" not in bar)
-    assert lines[-1].startswith(f"{ref}@sha256:"), "\n".join(lines)
-    assert sum(line.startswith(f"{ref}@") for line in lines) == 1
-    assert not any("uploading" in line or "eta" in line for line in lines), "\n".join(lines)
+    for status in ("uploaded", "skipped"):  # the second time, the registry has every blob
+        command = [*ocibuild, "push", "--insecure", ref]
+        code, data = run_on_terminal(command, tmp_path, env, width=width)
+        final = emulate(data, width)
+        lines = final.lines
+        assert code == 0, "\n".join(lines)
+        assert all(w.startswith(("pushed ", ref)) for w in final.wrapped), final.wrapped
+        (blobs,) = rows(lines)  # the two layers and the config: one line
+        what = blobs.lstrip().removeprefix(f"{status} {ref}: ").split("  ")[0]
+        assert what != blobs.lstrip(), blobs
+        if width == 120:  # in the order they finished
+            assert sorted(what.split(", ")) == ["1 config", "2 layers"], blobs
+        else:  # cut to fit
+            assert what.endswith("…"), blobs
+        assert blobs.endswith(" MB") == (status == "skipped"), blobs  # no time: nothing moved
+        result = lines[-1] if width > 120 else "".join(lines[lines.index(blobs) + 1 :])
+        assert f"{ref}@sha256:" in result, "\n".join(lines)
+        assert sum(line.startswith(f"{ref}@") for line in lines) == 1, "\n".join(lines)
+        text = "\n".join(lines)
+        assert "uploading" not in text and "eta" not in text, text
