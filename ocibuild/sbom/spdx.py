@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from ocibuild.sbom.component import Component
 from ocibuild.sbom.image import ImageContents, sorted_components
@@ -123,9 +124,17 @@ def _expression(licenses: tuple[str, ...], extracted: dict[str, str]) -> str:
     return " AND ".join(terms) if terms else NOASSERTION
 
 
+# SPDX 2.3's grammar of a download location's host: a DNS name ending in a 2-5 letter top-level
+# domain (an IP address, `localhost` or a file: URL is not one: such URLs go to the comment)
+_SPDX_HOST = re.compile(r"[a-z0-9]+([-.][a-z0-9]+)*\.[a-z]{2,5}", re.IGNORECASE)
+
+
 def _downloadable(url: str) -> bool:
-    """A URL SPDX takes as a download location (a file: URL, a local mirror's, is not one)."""
-    return url.startswith(("http://", "https://", "ftp://", "sftp://"))
+    """A URL SPDX takes as a download location."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https", "ftp", "sftp") and bool(
+        _SPDX_HOST.fullmatch(parts.hostname or "")
+    )
 
 
 def _relation(element: str, kind: str, related: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ images:
   - name: t/deb-ups:1
     layers:
       - deb:
-          repos: [{{url: "{url}", suite: test, components: [main]}}]
+          repos: [{{url: "{url}", suite: test, components: [main], signed_by: "{key}"}}]
           packages: [app, libbar]
       - ups: {{bundle: art-v1_18_03, os: slf6, qualifiers: e9, build: prof}}
 """
@@ -40,7 +40,7 @@ def test_a_deb_and_ups_image_has_a_valid_sbom_listing_every_product(
 ) -> None:
     shutil.copytree(RECIPES / "demo-mirror", tmp_path / "demo-mirror")
     recipe = tmp_path / "deb-ups.yaml"
-    recipe.write_text(RECIPE.format(url=apt_repo.url))
+    recipe.write_text(RECIPE.format(url=apt_repo.url, key=apt_repo.key.public))
     store = tmp_path / "store"
 
     run(capsys, "--store", str(store), "recipe", str(recipe))
@@ -69,3 +69,24 @@ def test_a_deb_and_ups_image_has_a_valid_sbom_listing_every_product(
     # a second store, the same recipe: the same bytes
     run(capsys, "--store", str(tmp_path / "again"), "recipe", str(recipe))
     assert run(capsys, "--store", str(tmp_path / "again"), "sbom", REF) == spdx.read_text()
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("https://deb.debian.org/debian/pool/main/b/bash/bash_5.2.15-2_amd64.deb", "same"),
+        ("http://mirror.example.org:8080/x.rpm", "same"),
+        ("http://127.0.0.1:8080/pool/app.deb", "NOASSERTION"),
+        ("http://localhost/pool/app.deb", "NOASSERTION"),
+        ("file:///srv/mirror/app.deb", "NOASSERTION"),
+    ],
+)
+def test_a_download_location_is_one_spdx_takes(url: str, location: str) -> None:
+    """A package's URL is its downloadLocation only where SPDX's grammar takes it (a DNS name
+    with a top-level domain); else NOASSERTION, and the URL is kept in the comment."""
+    from ocibuild.sbom import Component
+    from ocibuild.sbom.spdx import _package
+
+    package = _package(Component("deb", "app", "1.0", url=url), "SPDXRef-Package-app", {})
+    assert package["downloadLocation"] == (url if location == "same" else location)
+    assert (f"url: {url}" in package["comment"]) == (location != "same")
