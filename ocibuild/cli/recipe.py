@@ -11,6 +11,7 @@ from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.compression import COMPRESSIONS, LEVEL_HELP
 from ocibuild.net.policy import NetworkPolicy
+from ocibuild.oci.formats import FORMATS
 
 
 @click.command("recipe")
@@ -26,6 +27,11 @@ from ocibuild.net.policy import NetworkPolicy
 @click.option(
     "--mirror",
     help="UPS scisoft root URL or directory [default: $OCIBUILD_SCISOFT, the recipe's mirror:, https://scisoft.fnal.gov/scisoft].",
+)
+@click.option(
+    "--index-url",
+    help="Python package index for `wheels` layers [default: $PIP_INDEX_URL, pip.conf's "
+    "index-url, the recipe's index_url, https://pypi.org/simple].",
 )
 @click.option("--offline", is_flag=True, help="Use only the download cache; no network.")
 @click.option(
@@ -46,6 +52,22 @@ from ocibuild.net.policy import NetworkPolicy
     help="Layer compression [default: the recipe's, else gzip].",
 )
 @click.option("--level", "compression_level", type=int, help=f"Compression level: {LEVEL_HELP}.")
+@click.option(
+    "--format",
+    "manifest_format",
+    type=click.Choice(FORMATS),
+    help="Manifest media types, the image's digest in the store and in every registry: "
+    "Docker v2 schema 2, OCI, or auto: Docker when every layer is gzip, else OCI "
+    "[default: the recipe's format:, else auto].",
+)
+@click.option(
+    "--sbom",
+    "sbom_format",
+    type=click.Choice(["spdx", "cyclonedx"]),
+    default="spdx",
+    show_default=True,
+    help="The SBOM stored (and pushed) with each image: SPDX 2.3 JSON or CycloneDX 1.6 JSON.",
+)
 @click.option(
     "-j",
     "--jobs",
@@ -81,11 +103,14 @@ def recipe_command(
     images: tuple[str, ...],
     no_cache: bool,
     mirror: str | None,
+    index_url: str | None,
     offline: bool,
     update_lock: bool,
     pull: str,
     compression: str | None,
     compression_level: int | None,
+    manifest_format: str | None,
+    sbom_format: str,
     jobs: int,
     downloads: int,
     insecure: bool,
@@ -94,11 +119,13 @@ def recipe_command(
     """Build every image RECIPE_FILE describes, in dependency order, into the local store.
 
     Unchanged layers come from the cache; each image is tagged under all its references.
-    Prints each built reference and its manifest digest.
+    Prints each built reference and its manifest digest: the digest `push` sends and the
+    registry serves.
     """
     settings = BuildSettings(
         no_cache=no_cache,
         mirror=mirror,
+        index_url=index_url,
         network=NetworkPolicy(
             offline=offline, insecure=insecure, ca_cert=ca_cert, downloads=downloads
         ),
@@ -107,6 +134,8 @@ def recipe_command(
         jobs=jobs,
         compression=compression,
         compression_level=compression_level,
+        manifest_format=manifest_format,
+        sbom_format=sbom_format,
         images=images,
         variables=variables,
     )

@@ -154,10 +154,13 @@ class Fetcher:
         self._pin(fetched)
         return fetched
 
-    def fetch_fresh(self, url: str, what: str = "", sha256: str | None = None) -> Fetched:
+    def fetch_fresh(
+        self, url: str, what: str = "", sha256: str | None = None, accept: str = ""
+    ) -> Fetched:
         """Download `url` again (a repository index changes under its URL), never pinning it in
         the lock. With `sha256` known in advance the cached blob is used and a download checked;
-        offline, the last download of the URL is used."""
+        offline, the last download of the URL is used. `accept`: the formats asked for, in
+        order (an HTTP Accept header), where a server offers several under one URL."""
         register_url_secret(url)
         label = f"{what}: " if what else ""
         if sha256:
@@ -175,7 +178,7 @@ class Fetcher:
                     self.origin,
                 )
             return hit
-        fetched = self._download(url, what)
+        fetched = self._download(url, what, accept)
         if sha256 and fetched.sha256 != sha256:
             raise DigestMismatchError(
                 f"{label}{url}: sha256 {fetched.sha256}, expected {sha256}", self.origin
@@ -255,7 +258,7 @@ class Fetcher:
         if self.lock is not None:
             self.lock.set(Pin(self.lock_key(fetched.url), fetched.size, fetched.sha256))
 
-    def _download(self, url: str, what: str) -> Fetched:
+    def _download(self, url: str, what: str, accept: str = "") -> Fetched:
         label = f"{what}: " if what else ""
 
         def on_retry(attempt: int, delay: float, error: TransientError) -> None:
@@ -263,7 +266,9 @@ class Fetcher:
 
         try:
             with stage("download"):
-                return retrying(lambda: self._download_once(url, what), self.retry, on_retry)
+                return retrying(
+                    lambda: self._download_once(url, what, accept), self.retry, on_retry
+                )
         except MissingDownloadError:
             raise
         except NetworkError as e:
@@ -271,7 +276,7 @@ class Fetcher:
             hint = f"; {self.hint}" if self.hint and unreachable else ""
             raise FetchError(f"{label}{e.message}{hint}", self.origin) from None
 
-    def _download_once(self, url: str, what: str) -> Fetched:
+    def _download_once(self, url: str, what: str, accept: str = "") -> Fetched:
         if self.cancel.is_set():
             raise Cancelled(f"download of {url} not started", self.origin)
         at = str(self.origin or "")  # the recipe line, in the events
@@ -281,7 +286,7 @@ class Fetcher:
         try:
             h = hashlib.sha256()
             size = 0
-            with os.fdopen(fd, "wb") as out, self._open(url, what) as response:
+            with os.fdopen(fd, "wb") as out, self._open(url, what, accept) as response:
                 length = response.headers.get("Content-Length")
                 expected = int(length) if length and length.isdigit() else None
                 self.report(FetchEvent(url, what, "downloading", expected, 0, at))  # answered
@@ -309,7 +314,7 @@ class Fetcher:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def _open(self, url: str, what: str) -> requests.Response:
+    def _open(self, url: str, what: str, accept: str = "") -> requests.Response:
         """The answer to GET `url`, status 200; MissingDownloadError for a 404."""
         label = f"{what}: " if what else ""
         parts = urllib.parse.urlsplit(url)
@@ -326,6 +331,7 @@ class Fetcher:
             tls=host_tls(parts.netloc, self.network.insecure),
             timeout=self.timeout,
             stream=True,
+            headers={"Accept": accept} if accept else None,
         )
         if response.status_code == 200:
             return response

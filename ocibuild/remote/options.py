@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.net.retry import RetryPolicy
+from ocibuild.oci.formats import FORMATS
 
 MiB = 1 << 20
-FORMATS = ("auto", "oci", "docker")
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class RemoteOptions:
     retried `retries` times, waiting `backoff` * 2^n seconds (with jitter, at most
     `max_backoff`) or what `Retry-After` asks (at most `max_retry_after`).
     `docker_config` is a directory holding `config.json`, like `$DOCKER_CONFIG`.
-    `format` is the pushed manifest's: "docker" (v2 schema 2), "oci", or "auto": Docker when
-    every layer is gzip, as `docker push` sends, else OCI (see `remote.manifests.push_format`).
+    `format` is the pushed manifest's: "docker" (v2 schema 2), "oci", or "auto": the image's
+    own, chosen when it was built (a push in the other family converts it: another digest).
     """
 
     insecure: bool = False

@@ -115,10 +115,22 @@ def _deb(spec: specs.DebSpec, ctx: LayerContext) -> list[LayerPlan]:
     return deb.plan(spec, ctx)
 
 
+def _wheels(spec: specs.WheelsSpec, ctx: LayerContext) -> list[LayerPlan]:
+    from ocibuild.sources import wheels
+
+    return wheels.plan(spec, ctx)
+
+
 def _user(spec: specs.UserSpec, ctx: LayerContext) -> list[LayerPlan]:
     from ocibuild.sources import user
 
     return user.plan(spec, ctx)
+
+
+def _spack(spec: specs.SpackSpec, ctx: LayerContext) -> list[LayerPlan]:
+    from ocibuild.sources import spack
+
+    return spack.plan(spec, ctx)
 
 
 def _setup(spec: specs.SetupSpec, ctx: LayerContext) -> list[LayerPlan]:
@@ -162,11 +174,25 @@ SOURCES: Mapping[str, LayerSource] = {
             needs_lower=True,
         ),
         Source(
+            "wheels",
+            specs.WheelsSpec,
+            _wheels,
+            "Python packages from wheels (a package index, a lock), for the image's Python",
+            needs_lower=True,
+        ),
+        Source(
             "user",
             specs.UserSpec,
             _user,
             "a non-root account (passwd, group, shadow, home) and the image's user",
             needs_lower=True,
+        ),
+        Source(
+            "spack",
+            specs.SpackSpec,
+            _spack,
+            "packages of a Spack build cache, verified and relocated, with its database, a "
+            "view and the environment (layering: auto, per-package, single)",
         ),
         Source(
             "setup",

@@ -30,6 +30,7 @@ class BuildSettings:
     """What the person running a build chose (command-line options, or an API caller's)."""
 
     mirror: str | None = None  # UPS scisoft root, over $OCIBUILD_SCISOFT and the recipe's
+    index_url: str | None = None  # Python package index, over pip's configuration and the recipe's
     cache_dir: Path | None = None  # the download cache [default: fetch.default_cache_dir()]
     network: NetworkPolicy = field(default_factory=NetworkPolicy)  # offline, insecure, CA
     update_lock: bool = False  # accept downloads that differ from the lock file, rewrite it
@@ -38,6 +39,8 @@ class BuildSettings:
     jobs: int = 2  # layers written at once
     compression: str | None = None  # over the image's and the recipe's
     compression_level: int | None = None
+    manifest_format: str | None = None  # auto, oci, docker: over the image's and the recipe's
+    sbom_format: str = "spdx"  # the SBOM stored with each image: spdx or cyclonedx
     images: tuple[str, ...] = ()  # build only these (and what they need); all when empty
     variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
 
