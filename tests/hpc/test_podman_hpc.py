@@ -17,6 +17,7 @@ from ocibuild.store import Store
 from tests.cli import fail, run
 from tests.hpc.conftest import DEMO, REF, SAME_LAYERS, WHITEOUT_USER
 from tests.podman import Podman
+from tests.registry.conftest import Registry, start_registry
 from testsupport.podman_hpc import PodmanHPC, build_static_mksquashfs, missing_tools, remove_tree
 
 # What the hpc_layers image holds, printed the same by every runtime: owners, modes, link
@@ -185,28 +186,38 @@ def tree(squash: Path) -> dict[str, str]:
     return out
 
 
-def test_the_store_equals_what_podman_hpc_migrate_leaves(
-    capsys: pytest.CaptureFixture[str], phpc_store: Store, tmp_path: Path
-) -> None:
-    """Both images (they share busybox's layer) through `podman-hpc load` + `migrate` with the
-    static mksquashfs, and through the export, into two squash stores. Each is loaded into a
-    graph root of its own: podman makes a layer whose diff id it holds already under another
-    parent (the demo's and whiteout-user's top layers are the same `user: hep` layer) from that
-    one's files, and records it uncompressed (compressed-size = diff-size, no compression)."""
-    from ocibuild.store.export import export_image
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    running = start_registry(tmp_path / "registry")
+    yield running
+    running.stop()
 
+
+def test_the_store_equals_what_podman_hpc_migrate_leaves(
+    capsys: pytest.CaptureFixture[str], phpc_store: Store, registry: Registry, tmp_path: Path
+) -> None:
+    """Both images (they share busybox's layer) the way a NERSC user gets them: pushed to a
+    registry (a real one on 127.0.0.1) and `podman-hpc pull`ed, which migrates them with the
+    static mksquashfs; and through the export, into another squash store. (From an oci-archive,
+    podman would record the OCI view the store indexes a Docker-format image by, not the
+    manifest the registry serves.) Each image goes into a graph root of its own: podman makes a
+    layer whose diff id it holds already under another parent (the demo's and whiteout-user's
+    top layers are the same `user: hep` layer) from that one's files, and records it
+    uncompressed (compressed-size = diff-size, no compression)."""
     theirs, ours = tmp_path / "migrated", tmp_path / "exported"
     mksquashfs = build_static_mksquashfs()
     graph_roots = []
     try:
         for ref in (DEMO, WHITEOUT_USER):
+            pushed = f"{registry.host}/{ref.removeprefix('localhost/')}"
+            run(capsys, "--store", str(phpc_store.root), "tag", ref, pushed)
+            run(capsys, "--store", str(phpc_store.root), "push", pushed)
             migrated = PodmanHPC.create(short_dir(), mksquashfs=mksquashfs, squash_dir=theirs)
             graph_roots.append(migrated.root)
-            archive = tmp_path / "image.tar"
-            export_image(phpc_store, ref, "oci-archive", archive)
-            migrated("load", "-i", str(archive))
-            migrated.migrate(ref)
-            export(capsys, phpc_store, ref, ours)
+            migrated("pull", "--tls-verify=false", pushed)  # pull migrates
+            export(capsys, phpc_store, pushed, ours)
+            (image,) = [r for r in records(ours, "images") if pushed in r["names"]]
+            assert image["digest"] == phpc_store.image(ref).descriptor.digest
 
         # images: every field equal, the big-data files byte for byte
         assert records(ours, "images") == records(theirs, "images")
