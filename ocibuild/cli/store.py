@@ -241,7 +241,7 @@ def gc_command(state: CliState, dry_run: bool) -> None:
 def rmi_command(state: CliState, refs: tuple[str, ...], squash_dir: Path | None) -> None:
     """Remove references from the store (blobs go with the next `ocibuild gc`)."""
     if squash_dir is not None:
-        from ocibuild.store.podmanhpc import remove_podman_hpc
+        from ocibuild.store.podmanhpcrmi import remove_podman_hpc
 
         removal = remove_podman_hpc(squash_dir, list(refs))
         for name in removal.untagged:

@@ -230,6 +230,12 @@ class Records:
         return True
 
 
+def names_of(record: Record, key: str) -> list[str]:
+    """A record's `names` or `names-history`, whatever another writer left there."""
+    value = record.get(key)
+    return [n for n in value if isinstance(n, str)] if isinstance(value, list) else []
+
+
 def read_records(squash: SquashDir) -> Records:
     """Both JSON files, read without a lock (for planning: what is read under the locks
     decides)."""

@@ -1,6 +1,6 @@
 """An image of the store written into podman-hpc's squash store as a successful
-`podman-hpc migrate` leaves it (`ocibuild export REF --format podman-hpc -o SQUASH_DIR`), and
-images removed from it again (`ocibuild rmi --podman-hpc SQUASH_DIR NAME`).
+`podman-hpc migrate` leaves it (`ocibuild export REF --format podman-hpc -o SQUASH_DIR`;
+removal: store/podmanhpcrmi.py).
 
 The export writes, in an order that keeps the store whole for podman at every instant:
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ocibuild.atomicfile import atomic_write_bytes, atomic_writer
-from ocibuild.errors import DigestMismatchError, ExportError, NotFoundError
+from ocibuild.errors import DigestMismatchError, ExportError
 from ocibuild.layer.reader import decompressed
 from ocibuild.layer.tarsplit import TarFacts, tar_split
 from ocibuild.oci import Descriptor
@@ -53,6 +53,7 @@ from ocibuild.store.cstorage import (
     go_time,
     layer_ids,
     locked_records,
+    names_of,
     now,
     open_squash_dir,
     read_records,
@@ -425,18 +426,13 @@ def _layer_record(layer: _Layer, facts: TarFacts) -> Record:
     return record
 
 
-def _names(record: Record, key: str) -> list[str]:
-    value = record.get(key)
-    return [n for n in value if isinstance(n, str)] if isinstance(value, list) else []
-
-
 def _add_image(records: Records, new: Record, names: list[str]) -> None:
     """The image's record with `names`, each taken from any other image holding it (a name on
     two images makes every podman command fail); names and history merged as migrate merges
     them (its `drop_tag` and `upsert_image`)."""
     image_id = new["id"]
     for other in records.images:
-        held = _names(other, "names")
+        held = names_of(other, "names")
         if other.get("id") != image_id and any(n in held for n in names):
             other["names"] = [n for n in held if n not in names]
             records.images_changed = True
@@ -445,99 +441,9 @@ def _add_image(records: Records, new: Record, names: list[str]) -> None:
         records.images.append(new | {"names": names, "names-history": names[::-1]})
         records.images_changed = True
         return
-    held, history = _names(existing, "names"), _names(existing, "names-history")
+    held, history = names_of(existing, "names"), names_of(existing, "names-history")
     merged = held + [n for n in names if n not in held]
     merged_history = history + [n for n in names if n not in history]
     if merged != held or merged_history != history:
         existing["names"], existing["names-history"] = merged, merged_history
         records.images_changed = True
-
-
-# -- removal ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Removal:
-    untagged: tuple[str, ...]
-    removed_images: tuple[str, ...]
-    removed_layers: tuple[str, ...]
-
-
-def remove_podman_hpc(root: Path, refs: list[str]) -> Removal:
-    """Take each of `refs` (a name, or an image id or its unique prefix) out of the squash store:
-    a name from its image, and the image when no name is left (an id: the image at once); then
-    every layer no image left needs, with its tar-split, directory, link and squash. Layers
-    and squashes other images use stay (podman-hpc's rmsqi removes the top layer regardless,
-    breaking every image that shares it)."""
-    squash = SquashDir(root)
-    if not squash.images_dir.is_dir():
-        raise NotFoundError(f"{root} is not a podman-hpc squash store (no overlay-images/)")
-    untagged: list[str] = []
-    with locked_records(squash) as records:
-        removed_ids: list[str] = []
-        for ref in refs:
-            image, name = _find(records, ref, root)
-            if name is not None:
-                image["names"] = [n for n in _names(image, "names") if n != name]
-                untagged.append(name)
-            if name is None or not image["names"]:
-                removed_ids.append(str(image["id"]))
-                records.images = [r for r in records.images if r is not image]
-            records.images_changed = True
-        needed = _needed_layers(records)
-        dropped = [r for r in records.layers if r.get("id") not in needed]
-        for record in dropped:  # ids naming no path outside the store, before anything goes
-            squash.layer_dir(str(record["id"]))
-        for image_id in removed_ids:
-            squash.image_dir(image_id)
-        records.layers = [r for r in records.layers if r.get("id") in needed]
-        records.layers_changed = bool(dropped)
-        records.commit()
-        # the files once no record points at them (a kill now leaves orphans), still under
-        # the locks: an export that found them checks for them again under the locks
-        for image_id in removed_ids:
-            if records.image(image_id) is None:
-                _remove_tree(squash.image_dir(image_id))
-        for layer in dropped:
-            _remove_layer_files(squash, str(layer["id"]))
-    return Removal(tuple(untagged), tuple(removed_ids), tuple(str(r["id"]) for r in dropped))
-
-
-def _find(records: Records, ref: str, root: Path) -> tuple[Record, str | None]:
-    full = Store.normalize(ref)
-    for image in records.images:
-        for candidate in (ref, full):
-            if candidate in _names(image, "names"):
-                return image, candidate
-    by_id = [r for r in records.images if len(ref) >= 3 and str(r.get("id", "")).startswith(ref)]
-    if len(by_id) == 1:
-        return by_id[0], None
-    what = "more than one image" if by_id else "no image"
-    raise NotFoundError(f"{ref}: {what} of the squash store {root} has that name or id")
-
-
-def _needed_layers(records: Records) -> set[str]:
-    """Every layer of the remaining images' chains."""
-    parents = {str(r.get("id")): r.get("parent") for r in records.layers}
-    needed: set[str] = set()
-    for image in records.images:
-        layer: object = image.get("layer")
-        while isinstance(layer, str) and layer not in needed:
-            needed.add(layer)
-            layer = parents.get(layer)
-    return needed
-
-
-def _remove_layer_files(squash: SquashDir, layer_id: str) -> None:
-    link = squash.link_of(layer_id)
-    if link:
-        squash.squash(link).unlink(missing_ok=True)
-        (squash.links / link).unlink(missing_ok=True)
-    squash.tar_split(layer_id).unlink(missing_ok=True)
-    _remove_tree(squash.layer_dir(layer_id))
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
