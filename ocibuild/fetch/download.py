@@ -37,18 +37,20 @@ from ocibuild.errors import (
     TransientError,
 )
 from ocibuild.fetch.lockfile import LockFile, Pin
+from ocibuild.limits import BLOB_SIZE, LimitError
 from ocibuild.net import (
     NetworkPolicy,
     RetryPolicy,
-    failure,
+    body_chunks,
+    content_length,
     host_tls,
     new_session,
     retrying,
     send,
     status_failure,
 )
-from ocibuild.net.session import register_url_secret
 from ocibuild.progress import FetchEvent, Message, Reporter, silent
+from ocibuild.secrets import public_url, register_url
 
 CHUNK = 1 << 20
 MIRROR = "{mirror}"
@@ -82,7 +84,6 @@ class Fetcher:
     origin: Origin | str | None = None  # the recipe line the downloads are for
     hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
     retry: RetryPolicy = DOWNLOAD_RETRIES
-    timeout: tuple[float, float] = (10.0, 60.0)
     cancel: threading.Event = field(default_factory=threading.Event)  # set: downloads stop
     _session: requests.Session | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -98,7 +99,7 @@ class Fetcher:
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
     def __post_init__(self) -> None:
         if self.mirror:
-            register_url_secret(self.mirror)
+            register_url(self.mirror)
 
     def _blob(self, sha256: str) -> Path:
         return self.cache_dir / "blobs" / "sha256" / sha256
@@ -128,7 +129,7 @@ class Fetcher:
 
     def fetch(self, url: str, what: str = "") -> Fetched:
         """Return the file at `url` from the cache or the network, checked against the lock."""
-        register_url_secret(url)
+        register_url(url)
         label = f"{what}: " if what else ""
         pin = self.pinned(url)
         hit = self.cached(url)
@@ -158,7 +159,7 @@ class Fetcher:
         """Download `url` again (a repository index changes under its URL), never pinning it in
         the lock. With `sha256` known in advance the cached blob is used and a download checked;
         offline, the last download of the URL is used."""
-        register_url_secret(url)
+        register_url(url)
         label = f"{what}: " if what else ""
         if sha256:
             path = self._blob(sha256)
@@ -243,13 +244,12 @@ class Fetcher:
                 "HEAD",
                 url,
                 tls=host_tls(parts.netloc, self.network.insecure),
-                timeout=self.timeout,
-                allow_redirects=True,
+                deadlines=self.network.deadlines,
             )
+            length = content_length(response, url)
         except NetworkError:
             return None  # the download reports it, with the retries and hint downloads get
-        length = response.headers.get("Content-Length", "")
-        return int(length) if response.status_code == 200 and length.isdigit() else None
+        return length if response.status_code == 200 else None
 
     def _pin(self, fetched: Fetched) -> None:
         if self.lock is not None:
@@ -266,6 +266,8 @@ class Fetcher:
                 return retrying(lambda: self._download_once(url, what), self.retry, on_retry)
         except MissingDownloadError:
             raise
+        except LimitError as e:
+            raise FetchError(str(e), self.origin) from None
         except NetworkError as e:
             unreachable = e.cause != "http" or isinstance(e, TransientError)
             hint = f"; {self.hint}" if self.hint and unreachable else ""
@@ -275,6 +277,7 @@ class Fetcher:
         if self.cancel.is_set():
             raise Cancelled(f"download of {url} not started", self.origin)
         at = str(self.origin or "")  # the recipe line, in the events
+        label = f"{what}: " if what else ""
         tmp_dir = self.cache_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
@@ -282,19 +285,17 @@ class Fetcher:
             h = hashlib.sha256()
             size = 0
             with os.fdopen(fd, "wb") as out, self._open(url, what) as response:
-                length = response.headers.get("Content-Length")
-                expected = int(length) if length and length.isdigit() else None
+                expected = content_length(response, f"GET {public_url(url)}")
+                BLOB_SIZE.check(expected or 0, f"{label}{public_url(url)}")
                 self.report(FetchEvent(url, what, "downloading", expected, 0, at))  # answered
-                try:
-                    for chunk in response.iter_content(CHUNK):
-                        if self.cancel.is_set():
-                            raise Cancelled(f"download of {url} stopped", self.origin)
-                        out.write(chunk)
-                        h.update(chunk)
-                        size += len(chunk)
-                        self.report(FetchEvent(url, what, "downloading", expected, size, at))
-                except requests.RequestException as e:
-                    raise failure(e, f"GET {url}", self.timeout) from None
+                for chunk in body_chunks(response, CHUNK):
+                    if self.cancel.is_set():
+                        raise Cancelled(f"download of {url} stopped", self.origin)
+                    out.write(chunk)
+                    h.update(chunk)
+                    size += len(chunk)
+                    BLOB_SIZE.check(size, f"{label}{public_url(url)}")
+                    self.report(FetchEvent(url, what, "downloading", expected, size, at))
             if expected is not None and size != expected:
                 raise TransientError(
                     f"{url}: truncated: got {size} of {expected} bytes", cause="broken"
@@ -324,7 +325,7 @@ class Fetcher:
             "GET",
             target,
             tls=host_tls(parts.netloc, self.network.insecure),
-            timeout=self.timeout,
+            deadlines=self.network.deadlines,
             stream=True,
         )
         if response.status_code == 200:
@@ -339,7 +340,7 @@ class Fetcher:
     def session(self) -> requests.Session:
         with self._lock:
             if self._session is None:
-                self._session = new_session(self.parallel)
+                self._session = new_session(self.parallel, files=True)
             return self._session
 
     def exists(self, url: str) -> bool:

@@ -12,16 +12,16 @@ from __future__ import annotations
 import difflib
 import errno
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
+from ocibuild.jsonread import JSONObject, read_json, read_json_object
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, canonical_json
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.mediatypes import INDEXES
@@ -96,7 +96,9 @@ class Store:
             )
         else:
             try:
-                version = json.loads(layout.read_text())["imageLayoutVersion"]
+                version = read_json_object(layout.read_bytes(), str(layout), 1 << 16)[
+                    "imageLayoutVersion"
+                ]
             except (ValueError, KeyError, TypeError) as e:
                 raise StoreError(f"{layout}: not a valid oci-layout file ({e})") from e
             if not str(version).startswith("1."):
@@ -214,16 +216,17 @@ class Store:
     def index(self) -> Index:
         path = self.root / "index.json"
         try:
-            data = json.loads(path.read_bytes())
+            data = read_json(path.read_bytes(), str(path))
         except FileNotFoundError:
             return Index(())
         except ValueError as e:
-            raise StoreError(f"{path}: not a valid image index ({e})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
+            raise StoreError(f"not a valid image index ({e})") from None
+        manifests = data.get("manifests", []) if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(manifests, list):
             raise StoreError(
                 f"{path}: not a valid image index (not an object with a manifests list)"
             )
-        for n, entry in enumerate(data.get("manifests", [])):
+        for n, entry in enumerate(manifests):
             if not isinstance(entry, dict):
                 raise StoreError(f"{path}: not a valid image index (manifests[{n}] is no object)")
         try:
@@ -337,12 +340,15 @@ class Store:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
 
-    def _image_document(self, digest: str) -> dict[str, Any]:
+    def _image_document(self, digest: str) -> JSONObject:
         """The JSON of a manifest or index blob; a StoreError saying what the blob is if it is
         none (a layer, an image config)."""
+        blob = self.read_blob(digest)
         try:
-            data = json.loads(self.read_blob(digest))
-        except (ValueError, UnicodeDecodeError):
+            data = read_json(blob, f"blob {digest}")
+        except ValueError as e:
+            if blob[:1] in (b"{", b"["):
+                raise StoreError(f"{digest} is not a valid manifest ({e})") from None
             raise StoreError(f"{digest} is a layer blob, not an image") from None
         if not isinstance(data, dict):
             raise StoreError(f"{digest} is a JSON blob, not an image manifest or index")
@@ -352,7 +358,8 @@ class Store:
         return data
 
     def config(self, manifest: Manifest) -> ImageConfig:
-        return ImageConfig.from_json(json.loads(self.read_blob(manifest.config.digest)))
+        digest = manifest.config.digest
+        return ImageConfig.from_json(read_json_object(self.read_blob(digest), f"config {digest}"))
 
     def image(self, ref: str) -> StoredImage:
         descriptor, manifest = self.manifest(self.resolve(ref))

@@ -16,14 +16,14 @@ images tagged. A bad archive leaves the store as it was.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, BinaryIO
 
 from ocibuild.errors import DigestMismatchError, OcibuildError
+from ocibuild.jsonread import JSONObject, json_list, json_object, read_json, read_json_object
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType
 from ocibuild.oci.digest import Digest
@@ -149,11 +149,11 @@ def _stage(tx: Transaction, f: IO[bytes]) -> _Member:
     return _Member(digest, size)
 
 
-def _json(data: bytes, what: str) -> Any:
+def _json(data: bytes, what: str) -> JSONObject:
     try:
-        return json.loads(data)
+        return read_json_object(data, what)
     except ValueError as e:
-        raise ArchiveError(f"{what}: not valid JSON ({e})") from None
+        raise ArchiveError(str(e)) from None
 
 
 # -- oci-archive ---------------------------------------------------------------------------------
@@ -204,15 +204,21 @@ def _check_tree(tx: Transaction, contents: _Contents, descriptor: Descriptor, ar
 
 
 def _docker_images(tx: Transaction, contents: _Contents, archive: str) -> list[LoadedImage]:
-    entries = _json(contents.metadata["manifest.json"], f"{archive}: manifest.json")
-    if not isinstance(entries, list) or not entries:
+    what = f"{archive}: manifest.json"
+    try:
+        entries = json_list(read_json(contents.metadata["manifest.json"], what), what)
+        images = [json_object(entry, f"{what}: an entry") for entry in entries]
+        names = [
+            (str(i["Config"]), [str(x) for x in json_list(i["Layers"], "Layers")]) for i in images
+        ]
+    except KeyError as e:
+        raise ArchiveError(f"{what}: an entry without {e}") from None
+    except ValueError as e:
+        raise ArchiveError(str(e)) from None
+    if not images:
         raise ArchiveError(f"{archive}: manifest.json lists no image")
     out = []
-    for entry in entries:
-        try:
-            config_name, layer_names = str(entry["Config"]), [str(x) for x in entry["Layers"]]
-        except (KeyError, TypeError) as e:
-            raise ArchiveError(f"{archive}: manifest.json entry without {e}") from None
+    for entry, (config_name, layer_names) in zip(images, names, strict=True):
         config_member = contents.member(config_name, archive)
         stem = posixpath.basename(config_name).removesuffix(".json")
         if len(stem) == 64 and stem != config_member.digest.hex:
@@ -236,8 +242,9 @@ def _docker_images(tx: Transaction, contents: _Contents, archive: str) -> list[L
         manifest = Manifest(config_descriptor, layers).to_bytes()
         tx.stage_bytes(manifest)
         descriptor = Descriptor.of(MediaType.OCI_MANIFEST, manifest, platform=config.platform)
-        names = tuple(str(t) for t in entry.get("RepoTags") or ())
-        out.append(LoadedImage(names, descriptor))
+        tags = entry.get("RepoTags") or []
+        refs = tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+        out.append(LoadedImage(refs, descriptor))
     return out
 
 

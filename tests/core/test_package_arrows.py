@@ -16,18 +16,20 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ocibuild"
 # ocibuild) imports only units of lower floors
 FLOORS: dict[str, int] = {
     **dict.fromkeys(
-        ("errors", "atomicfile", "infile", "variables", "secrets", "progress", "cputime", "heap", "__init__"),
+        ("errors", "atomicfile", "infile", "variables", "secrets", "progress", "cputime", "heap", "decoders", "__init__"),
         0,
     ),
-    **dict.fromkeys(("limits", "outpath", "oci", "net", "sbom"), 1),
-    **dict.fromkeys(("yamldecode", "compression"), 2),
-    **dict.fromkeys(("layer", "fetch"), 3),
-    **dict.fromkeys(("ups", "ospkg", "store"), 4),
-    **dict.fromkeys(("remote", "sources"), 5),
-    "recipe": 6,
-    **dict.fromkeys(("builder", "study"), 7),
-    "cli": 8,
-    "__main__": 9,
+    "limits": 1,
+    "jsonread": 2,
+    **dict.fromkeys(("outpath", "oci", "net", "sbom"), 3),
+    **dict.fromkeys(("yamldecode", "compression"), 4),
+    **dict.fromkeys(("layer", "fetch"), 5),
+    **dict.fromkeys(("ups", "ospkg", "store"), 6),
+    **dict.fromkeys(("remote", "sources"), 7),
+    "recipe": 8,
+    **dict.fromkeys(("builder", "study"), 9),
+    "cli": 10,
+    "__main__": 11,
 }  # fmt: skip
 
 
