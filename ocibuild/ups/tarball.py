@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 
 import indexed_bzip2
 
+from ocibuild import decoders
 from ocibuild.cputime import sample, stage
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
@@ -132,12 +133,14 @@ def tarball_entries(
             start_next()
         while running:
             yield from _reader_entries(running[0], seen, tree)
-            running.popleft()
+            decoders.stop(running.popleft())
             start_next()
         tree.finish()
     finally:
+        # stopped and joined, not only told to stop: a reader still inside the bzip2 decoder
+        # when the interpreter ends aborts the process (ocibuild.decoders)
         for reader in running:
-            reader.cancel()
+            decoders.stop(reader)
 
 
 def _reader_entries(
@@ -263,6 +266,7 @@ class _Reader(threading.Thread):
         self.tarball = tarball
         self.into = into
         self.buffer = _Buffer(READ_AHEAD_BYTES)
+        decoders.register(self, self.cancel)
 
     def cancel(self) -> None:
         self.buffer.close()
