@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from ocibuild.errors import OcibuildError
 
 
-class LimitError(OcibuildError):
-    """Input past one of the limits below."""
+class LimitError(OcibuildError, ValueError):
+    """Input past one of the limits below (a ValueError too: a malformed value, to readers
+    that turn those into their own errors)."""
 
 
 @dataclass(frozen=True)

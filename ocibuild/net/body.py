@@ -65,6 +65,8 @@ def body_chunks(response: requests.Response, chunk: int = CHUNK) -> Iterator[byt
         raise _read_failure(e, transfer) from None
     finally:
         WATCHDOG.remove(transfer)
+    if transfer.expired is not None:  # the watchdog shut the socket: the read saw an end
+        raise TransientError(f"{transfer.what}: {transfer.expired}", cause="timeout")
     if isinstance(raw, urllib3.HTTPResponse):
         raw.release_conn()  # read to its end: the connection serves the next request
 

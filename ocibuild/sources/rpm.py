@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.errors import Origin, SourceError
+from ocibuild.errors import NetworkError, Origin, SourceError
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry
+from ocibuild.net import linked_url
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.record import PackageRecord
@@ -152,6 +153,17 @@ def _repository(url: str, fetcher: Fetcher) -> list[RpmPackage]:
         return list(parse_primary(xml, url, primary_url))
 
 
+def _package_url(package: Resolved, repo: str) -> str:
+    """Where a package is: its `location` in the repository's index, below its `xml:base` if it
+    has one; a repository sends ocibuild to http(s) only (`net.linked_url`)."""
+    href = package.href.lstrip("/")
+    link = f"{package.base.rstrip('/')}/{href}" if package.base else href
+    try:
+        return linked_url(repo.rstrip("/") + "/", link, f"rpm {package.nevra}")
+    except NetworkError as e:
+        raise SourceError(str(e)) from None
+
+
 def _entries(
     packages: list[Resolved],
     urls: dict[str, str],
@@ -161,12 +173,7 @@ def _entries(
     hint: str,
 ) -> Iterator[Entry]:
     downloads = [
-        Download(
-            (p.base or urls[p.repo]).rstrip("/") + "/" + p.href.lstrip("/"),
-            f"rpm {p.nevra}",
-            p.checksum_type,
-            p.checksum,
-        )
+        Download(_package_url(p, urls[p.repo]), f"rpm {p.nevra}", p.checksum_type, p.checksum)
         for p in packages
     ]
     fetched = download_packages(ctx, downloads, hint)

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
 from ocibuild.jsonread import JSONObject, read_json, read_json_object
+from ocibuild.limits import BLOB_SIZE
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, canonical_json
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.mediatypes import INDEXES
@@ -189,7 +190,10 @@ class Store:
         return Descriptor(media_type, self.put_blob(data), len(data))
 
     def ingest(self, chunks: Iterable[bytes], expected: Descriptor, source: str = "") -> Path:
-        """Store a blob streamed from elsewhere, verifying size and digest before it is named."""
+        """Store a blob streamed from elsewhere, verifying size and digest before it is named;
+        a declared size is believed only up to the limit (OCIBUILD_MAX_BLOB_SIZE)."""
+        where = f" from {source}" if source else ""
+        BLOB_SIZE.check(expected.size, f"blob {expected.digest}{where}")
         with self.pending_blob() as pending:
             h = hashlib.sha256()
             size = 0
@@ -200,7 +204,6 @@ class Store:
                     break
                 pending.file.write(chunk)
             actual = Digest("sha256:" + h.hexdigest())
-            where = f" from {source}" if source else ""
             if size != expected.size:
                 raise DigestMismatchError(
                     f"blob {expected.digest}{where}: got {size} bytes or more, expected {expected.size}"
