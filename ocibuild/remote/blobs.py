@@ -130,10 +130,7 @@ def upload_blob(
     options = client.options
     path = store.blob_path(descriptor.digest)
     size = descriptor.size
-    if store.blob_size(descriptor.digest) != size:
-        raise StoreError(
-            f"blob {descriptor.digest} in {store.root} is not the {size} bytes its manifest says"
-        )
+    store.check_blob(descriptor.digest, size)  # what leaves the store is what its name says
     attempts = Attempts(options.retry_policy, client.on_retry)
     while True:
         try:

@@ -23,11 +23,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from ocibuild.errors import ExportError, OcibuildError
+import zstandard
+
+from ocibuild.errors import DigestMismatchError, ExportError, OcibuildError
 from ocibuild.layer.reader import decompressed
-from ocibuild.oci import Index, MediaType, canonical_json
+from ocibuild.oci import Descriptor, Index, MediaType, canonical_json
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
 from ocibuild.outpath import output_directory, output_file, output_target
@@ -72,14 +74,17 @@ def export_image(
     else:
         output_target(output)
     image = store.image(ref)
-    if fmt in ROOTFS_FORMATS:
-        try:
-            _export_rootfs(store, image, output, rootfs, squashfs)
-        except OSError as e:
-            raise ExportError(f"cannot write {output}: {e.strerror or e}") from None
-    else:
-        with output_file(output) as out:
-            _write_archive(store, image, fmt, out, tags or [store.normalize(ref)])
+    try:
+        if fmt in ROOTFS_FORMATS:
+            try:
+                _export_rootfs(store, image, output, rootfs, squashfs)
+            except OSError as e:
+                raise ExportError(f"cannot write {output}: {e.strerror or e}") from None
+        else:
+            with output_file(output) as out:
+                _write_archive(store, image, fmt, out, tags or [store.normalize(ref)])
+    except DigestMismatchError as e:
+        raise e.located(store.normalize(ref)) from None
 
 
 def write_archive(
@@ -91,7 +96,11 @@ def write_archive(
         raise OcibuildError(
             f"--format {fmt} writes a file or directory, not a stream: give -o PATH"
         )
-    _write_archive(store, store.image(ref), fmt, out, tags or [store.normalize(ref)])
+    try:
+        _write_archive(store, store.image(ref), fmt, out, tags or [store.normalize(ref)])
+    except DigestMismatchError as e:
+        # the end of the archive is not written: a reader sees it cut short, not whole
+        raise e.located(store.normalize(ref)) from None
 
 
 def _check_format(fmt: str, rootfs: RootfsOptions | None) -> None:
@@ -150,9 +159,12 @@ def _oci_archive(store: Store, image: StoredImage, names: list[str], tar: tarfil
     tar.addfile(_dir("blobs/"))
     tar.addfile(_dir("blobs/sha256/"))
     blobs = [image.descriptor, image.manifest.config, *image.manifest.layers]
-    for digest in dict.fromkeys(d.digest for d in blobs):
-        with store.open_blob(digest) as f:
-            _add_stream(tar, f"blobs/sha256/{digest.hex}", store.blob_size(digest), f)
+    for descriptor in {d.digest: d for d in blobs}.values():
+        with store.open_verified(descriptor.digest, descriptor.size) as f:
+            _add_stream(
+                tar, f"blobs/sha256/{descriptor.digest.hex}", descriptor.size, cast(BinaryIO, f)
+            )
+            f.finish()
 
 
 def _dir(name: str) -> tarfile.TarInfo:
@@ -171,7 +183,7 @@ def _docker_archive(
     for layer, diff_id in zip(image.manifest.layers, image.config.diff_ids, strict=True):
         name = f"{diff_id.hex}/layer.tar"
         if name not in layer_names:
-            with _tar_of(store, layer.digest, layer.media_type) as (size, stream):
+            with _tar_of(store, layer) as (size, stream):
                 _add_stream(tar, name, size, stream)
         layer_names.append(name)
     repo_tags = [_docker_tag(n) for n in names]
@@ -185,15 +197,25 @@ def _docker_tag(name: str) -> str:
 
 
 @contextmanager
-def _tar_of(store: Store, digest: str, media_type: str) -> Iterator[tuple[int, BinaryIO]]:
-    """The uncompressed tar of a layer and its size (a first pass counts it when compressed)."""
-    if layer_compression(media_type) == "none":
-        with store.open_blob(digest) as f:
-            yield store.blob_size(digest), f
+def _tar_of(store: Store, layer: Descriptor) -> Iterator[tuple[int, BinaryIO]]:
+    """The uncompressed tar of a layer and its size (a first pass counts it when compressed),
+    the blob verified in each pass."""
+    if layer_compression(layer.media_type) == "none":
+        with store.open_verified(layer.digest, layer.size) as f:
+            yield layer.size, cast(BinaryIO, f)
+            f.finish()
         return
     size = 0
-    with store.open_blob(digest) as blob, decompressed(blob, media_type) as stream:
-        while chunk := stream.read(CHUNK):
-            size += len(chunk)
-    with store.open_blob(digest) as blob, decompressed(blob, media_type) as stream:
-        yield size, stream
+    with store.open_verified(layer.digest, layer.size) as blob:
+        try:
+            with decompressed(cast(BinaryIO, blob), layer.media_type) as stream:
+                while chunk := stream.read(CHUNK):
+                    size += len(chunk)
+        except (OSError, EOFError, ValueError, zstandard.ZstdError):
+            blob.finish()  # a blob that does not verify says so, not how it fails to inflate
+            raise
+        blob.finish()
+    with store.open_verified(layer.digest, layer.size) as blob:
+        with decompressed(cast(BinaryIO, blob), layer.media_type) as stream:
+            yield size, stream
+        blob.finish()

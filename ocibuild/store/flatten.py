@@ -14,7 +14,6 @@ Memory holds the set of paths, never file contents.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import tarfile
@@ -26,13 +25,14 @@ from typing import BinaryIO, cast
 import zstandard
 from isal import isal_zlib
 
-from ocibuild.errors import DigestMismatchError, ExportError, LayerError
+from ocibuild.errors import ExportError, LayerError
 from ocibuild.layer.entry import clean_path, read_whiteout
 from ocibuild.layer.reader import decompressed, member_content, members
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.image import StoredImage
 from ocibuild.store.layout import Store
 from ocibuild.store.rootfs import under
+from ocibuild.store.verify import VerifiedBlob
 
 CHUNK = 1 << 20
 TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
@@ -293,47 +293,5 @@ def _content(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Iterator[bytes]:
         yield b"\0" * (BLOCK - info.size % BLOCK)
 
 
-class _HashingReader:
-    """A layer blob that hashes what is read; `finish` reads the rest and checks the digest."""
-
-    def __init__(self, raw: BinaryIO, layer: Descriptor) -> None:
-        self.raw, self.layer = raw, layer
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.sha.update(data)
-        self.size += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def finish(self) -> None:
-        while self.read(CHUNK):
-            pass
-        digest = f"sha256:{self.sha.hexdigest()}"
-        if digest != self.layer.digest or self.size != self.layer.size:
-            raise DigestMismatchError(
-                f"layer {self.layer.digest} does not verify: the store's blob has {digest} "
-                f"({self.size} bytes, the manifest says {self.layer.size})"
-            )
-
-    def __enter__(self) -> _HashingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _verified_blob(store: Store, layer: Descriptor) -> _HashingReader:
-    return _HashingReader(store.open_blob(layer.digest), layer)
+def _verified_blob(store: Store, layer: Descriptor) -> VerifiedBlob:
+    return store.open_verified(layer.digest, layer.size)

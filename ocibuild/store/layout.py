@@ -9,6 +9,7 @@ replaced whole, under a lock. Builds hold the build lock shared; gc holds it alo
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import hashlib
@@ -32,6 +33,7 @@ from ocibuild.store.lock import file_lock
 from ocibuild.store.pending import PendingBlob, blob_path
 from ocibuild.store.state import State
 from ocibuild.store.transaction import Transaction
+from ocibuild.store.verify import VerifiedBlob, mismatch
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 # a write that failed because of where it went, not what was written
@@ -64,6 +66,7 @@ class Store:
         self.blobs = self.root / "blobs" / "sha256"
         self.meta = self.root / ".ocibuild"
         self.state = State(self.meta / "state.db")
+        self._intact: set[str] = set()  # blobs verified by this process
 
     @classmethod
     def open(cls, root: Path | None = None, create: bool = True) -> Store:
@@ -132,8 +135,43 @@ class Store:
             raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
 
     def read_blob(self, digest: str) -> bytes:
+        """The whole blob (a manifest, a config), verified against its digest."""
         with self.open_blob(digest) as f:
-            return f.read()
+            data = f.read()
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise DigestMismatchError(mismatch(digest, actual, len(data), None, self._where))
+        return data
+
+    @property
+    def _where(self) -> str:
+        return f"in the store {self.root} "
+
+    def open_verified(self, digest: str, size: int | None = None) -> VerifiedBlob:
+        """The blob as a file that checks its digest (and `size`) at `finish()`."""
+        return VerifiedBlob(self.open_blob(digest), digest, size, self._where)
+
+    def check_blob(self, digest: str, size: int | None = None) -> None:
+        """Raise DigestMismatchError (NotFoundError) unless the store holds the blob intact;
+        each blob is read once per process for this."""
+        if digest in self._intact:
+            return
+        with self.open_verified(digest, size) as blob:
+            blob.finish()
+        self._intact.add(digest)
+
+    def verified(self, digest: str, size: int | None = None) -> bool:
+        """Whether the store holds the blob intact. A copy that is not what its name says is
+        removed (where the store is writable), so that it can be written again."""
+        try:
+            self.check_blob(digest, size)
+        except NotFoundError:
+            return False
+        except DigestMismatchError:
+            with contextlib.suppress(OSError):
+                self.blob_path(digest).unlink()
+            return False
+        return True
 
     @contextmanager
     def pending_blob(self) -> Iterator[PendingBlob]:
@@ -180,7 +218,7 @@ class Store:
 
     def put_blob(self, data: bytes) -> Digest:
         digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
-        if not self.has_blob(digest):
+        if not self.verified(digest, len(data)):
             with self.pending_blob() as pending:
                 pending.file.write(data)
                 pending.commit(digest)
@@ -365,8 +403,11 @@ class Store:
         return ImageConfig.from_json(read_json_object(self.read_blob(digest), f"config {digest}"))
 
     def image(self, ref: str) -> StoredImage:
-        descriptor, manifest = self.manifest(self.resolve(ref))
-        return StoredImage(ref, descriptor, manifest, self.config(manifest))
+        try:
+            descriptor, manifest = self.manifest(self.resolve(ref))
+            return StoredImage(ref, descriptor, manifest, self.config(manifest))
+        except DigestMismatchError as e:
+            raise e.located(self.normalize(ref)) from None
 
     def images(self) -> list[StoredImage]:
         out = []
