@@ -75,6 +75,20 @@ class UnsafePathError(SourceError):
     """An entry (of a tarball, package or recipe) that would land outside its root."""
 
 
+class SignatureError(SourceError):
+    """A signature that does not verify: `reason` is one of `unsigned`, `bad`, `unknown-key`,
+    `expired-key`, `revoked-key`, `expired-signature`, `weak-digest`, `unverifiable`, `expired`
+    (an index past its Valid-Until) or "" (the keys themselves are unusable); `key` names the
+    key (fingerprint or long key id) where one is known."""
+
+    def __init__(
+        self, message: str = "", origin: Origin | str | None = None, reason: str = "", key: str = ""
+    ) -> None:
+        super().__init__(message, origin)
+        self.reason = reason
+        self.key = key
+
+
 class LayerError(OcibuildError):
     """The layer writer was given entries it cannot write."""
 
@@ -147,3 +161,11 @@ class ExportError(OcibuildError):
 
 class BenchError(OcibuildError):
     """The timing study could not prepare, submit, follow or report a run."""
+
+
+class SigningKeyError(OcibuildError):
+    """A signing or verification key that cannot be read, decrypted or used."""
+
+
+class VerificationError(OcibuildError):
+    """An image whose signature is missing, does not verify, or is for another image."""

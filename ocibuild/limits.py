@@ -61,6 +61,11 @@ EXPANSION_FLOOR = Limit(
     1 << 30,
     "bytes an archive unpacks to before its expansion ratio is checked",
 )
+SIGNED_TEXT_SIZE = Limit(
+    "OCIBUILD_MAX_SIGNED_TEXT_SIZE",
+    256 << 20,
+    "size in bytes of the signed text of a clearsigned file (InRelease)",
+)
 ENV_VALUE = Limit(
     "OCIBUILD_MAX_ENV_VALUE", 1 << 20, "length of one value of a UPS table's environment"
 )

@@ -262,6 +262,8 @@ def product_members(product: SyntheticProduct) -> Iterator[tuple[tarfile.TarInfo
     if product.name == "ups":
         files.append(("setup", 0o644, SETUP_STANDIN.encode()))
         files.append((".upsfiles/dbconfig", 0o644, DBCONFIG.encode()))
+        chain_file = f"ups/current.chain/{version_file_name(product.flavor, '')}"
+        files.append((chain_file, 0o644, chain_text(product).encode()))
     emitted: set[str] = set()
     for name, mode, content in sorted(files, key=lambda f: f[0].split("/")):
         for directory in _parents(name):
@@ -332,6 +334,18 @@ def version_text(product: SyntheticProduct) -> str:
         f"  PROD_DIR = {product.name}/{product.version}\n"
         "  UPS_DIR = ups\n"
         f"  TABLE_FILE = {product.name}.table\n"
+    )
+
+
+def chain_text(product: SyntheticProduct) -> str:
+    """The current chain of the ups product, which `source <products>/setup` sets up."""
+    return (
+        f"FILE = chain\nPRODUCT = {product.name}\nCHAIN = current\n\n"
+        "#*************************************************\n#\n"
+        f"FLAVOR = {product.flavor}\nVERSION = {product.version}\n"
+        f'QUALIFIERS = "{product.qualifiers}"\n'
+        f"  DECLARER = products\n  DECLARED = {_DECLARED}\n"
+        f"  MODIFIER = products\n  MODIFIED = {_DECLARED}\n"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ocibuild.builder.attest import attach, image_contents, layer_components
 from ocibuild.builder.image import BuiltImage, build_image
 from ocibuild.builder.inputs import ContentDigests, resolve_mirror, source_date_epoch
 from ocibuild.compression import Compression
@@ -17,9 +18,11 @@ from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir
 from ocibuild.layer.blob import Layer
 from ocibuild.oci import Descriptor
+from ocibuild.oci.formats import manifest_format
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import ImageEvent, Message, Reporter, silent
 from ocibuild.recipe import SCRATCH, ImageSpec, Recipe, image_refs, load_recipe
+from ocibuild.sbom import Component
 from ocibuild.sources.session import BuildSession, BuildSettings
 from ocibuild.store import Store, StoredImage
 
@@ -54,6 +57,8 @@ class _Builder:
         self.untagged: list[tuple[list[str], Descriptor]] = []
         self.uncached: dict[str, Layer] = {}
         self.indexes: dict[Path, dict[str, ImageSpec]] = {}
+        self.components: dict[str, tuple[Component, ...]] = {}  # by layer digest, this build's
+        self.bases: dict[str, tuple[str, Descriptor]] = {}  # image ref -> its base's ref, manifest
 
     def session_for(self, recipe: Recipe) -> BuildSession:
         """The build's session, for the recipe file `recipe`: its lock, mirror and time."""
@@ -84,10 +89,36 @@ class _Builder:
         finally:  # what was built before a failure or Ctrl-C stays built
             self.store.state.remember_layers(self.uncached.items())
             self.uncached.clear()
+            self.store.state.remember_components(self.components.items())
             self.store.tag_all(self.untagged)
             self.untagged.clear()
         session.lock.save()
+        images = {image.refs[0]: image for image in out}.values()
+        self.store.add_referrers(
+            entry for image in images for entry in self.attest(session, recipe, image)
+        )
         return out
+
+    def attest(self, session: BuildSession, recipe: Recipe, image: BuiltImage) -> list[Descriptor]:
+        """The image's SBOM and provenance, written to the store (once its lock is saved)."""
+        contents = image_contents(self.store, image, self.components, session.source_date_epoch)
+        base_ref, base = self.bases.get(image.refs[0], ("", None))
+        settings = (
+            ("format", manifest_format(image.descriptor.media_type)),
+            ("sbom", self.settings.sbom_format),
+        )
+        locks = [session.lock.path] if session.lock.path else []
+        return attach(
+            self.store,
+            image,
+            contents,
+            self.settings.sbom_format,
+            recipe.path,
+            locks,
+            base,
+            base_ref,
+            settings,
+        )
 
     def image(self, session: BuildSession, recipe: Recipe, image: ImageSpec) -> BuiltImage:
         refs = image_refs(image)
@@ -104,9 +135,14 @@ class _Builder:
             base,
             self.compression(recipe, image),
             self.uncached,
+            self.settings.manifest_format or image.format or recipe.format,
         )
         self.built[refs[0]] = result
         self.untagged.append((refs, result.descriptor))
+        for built in result.layers:
+            self.components[built.layer.digest] = layer_components(self.store, built)
+        if base is not None:
+            self.bases[refs[0]] = (base.ref, base.descriptor)
         cached = sum(1 for layer in result.layers if layer.cached)
         self.report(
             ImageEvent(

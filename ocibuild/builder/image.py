@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from ocibuild.builder.config import image_config
 from ocibuild.builder.scheduler import BuiltLayer, LayerScheduler
 from ocibuild.compression import Compression
-from ocibuild.errors import DigestMismatchError
+from ocibuild.errors import DigestMismatchError, RecipeError
 from ocibuild.layer.blob import Layer
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.oci.mediatypes import to_oci
@@ -39,9 +39,11 @@ def build_image(
     base: StoredImage | None,
     compression: Compression,
     uncached: dict[str, Layer],
+    fmt: str = "auto",
 ) -> BuiltImage:
-    """Build `image` on `base` into `store`; `uncached` collects the layers this build wrote
-    (remembered in the layer cache once the build ends) and answers for them meanwhile."""
+    """Build `image` on `base` into `store`, its manifest in the family `fmt` (auto, oci,
+    docker); `uncached` collects the layers this build wrote (remembered in the layer cache
+    once the build ends) and answers for them meanwhile."""
     mtime = session.source_date_epoch
     created = datetime.datetime.fromtimestamp(mtime, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     base_config = base.config if base else ImageConfig()
@@ -91,12 +93,16 @@ def build_image(
             created,
             _files(tx, base_layers, futures),
         )
-        stored = tx.commit(
-            refs[0],
-            config,
-            [*(_as_oci(d) for d in base_layers), *(built.descriptor for built in layers)],
-            annotations=dict(image.annotations),
-        )
+        try:
+            stored = tx.commit(
+                refs[0],
+                config,
+                [*(_as_oci(d) for d in base_layers), *(built.descriptor for built in layers)],
+                annotations=dict(image.annotations),
+                fmt=fmt,
+            )
+        except ValueError as e:  # a family the layers have no form in (zstd as Docker)
+            raise RecipeError(f"format {fmt}: {e}", image.origin) from None
     return BuiltImage(
         stored.ref,
         stored.descriptor,

@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "rmi": "ocibuild.cli.store",
     "tag": "ocibuild.cli.store",
     "load": "ocibuild.cli.store",
+    "sbom": "ocibuild.cli.store",
     "push": "ocibuild.cli.registry",
     "pull": "ocibuild.cli.registry",
     "login": "ocibuild.cli.registry",
@@ -38,6 +39,9 @@ COMMAND_MODULES = {
     "copy": "ocibuild.cli.transfer",
     "ls": "ocibuild.cli.transfer",
     "digest": "ocibuild.cli.transfer",
+    "key": "ocibuild.cli.signing",
+    "sign": "ocibuild.cli.signing",
+    "verify": "ocibuild.cli.signing",
     "bench": "ocibuild.cli.bench",
 }
 

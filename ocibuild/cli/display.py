@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ocibuild.oci.mediatypes import MediaType
 from ocibuild.progress import (
     BlobEvent,
     Event,
@@ -168,7 +169,7 @@ def fetch_noun(url: str) -> str:
 
 
 def blob_noun(media_type: str) -> str:
-    if "config" in media_type:
+    if "config" in media_type or media_type == MediaType.DOCKER_CONFIG:
         return "config"
     if "manifest" in media_type or "index" in media_type:
         return "manifest"

@@ -11,6 +11,7 @@ from ocibuild.cli.display import CliState
 from ocibuild.cli.variables import VAR_OPTION
 from ocibuild.compression import COMPRESSIONS, LEVEL_HELP
 from ocibuild.net.policy import NetworkPolicy
+from ocibuild.oci.formats import FORMATS
 
 
 @click.command("recipe")
@@ -46,6 +47,22 @@ from ocibuild.net.policy import NetworkPolicy
     help="Layer compression [default: the recipe's, else gzip].",
 )
 @click.option("--level", "compression_level", type=int, help=f"Compression level: {LEVEL_HELP}.")
+@click.option(
+    "--format",
+    "manifest_format",
+    type=click.Choice(FORMATS),
+    help="Manifest media types, the image's digest in the store and in every registry: "
+    "Docker v2 schema 2, OCI, or auto: Docker when every layer is gzip, else OCI "
+    "[default: the recipe's format:, else auto].",
+)
+@click.option(
+    "--sbom",
+    "sbom_format",
+    type=click.Choice(["spdx", "cyclonedx"]),
+    default="spdx",
+    show_default=True,
+    help="The SBOM stored (and pushed) with each image: SPDX 2.3 JSON or CycloneDX 1.6 JSON.",
+)
 @click.option(
     "-j",
     "--jobs",
@@ -86,6 +103,8 @@ def recipe_command(
     pull: str,
     compression: str | None,
     compression_level: int | None,
+    manifest_format: str | None,
+    sbom_format: str,
     jobs: int,
     downloads: int,
     insecure: bool,
@@ -94,7 +113,8 @@ def recipe_command(
     """Build every image RECIPE_FILE describes, in dependency order, into the local store.
 
     Unchanged layers come from the cache; each image is tagged under all its references.
-    Prints each built reference and its manifest digest.
+    Prints each built reference and its manifest digest: the digest `push` sends and the
+    registry serves.
     """
     settings = BuildSettings(
         no_cache=no_cache,
@@ -107,6 +127,8 @@ def recipe_command(
         jobs=jobs,
         compression=compression,
         compression_level=compression_level,
+        manifest_format=manifest_format,
+        sbom_format=sbom_format,
         images=images,
         variables=variables,
     )

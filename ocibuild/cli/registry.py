@@ -10,7 +10,9 @@ from typing import Any
 import click
 
 from ocibuild.cli.display import CliState
+from ocibuild.cli.keys import load_private_key, load_public_key, passphrase_option
 from ocibuild.cli.variables import VAR_OPTION
+from ocibuild.oci.formats import FORMATS
 from ocibuild.oci.reference import parse_reference
 from ocibuild.remote import (
     Credentials,
@@ -22,7 +24,6 @@ from ocibuild.remote import (
     target_reference,
 )
 from ocibuild.remote.login import registry_host
-from ocibuild.remote.options import FORMATS
 from ocibuild.remote.transport import UnreachableError
 
 
@@ -109,9 +110,18 @@ def images_to_push(
     type=click.Choice(FORMATS),
     default="auto",
     show_default=True,
-    help="Manifest media types: Docker v2 schema 2 (what Shifter's gateway and other schema-1 "
-    "clients get served), OCI, or auto: Docker when every layer is gzip, else OCI. Same layers.",
+    help="Manifest media types: auto, the image's own (chosen when it was built: its digest); "
+    "docker (v2 schema 2, what Shifter's gateway and other schema-1 clients get served) or oci "
+    "convert an image of the other family: same layers, another digest (said, and printed).",
 )
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Sign each image pushed with this private key (cosign's format), for its target "
+    "reference, and its provenance statement with it.",
+)
+@passphrase_option
 @connection_options
 @concurrency_option
 @click.pass_obj
@@ -122,13 +132,15 @@ def push_command(
     variables: dict[str, str],
     to: str | None,
     manifest_format: str,
+    sign_key: Path | None,
+    passphrase_file: Path | None,
     insecure: bool,
     ca_cert: Path | None,
     concurrency: int,
 ) -> None:
     """Push images from the store to their registries: REFS, else the images of -f RECIPE, else
     every image (all tags) the last `ocibuild recipe` built. Prints REF@DIGEST per push: the
-    digest of the manifest as pushed (a Docker-format push differs from the store's OCI one)."""
+    digest of the manifest as pushed, the image's own unless --format converts it."""
     sources = images_to_push(state, refs, recipe_file, variables)
     pairs = [(source, target_reference(source, to)) for source in sources]
     targets = [str(target) for _, target in pairs]
@@ -138,8 +150,9 @@ def push_command(
             "end it with / to push each under its own repository"
         )
     options = remote_options(insecure, ca_cert, format=manifest_format, concurrency=concurrency)
+    key = load_private_key(sign_key, passphrase_file) if sign_key else None
     try:
-        results = push_images(state.store(), pairs, options, state.reporter())
+        results = push_images(state.store(), pairs, options, state.reporter(), key)
     except UnreachableError as e:
         if to:
             raise
@@ -161,15 +174,29 @@ def push_command(
     show_default=True,
     help="os/arch[/variant] to take from a multi-platform index.",
 )
+@click.option(
+    "--verify",
+    "verify_key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Public key: pull only if the image carries a signature of this key for REF "
+    "(see `ocibuild verify`); else fail, fetching nothing.",
+)
 @connection_options
 @concurrency_option
 @click.pass_obj
 def pull_command(
-    state: CliState, ref: str, platform: str, insecure: bool, ca_cert: Path | None, concurrency: int
+    state: CliState,
+    ref: str,
+    platform: str,
+    verify_key: Path | None,
+    insecure: bool,
+    ca_cert: Path | None,
+    concurrency: int,
 ) -> None:
     """Fetch REF from its registry into the store, verifying every digest; prints REF@DIGEST."""
     options = remote_options(insecure, ca_cert, platform=platform, concurrency=concurrency)
-    descriptor = pull_image(state.store(), ref, options, state.reporter())
+    key = load_public_key(verify_key) if verify_key else None
+    descriptor = pull_image(state.store(), ref, options, state.reporter(), key)
     state.close()
     click.echo(f"{parse_reference(ref)}@{descriptor.digest}")
 

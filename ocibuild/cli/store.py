@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from ocibuild.cli.display import CliState
+from ocibuild.errors import NotFoundError
+from ocibuild.oci import Descriptor
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import Message, human_size, plural
-from ocibuild.store import StoredImage, default_store_path
+from ocibuild.store import Store, StoredImage, default_store_path
 from ocibuild.store.export import (
     FORMATS,
     ROOTFS_FORMATS,
@@ -93,22 +95,37 @@ def _image_json(image: StoredImage) -> dict[str, object]:
 @click.option("--config", "what", flag_value="config", help="Print the image config only.")
 @click.pass_obj
 def inspect_command(state: CliState, ref: str, what: str | None) -> None:
-    """Show an image of the store: reference, digest, manifest and config, as JSON."""
-    image = state.store(create=False).image(ref)
+    """Show an image of the store: reference, digest, manifest and config, as JSON; for a
+    Docker-format image also `ociView`, the digest of the OCI manifest the store indexes it by
+    for the OCI tools (skopeo's `oci:`, umoci)."""
+    store = state.store(create=False)
+    image = store.image(ref)
     if what == "manifest":
         out = image.manifest.to_json()
     elif what == "config":
         out = image.config.to_json()
     else:
         out = {
-            "reference": state.store(create=False).normalize(ref),
+            "reference": store.normalize(ref),
             "digest": image.descriptor.digest,
             "mediaType": image.descriptor.media_type,
             "size": _image_size(image),
             "manifest": image.manifest.to_json(),
             "config": image.config.to_json(),
         }
+        view = _oci_view(store, ref)
+        if view is not None and view.digest != image.descriptor.digest:
+            out["ociView"] = {"digest": view.digest, "mediaType": view.media_type}
     click.echo(json.dumps(out, indent=2))
+
+
+def _oci_view(store: Store, ref: str) -> Descriptor | None:
+    """The index entry the OCI tools read for `ref` (a Docker-format image's OCI view), or
+    None when `ref` is no reference of the store (a digest)."""
+    try:
+        return store.entry(ref)
+    except NotFoundError:
+        return None
 
 
 @click.command("export")
@@ -261,7 +278,27 @@ def load_command(state: CliState, archive: Path, tags: tuple[str, ...]) -> None:
             click.echo(f"{ref}@{image.descriptor.digest}")
 
 
+@click.command("sbom")
+@click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["spdx", "cyclonedx"]),
+    help="SPDX 2.3 JSON or CycloneDX 1.6 JSON [default: the one stored with the image].",
+)
+@click.pass_obj
+def sbom_command(state: CliState, ref: str, fmt: str | None) -> None:
+    """Print the SBOM of an image of the store: what every layer holds (UPS products,
+    packages, files, with sha256, URLs, package URLs, licenses), as stored with the image
+    when it was built (and pushed with it), or written now in the other format."""
+    from ocibuild.builder.attest import stored_sbom
+
+    sys.stdout.buffer.write(stored_sbom(state.store(create=False), ref, fmt))
+    sys.stdout.buffer.flush()
+
+
 COMMANDS = [
+    sbom_command,
     images_command,
     inspect_command,
     export_command,

@@ -19,6 +19,14 @@ class MediaType:
     DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
     DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
+    # artifacts about an image (OCI 1.1 referrers, cosign's attachments)
+    EMPTY = "application/vnd.oci.empty.v1+json"  # the config of an artifact: `{}`
+    SPDX = "application/spdx+json"
+    CYCLONEDX = "application/vnd.cyclonedx+json"
+    IN_TOTO = "application/vnd.in-toto+json"
+    DSSE = "application/vnd.dsse.envelope.v1+json"
+    SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+
 
 MANIFESTS = frozenset({MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST})
 INDEXES = frozenset({MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST})

@@ -168,6 +168,7 @@ class Descriptor:
     size: int
     annotations: dict[str, str] = field(default_factory=dict)
     platform: Platform | None = None
+    artifact_type: str = ""  # what an artifact manifest holds (an SBOM, a signature)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -175,6 +176,8 @@ class Descriptor:
             "digest": str(self.digest),
             "size": self.size,
         }
+        if self.artifact_type:
+            d["artifactType"] = self.artifact_type
         if self.annotations:
             d["annotations"] = dict(self.annotations)
         if self.platform:
@@ -197,6 +200,7 @@ class Descriptor:
             size=size,
             annotations=json_strings(d.get("annotations"), f"{what}: annotations"),
             platform=Platform.from_json(platform) if platform else None,
+            artifact_type=json_string(d, "artifactType", what, ""),
         )
 
     @classmethod
@@ -213,6 +217,9 @@ class Manifest:
     layers: tuple[Descriptor, ...]
     media_type: str = MediaType.OCI_MANIFEST
     annotations: dict[str, str] = field(default_factory=dict)
+    # OCI 1.1 artifacts: what the manifest holds, and the image it is about (an SBOM's)
+    artifact_type: str = ""
+    subject: Descriptor | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -221,6 +228,10 @@ class Manifest:
             "config": self.config.to_json(),
             "layers": [layer.to_json() for layer in self.layers],
         }
+        if self.artifact_type:
+            d["artifactType"] = self.artifact_type
+        if self.subject is not None:
+            d["subject"] = self.subject.to_json()
         if self.annotations:
             d["annotations"] = dict(self.annotations)
         return d
@@ -241,6 +252,8 @@ class Manifest:
             ),
             media_type=json_string(d, "mediaType", "manifest", MediaType.OCI_MANIFEST),
             annotations=json_strings(d.get("annotations"), "manifest: annotations"),
+            artifact_type=json_string(d, "artifactType", "manifest", ""),
+            subject=Descriptor.from_json(d["subject"], "subject") if d.get("subject") else None,
         )
 
 

@@ -1,8 +1,8 @@
 """apt repositories: `dists/SUITE/InRelease` (or `Release`) and the `Packages` indexes.
 
-The Release file lists each index with its SHA256; an index is used only if it matches.
-Release signatures are not verified (no OpenPGP implementation among the dependencies): the
-trust anchors are the mirror's transport and the lock file, which pins every .deb by sha256.
+The Release file lists each index with its SHA256; an index is used only if it matches. The
+Release itself is verified before it is parsed (sources/deb.py, with ocibuild.trust): what is
+parsed here is the signed text only, checked for its dates (`check_dates`) as apt does.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import TextIO
 
-from ocibuild.errors import SourceError
+from ocibuild.errors import SignatureError, SourceError
 from ocibuild.ospkg.deb822 import folded, paragraphs
 from ocibuild.ospkg.debver import Relation, parse_relations
 
@@ -48,8 +50,40 @@ class Release:
         return listed and "Packages" not in self.fields.get("No-Support-for-Architecture-all", "")
 
 
+CLOCK_SKEW = timedelta(minutes=10)  # a Release dated this far ahead of our clock is still taken
+
+
+def check_dates(release: Release, now: datetime, what: str, valid_until: bool = True) -> None:
+    """apt's checks of a Release's dates: refuse it past its `Valid-Until` (a mirror replaying
+    an old signed Release; unless `valid_until` is off, apt's Check-Valid-Until), or dated in
+    the future (a clock, or a Release, that is wrong)."""
+    until = _date(release.fields.get("Valid-Until"), "Valid-Until", what)
+    if until is not None and now > until and valid_until:
+        raise SignatureError(
+            f"{what}: expired: Valid-Until {release.fields['Valid-Until']} is past",
+            reason="expired",
+        )
+    date = _date(release.fields.get("Date"), "Date", what)
+    if date is not None and date > now + CLOCK_SKEW:
+        raise SignatureError(
+            f"{what}: not valid yet: Date {release.fields['Date']} is in the future",
+            reason="expired",
+        )
+
+
+def _date(value: str | None, name: str, what: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        raise SourceError(f"{what}: malformed {name} {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def strip_clearsign(text: str) -> str:
-    """The signed text of an OpenPGP clear-signed message (InRelease), unverified."""
+    """The signed text of an OpenPGP clear-signed message (InRelease), unverified: only for a
+    repository the recipe says is `trusted`."""
     if not text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
         return text
     lines = text.splitlines()
@@ -63,7 +97,7 @@ def strip_clearsign(text: str) -> str:
 
 
 def parse_release(text: str, what: str) -> Release:
-    found = list(paragraphs(strip_clearsign(text).splitlines()))
+    found = list(paragraphs(text.splitlines()))
     if not found:
         raise SourceError(f"{what}: empty Release file")
     fields = found[0]

@@ -1,7 +1,8 @@
 """`/var/lib/ocibuild/packages.json`: what ocibuild installed into an image from OS packages.
 
-It records each package (type, name, EVR, architecture, the repository it came from) and the
-install scripts that were not run, since no package script runs at build time. Each package
+It records each package (type, name, EVR, architecture, the repository it came from, how that
+repository was verified: the signing key's fingerprint, or "trusted" where the recipe opted
+out) and the install scripts that were not run, since no package script runs at build time. Each package
 layer rewrites the file with the record of the image below plus its own packages; the next
 package layer reads it to skip what is already there.
 """
@@ -27,6 +28,7 @@ class PackageRecord:
     arch: str
     repo: str
     skipped_scripts: tuple[str, ...] = ()
+    verified_by: str = ""  # fingerprint of the key its repository was verified by, or "trusted"
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -49,6 +51,7 @@ def load_record(data: bytes | None, what: str = "/" + RECORD_PATH) -> list[Packa
                     str(p["arch"]),
                     str(p.get("repo", "")),
                     tuple(str(s) for s in scripts),
+                    str(p.get("verified_by", "")),
                 )
             )
         return records

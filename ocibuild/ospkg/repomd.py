@@ -51,6 +51,8 @@ class RpmPackage:
     provides: tuple[Capability, ...]
     requires: tuple[Capability, ...]
     files: tuple[str, ...]
+    license: str = ""  # as the package declares it (rpm's License tag)
+    vendor: str = ""
 
     @property
     def nevra(self) -> str:
@@ -121,9 +123,15 @@ def _package(element: ET.Element, repo: str, what: str) -> RpmPackage:
             provides=_capabilities(fmt, "provides"),
             requires=_capabilities(fmt, "requires"),
             files=tuple((f.text or "") for f in fmt.iter(f"{COMMON_NS}file")),
+            license=_text(fmt.find(f"{RPM_NS}license")),
+            vendor=_text(fmt.find(f"{RPM_NS}vendor")),
         )
     except ValueError as e:
         raise SourceError(f"{what}: package {name}: {e}") from None
+
+
+def _text(node: ET.Element | None) -> str:
+    return (node.text or "").strip() if node is not None else ""
 
 
 def _evr(node: ET.Element) -> EVR:

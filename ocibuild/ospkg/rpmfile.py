@@ -33,6 +33,11 @@ FILESIZES, FILEMODES, FILERDEVS, FILEDIGESTS, FILELINKTOS, FILEFLAGS = (
 FILEUSERNAME, FILEGROUPNAME, OLDFILENAMES = 1039, 1040, 1027
 FILEDEVICES, FILEINODES, DIRINDEXES, BASENAMES, DIRNAMES = 1095, 1096, 1116, 1117, 1118
 FILECOLORS, PAYLOADFORMAT, PAYLOADCOMPRESSOR, LONGFILESIZES = 1140, 1124, 1125, 5008
+PAYLOADDIGEST, PAYLOADDIGESTALGO = 5092, 5093
+# signature header tags of OpenPGP signatures (rpm's rpmtag.h): over the header alone
+# (DSAHEADER is also rpm 4's tag for ECDSA and EdDSA keys), and over header and payload
+RSAHEADER, DSAHEADER, SIGPGP, SIGGPG = 268, 267, 1002, 1005
+SIGNATURE_TAGS = (RSAHEADER, DSAHEADER, SIGPGP, SIGGPG)
 PROVIDENAME, PROVIDEFLAGS, PROVIDEVERSION = 1047, 1112, 1113
 # scriptlets that would run at install time: (body tag, program tag) -> name
 SCRIPTLETS = {
@@ -80,6 +85,10 @@ class RpmHeader:
     payload_compressor: str
     payload_offset: int
     scriptlets: tuple[str, ...]
+    header_offset: int = 0  # where the (signed) header starts in the file
+    signatures: tuple[tuple[int, bytes], ...] = ()  # (signature tag, OpenPGP signature)
+    payload_digest: str = ""  # hex digest of the compressed payload, from the header
+    payload_digest_algo: int = 0  # OpenPGP hash algorithm number (8: SHA-256)
 
     @property
     def evr(self) -> str:
@@ -114,6 +123,15 @@ class _Header:
             out.append(self.store[offset:end].decode("utf-8", "surrogateescape"))
             offset = end + 1
         return out
+
+    def blob(self, tag: int) -> bytes:
+        """A BIN value (a signature), b"" when the tag is absent."""
+        if tag not in self.index:
+            return b""
+        kind, offset, count = self.index[tag]
+        if kind != 7 or offset + count > len(self.store):
+            raise SourceError(f"{self.what}: header tag {tag} is not binary data in the header")
+        return self.store[offset : offset + count]
 
     def string(self, tag: int, default: str = "") -> str:
         values = self.strings(tag)
@@ -165,8 +183,9 @@ def read_header(stream: BinaryIO, what: str) -> RpmHeader:
     lead = _read_exact(stream, LEAD_SIZE, what)
     if lead[:4] != LEAD_MAGIC:
         raise SourceError(f"{what}: not an rpm file (bad lead magic)")
-    _, sig_size = _read_header(stream, what, pad=True)
+    signature, sig_size = _read_header(stream, what, pad=True)
     header, size = _read_header(stream, what, pad=False)
+    digests = header.strings(PAYLOADDIGEST)
     return RpmHeader(
         name=header.string(NAME),
         epoch=str(header.ints(EPOCH)[0]) if header.has(EPOCH) else "",
@@ -182,6 +201,10 @@ def read_header(stream: BinaryIO, what: str) -> RpmHeader:
             for name, (body, program) in SCRIPTLETS.items()
             if header.has(body) or header.has(program)
         ),
+        header_offset=LEAD_SIZE + sig_size,
+        signatures=tuple((t, signature.blob(t)) for t in SIGNATURE_TAGS if signature.has(t)),
+        payload_digest=digests[0] if digests else "",
+        payload_digest_algo=(header.ints(PAYLOADDIGESTALGO) or [0])[0],
     )
 
 

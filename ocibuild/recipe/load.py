@@ -11,6 +11,7 @@ import yaml
 from ocibuild.compression import COMPRESSIONS, check_level
 from ocibuild.errors import Origin, RecipeError
 from ocibuild.limits import RECIPE_SIZE
+from ocibuild.oci.formats import ManifestFormat
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.recipe.model import SCRATCH, ImageSpec, Recipe, check_source_date_epoch
 from ocibuild.sources.registry import LayerSpec
@@ -54,6 +55,7 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
         source_date_epoch=recipe.source_date_epoch,
         compression=recipe.compression,
         compression_level=recipe.compression_level,
+        format=recipe.format,
         path=path.resolve(),
         origin=Origin(file, 1),
     )
@@ -84,6 +86,7 @@ class _RecipeHead:
     )
     compression: str = "gzip"
     compression_level: int | None = None
+    format: ManifestFormat = "auto"
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocibuild.errors import Origin
+from ocibuild.oci.formats import ManifestFormat
 from ocibuild.oci.model import Platform
 from ocibuild.sources.registry import LayerSpec
 
@@ -69,6 +70,7 @@ class ImageSpec:
     annotations: dict[str, str] = field(default_factory=dict)
     compression: str | None = None
     compression_level: int | None = None
+    format: ManifestFormat | None = None  # the manifest's family [default: the recipe's]
     platform: str = field(default="linux/amd64", metadata={"check": _platform})
     origin: Origin | None = None
 
@@ -80,6 +82,7 @@ class Recipe:
     source_date_epoch: int | None = None
     compression: str = "gzip"
     compression_level: int | None = None
+    format: ManifestFormat = "auto"
     path: Path = field(default=Path(), metadata={"internal": True})
     origin: Origin | None = None
 

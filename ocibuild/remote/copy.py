@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from ocibuild.errors import DigestMismatchError, OcibuildError, RegistryError, TransientError
 from ocibuild.net import Attempts, body_chunks, root_cause
-from ocibuild.oci import Descriptor, Index, Manifest, MediaType
+from ocibuild.oci import Descriptor, Index, Manifest
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.progress import Reporter, TransferEvent
 from ocibuild.remote.auth import repository_scope
@@ -83,10 +83,8 @@ def copy_image(
             ref = store.normalize(target.ref or source.ref)
             store.tag([ref], descriptor)
             return CopyResult(f"{STORE_PREFIX}{ref}", descriptor.digest)
-        media_type = store.image(source.ref).descriptor.media_type
-        fmt = "docker" if media_type == MediaType.DOCKER_MANIFEST else "oci"
         pair = (source.ref, target_reference(name, target.ref))
-        (pushed,) = push_images(store, [pair], replace(options, format=fmt), report)
+        (pushed,) = push_images(store, [pair], replace(options, format="auto"), report)
         return CopyResult(pushed.reference, pushed.digest)
     src = parse_reference(source.ref)
     if target.in_store:

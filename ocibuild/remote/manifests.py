@@ -8,21 +8,15 @@ Shifter's image gateway reads), and answers 404 for an OCI one."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ocibuild.errors import DigestMismatchError, NetworkError, RegistryError, TransientError
 from ocibuild.jsonread import JSONObject, read_json, read_json_object
 from ocibuild.net import read_body
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType, Platform, sha256_digest
 from ocibuild.oci.digest import Digest, is_digest
-from ocibuild.oci.mediatypes import (
-    IMAGE_CONFIGS,
-    INDEXES,
-    MANIFESTS,
-    layer_compression,
-    to_docker,
-    to_oci,
-)
+from ocibuild.oci.formats import in_format, manifest_format
+from ocibuild.oci.mediatypes import INDEXES, MANIFESTS
 from ocibuild.remote.transport import RegistryClient
 
 log = logging.getLogger(__name__)
@@ -36,6 +30,10 @@ ACCEPT = ", ".join(
         MediaType.DOCKER_MANIFEST_LIST,
     ]
 )
+
+
+class ManifestUnknownError(RegistryError):
+    """The registry holds no manifest under the name or digest asked for."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def get_manifest(
         )
         with response:
             if response.status_code == 404:
-                raise RegistryError("no such manifest (HTTP 404)", where)
+                raise ManifestUnknownError("no such manifest (HTTP 404)", where)
             if response.status_code != 200:
                 raise client.error("GET", response, scopes)
             try:
@@ -189,38 +187,22 @@ def choose_platform(index: Index, platform: str, where: str) -> Descriptor:
 
 
 def push_format(manifest: Manifest, requested: str) -> str:
-    """The family a push sends: `requested`, unless "auto": an image already in Docker's media
-    types stays so; an OCI image goes as Docker v2 schema 2 when every layer is gzip and the
-    config is an image config (what `docker push` sends), else as OCI (zstd and uncompressed
-    layers, other artifacts)."""
+    """The family a push sends: `requested`, unless "auto": the image's own (chosen when it
+    was built, or as its registry served it), so the pushed digest is the image's."""
     if requested != "auto":
         return requested
-    if manifest.media_type == MediaType.DOCKER_MANIFEST:
-        return "docker"
-    gzip = all(layer_compression(layer.media_type) == "gzip" for layer in manifest.layers)
-    image = manifest.config.media_type in IMAGE_CONFIGS
-    return "docker" if manifest.layers and gzip and image else "oci"
+    return manifest_format(manifest.media_type)
 
 
 def convert(media_type: str, data: bytes, fmt: str) -> tuple[str, bytes]:
     """The manifest in `fmt` ("oci" or "docker"): unchanged bytes if it already is, else the same
-    layers and config under the other family's media types."""
-    docker = fmt == "docker"
+    layers and config under the other family's media types (another digest)."""
     if media_type not in MANIFESTS:
         raise RegistryError(f"cannot push a {media_type}: only image manifests are pushed")
-    if (media_type == MediaType.DOCKER_MANIFEST) == docker:
+    if manifest_format(media_type) == fmt:
         return media_type, data
-    mapping = to_docker if docker else to_oci
-    manifest = Manifest.from_json(read_json_object(data, "manifest"))
     try:
-        converted = replace(
-            manifest,
-            media_type=mapping(manifest.media_type),
-            config=replace(manifest.config, media_type=mapping(manifest.config.media_type)),
-            layers=tuple(
-                replace(layer, media_type=mapping(layer.media_type)) for layer in manifest.layers
-            ),
-        )
+        converted = in_format(Manifest.from_json(read_json_object(data, "manifest")), fmt)
     except ValueError as e:
         raise RegistryError(f"cannot push as {fmt}: {e}") from None
     return converted.media_type, converted.to_bytes()

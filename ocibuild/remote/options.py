@@ -7,25 +7,25 @@ from pathlib import Path
 
 from ocibuild.net.policy import Deadlines
 from ocibuild.net.retry import RetryPolicy
+from ocibuild.oci.formats import FORMATS
 
 MiB = 1 << 20
-FORMATS = ("auto", "oci", "docker")
 
 
 @dataclass(frozen=True)
 class RemoteOptions:
     """Settings of one push or pull; `RemoteOptions()` suits a public HTTPS registry.
 
-        `insecure` allows plain HTTP and unverified TLS for every registry (loopback ones may be
-        plain HTTP anyway: see `ocibuild.net.tls`); `ca_cert` is the CA bundle to verify TLS with.
-        Blobs up to `chunk_threshold` bytes go in one PUT, larger ones in PATCH chunks of
-        `chunk_size` (or the registry's `OCI-Chunk-Min-Length`, if larger). Failed requests are
-        retried `retries` times, waiting `backoff` * 2^n seconds (with jitter, at most
-        `max_backoff`) or what `Retry-After` asks (at most `max_retry_after`); every request is held
+    `insecure` allows plain HTTP and unverified TLS for every registry (loopback ones may be
+    plain HTTP anyway: see `ocibuild.net.tls`); `ca_cert` is the CA bundle to verify TLS with.
+    Blobs up to `chunk_threshold` bytes go in one PUT, larger ones in PATCH chunks of
+    `chunk_size` (or the registry's `OCI-Chunk-Min-Length`, if larger). Failed requests are
+    retried `retries` times, waiting `backoff` * 2^n seconds (with jitter, at most
+    `max_backoff`) or what `Retry-After` asks (at most `max_retry_after`); every request is held
     to `deadlines` (its socket timeouts are `connect_timeout` and `read_timeout`).
-        `docker_config` is a directory holding `config.json`, like `$DOCKER_CONFIG`.
-        `format` is the pushed manifest's: "docker" (v2 schema 2), "oci", or "auto": Docker when
-        every layer is gzip, as `docker push` sends, else OCI (see `remote.manifests.push_format`).
+    `docker_config` is a directory holding `config.json`, like `$DOCKER_CONFIG`.
+    `format` is the pushed manifest's: "docker" (v2 schema 2), "oci", or "auto": the image's
+    own, chosen when it was built (a push in the other family converts it: another digest).
     """
 
     insecure: bool = False

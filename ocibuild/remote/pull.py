@@ -15,19 +15,31 @@ from ocibuild.remote.blobs import download_blob
 from ocibuild.remote.manifests import choose_platform, get_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
+from ocibuild.remote.signatures import verify_image
 from ocibuild.remote.transport import RegistryClient
+from ocibuild.signing.keys import PublicKey
 from ocibuild.store import Store
 
 
-def pull_image(store: Store, ref: str, options: RemoteOptions, report: Reporter) -> Descriptor:
+def pull_image(
+    store: Store,
+    ref: str,
+    options: RemoteOptions,
+    report: Reporter,
+    verify_key: PublicKey | None = None,
+) -> Descriptor:
     """Fetch `ref` into the store, tag it under its full reference, and return the descriptor
-    of the image manifest stored. Nothing is tagged unless every digest checked out."""
+    of the image manifest stored. Nothing is tagged unless every digest checked out; with
+    `verify_key`, nothing is fetched unless the manifest `ref` names carries a signature of
+    that key for `ref` (`remote.signatures.verify_image`)."""
     reference = parse_reference(ref)
     where = str(reference)
     scopes = (repository_scope(reference.repository, "pull"),)
     report(TransferEvent(where, "pulling"))
     with RegistryClient(reference.registry, options, report) as client, store.build_lock():
         top = get_manifest(client, reference.repository, reference.identifier, scopes)
+        if verify_key is not None:
+            verify_image(client, reference, top.descriptor.digest, verify_key, scopes)
         image = top
         platform = None
         if top.is_index:

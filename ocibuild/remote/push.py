@@ -1,7 +1,7 @@
 """Push images of the store: every blob confirmed in the target repository (already there,
-mounted from another repository of the same registry, or uploaded), then the manifest, in the
-family `RemoteOptions.format` chooses (Docker v2 schema 2 by default when every layer is gzip),
-unless the registry already holds that very manifest under the name."""
+mounted from another repository of the same registry, or uploaded), then the manifest, as the
+image was built (its digest), or converted to the family `RemoteOptions.format` names (another
+digest, said), unless the registry already holds that very manifest under the name."""
 
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ from ocibuild.errors import AuthError, DigestMismatchError
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.reference import Reference, parse_reference
-from ocibuild.progress import Reporter, TransferEvent, plural
+from ocibuild.progress import Message, Reporter, TransferEvent, plural
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.blobs import UploadSession, blob_exists, start_upload, upload_blob, wait_all
 from ocibuild.remote.manifests import convert, manifest_digest, push_format, put_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.progress import BlobProgress
+from ocibuild.remote.referrers import push_referrers
+from ocibuild.remote.signatures import sign_image
 from ocibuild.remote.transport import RegistryClient
+from ocibuild.signing.keys import PrivateKey
 from ocibuild.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ class PushResult:
     size: int
     format: str  # "docker" or "oci"
     manifest_pushed: bool  # False when the registry already held this manifest under the name
+    referrers: tuple[Digest, ...]  # the artifacts about it sent with it (SBOM, provenance)
+    signed: bool  # a signature attached (`key`)
     uploaded: tuple[Digest, ...]
     mounted: tuple[Digest, ...]
     skipped: tuple[Digest, ...]
@@ -64,23 +69,33 @@ def target_reference(source: str, to: str | None = None) -> Reference:
 
 
 def push_image(
-    store: Store, ref: str, options: RemoteOptions, report: Reporter, to: str | None = None
+    store: Store,
+    ref: str,
+    options: RemoteOptions,
+    report: Reporter,
+    to: str | None = None,
+    key: PrivateKey | None = None,
 ) -> PushResult:
-    return push_images(store, [(ref, target_reference(ref, to))], options, report)[0]
+    return push_images(store, [(ref, target_reference(ref, to))], options, report, key)[0]
 
 
 def push_images(
-    store: Store, pairs: Sequence[tuple[str, Reference]], options: RemoteOptions, report: Reporter
+    store: Store,
+    pairs: Sequence[tuple[str, Reference]],
+    options: RemoteOptions,
+    report: Reporter,
+    key: PrivateKey | None = None,
 ) -> list[PushResult]:
     """Push each (source ref in the store, target reference), sharing connections, tokens and
-    the blobs already confirmed between them."""
+    the blobs already confirmed between them; with each image the store's artifacts about it
+    (SBOM, provenance), and with `key` a signature for the target reference."""
     results = []
     with ExitStack() as stack:
         stack.enter_context(store.build_lock())
         pool = stack.enter_context(
             ThreadPoolExecutor(options.concurrency, thread_name_prefix="push")
         )
-        pusher = _Pusher(store, options, report, pool, stack)
+        pusher = _Pusher(store, options, report, pool, stack, key)
         for source, target in pairs:
             results.append(pusher.push(source, target))
     return results
@@ -96,7 +111,9 @@ class _Pusher:
         report: Reporter,
         pool: ThreadPoolExecutor,
         stack: ExitStack,
+        key: PrivateKey | None,
     ) -> None:
+        self.key = key
         self.store = store
         self.options = options
         self.report = report
@@ -120,6 +137,14 @@ class _Pusher:
             image.descriptor.media_type, self.store.read_blob(image.descriptor.digest), fmt
         )
         self.report(TransferEvent(str(target), "pushing", source=source))
+        if media_type != image.descriptor.media_type:
+            self.report(
+                Message(
+                    f"{target}: converted to {fmt} media types: pushed as {sha256_digest(data)}, "
+                    f"not the image's own {image.descriptor.digest}",
+                    "warning",
+                )
+            )
         client = self.client(target.registry)
         scopes = (repository_scope(target.repository, "pull,push"),)
         blobs = list(
@@ -146,6 +171,15 @@ class _Pusher:
             put_manifest(client, target.repository, identifier, media_type, data, scopes)
         if target.digest and target.digest != digest:
             log.warning("%s: pushed manifest has digest %s", target, digest)
+        referrers: list[Digest] = []
+        if media_type == image.descriptor.media_type:  # their subject is the image as built
+            referrers = push_referrers(
+                client, self.store, target.repository, image.descriptor, self.key, scopes
+            )
+        elif self.store.referrers(image.descriptor.digest):
+            self.report(Message(f"{target}: converted: its SBOM and provenance stay behind"))
+        if self.key is not None:
+            sign_image(client, target, digest, self.key, scopes)
         status = {d.digest: own[d.digest].result() if d.digest in own else "skipped" for d in blobs}
         result = PushResult(
             source=source,
@@ -155,6 +189,8 @@ class _Pusher:
             size=len(data),
             format=fmt,
             manifest_pushed=there != digest,
+            referrers=tuple(referrers),
+            signed=self.key is not None,
             uploaded=tuple(d for d, s in status.items() if s == "uploaded"),
             mounted=tuple(d for d, s in status.items() if s == "mounted"),
             skipped=tuple(d for d, s in status.items() if s == "skipped"),
@@ -165,6 +201,8 @@ class _Pusher:
             f"({fmt}) {plural(len(result.uploaded), 'blob')} uploaded, "
             f"{len(result.mounted)} mounted, {len(result.skipped)} already there"
             + ("" if result.manifest_pushed else "; the manifest too")
+            + (f"; {plural(len(referrers), 'referrer')}" if referrers else "")
+            + ("; signed" if result.signed else "")
         )
         self.report(TransferEvent(str(target), "pushed", source, str(digest), detail))
         return result

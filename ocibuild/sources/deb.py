@@ -8,6 +8,11 @@
 The layer also carries dpkg's database for its packages (`/var/lib/dpkg/status`, merged with the
 base image's, and `info/<package>.list`, `.md5sums`, `.conffiles`, maintainer scripts), so
 `dpkg -l` and `dpkg -L` inside the image know them. The resolution is recorded in the lock file.
+
+Each repository's `InRelease` (or `Release` with `Release.gpg`) is verified, as apt does, before
+a byte of it is read: by the repository's `signed_by` keys, by the host's Debian archive keyring
+for Debian's own archive, or not at all when the recipe says `trusted: true` (recorded in the
+lock, the package record and the SBOM).
 """
 
 from __future__ import annotations
@@ -16,19 +21,24 @@ import io
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from ocibuild.errors import MissingDownloadError, Origin, SourceError
+from ocibuild.errors import MissingDownloadError, Origin, SignatureError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
 from ocibuild.layer.entry import Entry, bytes_entry, dir_entry
+from ocibuild.net.session import safe_url
 from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.debfile import DebArchive, DebListing, data_entries, list_deb, read_deb
 from ocibuild.ospkg.debindex import (
     DebPackage,
     IndexFile,
     Release,
+    check_dates,
     parse_packages,
     parse_release,
+    strip_clearsign,
 )
 from ocibuild.ospkg.debresolve import DebResolver, InstalledDeb
 from ocibuild.ospkg.dpkgdb import (
@@ -47,21 +57,44 @@ from ocibuild.ospkg.dpkgdb import (
 )
 from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
 from ocibuild.ospkg.record import PackageRecord
+from ocibuild.sbom import Component
+from ocibuild.sbom.purl import purl
 from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.packages import (
+    NOT_VERIFIED,
+    TRUSTED,
     Download,
+    RepoKeys,
     base_record,
     download_packages,
     locked_resolution,
     lower_files,
     package_layer,
+    recipe_keys,
     record_entry,
     report_skipped,
     resolve_requested,
+    trust_properties,
 )
 from ocibuild.sources.session import LayerContext
-from ocibuild.sources.specs import DebSpec
+from ocibuild.sources.specs import DebRepo, DebSpec
+from ocibuild.trust.openpgp import (
+    Keyring,
+    Keys,
+    Verified,
+    keyring,
+    verify_clearsigned,
+    verify_detached,
+)
 from ocibuild.variables import canonical, expand, mirror_hint
+
+# Debian's archive keys, as Debian's debian-archive-keyring package installs them (.pgp from
+# trixie on): what apt verifies Debian's own suites with
+DEBIAN_KEYRINGS = (
+    Path("/usr/share/keyrings/debian-archive-keyring.gpg"),
+    Path("/usr/share/keyrings/debian-archive-keyring.pgp"),
+)
+DEBIAN_ARCHIVE_KEYS = "debian-archive-keyring"
 
 
 @dataclass(frozen=True)
@@ -76,6 +109,9 @@ class Resolved:
     filename: str
     sha256: str
     size: int
+    verified_by: str  # fingerprint of the key that signed the repository's Release, or "trusted"
+    vendor: str  # the Release's Origin ("Debian")
+    distro: str  # "debian-12": the Release's Origin and (major) Version, else its Codename
 
     @property
     def label(self) -> str:
@@ -89,6 +125,12 @@ class _Repo:
     canonical_url: str
     canonical_suite: str
     components: tuple[str, ...]
+    keys: RepoKeys
+    check_valid_until: bool
+
+    @property
+    def what(self) -> str:
+        return f"deb repository {safe_url(self.url)} {self.suite}"
 
 
 def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
@@ -96,24 +138,32 @@ def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
     repos = []
     for repo in spec.repos:
         try:
-            repos.append(
-                _Repo(
-                    expand(repo.url, ctx.session.settings.variables).rstrip("/"),
-                    expand(repo.suite, ctx.session.settings.variables),
-                    canonical(repo.url, ctx.session.settings.variables).rstrip("/"),
-                    canonical(repo.suite, ctx.session.settings.variables),
-                    tuple(repo.components),
-                )
-            )
+            url = expand(repo.url, ctx.session.settings.variables).rstrip("/")
+            canonical_url = canonical(repo.url, ctx.session.settings.variables).rstrip("/")
+            suite = expand(repo.suite, ctx.session.settings.variables)
+            canonical_suite = canonical(repo.suite, ctx.session.settings.variables)
         except ValueError as e:
             raise SourceError(str(e), repo.origin or origin) from None
+        what = f"deb repository {safe_url(url)} {suite}"
+        keys = _repo_keys(repo, canonical_url, ctx, what, repo.origin or origin)
+        repos.append(
+            _Repo(
+                url,
+                suite,
+                canonical_url,
+                canonical_suite,
+                tuple(repo.components),
+                keys,
+                repo.check_valid_until,
+            )
+        )
     lower = lower_files(ctx, [STATUS_PATH])
     record = base_record(lower)
     base_status = parse_status(lower.get(STATUS_PATH, b"").decode("utf-8", "replace"))
     installed = sorted(installed_packages(base_status), key=lambda i: i.name)
     key = input_key(
         "deb",
-        [(r.canonical_url, r.canonical_suite, r.components) for r in repos],
+        [(r.canonical_url, r.canonical_suite, r.components, r.keys.spec) for r in repos],
         spec.packages,
         spec.exclude,
         spec.arch,
@@ -129,7 +179,53 @@ def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
     def entries() -> Iterator[Entry]:
         return _entries(packages, urls, base_status, record, ctx, hint)
 
-    return [package_layer("deb", spec.packages, packages, lower, entries)]
+    def components() -> list[Component]:
+        return [_component(p) for p in packages]
+
+    return [package_layer("deb", spec.packages, packages, lower, entries, components)]
+
+
+def _repo_keys(
+    repo: DebRepo, canonical_url: str, ctx: LayerContext, what: str, origin: Origin
+) -> RepoKeys:
+    """The keys of a repository: its `signed_by`; Debian's archive keyring for Debian's own
+    archive (by the recipe's canonical URL, so a mirror put in its place is held to Debian's
+    keys); none for `trusted: true`; else the recipe must say which."""
+    if repo.trusted:
+        return NOT_VERIFIED
+    if repo.signed_by is not None:
+        return recipe_keys(repo.signed_by, ctx, f"{what} signed_by")
+    host = urlsplit(canonical_url).hostname or ""
+    if host == "debian.org" or host.endswith(".debian.org"):
+        found = next((k for k in DEBIAN_KEYRINGS if k.exists()), None)
+        if found is None:
+            raise SourceError(
+                f"{what}: Debian's archive keys are not installed ({DEBIAN_KEYRINGS[0]}): "
+                "install Debian's debian-archive-keyring package, or give signed_by",
+                origin,
+            )
+        return RepoKeys(Keys(str(found), files=(found,)), DEBIAN_ARCHIVE_KEYS)
+    raise SourceError(
+        f"{what}: no key to verify it with: give signed_by (a keyring file or an armored "
+        "key block, as deb822's Signed-By), or trusted: true to use it unverified",
+        origin,
+    )
+
+
+def _component(p: Resolved) -> Component:
+    namespace = p.vendor.lower()
+    return Component(
+        kind="deb",
+        name=p.name,
+        version=p.version,
+        purl=purl("deb", namespace, p.name, p.version, arch=p.arch, distro=p.distro),
+        sha256=p.sha256,
+        url=safe_url(f"{p.repo}/{p.filename}"),
+        properties=(
+            ("repository", f"{safe_url(p.repo)} {p.suite}"),
+            *trust_properties(p.verified_by),
+        ),
+    )
 
 
 def _resolve(
@@ -142,15 +238,24 @@ def _resolve(
     available: list[DebPackage] = []
     suites: dict[int, _Repo] = {}
     fetcher = fetcher_for(ctx, origin, mirror_hint(r.url for r in spec.repos))
-    for repo in repos:
-        for package in _repository(repo, spec.arch, fetcher):
+    releases: dict[str, tuple[Release, str]] = {}  # by repo.what: the Release, who signed it
+    now = datetime.now(UTC)
+    for repo, spec_repo in zip(repos, spec.repos, strict=True):
+        try:
+            release, verified_by = _release(repo, fetcher, now)
+        except SourceError as e:
+            raise e.located(spec_repo.origin or origin) from None
+        releases[repo.what] = release, verified_by
+        for package in _packages(repo, release, spec.arch, fetcher):
             available.append(package)
             suites[id(package)] = repo
     resolver = DebResolver(available, spec.arch, spec.exclude, installed)
     chosen = resolve_requested(ctx, "deb", resolver.resolve, spec.packages, origin)
+    distro = _distro([release for release, _ in releases.values()])
     out = []
     for p in chosen:
         repo = suites[id(p)]
+        release, verified_by = releases[repo.what]
         out.append(
             Resolved(
                 p.name,
@@ -161,21 +266,71 @@ def _resolve(
                 p.filename,
                 p.sha256,
                 p.size,
+                verified_by,
+                release.fields.get("Origin", ""),
+                distro,
             )
         )
     return out
 
 
-def _repository(repo: _Repo, arch: str, fetcher: Fetcher) -> Iterator[DebPackage]:
+def _distro(releases: list[Release]) -> str:
+    """The distribution a layer's packages come from, as purl's `distro` names it: the Origin
+    and Version of the first Release that has a Version (Debian's point release dropped:
+    "debian-12"), else the first's Codename."""
+    for release in releases:
+        origin, version = release.fields.get("Origin", ""), release.fields.get("Version", "")
+        if origin and version:
+            major = version.split(".")[0] if origin == "Debian" else version
+            return f"{origin.lower()}-{major}"
+    first = releases[0].fields if releases else {}
+    origin, codename = first.get("Origin", ""), first.get("Codename", "")
+    return f"{origin.lower()}-{codename}" if origin and codename else ""
+
+
+def _release(repo: _Repo, fetcher: Fetcher, now: datetime) -> tuple[Release, str]:
+    """The repository's Release, verified by its keys before any of it is read, and who signed
+    it (or "trusted"): `InRelease` (clearsigned), else `Release` and `Release.gpg`."""
     dists = f"{repo.url}/dists/{repo.suite}"
-    release_url = f"{dists}/InRelease"
     where = f"{repo.url} {repo.suite}"  # as apt names a repository
+    keys = keyring(repo.keys.keys) if repo.keys.keys is not None else None
     try:
-        release_file = fetcher.fetch_fresh(release_url, f"{where} release file")
+        signed = fetcher.fetch_fresh(f"{dists}/InRelease", f"{where} release file")
     except MissingDownloadError:  # older archives and simple repositories have only Release
-        release_url = f"{dists}/Release"
-        release_file = fetcher.fetch_fresh(release_url, f"{where} release file")
-    release = parse_release(release_file.path.read_text("utf-8", "replace"), release_url)
+        signed = None
+    if signed is not None and keys is not None:
+        payload, verified = verify_clearsigned(signed.path, keys, f"{repo.what}: InRelease")
+        release = parse_release(payload.decode("utf-8", "replace"), f"{dists}/InRelease")
+    elif signed is not None:
+        text = strip_clearsign(signed.path.read_text("utf-8", "replace"))
+        return parse_release(text, f"{dists}/InRelease"), TRUSTED
+    else:
+        plain = fetcher.fetch_fresh(f"{dists}/Release", f"{where} release file")
+        if keys is None:
+            return parse_release(plain.path.read_text("utf-8", "replace"), plain.url), TRUSTED
+        verified = _detached(repo, fetcher, keys, plain.path, dists)
+        release = parse_release(plain.path.read_text("utf-8", "replace"), plain.url)
+    what = f"{repo.what}: Release (signed by {verified.fingerprint})"
+    check_dates(release, now, what, repo.check_valid_until)
+    return release, verified.fingerprint
+
+
+def _detached(repo: _Repo, fetcher: Fetcher, keys: Keyring, release: Path, dists: str) -> Verified:
+    try:
+        where = f"{repo.url} {repo.suite}"
+        signature = fetcher.fetch_fresh(f"{dists}/Release.gpg", f"{where} release signature")
+    except MissingDownloadError:
+        raise SignatureError(
+            f"{repo.what}: unsigned: no InRelease, and no Release.gpg beside Release",
+            reason="unsigned",
+        ) from None
+    return verify_detached(release, signature.path.read_bytes(), keys, f"{repo.what}: Release.gpg")
+
+
+def _packages(repo: _Repo, release: Release, arch: str, fetcher: Fetcher) -> Iterator[DebPackage]:
+    dists = f"{repo.url}/dists/{repo.suite}"
+    release_url = f"{dists}/Release"
+    where = f"{repo.url} {repo.suite}"
     for component in repo.components:
         arches = [arch, "all"] if release.separate_all_index else [arch]
         found = False
@@ -231,7 +386,15 @@ def _entries(
     ]
     listings = [list_deb(deb, p.label) for p, deb in zip(packages, debs, strict=True)]
     records = [
-        PackageRecord("deb", p.name, p.version, p.arch, f"{p.repo} {p.suite}", deb.install_scripts)
+        PackageRecord(
+            "deb",
+            p.name,
+            p.version,
+            p.arch,
+            f"{p.repo} {p.suite}",
+            deb.install_scripts,
+            p.verified_by,
+        )
         for p, deb in zip(packages, debs, strict=True)
     ]
     report_skipped(ctx, "deb", records)

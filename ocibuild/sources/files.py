@@ -14,6 +14,7 @@ from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.layer.safepath import LayerTree
 from ocibuild.layer.tarstream import sorted_entries
 from ocibuild.progress import human_size, plural
+from ocibuild.sbom import file_component
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import FileItem
@@ -219,5 +220,10 @@ def plan(spec: list[FileItem], ctx: LayerContext) -> list[LayerPlan]:
             entries=lambda: entries,
             created_by=f"ocibuild files {dests}",
             size_hint=size + 512 * (len(entries) + 2),
+            components=lambda: [
+                file_component(e.path, ctx.session.content_digest(e))
+                for e in entries
+                if e.kind is Kind.FILE
+            ],
         )
     ]

@@ -15,8 +15,10 @@ from ocibuild.fetch import Fetched, LockFile, Pin
 from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg.record import RECORD_PATH, PackageRecord, load_record, record_bytes
 from ocibuild.progress import Message, plural
+from ocibuild.sbom import Component
 from ocibuild.sources.base import LayerPlan, content_key, fetcher_for, input_key
 from ocibuild.sources.session import LayerContext
+from ocibuild.trust.openpgp import Keys
 
 P = TypeVar("P")
 
@@ -88,6 +90,7 @@ def package_layer(
     packages: Sequence[Any],
     lower: dict[str, bytes],
     entries: Callable[[], Iterator[Entry]],
+    components: Callable[[], Sequence[Component]],
 ) -> LayerPlan:
     """The one layer a package source plans: keyed by the resolved packages (dataclasses) and the
     base image's files they are installed over."""
@@ -97,7 +100,44 @@ def package_layer(
         description=f"{kind}: {plural(len(packages), 'package')} for {shown}",
         entries=entries,
         created_by=f"ocibuild {kind} install {' '.join(requested)}",
+        components=components,
     )
+
+
+# -- which keys verify a repository ----------------------------------------------------------
+
+TRUSTED = "trusted"  # the lock's `verified_by` of a repository the recipe does not verify
+
+
+@dataclass(frozen=True)
+class RepoKeys:
+    """The keys that verify one repository's indexes, or None: the recipe's `trusted: true`.
+    `spec` is what the lock's resolution key records of them: the recipe's words (a path, the
+    digest of an inline key, a default keyring's name), never the key bytes of this host, so
+    the lock holds on another machine; a change of keys resolves (and verifies) anew."""
+
+    keys: Keys | None
+    spec: str
+
+
+def recipe_keys(value: str, ctx: LayerContext, what: str) -> RepoKeys:
+    """Keys a recipe gives: an armored key block inline, or a keyring file (binary or armored)
+    relative to the recipe file."""
+    if Keys.is_armored(value):
+        digest = hashlib.sha256(value.strip().encode()).hexdigest()
+        return RepoKeys(Keys(f"the {what} key given in the recipe", armored=(value,)), digest)
+    path = ctx.session.recipe_dir / value
+    return RepoKeys(Keys(str(path), files=(path,)), value)
+
+
+NOT_VERIFIED = RepoKeys(None, TRUSTED)
+
+
+def trust_properties(verified_by: str) -> tuple[tuple[str, str], ...]:
+    """What an SBOM component says of how its repository was checked."""
+    if verified_by == TRUSTED:
+        return (("trusted", "opt-out"),)
+    return (("verified-by", verified_by),) if verified_by else ()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ocibuild.layer.entry import bytes_entry
+from ocibuild.sbom import written_file
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import ProfileSpec
@@ -27,6 +28,7 @@ def plan(spec: str | ProfileSpec, ctx: LayerContext) -> list[LayerPlan]:
             key=input_key("profile", path, data.decode()),
             description=f"profile: /{path}",
             entries=lambda: [bytes_entry(path, data)],
+            components=lambda: [written_file(path, data)],
             created_by=f"ocibuild profile /{path}: {spec.lines.strip().splitlines()[0] if spec.lines.strip() else ''}",
         )
     ]

@@ -121,6 +121,12 @@ def _user(spec: specs.UserSpec, ctx: LayerContext) -> list[LayerPlan]:
     return user.plan(spec, ctx)
 
 
+def _spack(spec: specs.SpackSpec, ctx: LayerContext) -> list[LayerPlan]:
+    from ocibuild.sources import spack
+
+    return spack.plan(spec, ctx)
+
+
 def _setup(spec: specs.SetupSpec, ctx: LayerContext) -> list[LayerPlan]:
     from ocibuild.sources import setup
 
@@ -167,6 +173,13 @@ SOURCES: Mapping[str, LayerSource] = {
             _user,
             "a non-root account (passwd, group, shadow, home) and the image's user",
             needs_lower=True,
+        ),
+        Source(
+            "spack",
+            specs.SpackSpec,
+            _spack,
+            "packages of a Spack build cache, verified and relocated, with its database, a "
+            "view and the environment (layering: auto, per-package, single)",
         ),
         Source(
             "setup",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ocibuild.errors import SourceError, UnsafePathError
 from ocibuild.layer.entry import clean_path, whiteout_entry
+from ocibuild.sbom import Component
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.sources.session import LayerContext
 
@@ -24,6 +25,9 @@ def plan(spec: list[str], ctx: LayerContext) -> list[LayerPlan]:
             key=input_key("remove", paths),
             description=f"remove: {', '.join('/' + p for p in paths)}",
             entries=lambda: [whiteout_entry(p) for p in paths],
+            components=lambda: [
+                Component(kind="removed", name="/" + p, path="/" + p) for p in paths
+            ],
             created_by=f"ocibuild remove {' '.join('/' + p for p in paths)}",
         )
     ]

@@ -38,6 +38,8 @@ class BuildSettings:
     jobs: int = 2  # layers written at once
     compression: str | None = None  # over the image's and the recipe's
     compression_level: int | None = None
+    manifest_format: str | None = None  # auto, oci, docker: over the image's and the recipe's
+    sbom_format: str = "spdx"  # the SBOM stored with each image: spdx or cyclonedx
     images: tuple[str, ...] = ()  # build only these (and what they need); all when empty
     variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from ocibuild.errors import Origin, UnsafePathError
 from ocibuild.layer.entry import clean_path
 from ocibuild.progress import plural
+from ocibuild.spack.layering import DEFAULT_MAX_LAYERS, check_max_layers
+from ocibuild.spack.layering import check_layering as check_spack_layering
 from ocibuild.ups.layering import check_layering
 from ocibuild.ups.names import check_version, flavor_for_os, parse_bundle_spec
 
@@ -137,25 +139,139 @@ class UpsSpec:
         return f"{plural(len(self.products), 'product')} ({self.os})"
 
 
+# -- spack ----------------------------------------------------------------------------------
+
+
+def _check_roots(value: list[str]) -> list[str]:
+    from ocibuild.spack.dag import parse_root
+
+    for text in value:
+        parse_root(text)
+    return value
+
+
+def _check_padding(value: int | bool) -> int | bool:
+    if not isinstance(value, bool) and not 0 <= value <= 4096:
+        raise ValueError(f"padded_length {value} is out of range (0..4096, or true)")
+    return value
+
+
+@dataclass(frozen=True)
+class SpackInto:
+    """Spack's own `install_tree` keys (default projections)."""
+
+    root: str = "/opt/spack"
+    padded_length: int | bool = field(default=False, metadata={"check": _check_padding})
+
+    def __post_init__(self) -> None:
+        if not self.root.startswith("/"):
+            raise ValueError(f"root {self.root!r} must be an absolute path")
+        try:
+            clean_path(self.root, "root")
+        except UnsafePathError as e:
+            raise ValueError(str(e)) from None
+
+
+@dataclass(frozen=True)
+class SpackSpec:
+    mirror: str = field(metadata={"verbatim": True})  # expanded by plan(): a mirror
+    specs: list[str] = field(default_factory=list, metadata={"check": _check_roots})
+    lock: str | None = None  # a spack.lock, relative to the recipe
+    keys: list[str] = field(default_factory=list)  # public key files that may sign the specs
+    mirror_keys: bool = False  # also trust the keys the mirror publishes (build_cache/_pgp)
+    trusted: bool = False  # an unsigned cache, trusted as it is
+    into: SpackInto = field(default_factory=SpackInto)
+    view: str | None = None
+    layering: str = field(default="auto", metadata={"check": check_spack_layering})
+    max_layers: int = field(default=DEFAULT_MAX_LAYERS, metadata={"check": check_max_layers})
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.specs) == (self.lock is not None):
+            raise ValueError("give exactly one of 'specs' or 'lock'")
+        if not (self.keys or self.mirror_keys or self.trusted):
+            raise ValueError(
+                "give 'keys' (the public keys that sign the cache's specs), 'mirror_keys: true' "
+                "or, for an unsigned cache, 'trusted: true'"
+            )
+        if self.view is not None:
+            try:
+                clean_path(self.view, "view")
+            except UnsafePathError as e:
+                raise ValueError(str(e)) from None
+
+    @property
+    def what(self) -> str:
+        roots = self.specs if self.specs else [f"lock {self.lock}"]
+        listed = ", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
+        return f"{listed} from {self.mirror}"
+
+
 # -- setup ----------------------------------------------------------------------------------
+
+
+def check_chain(value: str) -> str:
+    """`setup:`'s chain: a chain name, or one of setup's chain flags."""
+    if value.startswith("-") and value not in ("-c", "-n", "-t", "-d", "-o"):
+        raise ValueError(f"{value!r} is a chain name, or one of -c -n -t -d -o")
+    return value
 
 
 @dataclass(frozen=True)
 class SetupSpec:
+    """`setup PRODUCT [VERSION] [-q QUALIFIERS] [-g CHAIN] [-f FLAVOR] [-H HOST_FLAVOR]
+    [-z DATABASES]` after `source INTO/setup` (docs/ups.md)."""
+
     product: str
     version: str = ""
     qualifiers: str = ""
+    # -g NAME, or -c -n -t -d -o; without a version the default is current (as -g current)
+    chain: str = field(default="", metadata={"check": check_chain})
+    flavor: str = ""  # -f: this flavor only (and ANY)
+    host_flavor: str = ""  # -H: the flavor the image runs as (A:B for two)
+    databases: list[str] = field(default_factory=list)  # -z: instead of PRODUCTS
     into: str = "/products"
-    missing: Literal["refuse", "warn"] = "refuse"  # a required product UPS cannot find
+    # what the real setup cannot resolve (a required product, action or line): ups fails as
+    # it does; refuse always; warn never
+    missing: Literal["ups", "refuse", "warn"] = "ups"
     origin: Origin | None = None
 
 
 # -- rpm ------------------------------------------------------------------------------------
 
 
+def _one_of_keys_or_trusted(keys: str | None, trusted: bool, word: str) -> None:
+    if keys is not None and trusted:
+        raise ValueError(f"give '{word}' or 'trusted: true', not both")
+
+
+@dataclass(frozen=True)
+class RpmRepo:
+    """A yum repository as dnf's .repo files describe one. `gpgkey`: a key file (relative to
+    the recipe) or an armored key block; `gpgcheck` checks each package's header signature,
+    `repo_gpgcheck` the index's (`repodata/repomd.xml.asc`); `trusted: true` checks nothing."""
+
+    url: str  # expanded by plan(): a mirror
+    gpgkey: str | None = None
+    gpgcheck: bool = True
+    repo_gpgcheck: bool = False
+    trusted: bool = False
+    origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        _one_of_keys_or_trusted(self.gpgkey, self.trusted, "gpgkey")
+        if self.gpgkey is not None and not (self.gpgcheck or self.repo_gpgcheck):
+            raise ValueError("'gpgcheck' and 'repo_gpgcheck' are both off: the key checks nothing")
+
+
+def rpm_repo(value: str | RpmRepo) -> RpmRepo:
+    """A `repos:` item: a URL alone is a repository with no key given."""
+    return RpmRepo(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class RpmSpec:
-    repos: list[str] = field(metadata={"check": nonempty, "verbatim": True})
+    repos: list[str | RpmRepo] = field(metadata={"check": nonempty, "verbatim": True})
     packages: list[str] = field(metadata={"check": nonempty})
     exclude: list[str] = field(default_factory=list)
     arch: str = "x86_64"
@@ -170,7 +286,14 @@ class DebRepo:
     url: str = field(metadata={"verbatim": True})  # expanded by plan(): a mirror
     suite: str = field(metadata={"verbatim": True})
     components: list[str] = field(default_factory=lambda: ["main"])
+    # deb822's Signed-By: a keyring file (relative to the recipe) or an armored key block
+    signed_by: str | None = None
+    trusted: bool = False  # apt's word: the repository's indexes are not verified
+    check_valid_until: bool = True  # apt's Check-Valid-Until (off for archive.debian.org)
     origin: Origin | None = None
+
+    def __post_init__(self) -> None:
+        _one_of_keys_or_trusted(self.signed_by, self.trusted, "signed_by")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from dataclasses import replace
 from ocibuild.errors import FetchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry, clean_path
+from ocibuild.net.session import safe_url
 from ocibuild.progress import Message, plural
+from ocibuild.sbom import Component
 from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import UpsSpec
@@ -69,7 +71,11 @@ def plan(spec: UpsSpec, ctx: LayerContext) -> list[LayerPlan]:
             wanted = tarball_sizes(fetcher, listed)
         if wanted is None:  # the mirror does not say sizes: group once everything is here
             tarballs = fetch_tarballs(fetcher, listed)
-            return [_fetched_layer(g, into, spec) for g in group_products(tarballs, spec.layering)]
+            named = {w.url: w for w in listed}
+            return [
+                _fetched_layer(g, into, spec, named)
+                for g in group_products(tarballs, spec.layering)
+            ]
     except (FetchError, LockError, SourceError) as e:
         raise e.located(ctx.origin) from None
     return [
@@ -123,16 +129,38 @@ def _layer(
         start()
         return tarball_entries(fetching, into, readers=1)
 
-    return _plan(group, _key(into, pinned) if pinned else key, entries, into, spec, start)
+    def components() -> list[Component]:
+        sha256 = pinned or [f.result().sha256 for f in fetching]
+        return [_component(w, digest, into) for w, digest in zip(group, sha256, strict=True)]
+
+    return _plan(
+        group, _key(into, pinned) if pinned else key, entries, into, spec, components, start
+    )
 
 
-def _fetched_layer(group: list[ProductTarball], into: str, spec: UpsSpec) -> LayerPlan:
+def _fetched_layer(
+    group: list[ProductTarball], into: str, spec: UpsSpec, named: dict[str, WantedTarball]
+) -> LayerPlan:
     return _plan(
         group,
         _key(into, [t.sha256 for t in group]),
         lambda: tarball_entries(group, into, readers=1),
         into,
         spec,
+        lambda: [_component(named[t.url], t.sha256, into) for t in group],
+    )
+
+
+def _component(tarball: WantedTarball, sha256: str, into: str) -> Component:
+    """A UPS product as the SBOM lists it: name, version, flavor, qualifiers, its tarball."""
+    return Component(
+        kind="ups",
+        name=tarball.product,
+        version=tarball.version,
+        sha256=sha256,
+        url=safe_url(tarball.url),
+        path=f"/{into}/{tarball.product}/{tarball.version}",
+        properties=(("flavor", tarball.flavor), ("qualifiers", tarball.qualifiers)),
     )
 
 
@@ -146,6 +174,7 @@ def _plan(
     entries: Callable[[], Iterable[Entry]],
     into: str,
     spec: UpsSpec,
+    components: Callable[[], Sequence[Component]],
     start: Callable[[], None] | None = None,
 ) -> LayerPlan:
     size = sum(t.size for t in group)
@@ -166,6 +195,7 @@ def _plan(
         created_by=f"ocibuild ups {spec.what} -> /{into}: {listed}",
         every_core=any(decodes_on_every_core(t.url) for t in group),
         start=start,
+        components=components,
     )
 
 

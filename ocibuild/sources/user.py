@@ -27,6 +27,7 @@ from ocibuild.ospkg.accounts import (
     parse_passwd,
     with_shadow_entry,
 )
+from ocibuild.sbom import Component
 from ocibuild.sources.base import LayerPlan, RuntimeHook, content_key, input_key
 from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import UserSpec
@@ -80,6 +81,14 @@ def plan(spec: UserSpec, ctx: LayerContext) -> list[LayerPlan]:
             entries=entries,
             created_by=f"ocibuild user {spec.name} uid={spec.uid} gid={gid}",
             runtime_config=_set_user(f"{spec.uid}:{gid}") if spec.set_user else None,
+            components=lambda: [
+                Component(
+                    kind="user",
+                    name=spec.name,
+                    path=home,
+                    properties=(("uid", str(spec.uid)), ("gid", str(gid)), ("shell", spec.shell)),
+                )
+            ],
         )
     ]
 

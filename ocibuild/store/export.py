@@ -1,7 +1,7 @@
 """Write one image of the store as an archive that other tools load.
 
 - oci-archive: a tar of an OCI layout holding just this image (podman load, skopeo,
-  apptainer `oci-archive:`);
+  apptainer `oci-archive:`), a Docker-format image indexed by its OCI view as in the store;
 - docker-archive: `docker save`'s format: manifest.json, the config, and uncompressed layer
   tars named by diff_id (docker load, podman load, apptainer `docker-archive:`);
 - squashfs: the image's root filesystem, flattened, as one squashfs (ch-run, Shifter's
@@ -30,12 +30,13 @@ import zstandard
 from ocibuild.errors import DigestMismatchError, ExportError, OcibuildError
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Descriptor, Index, MediaType, canonical_json
+from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
 from ocibuild.outpath import output_directory, output_file, output_target
 from ocibuild.store.flatten import FlattenOptions, created_epoch, flat_tar
 from ocibuild.store.image import StoredImage
-from ocibuild.store.layout import REF_ANNOTATION, Store
+from ocibuild.store.layout import IDENTITY_ANNOTATION, REF_ANNOTATION, Store
 from ocibuild.store.rootdir import write_rootdir
 from ocibuild.store.squashfs import SquashfsOptions, tar2sqfs, write_squashfs
 
@@ -154,10 +155,18 @@ def _oci_archive(store: Store, image: StoredImage, names: list[str], tar: tarfil
     _add_bytes(
         tar, "oci-layout", canonical_json({"imageLayoutVersion": MediaType.OCI_LAYOUT_VERSION})
     )
-    descriptors = [image.descriptor.with_annotations(**{REF_ANNOTATION: n}) for n in names]
+    entry, view = image.descriptor, b""
+    if image.descriptor.media_type == MediaType.DOCKER_MANIFEST:  # indexed as in the store
+        view = in_format(image.manifest, "oci").to_bytes()
+        entry = Descriptor.of(
+            MediaType.OCI_MANIFEST, view, annotations={IDENTITY_ANNOTATION: image.descriptor.digest}
+        )
+    descriptors = [entry.with_annotations(**{REF_ANNOTATION: n}) for n in names]
     _add_bytes(tar, "index.json", Index(tuple(descriptors)).to_bytes())
     tar.addfile(_dir("blobs/"))
     tar.addfile(_dir("blobs/sha256/"))
+    if view:
+        _add_bytes(tar, f"blobs/sha256/{entry.digest.hex}", view)
     blobs = [image.descriptor, image.manifest.config, *image.manifest.layers]
     for descriptor in {d.digest: d for d in blobs}.values():
         with store.open_verified(descriptor.digest, descriptor.size) as f:

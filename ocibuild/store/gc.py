@@ -1,5 +1,10 @@
 """Drop blobs that no reference in index.json reaches.
 
+A reference reaches its index entry's manifest (for a Docker-format image: its OCI view and the
+Docker manifest the view's annotation names), that manifest's config and layers, and the
+artifacts indexed about it (SBOM, provenance: unnamed entries whose `subject` is the image).
+An artifact whose image no reference reaches any more goes, with its index entry.
+
 A reference whose manifest (or index, or a child manifest) cannot be read is *broken*: what it
 reaches is unknown, so while any reference is broken gc removes no blob at all (only leftover
 temporary files) and reports which references are broken and why.
@@ -16,7 +21,7 @@ from ocibuild.errors import OcibuildError, StoreError
 from ocibuild.jsonread import JSONObject, read_json_object
 from ocibuild.oci.digest import is_digest
 from ocibuild.oci.mediatypes import INDEXES
-from ocibuild.store.layout import REF_ANNOTATION, Store
+from ocibuild.store.layout import IDENTITY_ANNOTATION, REF_ANNOTATION, Store
 from ocibuild.store.lock import file_lock
 
 log = logging.getLogger(__name__)
@@ -86,17 +91,34 @@ def _reach(store: Store, root: str, seen: set[str]) -> None:
             seen.update(_digests(document, "layers", digest))
 
 
-def reachable(store: Store) -> tuple[set[str], list[BrokenRef]]:
-    """Every blob the index reaches, and the references whose tree could not be read."""
+def reachable(store: Store) -> tuple[set[str], list[BrokenRef], set[str]]:
+    """Every blob the index reaches, the references whose tree could not be read, and the
+    artifacts indexed about images that nothing else reaches (stale)."""
     seen: set[str] = set()
     broken: list[BrokenRef] = []
+    artifacts = []
     for descriptor in store.index().manifests:
+        if REF_ANNOTATION not in descriptor.annotations and descriptor.artifact_type:
+            artifacts.append(descriptor)
+            continue
         ref = descriptor.annotations.get(REF_ANNOTATION, descriptor.digest)
+        roots = [descriptor.digest, descriptor.annotations.get(IDENTITY_ANNOTATION)]
         try:
-            _reach(store, descriptor.digest, seen)
+            for root in filter(None, roots):
+                _reach(store, root, seen)
         except _Unreadable as e:
             broken.append(BrokenRef(ref, str(e)))
-    return seen, broken
+    stale: set[str] = set()
+    for descriptor in artifacts:
+        try:
+            subject = _document(store, descriptor.digest).get("subject")
+            if isinstance(subject, dict) and subject.get("digest") not in seen:
+                stale.add(descriptor.digest)
+                continue
+            _reach(store, descriptor.digest, seen)
+        except _Unreadable as e:
+            broken.append(BrokenRef(descriptor.digest, str(e)))
+    return seen, broken, stale
 
 
 def collect(store: Store, dry_run: bool = False) -> GcResult:
@@ -105,7 +127,14 @@ def collect(store: Store, dry_run: bool = False) -> GcResult:
     if not dry_run:
         store.check_writable()
     with store.exclusive_lock():
-        keep, broken = reachable(store)
+        keep, broken, stale = reachable(store)
+        if stale and not broken and not dry_run:
+            try:
+                store.unindex(stale)
+            except StoreError as e:  # a full disk: gc frees what it can, the artifacts stay
+                log.warning("%s; artifacts of removed images stay indexed", e)
+                for digest in stale:
+                    _reach(store, digest, keep)
         removed: set[str] = set()
         freed = kept = 0
         for path in sorted(store.blobs.iterdir()):

@@ -5,6 +5,14 @@
 
 Blobs land under a temporary name and are renamed to their digest once verified; index.json is
 replaced whole, under a lock. Builds hold the build lock shared; gc holds it alone.
+
+An image is its manifest as built or as its registry served it: OCI or Docker v2 schema 2. The
+OCI tools that read a layout (skopeo's and podman's `oci:`, umoci) take only OCI media types
+from index.json, so a Docker-format image is indexed by its *OCI view*: the same config and
+layers under OCI media types, a blob of its own, whose index entry names the Docker manifest
+(the image's identity, its digest everywhere else) in the annotation `IDENTITY_ANNOTATION`.
+Artifacts about an image (its SBOM, its provenance) are indexed without a name, their
+manifest's `subject` naming the image.
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ocibuild.atomicfile import atomic_write_bytes
-from ocibuild.errors import DigestMismatchError, NotFoundError, StoreError
+from ocibuild.errors import DigestMismatchError, NotFoundError, OcibuildError, StoreError
 from ocibuild.jsonread import JSONObject, read_json, read_json_object
 from ocibuild.limits import BLOB_SIZE
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, canonical_json
 from ocibuild.oci.digest import Digest, is_digest
+from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.store.image import StoredImage
@@ -36,6 +45,8 @@ from ocibuild.store.transaction import Transaction
 from ocibuild.store.verify import VerifiedBlob, mismatch
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
+# on the index entry of a Docker-format image's OCI view: the digest of the Docker manifest
+IDENTITY_ANNOTATION = "dev.ocibuild.image.manifest"
 # a write that failed because of where it went, not what was written
 WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
@@ -113,6 +124,30 @@ class Store:
             with file_lock(self.meta / "index.lock"):
                 if not (self.root / "index.json").exists():
                     self._write_index(Index(()))
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Index the Docker-format images of a store written before they had OCI views (pulled
+        ones, indexed as their Docker manifest): their views written, their entries replaced.
+        A read-only store is read as it is."""
+        path = self.root / "index.json"
+        if MediaType.DOCKER_MANIFEST.encode() not in path.read_bytes():
+            return
+        if not os.access(self.root, os.W_OK) or not os.access(self.blobs, os.W_OK):
+            return
+        with file_lock(self.meta / "index.lock"):
+            try:
+                entries = self.index().manifests
+            except StoreError:
+                return  # a broken index.json: its readers say so
+            if any(d.media_type == MediaType.DOCKER_MANIFEST for d in entries):
+                self._write_index(Index(tuple(self._migrated(d) for d in entries)))
+
+    def _migrated(self, entry: Descriptor) -> Descriptor:
+        try:
+            return self._entry(entry)
+        except (OcibuildError, ValueError, KeyError, TypeError):
+            return entry  # a manifest that cannot be read: gc reports the reference broken
 
     # -- blobs --------------------------------------------------------------------------------
 
@@ -282,11 +317,55 @@ class Store:
             atomic_write_bytes(self.root / "index.json", index.to_bytes())
 
     def refs(self) -> dict[str, Descriptor]:
+        """Every reference of the store and the image it names (its identity: see
+        `identity`)."""
         return {
-            d.annotations[REF_ANNOTATION]: d
+            d.annotations[REF_ANNOTATION]: self.identity(d)
             for d in self.index().manifests
             if REF_ANNOTATION in d.annotations
         }
+
+    def identity(self, entry: Descriptor) -> Descriptor:
+        """The image an index entry stands for: the Docker manifest its OCI view's annotation
+        names, else the entry itself (without the index's annotations)."""
+        digest = entry.annotations.get(IDENTITY_ANNOTATION)
+        if digest is not None and is_digest(digest):
+            return Descriptor(
+                MediaType.DOCKER_MANIFEST,
+                Digest(digest),
+                self.blob_size(digest),
+                platform=entry.platform,
+            )
+        return Descriptor(entry.media_type, entry.digest, entry.size, platform=entry.platform)
+
+    def entry(self, ref: str) -> Descriptor:
+        """The index entry of a reference: what the OCI tools read (an OCI view, for a
+        Docker-format image)."""
+        for candidate in (ref, self.normalize(ref)):
+            for d in self.index().manifests:
+                if d.annotations.get(REF_ANNOTATION) == candidate:
+                    return d
+        raise self.no_such_image(ref)
+
+    def _entry(self, descriptor: Descriptor) -> Descriptor:
+        """What index.json holds for an image: the descriptor, or for a Docker manifest its OCI
+        view (written to the store) annotated with the Docker manifest's digest."""
+        if descriptor.media_type != MediaType.DOCKER_MANIFEST:
+            return descriptor
+        manifest = Manifest.from_json(
+            read_json_object(self.read_blob(descriptor.digest), str(descriptor.digest))
+        )
+        try:
+            view = in_format(manifest, "oci").to_bytes()
+        except ValueError as e:
+            raise StoreError(f"{descriptor.digest}: no OCI view of this manifest ({e})") from None
+        return Descriptor(
+            MediaType.OCI_MANIFEST,
+            self.put_blob(view),
+            len(view),
+            {**descriptor.annotations, IDENTITY_ANNOTATION: str(descriptor.digest)},
+            descriptor.platform,
+        )
 
     def tag(self, refs: Iterable[str], descriptor: Descriptor) -> None:
         """Point each of `refs` at `descriptor`, in one atomic update of index.json."""
@@ -297,11 +376,13 @@ class Store:
         (later pairs win)."""
         added_by_ref: dict[str, Descriptor] = {}
         for refs, descriptor in tags:
-            bare = Descriptor(
-                descriptor.media_type,
-                descriptor.digest,
-                descriptor.size,
-                platform=descriptor.platform,
+            bare = self._entry(
+                Descriptor(
+                    descriptor.media_type,
+                    descriptor.digest,
+                    descriptor.size,
+                    platform=descriptor.platform,
+                )
             )
             for r in refs:
                 added_by_ref[r] = bare.with_annotations(**{REF_ANNOTATION: r})
@@ -315,8 +396,47 @@ class Store:
                 if d.annotations.get(REF_ANNOTATION) not in added_by_ref
             ]
             added = list(added_by_ref.values())
-            manifests = sorted(kept + added, key=lambda d: d.annotations.get(REF_ANNOTATION, ""))
+            # references sorted, then the artifacts (unnamed) in the order they came
+            manifests = sorted(
+                kept + added,
+                key=lambda d: (
+                    REF_ANNOTATION not in d.annotations,
+                    d.annotations.get(REF_ANNOTATION, ""),
+                ),
+            )
             self._write_index(Index(tuple(manifests)))
+
+    def add_referrers(self, descriptors: Iterable[Descriptor]) -> None:
+        """Index artifacts about images (manifests with a `subject`), without a name, in one
+        update of index.json; an artifact already indexed is left as it is."""
+        added = list(descriptors)
+        if not added:
+            return
+        self.check_writable()
+        with file_lock(self.meta / "index.lock"):
+            manifests = self.index().manifests
+            have = {d.digest for d in manifests}
+            new = tuple(d for d in added if d.digest not in have)
+            if new:
+                self._write_index(Index(manifests + new))
+
+    def unindex(self, digests: set[str]) -> None:
+        """Drop the index entries of these manifests (gc: artifacts of images gone)."""
+        self.check_writable()
+        with file_lock(self.meta / "index.lock"):
+            kept = tuple(d for d in self.index().manifests if d.digest not in digests)
+            self._write_index(Index(kept))
+
+    def referrers(self, digest: str) -> list[tuple[Descriptor, Manifest]]:
+        """The artifacts the store indexes about the image of manifest `digest`."""
+        found = []
+        for d in self.index().manifests:
+            if REF_ANNOTATION in d.annotations or not d.artifact_type:
+                continue
+            manifest = Manifest.from_json(read_json_object(self.read_blob(d.digest), str(d.digest)))
+            if manifest.subject is not None and manifest.subject.digest == digest:
+                found.append((d, manifest))
+        return found
 
     def untag(self, ref: str) -> None:
         full = self.normalize(ref)
@@ -344,8 +464,8 @@ class Store:
         digest = ref.rpartition("@")[2]
         if is_digest(digest):
             for d in self.index().manifests:
-                if d.digest == digest:
-                    return d
+                if digest in (d.digest, d.annotations.get(IDENTITY_ANNOTATION)):
+                    return self.identity(d)
             if self.has_blob(digest):
                 return Descriptor(MediaType.OCI_MANIFEST, Digest(digest), self.blob_size(digest))
         raise self.no_such_image(ref)

@@ -26,11 +26,12 @@ from ocibuild.errors import DigestMismatchError, OcibuildError
 from ocibuild.jsonread import JSONObject, json_list, json_object, read_json, read_json_object
 from ocibuild.layer.reader import decompressed
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType
-from ocibuild.oci.digest import Digest
+from ocibuild.oci.digest import Digest, sha256_digest
+from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.progress import Message, Reporter, silent
-from ocibuild.store.layout import REF_ANNOTATION, Store
+from ocibuild.store.layout import IDENTITY_ANNOTATION, REF_ANNOTATION, Store
 from ocibuild.store.transaction import Transaction
 
 CHUNK = 1 << 20
@@ -174,11 +175,36 @@ def _oci_images(tx: Transaction, contents: _Contents, archive: str) -> list[Load
     out = []
     for descriptor in index.manifests:
         name = descriptor.annotations.get(REF_ANNOTATION, "")
-        bare = Descriptor(
+        out.append(
+            LoadedImage((name,) if name else (), _identity(tx, contents, descriptor, archive))
+        )
+    return out
+
+
+def _identity(
+    tx: Transaction, contents: _Contents, descriptor: Descriptor, archive: str
+) -> Descriptor:
+    """The image an index entry stands for: the Docker manifest an OCI view's annotation names
+    (as ocibuild's store and export write them), if it is that very image; else the entry."""
+    digest = descriptor.annotations.get(IDENTITY_ANNOTATION)
+    if digest is None:
+        return Descriptor(
             descriptor.media_type, descriptor.digest, descriptor.size, platform=descriptor.platform
         )
-        out.append(LoadedImage((name,) if name else (), bare))
-    return out
+    member = contents.member(f"blobs/sha256/{digest.removeprefix('sha256:')}", archive)
+    try:
+        manifest = Manifest.from_json(_json(tx.read_blob(member.digest), f"{archive}: {digest}"))
+        view = in_format(manifest, "oci").to_bytes()
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArchiveError(f"{archive}: {digest} is not an image manifest ({e})") from None
+    if manifest.media_type != MediaType.DOCKER_MANIFEST or sha256_digest(view) != descriptor.digest:
+        raise ArchiveError(
+            f"{archive}: {IDENTITY_ANNOTATION} names {digest}, which is not the Docker form of "
+            f"the image {descriptor.digest}"
+        )
+    return Descriptor(
+        MediaType.DOCKER_MANIFEST, member.digest, member.size, platform=descriptor.platform
+    )
 
 
 def _check_tree(tx: Transaction, contents: _Contents, descriptor: Descriptor, archive: str) -> None:

@@ -1,19 +1,23 @@
 """What the store remembers beside the OCI layout: the layer cache, where blobs were seen in
-registries (for cross-repository mounts), and what the last build made (for `push`)."""
+registries (for cross-repository mounts), what the last build made (for `push`), and what each
+layer it built holds (its SBOM components, for the images built on it and `ocibuild sbom`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 from ocibuild.errors import StoreError
+from ocibuild.jsonread import read_json
 from ocibuild.layer.blob import Layer
 from ocibuild.oci.digest import Digest
+from ocibuild.sbom.component import Component, from_json, to_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -23,6 +27,7 @@ CREATE TABLE IF NOT EXISTS blob_repos (
     digest TEXT NOT NULL, registry TEXT NOT NULL, repository TEXT NOT NULL, seen REAL NOT NULL,
     PRIMARY KEY (digest, registry, repository));
 CREATE TABLE IF NOT EXISTS last_build (ref TEXT PRIMARY KEY, recipe TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS layer_components (digest TEXT PRIMARY KEY, components TEXT NOT NULL);
 """
 
 
@@ -88,6 +93,28 @@ class State:
         with self._db() as db:
             db.executemany("DELETE FROM layers WHERE digest=?", [(d,) for d in digests])
             db.executemany("DELETE FROM blob_repos WHERE digest=?", [(d,) for d in digests])
+            db.executemany("DELETE FROM layer_components WHERE digest=?", [(d,) for d in digests])
+
+    def remember_components(self, layers: Iterable[tuple[str, Sequence[Component]]]) -> None:
+        """What each layer (by blob digest) holds, in one transaction."""
+        rows = [
+            (digest, json.dumps([to_json(c) for c in components], sort_keys=True))
+            for digest, components in layers
+        ]
+        if rows:
+            with self._db() as db:
+                db.executemany("INSERT OR REPLACE INTO layer_components VALUES (?,?)", rows)
+
+    def layer_components(self, digest: str) -> tuple[Component, ...] | None:
+        """What a layer holds, as remembered; None if nothing is (or the record is damaged)."""
+        rows = self._read("SELECT components FROM layer_components WHERE digest=?", (digest,))
+        if not rows:
+            return None
+        try:
+            components: Any = read_json(rows[0][0], f"the components of {digest}")
+            return tuple(from_json(c) for c in components)
+        except (ValueError, TypeError):
+            return None
 
     def record_blob_repo(self, digest: str, registry: str, repository: str) -> None:
         """Remember where a blob was seen: a hint for cross-repository mounts, skipped when the

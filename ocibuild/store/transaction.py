@@ -18,6 +18,7 @@ from typing import BinaryIO, Protocol
 
 from ocibuild.layer.blob import Layer
 from ocibuild.oci import Descriptor, ImageConfig, Manifest, MediaType
+from ocibuild.oci.formats import in_format
 from ocibuild.store.image import StoredImage
 from ocibuild.store.pending import PendingBlob
 
@@ -101,14 +102,17 @@ class Transaction:
         config: ImageConfig,
         layers: Sequence[Descriptor],
         annotations: dict[str, str] | None = None,
+        fmt: str = "oci",
     ) -> StoredImage:
-        """Publish the staged blobs and write the image's config and manifest. Naming it
+        """Publish the staged blobs and write the image's config and manifest, in the family
+        `fmt` ("oci", "docker", or "auto": `oci.formats.auto_format`). Naming it
         (`Store.tag_all`) and caching its layers (`State.remember_layers`) is the caller's, once
         for many images: one update of index.json per image made large recipes quadratic."""
         self.publish()
         config_desc = self.store.put_json(MediaType.OCI_CONFIG, config.to_bytes())
         manifest = Manifest(config=config_desc, layers=tuple(layers), annotations=annotations or {})
-        descriptor = self.store.put_json(MediaType.OCI_MANIFEST, manifest.to_bytes())
+        manifest = in_format(manifest, fmt)
+        descriptor = self.store.put_json(manifest.media_type, manifest.to_bytes())
         return StoredImage(ref, descriptor, manifest, config)
 
     def discard(self) -> None:

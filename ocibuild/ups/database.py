@@ -1,211 +1,113 @@
-"""A UPS products database (`/products`) as read from an image: declared instances, chains
-and table files, found among the image's files without unpacking it.
+"""The image's files as `setup` sees them: under the products databases (PRODUCTS, `-z`), the
+UPS files (`.version`, `.chain`, `.table`, `.upsfiles/dbconfig`) and scripts are read in one pass
+over the image's layers, every other file's path is known; a file elsewhere (a table under an
+absolute PROD_DIR) is read on demand. Nothing is parsed here: the reader (reader.py) parses
+only what a setup command needs.
 
-    <root>/<product>/<version>.version/<flavor>_<quals>   (or a single <version>.version file)
-    <root>/<product>/<chain>.chain/<flavor>_<quals>       (current.chain, ...)
-    <root>/<prod_dir>/<ups_dir>/<table_file>              (or <table_dir>/<table_file>)
-    <root>/.upsfiles/dbconfig                             (PROD_DIR_PREFIX = ${UPS_THIS_DB})
-
-As in UPS, a relative PROD_DIR is taken under the dbconfig's PROD_DIR_PREFIX (and stays
-relative without one), a relative UPS_DIR under the product directory; without UPS_DIR it is
-<prod_dir>/ups when that directory exists.
+    <db>/<product>/<version>.version[/<flavor>_<quals>]    <db>/<product>/<chain>.chain[/...]
+    <db>/.upsfiles/dbconfig                               <prod_dir>/<ups_dir>/<table_file>
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable
-
-from ocibuild.errors import SourceError
-from ocibuild.ups.declaration import Instance, parse_declaration
-from ocibuild.ups.names import NULL_FLAVOR, same_qualifiers
-from ocibuild.ups.table import Table, parse_table
+from collections.abc import Callable, Iterable, Sequence
 
 DBCONFIG = ".upsfiles/dbconfig"
-_DECLARATION = re.compile(r"(?P<product>[^/]+)/(?P<name>[^/]+)\.(?P<kind>version|chain)(?:/[^/]+)?")
+_DECLARATION = re.compile(r"[^/]+/[^/]+\.(?:version|chain)(?:/[^/]+)?")
+_SCRIPT = (".sh", ".csh", ".bash", ".ksh", ".zsh")  # sourced files: `[ -s FILE ]` needs a size
 
 
-def wanted(root: str) -> Callable[[str], bool]:
-    """Which image files a database at `root` is read from (for `LowerFS.collect`)."""
-    prefix = root + "/" if root else ""
+def clean(path: str) -> str:
+    """An absolute, normalised path."""
+    return posixpath.normpath("/" + path.lstrip("/")) if path else "/"
+
+
+def wanted(roots: Sequence[str]) -> Callable[[str], bool]:
+    """Which image files (image-relative paths) the one pass reads the content of."""
+    prefixes = tuple(clean(r).lstrip("/") + "/" for r in roots)
 
     def match(path: str) -> bool:
-        if not path.startswith(prefix):
-            return False
-        rel = path[len(prefix) :]
-        return rel.endswith(".table") or rel == DBCONFIG or _DECLARATION.fullmatch(rel) is not None
+        for prefix in prefixes:
+            if path.startswith(prefix) or prefix == "/":
+                rel = path[len(prefix) :] if prefix != "/" else path
+                return (
+                    rel == DBCONFIG
+                    or rel.endswith((".table", *_SCRIPT))
+                    or _DECLARATION.fullmatch(rel) is not None
+                )
+        return False
 
     return match
 
 
-class Database:
-    def __init__(self, root: str, files: dict[str, bytes], paths: Iterable[str] = ()) -> None:
-        """`root` is image-relative (`products`); `files` maps image paths to contents;
-        `paths` lists every file of the image under the root (for directory tests)."""
-        self.root = root
-        self.files = files
-        self.dirs = {posixpath.dirname(p) for p in paths}
-        self.dirs |= {a for d in list(self.dirs) for a in _ancestors(d)}
-        self.paths = set(paths)
-        self.versions: dict[tuple[str, str], list[Instance]] = {}
-        self.chains: dict[tuple[str, str], list[Instance]] = {}
-        self._tables: dict[str, Table] = {}
-        prefix = root + "/" if root else ""
-        self.prod_dir_prefix = _prod_dir_prefix(files.get(prefix + DBCONFIG), self.path)
-        for path in sorted(files):
-            m = _DECLARATION.fullmatch(path[len(prefix) :]) if path.startswith(prefix) else None
-            if m is None:
-                continue
-            text = _text(path, files[path])
-            target = self.versions if m["kind"] == "version" else self.chains
-            key = (m["product"], m["name"])
-            for instance in parse_declaration(text, "/" + path):
-                if instance.product != m["product"]:
-                    raise SourceError(
-                        f"/{path}: declares product {instance.product}, but lies under "
-                        f"/{prefix}{m['product']}"
-                    )
-                target.setdefault(key, []).append(instance)
+class ImageTree:
+    def __init__(
+        self,
+        roots: Sequence[str],
+        files: dict[str, bytes],
+        paths: Iterable[str],
+        read: Callable[[str], bytes | None],
+    ) -> None:
+        """`files`: image-relative path -> content, as the one pass read them; `paths`: every
+        regular file under the roots; `read`: reads any other file of the image."""
+        self.roots = tuple(clean(r) for r in roots)
+        self._files = {clean(p): data for p, data in files.items()}
+        self._paths = {clean(p) for p in paths}
+        self._dirs: dict[str, set[str]] = {}
+        for path in self._paths:
+            child = path
+            parent = posixpath.dirname(child)
+            while child != "/":
+                self._dirs.setdefault(parent, set()).add(posixpath.basename(child))
+                child, parent = parent, posixpath.dirname(parent)
+        self._read = read
+        self._read_on_demand: dict[str, bytes | None] = {}
 
-    @property
-    def path(self) -> str:
-        return "/" + self.root
+    def covers(self, path: str) -> bool:
+        """Whether the path lies under a database root (its presence is known)."""
+        path = clean(path)
+        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.roots)
 
-    def products(self) -> list[str]:
-        return sorted({p for p, _ in self.versions})
+    def is_dir(self, path: str) -> bool:
+        return clean(path) in self._dirs
 
-    def product_versions(self, product: str) -> list[str]:
-        return sorted(v for p, v in self.versions if p == product)
+    def is_file(self, path: str) -> bool:
+        path = clean(path)
+        if self.covers(path):
+            return path in self._paths
+        return self.data(path) is not None
 
-    def flavors(self) -> set[str]:
-        return {i.flavor for instances in self.versions.values() for i in instances}
+    def exists(self, path: str) -> bool:
+        return self.is_dir(path) or self.is_file(path)
 
-    def find(
-        self, product: str, version: str, qualifiers: str, flavors: list[str]
-    ) -> Instance | None:
-        """The declared instance of `product` `version` with these qualifiers, trying the
-        flavors in order."""
-        instances = self.versions.get((product, version), [])
-        for flavor in flavors:
-            for instance in instances:
-                if instance.flavor == flavor and same_qualifiers(instance.qualifiers, qualifiers):
-                    return instance
-        return None
+    def entries(self, path: str) -> list[str]:
+        """A directory's entries, by name (readdir's order is the filesystem's)."""
+        return sorted(self._dirs.get(clean(path), ()))
 
-    def chained_version(
-        self, product: str, chain: str, qualifiers: str, flavors: list[str]
-    ) -> str | None:
-        instances = self.chains.get((product, chain), [])
-        for flavor in flavors:
-            for instance in instances:
-                if instance.flavor == flavor and same_qualifiers(instance.qualifiers, qualifiers):
-                    return instance.version
-        return None
-
-    def prod_dir(self, instance: Instance) -> str:
-        """The instance's product directory as UPS gives it: PROD_DIR, under the dbconfig's
-        PROD_DIR_PREFIX when relative."""
-        if instance.prod_dir.startswith("/") or self.prod_dir_prefix is None:
-            return instance.prod_dir
-        return f"{self.prod_dir_prefix}/{instance.prod_dir}"
-
-    def ups_dir(self, instance: Instance) -> str:
-        """UPS_DIR under the product directory; without one, <prod_dir>/ups if it exists."""
-        prod_dir = self.prod_dir(instance)
-        if not instance.ups_dir:
-            return f"{prod_dir}/ups" if self.exists(f"{prod_dir}/ups", "d") else ""
-        if instance.ups_dir.startswith("/"):
-            return instance.ups_dir
-        return f"{prod_dir}/{instance.ups_dir}"
-
-    def _absolute(self, path: str) -> str:
-        return posixpath.normpath(posixpath.join(self.path, path))
-
-    def table(self, instance: Instance) -> Table | None:
-        """The instance's table file, parsed; None when it declares none."""
-        if not instance.table_file or instance.table_file.upper() == "NONE":
+    def data(self, path: str) -> bytes | None:
+        path = clean(path)
+        if path in self._files:
+            return self._files[path]
+        if self.covers(path) and path not in self._paths:
             return None
-        prod_dir = self._absolute(self.prod_dir(instance))
-        candidates = []
-        if instance.table_dir:
-            candidates.append(posixpath.join(prod_dir, instance.table_dir))
-        candidates.append(posixpath.join(prod_dir, instance.ups_dir or "ups"))
-        candidates.append(posixpath.join(self.path, instance.product))
-        for directory in candidates:
-            path = posixpath.normpath(posixpath.join(directory, instance.table_file)).lstrip("/")
-            if path in self._tables:
-                return self._tables[path]
-            if path in self.files:
-                table = parse_table(_text(path, self.files[path]), "/" + path)
-                self._tables[path] = table
-                return table
-        raise SourceError(
-            f"{instance.source}: table file {instance.table_file} of {instance.product} "
-            f"{instance.version} is in none of {', '.join(candidates)}"
-        )
+        if path not in self._read_on_demand:
+            self._read_on_demand[path] = self._read(path)
+        return self._read_on_demand[path]
 
-    def exists(self, path: str, kind: str) -> bool | None:
-        """Whether an image-absolute path is a directory ('d'), a file ('f') or either ('e');
-        None when the path lies outside the database (this view cannot tell)."""
-        rel = posixpath.normpath(path).lstrip("/")
-        if not (rel == self.root or rel.startswith(self.root + "/")):
+    def test(self, path: str, kind: str) -> bool | None:
+        """`test -d/-f/-e/-s PATH` on a path of the image; None where this view cannot tell:
+        outside the databases, a directory, or a file not found (it may be a symbolic link)."""
+        if not path.startswith("/"):
             return None
-        is_dir = rel in self.dirs
-        is_file = rel in self.paths
-        return {"d": is_dir, "f": is_file}.get(kind, is_dir or is_file)
-
-
-def host_flavor(db: Database) -> str:
-    """The flavor `setup` runs as: the most specific flavor declared in the database (all
-    others must be its fallbacks), or NULL when everything is flavorless."""
-    declared = sorted(f for f in db.flavors() if f not in (NULL_FLAVOR, "ANY"))
-    for candidate in declared:
-        if all(f in flavor_fallbacks(candidate) for f in declared):
-            return candidate
-    if declared:
-        raise SourceError(
-            f"{db.path} holds products of flavors that cannot run together: {', '.join(declared)}"
-        )
-    return NULL_FLAVOR
-
-
-def flavor_fallbacks(flavor: str) -> list[str]:
-    """The flavors UPS tries for a host flavor, most specific first:
-    Linux64bit+2.6-2.12, Linux64bit+2.6, Linux64bit, NULL, ANY."""
-    out = [flavor]
-    base, plus, release = flavor.partition("+")
-    if plus:
-        parts = release.split("-")
-        while len(parts) > 1:
-            parts.pop()
-            out.append(f"{base}+{'-'.join(parts)}")
-        out.append(base)
-    return list(dict.fromkeys([*out, NULL_FLAVOR, "ANY"]))
-
-
-def _prod_dir_prefix(dbconfig: bytes | None, db_path: str) -> str | None:
-    """PROD_DIR_PREFIX of a dbconfig, `${UPS_THIS_DB}` replaced; None without one."""
-    if dbconfig is None:
-        return None
-    for line in _text(DBCONFIG, dbconfig).splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip().upper() == "PROD_DIR_PREFIX":
-            value = value.strip().strip('"').replace("${UPS_THIS_DB}", db_path)
-            return value.rstrip("/") or "/"
-    return None
-
-
-def _ancestors(directory: str) -> list[str]:
-    out = []
-    while directory:
-        out.append(directory)
-        directory = posixpath.dirname(directory)
-    return out
-
-
-def _text(path: str, data: bytes) -> str:
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+        if not self.covers(path):
+            data = None if kind == "d" else self.data(path)
+            return None if data is None else bool(data) or kind != "s"
+        if kind == "d":
+            return self.is_dir(path)
+        if kind == "s":
+            return bool(self.data(path)) if self.is_file(path) else False
+        if kind == "f":
+            return self.is_file(path)
+        return self.exists(path)

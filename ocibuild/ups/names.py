@@ -86,11 +86,6 @@ def dash_qualifiers(qualifiers: str) -> str:
     return "-".join(qualifier_list(qualifiers))
 
 
-def same_qualifiers(a: str, b: str) -> bool:
-    """UPS compares qualifier lists as sets: `e9:prof` is `prof:e9`."""
-    return set(qualifier_list(a)) == set(qualifier_list(b))
-
-
 def version_file_name(flavor: str, qualifiers: str) -> str:
     """Name of an instance file in `<product>/<version>.version/`: `<flavor>_<q>_<q>`."""
     return flavor + "_" + "_".join(qualifier_list(qualifiers))

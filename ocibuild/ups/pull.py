@@ -70,6 +70,8 @@ class WantedTarball:
     version: str
     url: str
     size: int  # 0 when not asked
+    flavor: str = ""  # as the manifest (or the recipe) names the product
+    qualifiers: str = ""
 
     @property
     def what(self) -> str:
@@ -78,7 +80,14 @@ class WantedTarball:
 
 def wanted_tarballs(root: str, entries: Sequence[ManifestEntry]) -> list[WantedTarball]:
     return [
-        WantedTarball(e.product, e.version, tarball_url(root, e.product, e.version, e.tarball), 0)
+        WantedTarball(
+            e.product,
+            e.version,
+            tarball_url(root, e.product, e.version, e.tarball),
+            0,
+            e.flavor,
+            e.qualifiers,
+        )
         for e in entries
     ]
 

@@ -16,7 +16,7 @@ arguments kept are at most as many as both functions take.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ocibuild.ups.table import FUNCTIONS, Command, parse_call
 
@@ -93,8 +93,3 @@ def _first_argument(name: str, arg: str, is_set_up: Callable[[str], bool]) -> st
         product = next((w for w in arg.split() if not w.startswith("-")), "")
         return product if is_set_up(product) else arg
     return arg
-
-
-def setup_variables(env: Mapping[str, str]) -> set[str]:
-    """The products whose SETUP_<PRODUCT> the environment holds (upper case)."""
-    return {k[len("SETUP_") :] for k in env if k.startswith("SETUP_")}

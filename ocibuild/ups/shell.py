@@ -126,7 +126,7 @@ def _substitute(command: str, commands: Mapping[str, str]) -> str:
 
 # -- conditions -----------------------------------------------------------------------------
 
-Exists = Callable[[str, str], "bool | None"]  # (path, kind d/f/e) -> known answer or None
+Exists = Callable[[str, str], "bool | None"]  # (path, kind d/f/e/s) -> known answer or None
 
 
 def condition(
@@ -279,7 +279,7 @@ def _primary(words: list[str], exists: Exists) -> bool:
     if len(words) == 2:
         op, arg = words
         if op in ("-d", "-f", "-e", "-r", "-s", "-x"):
-            known = exists(arg, "e" if op in ("-r", "-s", "-x") else op[1])
+            known = exists(arg, "e" if op in ("-r", "-x") else op[1])
             if known is None:
                 raise NeedsShell(f"test {op} {arg} (outside the products tree)")
             return known

@@ -353,7 +353,7 @@ images:
   - name: localhost/t/mirrors:1
     layers:
       - rpm:
-          repos: ["${{SITE_VAULT:-http://127.0.0.1:{port}/vault}}/os/"]
+          repos: [{{url: "${{SITE_VAULT:-http://127.0.0.1:{port}/vault}}/os/", trusted: true}}]
           packages: [bash]
   - name: localhost/t/ups:1
     layers:

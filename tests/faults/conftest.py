@@ -107,7 +107,9 @@ def check_store(store: Path, state: bool = True) -> set[str]:
     index = json.loads((store / "index.json").read_bytes())
     refs = set()
     for descriptor in index["manifests"]:
-        refs.add(descriptor["annotations"]["org.opencontainers.image.ref.name"])
+        name = descriptor.get("annotations", {}).get("org.opencontainers.image.ref.name")
+        if name:  # artifacts about an image (SBOM, provenance) are indexed without one
+            refs.add(name)
         manifest = json.loads((blobs / descriptor["digest"][7:]).read_bytes())
         for blob in [manifest["config"], *manifest["layers"]]:
             assert (blobs / blob["digest"][7:]).is_file(), blob

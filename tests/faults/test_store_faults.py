@@ -122,7 +122,7 @@ def test_gc_frees_a_full_disk_and_stale_cache_entries_are_not_used(
     assert ocibuild(store, "-q", "rmi", SMALL).code == 0
     fs.fill()
     result = ocibuild(store, "gc")
-    assert result.code == 0 and result.out.startswith("removed 3 blobs"), result
+    assert result.code == 0 and result.out.startswith("removed 4 blobs"), result
     assert check_store(store) == set()
     fs.unfill()
     recipe = tmp_path / "example.org_faults_small_1.yaml"
@@ -171,7 +171,7 @@ def test_a_read_only_store_serves_the_commands_that_read(
     store = read_only_store
     before = snapshot(store)
     result = ocibuild(store, "gc", "--dry-run")
-    assert result.code == 0 and result.out.startswith("would remove 3 blobs"), result
+    assert result.code == 0 and result.out.startswith("would remove 9 blobs"), result
     assert BIG in ocibuild(store, "images").out
     assert ocibuild(store, "inspect", BIG).code == 0
     assert ocibuild(store, "-q", "export", BIG, "-o", str(tmp_path / "x.tar")).code == 0

@@ -67,6 +67,6 @@ def deb_recipe(url: str, package: str) -> str:
         "  - name: a/deb\n"
         "    layers:\n"
         "      - deb:\n"
-        f"          repos: [{{url: {url!r}, suite: test, components: [main]}}]\n"
+        f"          repos: [{{url: {url!r}, suite: test, components: [main], trusted: true}}]\n"
         f"          packages: [{package!r}]\n"
     )

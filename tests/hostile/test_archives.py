@@ -338,7 +338,7 @@ def test_hostile_rpm_payloads_are_refused(case: str, hostile: Hostile, cache_dir
     subprocess.run(["createrepo_c", "--quiet", str(repo)], check=True, capture_output=True)
     recipe = hostile.recipe(
         "images:\n  - name: a/rpm\n    layers:\n"
-        f"      - rpm: {{repos: [{repo.as_uri()!r}], packages: [hostile]}}\n",
+        f"      - rpm: {{repos: [{{url: {repo.as_uri()!r}, trusted: true}}], packages: [hostile]}}\n",
         "rpm.yaml",
     )
     hostile.refused("recipe", str(recipe), names=(message,))

@@ -246,7 +246,7 @@ def test_a_repository_never_sends_ocibuild_to_a_local_file(
 ) -> None:
     url = yum_repo(hostile.root / "yum", base)
     recipe = hostile.recipe(
-        f"images:\n  - name: a/rpm\n    layers:\n      - rpm: {{repos: [{url!r}], packages: [hostile]}}\n"
+        f"images:\n  - name: a/rpm\n    layers:\n      - rpm: {{repos: [{{url: {url!r}, trusted: true}}], packages: [hostile]}}\n"
     )
     hostile.refused(
         "recipe", str(recipe), names=(f"links to {base}passwd", "http and https URLs only")

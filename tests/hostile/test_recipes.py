@@ -230,8 +230,10 @@ def test_a_ups_expansion_bomb_is_refused_naming_the_table_line(hostile: Hostile)
         'FILE = version\nPRODUCT = bomb\nVERSION = v1_0\n\nFLAVOR = NULL\nQUALIFIERS = ""\n'
         "  PROD_DIR = bomb/v1_0\n  UPS_DIR = ups\n  TABLE_FILE = bomb.table\n"
     )
+    dbconfig = "FILE = DBCONFIG\nPROD_DIR_PREFIX = ${UPS_THIS_DB}\n"  # PROD_DIR under /products
     recipe = hostile.recipe(
         "images:\n  - name: a/bomb\n    layers:\n      - files:\n"
+        f"          - {{content: {json.dumps(dbconfig)}, dest: /products/.upsfiles/dbconfig}}\n"
         f"          - {{content: {json.dumps(version)}, dest: /products/bomb/v1_0.version/NULL_}}\n"
         f"          - {{content: {json.dumps(table)}, dest: /products/bomb/v1_0/ups/bomb.table}}\n"
         "    setup: {product: bomb, version: v1_0}\n"

@@ -1,5 +1,6 @@
 """A small apt repository made in the tests: .debs built by the real `dpkg-deb`, plus one
-hand-made .deb whose payload tries to escape the root; indexes and Release written here."""
+hand-made .deb whose payload tries to escape the root; indexes and Release written here, the
+Release signed by the real `gpg` (InRelease and Release.gpg) with a test key."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import lzma
 import subprocess
 import tarfile
 from pathlib import Path
+
+from tests.ospkg.signing import SigningKey
 
 DEBS: dict[str, dict[str, object]] = {
     "app_1.0": {
@@ -106,7 +109,7 @@ def escaping_deb(path: Path) -> None:
     path.write_bytes(bytes(out))
 
 
-def make_apt_repo(root: Path) -> None:
+def make_apt_repo(root: Path, key: SigningKey) -> None:
     pool = root / "pool" / "main"
     pool.mkdir(parents=True)
     work = root.parent / "debs"
@@ -133,11 +136,28 @@ def make_apt_repo(root: Path) -> None:
         "Packages.gz": gzip.compress(packages, mtime=0),
         "Packages.xz": lzma.compress(packages),
     }
-    lines = []
     for name, data in written.items():
         (index_dir / name).write_bytes(data)
-        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} main/binary-amd64/{name}")
+    write_release(root / "dists" / "test")
+    sign_release(root / "dists" / "test", key)
+
+
+def write_release(suite: Path, fields: str = "") -> None:
+    """`suite`/Release listing the indexes under it by SHA256 (`fields`: more header lines)."""
+    lines = []
+    for index in sorted(suite.glob("*/binary-*/Packages*")):
+        data = index.read_bytes()
+        name = index.relative_to(suite).as_posix()
+        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}")
     release = (
-        "Origin: ocibuild tests\nSuite: test\nArchitectures: amd64\nComponents: main\nSHA256:\n"
+        "Origin: ocibuild tests\nLabel: ocibuild tests\nSuite: test\nCodename: test\n"
+        "Date: Sat, 01 Jan 2022 00:00:00 UTC\n"
+        f"{fields}Architectures: amd64\nComponents: main\nSHA256:\n"
     )
-    (root / "dists" / "test" / "Release").write_text(release + "\n".join(lines) + "\n")
+    (suite / "Release").write_text(release + "\n".join(lines) + "\n")
+
+
+def sign_release(suite: Path, key: SigningKey) -> None:
+    """InRelease (clearsigned) and Release.gpg (detached, armored) of `suite`/Release."""
+    key.clearsign(suite / "Release", suite / "InRelease")
+    key.detach_sign(suite / "Release", suite / "Release.gpg")

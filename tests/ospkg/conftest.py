@@ -17,8 +17,11 @@ import pytest
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile
 from ocibuild.sources.session import LayerContext
+from ocibuild.sources.specs import DebRepo
+from ocibuild.sources.specs import RpmRepo as SpecRpmRepo
 from tests.contexts import layer_context
 from tests.events import Events
+from tests.ospkg.signing import SigningKey, make_key
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -51,6 +54,13 @@ BUILDS: list[tuple[str, dict[str, str], str | None]] = [
 class RpmRepo:
     url: str
     root: Path
+    key: SigningKey  # signs its packages and its repomd.xml
+
+    def repo(self, **changes: object) -> SpecRpmRepo:
+        """The recipe's entry for it: its key, packages and index checked."""
+        fields: dict[str, object] = {"gpgkey": str(self.key.public), "repo_gpgcheck": True}
+        fields.update(changes)
+        return SpecRpmRepo(url=self.url, **fields)  # type: ignore[arg-type]
 
     def rpm(self, filename: str) -> Path:
         return self.root / "Packages" / filename
@@ -77,7 +87,9 @@ def serve(root: Path) -> Iterator[str]:
         server.server_close()
 
 
-def build_rpms(out: Path) -> None:
+def build_rpms(out: Path, key: SigningKey) -> None:
+    """The test packages, signed by `key` (`rpmsign --addsign`), in a yum repository whose
+    repomd.xml `key` signs too (`repodata/repomd.xml.asc`)."""
     assert shutil.which("rpmbuild"), "rpmbuild is missing: .ci/run installs Debian's rpm"
     top = out.parent / "rpmbuild"
     packages = out / "Packages"
@@ -92,16 +104,30 @@ def build_rpms(out: Path) -> None:
         subprocess.run([*args, str(SPECS / f"{spec}.spec")], check=True, capture_output=True)
     for rpm in (top / "RPMS").rglob("*.rpm"):
         shutil.move(rpm, packages / rpm.name)
-    subprocess.run(["createrepo_c", "--quiet", str(out)], check=True, capture_output=True)
+    key.sign_rpms(sorted(packages.glob("*.rpm")))
+    index_repo(out, key)
+
+
+def index_repo(root: Path, key: SigningKey | None) -> None:
+    """createrepo_c over `root`, and the new repomd.xml signed by `key` (unless None)."""
+    subprocess.run(["createrepo_c", "--quiet", str(root)], check=True, capture_output=True)
+    if key is not None:
+        key.detach_sign(root / "repodata" / "repomd.xml", root / "repodata" / "repomd.xml.asc")
 
 
 @pytest.fixture(scope="session")
-def rpm_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RpmRepo]:
+def rpm_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
+    """The test yum repository's key: RSA, as distributions sign rpms (RSAHEADER)."""
+    return make_key(tmp_path_factory.mktemp("keys") / "rpm", "rpm-repo", algo="rsa2048")
+
+
+@pytest.fixture(scope="session")
+def rpm_repo(tmp_path_factory: pytest.TempPathFactory, rpm_key: SigningKey) -> Iterator[RpmRepo]:
     root = tmp_path_factory.mktemp("yum") / "repo"
-    build_rpms(root)
+    build_rpms(root, rpm_key)
     served = serve(root)
     url = next(served)
-    yield RpmRepo(url, root)
+    yield RpmRepo(url, root, rpm_key)
     next(served, None)
 
 
@@ -145,14 +171,29 @@ def make_ctx(tmp_path: Path) -> Callable[..., LayerContext]:
 class AptRepo:
     url: str
     root: Path
+    key: SigningKey  # signs its Release
+
+    def repo(self, **changes: object) -> DebRepo:
+        """The recipe's entry for it: verified by its key."""
+        fields: dict[str, object] = {"signed_by": str(self.key.public)}
+        fields.update(changes)
+        return DebRepo(url=self.url, suite="test", **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
-def apt_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptRepo]:
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
+    """The test repositories' key (ed25519, made by gpg)."""
+    return make_key(tmp_path_factory.mktemp("keys") / "repo", "repo")
+
+
+@pytest.fixture(scope="session")
+def apt_repo(
+    tmp_path_factory: pytest.TempPathFactory, signing_key: SigningKey
+) -> Iterator[AptRepo]:
     from tests.ospkg.aptrepo import make_apt_repo
 
     root = tmp_path_factory.mktemp("apt") / "repo"
-    make_apt_repo(root)
+    make_apt_repo(root, signing_key)
     served = serve(root)
-    yield AptRepo(next(served), root)
+    yield AptRepo(next(served), root, signing_key)
     next(served, None)

@@ -19,14 +19,14 @@ from ocibuild.ospkg.debver import Relation
 from ocibuild.ospkg.record import RECORD_PATH
 from ocibuild.sources import deb
 from ocibuild.sources.base import LayerContext, LayerPlan
-from ocibuild.sources.specs import DebRepo, DebSpec
+from ocibuild.sources.specs import DebSpec
 from tests.events import Events
 from tests.ospkg.conftest import AptRepo, serve
 from tests.ospkg.helpers import write_plan
 
 
-def _plan(url: str, packages: list[str], ctx: LayerContext) -> LayerPlan:
-    spec = DebSpec(repos=[DebRepo(url=url, suite="test")], packages=packages)
+def _plan(repo: AptRepo, packages: list[str], ctx: LayerContext) -> LayerPlan:
+    spec = DebSpec(repos=[repo.repo()], packages=packages)
     (plan,) = deb.plan(spec, ctx)
     return plan
 
@@ -44,7 +44,7 @@ def test_resolution_layer_and_dpkg_database(
     apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     events = Events()
-    _, members = write_plan(_plan(apt_repo.url, ["app"], make_ctx(events=events)))
+    _, members = write_plan(_plan(apt_repo, ["app"], make_ctx(events=events)))
     installed = ["app", "base-thing", "libfoo", "provider"]  # libfoo before libbar; a provider
     files = ["app_1.0", "base-thing_1.0", "libfoo_1.2", "provider_1.0"]
     expected: set[str] = set()
@@ -83,7 +83,7 @@ def test_resolution_layer_and_dpkg_database(
 def test_dpkg_reads_the_database(
     apt_repo: AptRepo, make_ctx: Callable[..., LayerContext], tmp_path: Path
 ) -> None:
-    _, members = write_plan(_plan(apt_repo.url, ["app"], make_ctx()))
+    _, members = write_plan(_plan(apt_repo, ["app"], make_ctx()))
     admin = tmp_path / "dpkg"
     for name, (info, data) in members.items():
         if name.startswith("var/lib/dpkg/"):
@@ -115,7 +115,7 @@ def test_the_base_status_is_merged_and_its_packages_skipped(
     apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     base = b"Package: base-thing\nStatus: install ok installed\nVersion: 0.5\nArchitecture: amd64\nDescription: old\n\nPackage: zsh\nStatus: install ok installed\nVersion: 5\nArchitecture: amd64\nProvides: virt-thing\nDescription: z\n"
-    _, members = write_plan(_plan(apt_repo.url, ["app"], make_ctx({"var/lib/dpkg/status": base})))
+    _, members = write_plan(_plan(apt_repo, ["app"], make_ctx({"var/lib/dpkg/status": base})))
     status = members["var/lib/dpkg/status"][1].decode()
     names = [line[9:] for line in status.splitlines() if line.startswith("Package: ")]
     assert names == ["app", "base-thing", "libfoo", "zsh"]  # virt-thing: zsh provides it
@@ -125,10 +125,10 @@ def test_the_base_status_is_merged_and_its_packages_skipped(
 def test_identical_files_are_shared_and_different_ones_conflict(
     apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
-    _, members = write_plan(_plan(apt_repo.url, ["same-x", "same-y"], make_ctx()))
+    _, members = write_plan(_plan(apt_repo, ["same-x", "same-y"], make_ctx()))
     assert {"usr/share/same", "usr/share/x", "usr/share/y"} <= set(members)
     with pytest.raises(SourceError) as e:
-        write_plan(_plan(apt_repo.url, ["clash-x", "clash-y"], make_ctx()))
+        write_plan(_plan(apt_repo, ["clash-x", "clash-y"], make_ctx()))
     assert (
         str(e.value)
         == "file conflict: /etc/clash is in both clash-x_1.0_amd64 and clash-y_1.0_amd64 (different content)"
@@ -138,7 +138,7 @@ def test_identical_files_are_shared_and_different_ones_conflict(
 def test_a_payload_escaping_the_root_is_refused(
     apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
-    plan = _plan(apt_repo.url, ["evil"], make_ctx())
+    plan = _plan(apt_repo, ["evil"], make_ctx())
     with pytest.raises(
         UnsafePathError, match=r"deb evil_1.0_amd64 .*'\.\./escaped' contains '\.\.'"
     ):
@@ -149,9 +149,9 @@ def test_errors(apt_repo: AptRepo, make_ctx: Callable[..., LayerContext]) -> Non
     with pytest.raises(
         SourceError, match=r"recipe.yaml:3:7: deb: no package 'ap' .*did you mean 'app'"
     ):
-        _plan(apt_repo.url, ["ap"], make_ctx())
+        _plan(apt_repo, ["ap"], make_ctx())
     with pytest.raises(SourceError, match=r"no package 'libfoo=2.0' .*versions there: 0.9, 1.2"):
-        _plan(apt_repo.url, ["libfoo=2.0"], make_ctx())
+        _plan(apt_repo, ["libfoo=2.0"], make_ctx())
 
 
 @pytest.fixture
@@ -159,14 +159,14 @@ def apt_copy(apt_repo: AptRepo, tmp_path: Path):  # type: ignore[no-untyped-def]
     root = tmp_path / "repo"
     shutil.copytree(apt_repo.root, root)
     served = serve(root)
-    yield AptRepo(next(served), root)
+    yield AptRepo(next(served), root, apt_repo.key)
     next(served, None)
 
 
 def test_indexes_and_packages_are_verified(
     apt_copy: AptRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
-    plan = _plan(apt_copy.url, ["libbar"], make_ctx())
+    plan = _plan(apt_copy, ["libbar"], make_ctx())
     deb_file = apt_copy.root / "pool" / "main" / "libbar_1.0_amd64.deb"
     deb_file.write_bytes(deb_file.read_bytes() + b"x")
     with pytest.raises(
@@ -177,7 +177,7 @@ def test_indexes_and_packages_are_verified(
     index.write_bytes(index.read_bytes()[:-1] + b"!")
     with pytest.raises(DigestMismatchError, match=r"binary-amd64/Packages.xz: sha256 .*expected"):
         _plan(
-            apt_copy.url,
+            apt_copy,
             ["libbar"],
             make_ctx(cache_dir=make_ctx().session.cache_dir.parent / "fresh"),
         )
@@ -234,7 +234,7 @@ def test_release_files() -> None:
         "-----BEGIN PGP SIGNATURE-----\nxyz\n-----END PGP SIGNATURE-----\n"
     )
     assert "- -dash" not in strip_clearsign(signed) and "-dash escaped" in strip_clearsign(signed)
-    release = parse_release(signed, "InRelease")
+    release = parse_release(strip_clearsign(signed), "InRelease")
     assert release.packages_index("main", "amd64").size == 12  # type: ignore[union-attr]
     with pytest.raises(SourceError, match="lists no SHA256"):
         parse_release("Suite: x\n", "Release")

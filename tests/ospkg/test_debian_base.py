@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from ocibuild.builder import BuildSettings, build_recipe
+from ocibuild.builder.attest import stored_sbom
 from ocibuild.progress import FetchEvent
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
@@ -45,6 +47,13 @@ def test_apt_source_formats() -> None:
     }
 
 
+def _purl_arch(package: dict[str, object]) -> str:
+    refs = package.get("externalRefs") or []
+    (purl,) = [r["referenceLocator"] for r in refs if r["referenceType"] == "purl"]  # type: ignore[index]
+    assert purl.startswith(f"pkg:deb/debian/{package['name']}@")
+    return str(purl).split("arch=", 1)[1].split("&", 1)[0]
+
+
 def test_debian_base_builds_runs_and_rebuilds_identically(
     tmp_path: Path, podman: Podman, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,6 +77,20 @@ def test_debian_base_builds_runs_and_rebuilds_identically(
     assert "libc6:amd64" in listed
     assert podman.run(first.ref, "id", "-u") == "1000\n"
     assert podman.run(first.ref, "dpkg", "--audit") == ""
+    # the SBOM lists what dpkg lists, name, version and architecture, each as a purl
+    installed = {
+        tuple(line.split("\t"))
+        for line in podman.run(
+            first.ref, "dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\n"
+        ).splitlines()
+    }
+    sbom = json.loads(stored_sbom(Store.open(tmp_path / "store1"), first.ref, "spdx"))
+    debs = {
+        (p["name"], p["versionInfo"], _purl_arch(p))
+        for p in sbom["packages"]
+        if "kind: deb" in p.get("comment", "")
+    }
+    assert debs == installed
     messages = " ".join(events.messages())
     assert "install scripts not run" in messages and "bash (postinst)" in messages
     podman("rmi", first.ref)

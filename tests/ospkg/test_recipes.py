@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.recipe import load_recipe
+from ocibuild.sources.specs import rpm_repo
 from ocibuild.variables import canonical, expand
 
 RECIPES = Path(__file__).parents[2] / "recipes"
@@ -82,20 +83,24 @@ def test_centos67_base_is_listing_3_1() -> None:
     paper = [list(run) for run in PAPER_LISTING_3_1]
     paper[2].remove("libconfuse-devel")  # yum skipped it: EPEL was not enabled yet
     assert [run.packages for run in runs] == paper
-    assert [canonical(r) for r in runs[0].repos] == [
+    assert all(rpm_repo(r).trusted for run in runs for r in run.repos)  # no keys shipped
+    assert [canonical(rpm_repo(r).url) for r in runs[0].repos] == [
         "https://vault.centos.org/6.7/os/x86_64/",
         "https://vault.centos.org/6.7/updates/x86_64/",
     ]
     assert (
-        canonical(runs[-1].repos[-1])
+        canonical(rpm_repo(runs[-1].repos[-1]).url)
         == "https://archives.fedoraproject.org/pub/archive/epel/6/x86_64/"
     )
     site = {
         "CENTOS_VAULT": "http://mirror.site/centos-vault",
         "EPEL_ARCHIVE": "http://mirror.site/epel",
     }
-    assert expand(runs[-1].repos[0], site) == "http://mirror.site/centos-vault/6.7/os/x86_64/"
-    assert expand(runs[-1].repos[-1], site) == "http://mirror.site/epel/6/x86_64/"
+    assert (
+        expand(rpm_repo(runs[-1].repos[0]).url, site)
+        == "http://mirror.site/centos-vault/6.7/os/x86_64/"
+    )
+    assert expand(rpm_repo(runs[-1].repos[-1]).url, site) == "http://mirror.site/epel/6/x86_64/"
 
 
 @pytest.mark.parametrize("name", ["centos67-base.yaml", "debian-base.yaml"])

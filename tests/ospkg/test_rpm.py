@@ -105,8 +105,8 @@ def test_packages_of_the_base_image_are_not_installed_again(rpm_repo: RpmRepo) -
 # -- the layer ----------------------------------------------------------------------------------
 
 
-def _plan(repo_url: str, packages: list[str], ctx: LayerContext) -> rpm.LayerPlan:  # type: ignore[name-defined]
-    (plan,) = rpm.plan(RpmSpec(repos=[repo_url], packages=packages), ctx)
+def _plan(repo: RpmRepo, packages: list[str], ctx: LayerContext) -> rpm.LayerPlan:  # type: ignore[name-defined]
+    (plan,) = rpm.plan(RpmSpec(repos=[repo.repo()], packages=packages), ctx)
     return plan
 
 
@@ -130,9 +130,7 @@ def test_unpacked_tree_matches_the_payloads(
     rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     events = Events()
-    plan = _plan(
-        rpm_repo.url, ["alpha", "multi.x86_64", "multi.i686"], make_ctx(BASE, events=events)
-    )
+    plan = _plan(rpm_repo, ["alpha", "multi.x86_64", "multi.i686"], make_ctx(BASE, events=events))
     _, members = write_plan(plan)
     files = [
         p
@@ -186,7 +184,7 @@ def test_scriptlets_are_recorded_not_run(
     rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
     events = Events()
-    _, members = write_plan(_plan(rpm_repo.url, ["alpha"], make_ctx(BASE, events=events)))
+    _, members = write_plan(_plan(rpm_repo, ["alpha"], make_ctx(BASE, events=events)))
     import json
 
     record = {p["name"]: p for p in json.loads(members[RECORD_PATH][1])["packages"]}
@@ -199,6 +197,7 @@ def test_scriptlets_are_recorded_not_run(
         "arch": "noarch",
         "repo": rpm_repo.url,
         "skipped_scripts": [],
+        "verified_by": rpm_repo.key.fingerprint,  # who signed the repository's repomd.xml
     }
     messages = events.messages()
     assert any("alpha (post)" in m and "gamma (pre)" in m for m in messages)
@@ -207,7 +206,7 @@ def test_scriptlets_are_recorded_not_run(
 def test_owners_come_from_the_layers_own_account_files(
     rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
-    _, members = write_plan(_plan(rpm_repo.url, ["alpha", "setup"], make_ctx(BASE)))
+    _, members = write_plan(_plan(rpm_repo, ["alpha", "setup"], make_ctx(BASE)))
     info = members["var/lib/alpha"][0]
     assert (info.uid, info.gid, oct(info.mode)) == (321, 322, "0o750")  # from setup's /etc/passwd
     assert (members["etc/alpha.conf"][0].uid, members["etc/alpha.conf"][0].gid) == (
@@ -226,7 +225,7 @@ def test_the_base_record_is_merged_and_its_packages_skipped(
             PackageRecord("deb", "bash", "5", "amd64", "y"),
         ],
     )
-    _, members = write_plan(_plan(rpm_repo.url, ["alpha"], make_ctx({**BASE, RECORD_PATH: base})))
+    _, members = write_plan(_plan(rpm_repo, ["alpha"], make_ctx({**BASE, RECORD_PATH: base})))
     import json
 
     names = {p["name"] for p in json.loads(members[RECORD_PATH][1])["packages"]}
@@ -239,13 +238,13 @@ def test_the_base_record_is_merged_and_its_packages_skipped(
 def test_identical_files_are_shared_and_different_ones_conflict(
     rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
-    _, members = write_plan(_plan(rpm_repo.url, ["share-a", "share-b"], make_ctx(BASE)))
+    _, members = write_plan(_plan(rpm_repo, ["share-a", "share-b"], make_ctx(BASE)))
     assert {
         "usr/share/shared/common.txt",
         "usr/share/shared/only-a",
         "usr/share/shared/only-b",
     } <= set(members)
-    plan = _plan(rpm_repo.url, ["clash-a", "clash-b"], make_ctx(BASE))
+    plan = _plan(rpm_repo, ["clash-a", "clash-b"], make_ctx(BASE))
     with pytest.raises(SourceError) as e:
         write_plan(plan)
     assert str(e.value) == (
@@ -259,9 +258,13 @@ def test_errors_name_the_recipe_line(
 ) -> None:
     ctx = make_ctx(BASE)
     with pytest.raises(SourceError, match=r"recipe.yaml:3:7: rpm: top-1.0-1.noarch -> middle"):
-        _plan(rpm_repo.url, ["top"], ctx)
+        _plan(rpm_repo, ["top"], ctx)
     with pytest.raises(SourceError, match=r"recipe.yaml:3:7: .*\$\{NO_SUCH_MIRROR\}"):
-        _plan("${NO_SUCH_MIRROR}/os", ["alpha"], ctx)
+        rpm.plan(RpmSpec(repos=["${NO_SUCH_MIRROR}/os"], packages=["alpha"]), ctx)
+    with pytest.raises(
+        SourceError, match=r"recipe.yaml:3:7: rpm repository http://x/os: no gpgkey"
+    ):
+        rpm.plan(RpmSpec(repos=["http://x/os"], packages=["alpha"]), ctx)
 
 
 @pytest.fixture
@@ -270,7 +273,7 @@ def repo_copy(rpm_repo: RpmRepo, tmp_path: Path):  # type: ignore[no-untyped-def
     root = tmp_path / "repo"
     shutil.copytree(rpm_repo.root, root)
     served = serve(root)
-    yield RpmRepo(next(served), root)
+    yield RpmRepo(next(served), root, rpm_repo.key)
     next(served, None)
 
 
@@ -278,24 +281,24 @@ def test_the_lock_pins_the_packages(
     repo_copy: RpmRepo, make_ctx: Callable[..., LayerContext], tmp_path: Path
 ) -> None:
     lock = LockFile(tmp_path / "recipe.yaml.lock")
-    first = _plan(repo_copy.url, ["alpha"], make_ctx(BASE, lock=lock))
+    first = _plan(repo_copy, ["alpha"], make_ctx(BASE, lock=lock))
     blob1, _ = write_plan(first)
     lock.save()
     shutil.rmtree(repo_copy.root / "repodata")  # the repository moves on: no index at all
     again = LockFile.load(tmp_path / "recipe.yaml.lock")
     second = _plan(
-        repo_copy.url, ["alpha"], make_ctx(BASE, lock=again, cache_dir=tmp_path / "other-cache")
+        repo_copy, ["alpha"], make_ctx(BASE, lock=again, cache_dir=tmp_path / "other-cache")
     )
     blob2, _ = write_plan(second)
     assert (first.key, blob1.digest) == (second.key, blob2.digest)
     with pytest.raises(FetchError, match=r"repomd\.xml"):
-        _plan(repo_copy.url, ["alpha"], make_ctx(BASE, lock=again, update_lock=True))
+        _plan(repo_copy, ["alpha"], make_ctx(BASE, lock=again, update_lock=True))
 
 
 def test_a_package_that_differs_from_its_index_is_refused(
     repo_copy: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
-    plan = _plan(repo_copy.url, ["gamma"], make_ctx(BASE))
+    plan = _plan(repo_copy, ["gamma"], make_ctx(BASE))
     target = repo_copy.rpm("gamma-3.1-2.noarch.rpm")
     target.write_bytes(target.read_bytes() + b"tampered")
     with pytest.raises(
@@ -307,7 +310,7 @@ def test_a_package_that_differs_from_its_index_is_refused(
 def test_every_parent_comes_before_its_children(
     rpm_repo: RpmRepo, make_ctx: Callable[..., LayerContext]
 ) -> None:
-    _, members = write_plan(_plan(rpm_repo.url, ["alpha", "setup"], make_ctx(BASE)))
+    _, members = write_plan(_plan(rpm_repo, ["alpha", "setup"], make_ctx(BASE)))
     seen: set[str] = set()
     for name, (info, _) in members.items():
         parent = str(Path(name).parent)

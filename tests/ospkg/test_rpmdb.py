@@ -190,7 +190,7 @@ images:
           - {{src: {db}, dest: /var/lib/rpm/rpmdb.sqlite}}
           - {{content: "root:x:0:0:root:/root:/bin/sh\\n", dest: /etc/passwd}}
           - {{content: "root:x:0:\\n", dest: /etc/group}}
-      - rpm: {{repos: ["{repo}"], packages: [alpha]}}
+      - rpm: {{repos: [{{url: "{repo}", gpgkey: "{key}"}}], packages: [alpha]}}
 """
 
 
@@ -203,7 +203,7 @@ def test_an_rpm_layer_skips_what_the_base_database_has(
     db = tmp_path / "rpmdb.sqlite"
     shutil.copy(base_root / SQLITE, db)
     recipe = tmp_path / "rpmdb.yaml"
-    recipe.write_text(RECIPE.format(db=db, repo=rpm_repo.url))
+    recipe.write_text(RECIPE.format(db=db, repo=rpm_repo.url, key=rpm_repo.key.public))
     store = Store.open(tmp_path / "store")
     events = Events()
     (built,) = build_recipe(

@@ -23,7 +23,7 @@ from tests.terminal import emulate, frames, rows, run_on_terminal
 
 REPO = Path(__file__).resolve().parents[2]
 REF = "docker.io/t/deb:1"
-SLOW = "/dists/test-security/Release"  # sent in two halves, a second apart
+SLOW = "/dists/test-security/InRelease"  # sent in two halves, a second apart
 RECIPE = """\
 source_date_epoch: 1451606400
 images:
@@ -31,9 +31,9 @@ images:
     layers:
       - deb:
           repos:
-            - {{url: "{url}", suite: test, components: [main]}}
-            - {{url: "{url}", suite: test-updates, components: [main]}}
-            - {{url: "{url}", suite: test-security, components: [main]}}
+            - {{url: "{url}", suite: test, components: [main], signed_by: "{key}"}}
+            - {{url: "{url}", suite: test-updates, components: [main], signed_by: "{key}"}}
+            - {{url: "{url}", suite: test-security, components: [main], signed_by: "{key}"}}
           packages: [app, clash-x, same-x, same-y, libbar]
       - user: {{name: hep, uid: 1000}}
 """
@@ -78,9 +78,9 @@ def _run(tmp_path: Path, width: int, *args: str) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_a_deb_build_fits_the_terminal_and_folds_its_downloads(
-    suites: str, tmp_path: Path, width: int
+    suites: str, apt_repo: AptRepo, tmp_path: Path, width: int
 ) -> None:
-    (tmp_path / "r.yaml").write_text(RECIPE.format(url=suites))
+    (tmp_path / "r.yaml").write_text(RECIPE.format(url=suites, key=apt_repo.key.public))
     code, data = _run(tmp_path, width, "--store", "s", "recipe", "r.yaml")
     final = emulate(data, width)
     text = "\n".join(final.lines)
@@ -118,8 +118,10 @@ def test_a_deb_build_fits_the_terminal_and_folds_its_downloads(
 
 
 @pytest.mark.parametrize("width", [80, 120])
-def test_cached_packages_are_summed_in_one_line(suites: str, tmp_path: Path, width: int) -> None:
-    (tmp_path / "r.yaml").write_text(RECIPE.format(url=suites))
+def test_cached_packages_are_summed_in_one_line(
+    suites: str, apt_repo: AptRepo, tmp_path: Path, width: int
+) -> None:
+    (tmp_path / "r.yaml").write_text(RECIPE.format(url=suites, key=apt_repo.key.public))
     code, _ = _run(tmp_path, width, "--store", "s", "-q", "recipe", "r.yaml")
     assert code == 0
     # a new store, the same download cache: every package is found there
@@ -135,8 +137,10 @@ def test_cached_packages_are_summed_in_one_line(suites: str, tmp_path: Path, wid
     assert "app_1.0_amd64" not in text, text
 
 
-def test_plain_progress_is_lines_without_escape_codes(suites: str, tmp_path: Path) -> None:
-    (tmp_path / "r.yaml").write_text(RECIPE.format(url=suites))
+def test_plain_progress_is_lines_without_escape_codes(
+    suites: str, apt_repo: AptRepo, tmp_path: Path
+) -> None:
+    (tmp_path / "r.yaml").write_text(RECIPE.format(url=suites, key=apt_repo.key.public))
     code, data = _run(tmp_path, 80, "--store", "s", "--progress", "plain", "recipe", "r.yaml")
     assert code == 0, data.decode()
     assert b"\x1b" not in data, data  # on a terminal, still plain

@@ -10,6 +10,7 @@ from ocibuild.compression import Compression
 from ocibuild.layer.entry import Entry, Kind, bytes_entry
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, History, ImageConfig, Manifest, MediaType, RuntimeConfig
+from ocibuild.oci.formats import in_format
 from ocibuild.store import Store
 
 
@@ -30,8 +31,10 @@ def make_image(
     compression: str = "gzip",
     env: Sequence[str] = ("PATH=/bin",),
     workdir: str = "",
+    fmt: str = "oci",
 ) -> Descriptor:
-    """An image of `layers` (each a list of entries), tagged under every ref of `refs`."""
+    """An image of `layers` (each a list of entries), its manifest in the family `fmt` (oci,
+    docker, auto), tagged under every ref of `refs`."""
     blobs = [add_layer(store, entries, compression) for entries in layers]
     config = ImageConfig(
         created="2016-01-01T00:00:00Z",
@@ -41,8 +44,8 @@ def make_image(
     )
     config_desc = store.put_json(MediaType.OCI_CONFIG, config.to_bytes())
     layer_descs = tuple(Descriptor(b.media_type, b.digest, b.size) for b in blobs)
-    manifest = Manifest(config_desc, layer_descs)
-    descriptor = store.put_json(MediaType.OCI_MANIFEST, manifest.to_bytes())
+    manifest = in_format(Manifest(config_desc, layer_descs), fmt)
+    descriptor = store.put_json(manifest.media_type, manifest.to_bytes())
     store.tag(list(refs), descriptor)
     return descriptor
 

@@ -1,6 +1,7 @@
-"""Which manifest family a push sends, and what that means to a client that asks for a manifest
-without an Accept header (Shifter's image gateway, `dockerv2.py`): the real registry serves a
-Docker v2 schema 2 push to it as a schema 1 manifest, and an OCI push as a 404."""
+"""Which manifest family a push sends (the image's own, chosen when it was built, unless told
+otherwise), and what that means to a client that asks for a manifest without an Accept header
+(Shifter's image gateway, `dockerv2.py`): the real registry serves a Docker v2 schema 2 push to
+it as a schema 1 manifest, and an OCI push as a 404."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 from ocibuild.errors import RegistryError
 from ocibuild.oci import Descriptor, Manifest, MediaType
 from ocibuild.oci.digest import Digest
-from ocibuild.progress import TransferEvent
+from ocibuild.oci.formats import auto_format
+from ocibuild.progress import Message, TransferEvent
 from ocibuild.remote import push_image
 from ocibuild.remote.manifests import push_format
 from ocibuild.store import Store
@@ -67,13 +69,13 @@ def test_default_push_is_served_as_schema_1_to_a_client_without_accept(
 ) -> None:
     ref = f"{registry.host}/{repo('art')}:1.18"
     layers = [busybox_layer(busybox), random_layer("ups", 5000), random_layer("art", 3000)]
-    make_image(store, [ref], layers, cmd=CMD, env=ENV, workdir=WORKDIR)
+    make_image(store, [ref], layers, cmd=CMD, env=ENV, workdir=WORKDIR, fmt="auto")
     stored = store.image(ref)
 
     result = push_image(store, ref, fast_options(), events)
 
     assert (result.format, result.media_type) == ("docker", MediaType.DOCKER_MANIFEST)
-    assert result.digest != stored.descriptor.digest
+    assert result.digest == stored.descriptor.digest
     status, headers, data = get_without_accept(registry.host, f"/v2/{repo('art')}/manifests/1.18")
     assert status == 200, data
     assert headers["content-type"] == "application/vnd.docker.distribution.manifest.v1+prettyjws"
@@ -119,11 +121,14 @@ def test_repush_of_a_converted_manifest_sends_nothing(
 ) -> None:
     ref = f"{proxy.address}/{repo()}:1"
     make_image(store, [ref], [random_layer("a", 2000), random_layer("b", 2000)])
-    first = push_image(store, ref, fast_options(), events)
+    first = push_image(store, ref, fast_options(format="docker"), events)
+    assert first.digest != store.image(ref).descriptor.digest
+    (said,) = [m for m in events.of(Message) if "converted" in m.message]
+    assert f"pushed as {first.digest}, not the image's own" in said.message
     assert first.manifest_pushed and len(proxy.requests(r"^PUT .*/manifests/")) == 1
 
     proxy.clear()
-    again = push_image(store, ref, fast_options(), events)
+    again = push_image(store, ref, fast_options(format="docker"), events)
 
     assert (again.digest, again.format, again.manifest_pushed) == (first.digest, "docker", False)
     assert len(again.skipped) == 3
@@ -137,15 +142,15 @@ def test_repush_of_a_converted_manifest_sends_nothing(
 
     # another family under the same tag is a change: it is sent, and so is the way back
     proxy.clear()
-    oci = push_image(store, ref, fast_options(format="oci"), events)
+    oci = push_image(store, ref, fast_options(), events)
     assert oci.manifest_pushed and oci.digest == store.image(ref).descriptor.digest
-    back = push_image(store, ref, fast_options(), events)
+    back = push_image(store, ref, fast_options(format="docker"), events)
     assert back.manifest_pushed and back.digest == first.digest
     assert len(proxy.requests(r"^PUT .*/manifests/")) == 2
 
 
 @pytest.mark.parametrize("compression", ["zstd", "none"])
-def test_default_push_is_oci_when_a_layer_is_not_gzip(
+def test_auto_is_oci_when_a_layer_is_not_gzip(
     compression: str,
     store: Store,
     registry: Registry,
@@ -153,7 +158,7 @@ def test_default_push_is_oci_when_a_layer_is_not_gzip(
     events: Events,
 ) -> None:
     ref = f"{registry.host}/{repo()}:1"
-    make_image(store, [ref], [random_layer("a", 1000)], compression=compression)
+    make_image(store, [ref], [random_layer("a", 1000)], compression=compression, fmt="auto")
 
     result = push_image(store, ref, fast_options(), events)
 
@@ -175,17 +180,33 @@ def descriptor(media_type: str, n: int = 1) -> Descriptor:
 
 
 @pytest.mark.parametrize(
-    ("manifest", "requested", "expected"),
+    ("manifest", "expected"),
     [
-        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER_GZIP),)), "auto", "docker"),
-        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER_GZIP), descriptor(MediaType.OCI_LAYER_ZSTD, 2))), "auto", "oci"),
-        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER),)), "auto", "oci"),
-        (Manifest(descriptor("application/vnd.example.artifact+json"), (descriptor(MediaType.OCI_LAYER_GZIP),)), "auto", "oci"),
-        (Manifest(descriptor(MediaType.OCI_CONFIG), ()), "auto", "oci"),
-        (Manifest(descriptor(MediaType.DOCKER_CONFIG), (descriptor(MediaType.DOCKER_LAYER),), MediaType.DOCKER_MANIFEST), "auto", "docker"),
-        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER_GZIP),)), "oci", "oci"),
-        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER_ZSTD),)), "docker", "docker"),
+        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER_GZIP),)), "docker"),
+        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER_GZIP), descriptor(MediaType.OCI_LAYER_ZSTD, 2))), "oci"),
+        (Manifest(descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER),)), "oci"),
+        (Manifest(descriptor("application/vnd.example.artifact+json"), (descriptor(MediaType.OCI_LAYER_GZIP),)), "oci"),
+        (Manifest(descriptor(MediaType.OCI_CONFIG), ()), "oci"),
+        (Manifest(descriptor(MediaType.DOCKER_CONFIG), (descriptor(MediaType.DOCKER_LAYER_GZIP),), MediaType.DOCKER_MANIFEST), "docker"),
     ],
 )  # fmt: skip
-def test_push_format(manifest: Manifest, requested: str, expected: str) -> None:
+def test_auto_format_is_docker_only_for_gzip_images(manifest: Manifest, expected: str) -> None:
+    assert auto_format(manifest) == expected
+
+
+@pytest.mark.parametrize(
+    ("media_type", "requested", "expected"),
+    [
+        (MediaType.OCI_MANIFEST, "auto", "oci"),
+        (MediaType.DOCKER_MANIFEST, "auto", "docker"),
+        (MediaType.OCI_MANIFEST, "docker", "docker"),
+        (MediaType.DOCKER_MANIFEST, "oci", "oci"),
+    ],
+)
+def test_push_sends_the_images_own_family_unless_told(
+    media_type: str, requested: str, expected: str
+) -> None:
+    manifest = Manifest(
+        descriptor(MediaType.OCI_CONFIG), (descriptor(MediaType.OCI_LAYER_GZIP),), media_type
+    )
     assert push_format(manifest, requested) == expected

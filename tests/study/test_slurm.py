@@ -187,7 +187,7 @@ def test_cori_target_with_shifter_standins(
     )
     assert len(pulled["layers"]) == len(study_store.image(STUDY_REF).manifest.layers)
     assert (pulled["ENV"], pulled["WORKDIR"]) == (["PATH=/usr/local/bin:/bin"], "/mnt")
-    assert meta["image"]["pushed_digest"] != meta["image"]["digest"]
+    assert meta["image"]["pushed_digest"] == meta["image"]["digest"]  # one digest
     assert meta["workdir"] == str(shifter_standins / "ocibuild-bench" / meta["run_id"])
     assert meta["jobs"][0]["state"] == "COMPLETED"
     assert [t["directory"] for t in meta["tasks"]] == ["r01", "r02"]

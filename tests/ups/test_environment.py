@@ -10,8 +10,8 @@ from ocibuild.errors import Origin, SourceError
 from ocibuild.progress import Event, Message
 from ocibuild.sources.setup import frozen_environment, setup_command
 from ocibuild.sources.specs import SetupSpec
-from ocibuild.ups.database import Database, flavor_fallbacks, host_flavor
-from ocibuild.ups.environment import Request, UpsEnvironment
+from ocibuild.ups.flavors import host_flavors, same_flavor
+from ocibuild.ups.upserrors import SetupRefused
 
 SLF6 = "Linux64bit+2.6-2.12"
 
@@ -29,16 +29,24 @@ class Files(dict[str, bytes]):
         extra_files: tuple[str, ...] = (),
     ) -> None:
         name = flavor + "_" + "_".join(q for q in quals.split(":") if q)
-        table_file = f"{product}.table" if table is not None else "none"
+        table_file = f"  TABLE_FILE = {product}.table\n" if table is not None else ""
         self[f"products/{product}/{version}.version/{name}"] = (
             f"FILE = version\nPRODUCT = {product}\nVERSION = {version}\n\n"
             f'FLAVOR = {flavor}\nQUALIFIERS = "{quals}"\n  PROD_DIR = {product}/{version}\n'
-            f"  UPS_DIR = ups\n  TABLE_FILE = {table_file}\n"
+            f"  UPS_DIR = ups\n{table_file}"
         ).encode()
         if table is not None:
             self[f"products/{product}/{version}/ups/{product}.table"] = table.encode()
         for path in extra_files:
             self[f"products/{product}/{version}/{path}"] = b"x"
+
+    def chain(self, product: str, version: str, flavor: str = SLF6, quals: str = "") -> None:
+        """`current.chain`, as `ups declare -c` writes it."""
+        name = flavor + "_" + "_".join(q for q in quals.split(":") if q)
+        self[f"products/{product}/current.chain/{name}"] = (
+            f"FILE = chain\nPRODUCT = {product}\nCHAIN = current\n\nFLAVOR = {flavor}\n"
+            f'VERSION = {version}\nQUALIFIERS = "{quals}"\n'
+        ).encode()
 
     def dbconfig(self) -> None:
         self["products/.upsfiles/dbconfig"] = (
@@ -93,6 +101,7 @@ def chain() -> Files:
             "ups", "    setupEnv()\n    prodDir()\n    pathPrepend(PATH, ${UPS_PROD_DIR}/bin)\n"
         ),
     )
+    files.chain("ups", "v5_1_4")
     files.declare(
         "gcc",
         "v4_9_3",
@@ -200,7 +209,8 @@ def test_chain_environment(chain: Files) -> None:
         "SETUP_ART": f"art v1_17_05 -f {SLF6} -z /products -q e9:prof",
         "ART_DIR": "/products/art/v1_17_05",
         "ART_FQ_DIR": art,
-        "ART_QUALS": "e9:prof",
+        # ${UPS_REQ_QUALIFIERS}: the request as written (lar's own, first level)
+        "ART_QUALS": "+e9:+prof",
         "SETUP_GCC": f"gcc v4_9_3 -f {SLF6} -z /products",
         "GCC_DIR": "/products/gcc/v4_9_3",
         "GCC_FQ_DIR": gcc,
@@ -216,28 +226,32 @@ def test_setup_command_of_the_profile_script() -> None:
     assert setup_command(SetupSpec("tbb", "", "e9")) == "setup tbb -q e9"
 
 
-def test_current_chain_and_only_version(chain: Files) -> None:
+def test_current_chain_and_no_chain(chain: Files) -> None:
+    """Without a version, the current chain; without one, the real setup is refused (it does
+    not take the only version)."""
     env, _ = setup(chain, "tbb", quals="e9")
     assert env["TBB_DIR"] == "/products/tbb/v4_3_6"
-    env, _ = setup(chain, "gcc")
-    assert env["GCC_DIR"] == "/products/gcc/v4_9_3"
+    with pytest.raises(SetupRefused, match=r"has no current chain \(or may not exist\)"):
+        setup(chain, "gcc")
 
 
 def test_missing_products_name_the_table_line_and_recipe(chain: Files) -> None:
     with pytest.raises(
-        SourceError, match=r"r.yaml:7: setup nosuch v1_0_0: no product nosuch in /products"
+        SetupRefused, match=r"r.yaml:7: setup nosuch v1_0_0: ERROR: Product 'nosuch'"
     ):
         setup(chain, "nosuch", "v1_0_0")
     with pytest.raises(
-        SourceError,
-        match=r"r.yaml:7: setup art v1_17_05 -q e9:debug:.*declared: v1_17_05 -f .* -q e9:prof",
+        SetupRefused,
+        match=r"r.yaml:7: setup art v1_17_05 -q \+e9:\+debug: ERROR: Product 'art' \(with "
+        r"qualifiers 'debug:e9'\), has no v1_17_05 version",
     ):
-        setup(chain, "art", "v1_17_05", "e9:debug")
+        setup(chain, "art", "v1_17_05", "+e9:+debug")
     chain.declare("broken", "v1", simple_table("broken", "    setupRequired( gone v2 -q e9 )\n"))
     with pytest.raises(
-        SourceError,
-        match=r"/products/broken/v1/ups/broken.table:8: setupRequired\( gone v2 -q e9 \): "
-        r"gone v2 -q e9: no product gone in /products \(the real setup goes on without it",
+        SetupRefused,
+        match=r"/products/broken/v1/ups/broken.table:8: ERROR: Action parsing failed on "
+        r'"setupRequired\( gone v2 -q e9 \)": the real setup is refused .*'
+        r"Found no match for product 'gone'",
     ):
         setup(chain, "broken", "v1")
 
@@ -255,16 +269,14 @@ def test_optional_missing_and_conflicting_versions(chain: Files) -> None:
         ),
     )
     env, messages = setup(chain, "opt", "v1")
-    assert env["SETUP_GCC"].startswith("gcc v4_9_3 ")
+    assert env["SETUP_GCC"].startswith("gcc v4_9_3 ")  # set up once: v5_2_0 is skipped
     assert "SETUP_GDB" not in env
-    assert any("optional gdb v7_10 not found" in m for m in messages)
-    assert messages.warnings() == [
-        "warning: /products/opt/v1/ups/opt.table:10: gcc v5_2_0 asked, but gcc v4_9_3 is already "
-        "set up; keeping it"
-    ]
+    assert messages.warnings() == []  # the real ups says nothing of either
     chain.declare("req", "v1", simple_table("req", "    exeActionRequired(Nothing)\n"))
     with pytest.raises(
-        SourceError, match=r"req.table:8: exeActionRequired\(Nothing\): no action 'nothing'"
+        SetupRefused,
+        match=r"req.table:8: ERROR: Action parsing failed on \"exeActionRequired\(Nothing\)\".*"
+        r"There is no ACTION=Nothing section in this table file.",
     ):
         setup(chain, "req", "v1")
 
@@ -315,7 +327,6 @@ def test_what_cannot_be_frozen_is_warned_about_and_skipped(chain: Files) -> None
             "    Execute(echo hi, NO_UPS_ENV)\n"  # changes nothing: no warning
             "    Execute(date > /tmp/when, NO_UPS_ENV)\n"
             "    pathPrepend(MANPATH, `cd ${UPS_PROD_DIR};pwd`/man)\n"
-            "    frobnicate(X)\n"
             "    envSet(KEPT, ${UPS_PROD_DIR})\n",
         ),
         extra_files=("setup.sh",),
@@ -326,12 +337,11 @@ def test_what_cannot_be_frozen_is_warned_about_and_skipped(chain: Files) -> None
     assert [w.split(": ", 2)[2] for w in messages.warnings()] == [
         "addAlias(lar, lar -c): not in the frozen Env (aliases exist only in interactive shells)",
         "sourceRequired(${UPS_PROD_DIR}/setup.sh, UPS_ENV): not in the frozen Env "
-        "(a sourced script cannot be frozen)",
+        "(a sourced script: the script line 'x')",
         "Execute(date > /tmp/when, NO_UPS_ENV): not in the frozen Env (commands are not run at "
         "build time)",
         "pathPrepend(MANPATH, `cd ${UPS_PROD_DIR};pwd`/man): not in the frozen Env (only a "
         "shell in the image can tell: the command substitution `cd /products/odd/v1;pwd`)",
-        "frobnicate(X): UPS cannot parse this line and skips it",
     ]
     assert all("/products/odd/v1/ups/odd.table:" in w for w in messages.warnings())
 
@@ -363,25 +373,42 @@ def test_optional_qualifiers_and_just_this_product(chain: Files) -> None:
 
 
 def test_host_flavor() -> None:
-    assert flavor_fallbacks(SLF6) == [SLF6, "Linux64bit+2.6", "Linux64bit", "NULL", "ANY"]
-    assert flavor_fallbacks("Darwin64bit+14") == ["Darwin64bit+14", "Darwin64bit", "NULL", "ANY"]
+    """The flavors `setup -H` tries (upsugo.c), how declared ones match them (linux_flavor_cmp),
+    and where an image's host flavor comes from (host.py)."""
+    assert host_flavors(["Darwin64bit+14"]) == [
+        *(f"Darwin64bit+{n}" for n in range(14, -1, -1)), "Darwin64bit", "NULL", "ANY"
+    ]  # fmt: skip
+    assert host_flavors([SLF6], exact=True) == [
+        SLF6,
+        "Linux64bit+2.6",
+        "Linux64bit+2",
+        "Linux64bit",
+        "NULL",
+        "ANY",
+    ]
+    assert same_flavor("Linux64bit+3.10-2.12", SLF6) and not same_flavor("Linux+2.6-2.12", SLF6)
     files = Files()
     files.declare("a", "v1", None, flavor="Linux64bit+2.6")
-    files.declare("b", "v1", None, flavor=SLF6)
-    files.declare("c", "v1", None, flavor="NULL")
-    assert host_flavor(Database("products", files)) == SLF6
-    files.declare("d", "v1", None, flavor="Linux64bit+3.10-2.17")
-    with pytest.raises(SourceError, match="flavors that cannot run together"):
-        host_flavor(Database("products", files))
+    files.declare("a", "v1", None, flavor="Linux64bit+3.10-2.17")
     with pytest.raises(
-        SourceError, match=r"r.yaml:7: setup a v1: /products holds products of flavors"
+        SourceError,
+        match=r"r.yaml:7: setup a v1: .*/products/a/v1.version: a is "
+        r"declared for several flavors \(Linux64bit\+2.6, Linux64bit\+3.10-2.17\)",
     ):
         setup(files, "a", "v1")
+    env, messages = setup(files, "a", "v1", env={"UPS_OVERRIDE": "-H Linux64bit+3.10-2.17"})
+    assert env["SETUP_A"] == "a v1 -f Linux64bit+3.10-2.17 -z /products"
+    files.declare("c", "v1", None, flavor="NULL")
+    env, messages = setup(files, "c", "v1")
+    assert env["SETUP_C"] == "c v1 -f NULL -z /products"
+    assert any("/products has no ups product" in m for m in messages.warnings())
 
 
-def test_empty_tree_is_an_error() -> None:
+def test_a_tree_without_the_product_is_refused() -> None:
     with pytest.raises(
-        SourceError, match=r"r.yaml:7: setup art v1: no UPS products declared in /products"
+        SetupRefused,
+        match=r"r.yaml:7: setup art v1: ERROR: Product 'art' "
+        r"\(with qualifiers ''\), has no v1 version \(or may not exist\)",
     ):
         setup(Files({"etc/passwd": b""}), "art", "v1")
 
@@ -392,11 +419,8 @@ def test_dependency_loops_stop(chain: Files) -> None:
         setup(chain, "x", "v1")
 
 
-def test_request_parsing_through_setup_required() -> None:
-    files = Files()
-    files.declare("a", "v1", simple_table("a", '    setupRequired("b v2 -qe9:prof -f NULL")\n'))
-    files.declare("b", "v2", None, flavor="NULL", quals="e9:prof")
-    db = Database("products", files, files)
-    env = UpsEnvironment(db, {}, host_flavor(db), Messages())
-    env.setup(Request("a", "v1", via="test"))
-    assert env.env["SETUP_B"] == "b v2 -f NULL -z /products -q e9:prof"
+def test_request_parsing_through_setup_required(chain: Files) -> None:
+    chain.declare("a", "v1", simple_table("a", '    setupRequired("b v2 -qe9:prof -f NULL")\n'))
+    chain.declare("b", "v2", None, flavor="NULL", quals="e9:prof")
+    env, _ = setup(chain, "a", "v1")
+    assert env["SETUP_B"] == "b v2 -f NULL -z /products -q e9:prof"

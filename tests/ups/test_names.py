@@ -12,7 +12,6 @@ from ocibuild.ups.names import (
     flavor_for_os,
     parse_bundle_spec,
     qualifier_list,
-    same_qualifiers,
     undotted,
     version_file_name,
 )
@@ -62,8 +61,6 @@ def test_qualifiers() -> None:
     assert qualifier_list("s8-e7") == ["s8", "e7"]
     assert qualifier_list("+e9:+prof") == ["e9", "prof"]
     assert qualifier_list('""') == []
-    assert same_qualifiers("e9:prof", "prof:e9")
-    assert not same_qualifiers("e9:prof", "e9:debug")
     assert version_file_name("Linux64bit+2.6-2.12", "e9:prof") == "Linux64bit+2.6-2.12_e9_prof"
     assert version_file_name("NULL", "") == "NULL_"
 

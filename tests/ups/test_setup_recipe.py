@@ -1,6 +1,7 @@
 """`setup:` in a recipe, end to end through `ocibuild recipe`: a products tree copied in with a
-`files:` layer; missing products refused or warned about (`missing: warn`), and the table
-lines the Env cannot hold warned about once per build and counted in the build summary."""
+`files:` layer; missing products refused as the real setup refuses them, or warned about
+(`missing: warn`), and the table lines the Env cannot hold warned about once per build and
+counted in the build summary."""
 
 from __future__ import annotations
 
@@ -70,8 +71,9 @@ def test_missing_warn_and_lines_not_frozen_in_the_build_summary(
     assert main(["--store", str(store), "-v", "recipe", str(recipe(tmp_path, "warn"))]) == 0
     err = capsys.readouterr().err
     assert err.count("app.table:11: addAlias(app, ${UPS_PROD_DIR}/bin/app -v): not in the") == 1
-    assert err.count("app.table:12: setupRequired( nosuch v1_0 ): nosuch v1_0: no product") == 1
-    assert err.count("going on without it, as UPS does") == 1
+    refused = 'app.table:12: ERROR: Action parsing failed on "setupRequired( nosuch v1_0 )"'
+    assert err.count(refused) == 1
+    assert err.count("the real setup is refused; missing: warn goes on without") == 1
     summaries = [line for line in err.splitlines() if line.startswith("built example.org/app/")]
     assert [("1 UPS table line not in the Env" in s) for s in summaries] == [False, True, True]
     capsys.readouterr()
@@ -90,15 +92,16 @@ def test_missing_products_are_refused_by_default(
     products(tmp_path)
     assert main(["--store", str(tmp_path / "s"), "-q", "recipe", str(recipe(tmp_path, None))]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(
-        "error: /products/app/v1/ups/app.table:12: setupRequired( nosuch v1_0 ): nosuch v1_0: "
-        "no product nosuch in /products"
+    assert line.startswith("error: ") and "/r.yaml:8:12: setup app v1: " in line
+    assert (
+        '/products/app/v1/ups/app.table:12: ERROR: Action parsing failed on "setupRequired( '
+        'nosuch v1_0 )": the real setup is refused' in line
     )
-    assert "`missing: warn`" in line
+    assert "Found no match for product 'nosuch'" in line and "missing: warn" in line
 
 
 def test_missing_takes_refuse_or_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     products(tmp_path)
     assert main(["--store", str(tmp_path / "s"), "recipe", str(recipe(tmp_path, "maybe"))]) == 1
     err = capsys.readouterr().err
-    assert "r.yaml:8:" in err and "missing: expected one of refuse, warn, got 'maybe'" in err
+    assert "r.yaml:8:" in err and "missing: expected one of ups, refuse, warn, got 'maybe'" in err

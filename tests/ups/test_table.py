@@ -1,12 +1,29 @@
-"""Parsing `.version`, `.chain` and `.table` files in the forms scisoft's products use."""
+"""Reading `.version`, `.chain` and `.table` files in the forms scisoft's products use, and
+in the forms real databases hold that are not clean (upsfile.py: upsfil.c's rules); calls."""
 
 from __future__ import annotations
 
-import pytest
+from ocibuild.ups.table import parse_call, split_args
+from ocibuild.ups.upserrors import UpsErrors
+from ocibuild.ups.upsfile import FileParser, UpsFile, UpsInstance, fgets_lines, printable
 
-from ocibuild.errors import SourceError
-from ocibuild.ups.declaration import Instance, parse_declaration
-from ocibuild.ups.table import Command, parse_call, parse_table, split_args
+
+def read(text: str | bytes, path: str = "t") -> tuple[UpsFile | None, list[str]]:
+    """The file as ups reads it (None: it reads as nothing), and ups's messages."""
+    errors = UpsErrors()
+    parser = FileParser(path, lambda value: None, errors)
+    ok = parser.read(text.encode() if isinstance(text, str) else text)
+    return (parser.result if ok else None), errors.messages
+
+
+def keys(instance: UpsInstance, *names: str) -> tuple[str | None, ...]:
+    return tuple(instance.get(n) for n in names)
+
+
+def lines(instance: UpsInstance, action: str) -> list[str]:
+    found = instance.action(action)
+    return [text for _, text in found.lines] if found else []
+
 
 VERSION = """\
 FILE = version
@@ -32,49 +49,70 @@ QUALIFIERS = "e9:debug"
 
 
 def test_version_file_instances() -> None:
-    instances = parse_declaration(VERSION, "/products/larcore/v04_31_00.version/x")
-    assert instances == [
-        Instance(
-            "larcore",
-            "v04_31_00",
-            "Linux64bit+2.6-2.12",
-            "e9:prof",
-            "larcore/v04_31_00",
-            "ups",
-            "larcore.table",
-            source="/products/larcore/v04_31_00.version/x",
-        ),
-        Instance(
-            "larcore",
-            "v04_31_00",
-            "Linux64bit+2.6-2.12",
-            "e9:debug",
-            "larcore/v04_31_00",
-            "ups",
-            "larcore.table",
-            source="/products/larcore/v04_31_00.version/x",
-        ),
-    ]
+    read_file, messages = read(VERSION, "/products/larcore/v04_31_00.version")
+    assert read_file is not None and messages == []
+    assert read_file.kind == "VERSION"
+    prof, debug = read_file.instances
+    names = ("PRODUCT", "VERSION", "FLAVOR", "QUALIFIERS", "PROD_DIR", "UPS_DIR", "TABLE_FILE")
+    assert keys(prof, *names) == (
+        "larcore", "v04_31_00", "Linux64bit+2.6-2.12", "e9:prof", "larcore/v04_31_00", "ups",
+        "larcore.table",
+    )  # fmt: skip
+    assert debug.qualifiers == "debug:e9"  # read sorted
+    assert prof.source == "/products/larcore/v04_31_00.version"
 
 
 def test_chain_file() -> None:
     text = 'FILE = chain\nPRODUCT = ups\nCHAIN = current\n\nFLAVOR = NULL\nVERSION = v5_1_4\nQUALIFIERS = ""\n'
-    (instance,) = parse_declaration(text, "c")
-    assert (instance.product, instance.version, instance.flavor) == ("ups", "v5_1_4", "NULL")
+    read_file, _ = read(text)
+    assert read_file is not None
+    (instance,) = read_file.instances
+    assert keys(instance, "PRODUCT", "VERSION", "CHAIN", "FLAVOR") == (
+        "ups",
+        "v5_1_4",
+        "current",
+        "NULL",
+    )
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("FILE = table\nPRODUCT = x\n", "not a UPS version or chain file"),
-        ("FILE = version\nVERSION = v1\nFLAVOR = NULL\n", "no PRODUCT"),
-        ("FILE = version\nPRODUCT = x\nFLAVOR = NULL\n", "has no VERSION"),
-        ("FILE = version\nPRODUCT x\n", r"f:2: expected KEY = value"),
-    ],
-)
-def test_bad_declaration(text: str, message: str) -> None:
-    with pytest.raises(SourceError, match=message):
-        parse_declaration(text, "f")
+def test_files_real_databases_hold_read_as_the_real_ups_reads_them() -> None:
+    """What used to refuse a whole database (tests/ups/realups/README.md rule 2)."""
+    other, messages = read("FILE = version\nPRODUCT = someother\nVERSION = v9\nFLAVOR = NULL\n")
+    assert other is not None and other.instances[0].get("PRODUCT") == "someother"
+    no_product, _ = read("FILE = version\nVERSION = v1\nFLAVOR = NULL\n")
+    assert no_product is not None and no_product.instances[0].get("PRODUCT") is None
+    no_version, _ = read("FILE = version\nPRODUCT = x\nFLAVOR = NULL\n")
+    assert no_version is not None and no_version.instances[0].get("VERSION") is None
+    keywords, messages = read(
+        "FILE = version\nPRODUCT = x\nSTATISTICS\n*\nFLAVOR = NULL\n  STATISTICS\n  *\n"
+    )
+    assert keywords is not None and keywords.instances[0].get("STATISTICS") == ""
+    assert messages == [
+        "INFORMATIONAL: Unexpected key word '*' in 't', line 4",
+        "INFORMATIONAL: Unexpected key word '*' in 't', line 7",
+    ]
+    groups, _ = read(
+        "FILE = version\nPRODUCT = x\nGROUP:\nFLAVOR = NULL\nQUALIFIERS = a\n"
+        "FLAVOR = NULL\nQUALIFIERS = b\nCOMMON:\n  VERSION = v2\nEND:\n"
+    )
+    assert groups is not None and [i.get("VERSION") for i in groups.instances] == ["v2", "v2"]
+
+
+def test_files_that_read_as_nothing() -> None:
+    assert read("") == (None, ['WARNING: Unknown file type "(null)"'])
+    assert read("PRODUCT = x\nFLAVOR = NULL\n")[0] is None  # no FILE line
+    assert read("FILE = version\nPRODUCT = x\n")[0] is None  # no instance
+    garbage, messages = read("<<<<<<< HEAD\nFILE = version\n")
+    assert garbage is None  # the FILE key is read after the first line only if it is a key
+    binary, messages = read(b"\x7fELF\x02\x01\x00\x00\n/Ty\x9e\rx\n")
+    assert binary is None
+    assert messages[0] == "INFORMATIONAL: Unexpected key word '/Ty\\x9e\rx' in 't', line 2"
+
+
+def test_lines_as_fgets_gives_them() -> None:
+    assert list(fgets_lines(b"a\r\nb\x00c\n\nd")) == ["a\r", "b", "", "d"]
+    assert [len(x) for x in fgets_lines(b"x" * 2500 + b"\n")] == [1023, 1023, 454]
+    assert printable("a\udcff") == "a\\xff"
 
 
 # A table in the form cetbuildtools wrote for scisoft's products: a Group of per-qualifier
@@ -121,15 +159,18 @@ End:
 
 
 def test_group_table() -> None:
-    table = parse_table(GROUP_TABLE, "/products/larcore/v04_31_00/ups/larcore.table")
-    assert table.product == "larcore"
+    table, messages = read(GROUP_TABLE, "/products/larcore/v04_31_00/ups/larcore.table")
+    assert table is not None and messages == []
+    assert table.header["PRODUCT"] == "larcore"
     prof, debug = table.instances
-    assert (prof.flavor, prof.qualifiers, debug.qualifiers) == ("ANY", "e9:prof", "e9:debug")
-    assert prof.variables == {"_fqbits": "e9-prof"}
-    assert list(prof.actions) == ["definefq", "extrasetup", "setup"]
-    assert list(debug.actions) == ["definefq", "setup"]
-    setup = prof.actions["setup"]
-    assert [c.name for c in setup] == [
+    assert (prof.flavor, prof.qualifiers, debug.qualifiers) == ("ANY", "e9:prof", "debug:e9")
+    assert prof.user == [("_fqbits", "e9-prof")]
+    assert [a.name for a in prof.actions] == ["DefineFQ", "ExtraSetup", "setup"]
+    assert [a.name for a in debug.actions] == ["DefineFQ", "setup"]
+    setup = prof.action("SETUP")
+    assert setup is not None
+    assert setup.lines[3] == (29, 'if ( test `uname` = "Darwin" )')
+    assert [parse_call(text)[0] for _, text in setup.lines] == [  # type: ignore[index]
         "setupenv",
         "proddir",
         "exeactionrequired",
@@ -140,13 +181,11 @@ def test_group_table() -> None:
         "endif",
         "exeactionrequired",
     ]
-    assert setup[3] == Command("if", 'if ( test `uname` = "Darwin" )', 29)
-    assert setup[3].args == ('test `uname` = "Darwin"',)
-    assert prof.actions["definefq"][0].args == (
-        "LARCORE_FQ_DIR",
-        "${UPS_PROD_DIR}/${UPS_PROD_FLAVOR}-${_fqbits}",
+    assert parse_call(lines(prof, "definefq")[0]) == (
+        "envset",
+        ["LARCORE_FQ_DIR", "${UPS_PROD_DIR}/${UPS_PROD_FLAVOR}-${_fqbits}"],
     )
-    assert prof.actions["extrasetup"][0].args == ("art v1_17_05 -q +e9:+prof",)
+    assert lines(prof, "extrasetup") == ["setupRequired( art v1_17_05 -q +e9:+prof )"]
 
 
 # The older form: instances without a Group, keywords in capitals.
@@ -168,24 +207,35 @@ ACTION=BUILD
 
 
 def test_flat_table() -> None:
-    (instance,) = parse_table(FLAT_TABLE, "t").instances
+    table, _ = read(FLAT_TABLE)
+    assert table is not None
+    (instance,) = table.instances
     assert (instance.flavor, instance.qualifiers) == ("NULL", "")
-    assert set(instance.actions) == {"setup", "build"}
-    assert instance.actions["setup"][1].args == ("PATH", "${UPS_PROD_DIR}/bin", ":")
-    assert instance.actions["build"][0].args == ("cd ${UPS_PROD_DIR} && ups/build", "NO_UPS_ENV")
+    assert [a.name for a in instance.actions] == ["SETUP", "BUILD"]
+    assert parse_call(lines(instance, "setup")[1]) == (
+        "pathprepend",
+        ["PATH", "${UPS_PROD_DIR}/bin", ":"],
+    )
+    assert parse_call(lines(instance, "build")[0]) == (
+        "execute",
+        ["cd ${UPS_PROD_DIR} && ups/build", "NO_UPS_ENV"],
+    )
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("File=Table\nProduct=x\nCommon:\n", "t:3: Common: outside a Group:"),
-        ("File=Table\nQualifiers=e9\n", "t:2: Qualifiers= before any Flavor="),
-        ("File=Table\nAction=setup\n", "t:2: Action=setup before any Flavor="),
-    ],
-)
-def test_bad_table(text: str, message: str) -> None:
-    with pytest.raises(SourceError, match=message):
-        parse_table(text, "t")
+def test_keys_out_of_place_are_skipped_as_ups_skips_them() -> None:
+    """A Common: outside a Group: is skipped key by key (its action lines reported), as are a
+    Qualifiers= or an Action= before any Flavor=: the real ups reads the rest."""
+    table, messages = read(
+        'File=Table\nProduct=x\nQualifiers=e9\nAction=setup\n  envSet(A, 1)\nFlavor=ANY\nQualifiers=""\n'
+        "Action=setup\n  envSet(B, 1)\nCommon:\n  Action=setup\n    envSet(C, 1)\nEnd:\n"
+    )
+    assert table is not None
+    (instance,) = table.instances
+    assert lines(instance, "setup") == ["envSet(B, 1)"]
+    assert messages == [
+        "INFORMATIONAL: Unexpected key word 'envSet(A, 1)' in 't', line 5",
+        "INFORMATIONAL: Unexpected key word 'envSet(C, 1)' in 't', line 12",
+    ]
 
 
 def test_split_args_as_ups_does() -> None:
@@ -240,17 +290,21 @@ action=Other
 
 
 def test_keywords_comments_and_user_variables() -> None:
-    table = parse_table(CASES_TABLE, "t")
-    assert table.product == "Cases"
+    table, messages = read(CASES_TABLE)
+    assert table is not None
+    assert table.header["PRODUCT"] == "Cases"
     (instance,) = table.instances
     assert (instance.flavor, instance.qualifiers) == ("any", "e19:prof")
-    assert instance.variables == {"_qualbits": "e19-prof"}
-    assert [(c.name, c.line) for c in instance.actions["setup"]] == [
-        ("setupenv", 9),
-        ("envset", 10),
+    assert instance.user == [("_qualbits", "e19-prof")]
+    setup = instance.action("setup")
+    assert setup is not None and setup.lines == (
+        (9, "SetupEnv ()"),
+        (10, "envset( CASES_Q, ${_qualbits} )"),
+    )
+    assert lines(instance, "other") == ["EXEACTIONREQUIRED(setup)", "frobnicate(X)"]
+    assert messages == [
+        "INFORMATIONAL: Unexpected key word 'envSet(NOT_IN_ANY_ACTION, 1)' in 't', line 12"
     ]
-    assert [c.name for c in instance.actions["other"]] == ["exeactionrequired", ""]
-    assert instance.actions["other"][1].text == "frobnicate(X)"
 
 
 COMMON_TABLE = """\
@@ -276,7 +330,9 @@ End:
 def test_common_adds_actions_the_instance_lacks_and_replaces_its_variables() -> None:
     """upsfil.c add_to_instance: Common's actions are appended (UPS uses the first action of
     a name), Common's user keys replace the instance's."""
-    e19, e20 = parse_table(COMMON_TABLE, "t").instances
-    assert [c.text for c in e19.actions["setup"]] == ["envSet(OWN, 1)"]
-    assert [c.text for c in e20.actions["setup"]] == ["envSet(COMMON, 1)"]
-    assert e19.variables == e20.variables == {"_shared": "common"}
+    table, _ = read(COMMON_TABLE)
+    assert table is not None
+    e19, e20 = table.instances
+    assert lines(e19, "setup") == ["envSet(OWN, 1)"]
+    assert lines(e20, "setup") == ["envSet(COMMON, 1)"]
+    assert e19.user == e20.user == [("_shared", "common")]

@@ -1,16 +1,20 @@
 """Each UPS table function and argument form, against what UPS v5/v6's rules give: the sh code
 upsact.c writes for a function, as the login shell runs it, and the facts the real ups v6_0_8
-showed (SETUP_<P> order, two-argument prodDir, missing products). Fixtures are our own."""
+showed (SETUP_<P> order, two-argument prodDir, missing products; tests/ups/realups holds the
+real ups's runs, test_realups.py holds ocibuild to them). Fixtures are our own."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from ocibuild.errors import Origin, SourceError
+from ocibuild.errors import Origin
 from ocibuild.sources.setup import frozen_environment
 from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.reverse import reverse
 from ocibuild.ups.table import Command
+from ocibuild.ups.upserrors import SetupFailed, SetupRefused
 from tests.ups.test_environment import Files, Messages, simple_table
 
 F = "Linux64bit+3.10-2.17"
@@ -22,6 +26,8 @@ def tree(*products: tuple[str, str, str | None, str], flavor: str = F) -> Files:
     (name, version, table body or None for no table, qualifiers)."""
     files = Files()
     files.dbconfig()
+    files.declare("ups", "v6", simple_table("ups", "    setupEnv()\n"), flavor=flavor)
+    files.chain("ups", "v6", flavor=flavor)
     for name, version, body, quals in products:
         table = None if body is None else simple_table(name, body, quals=quals)
         files.declare(name, version, table, flavor=flavor, quals=quals)
@@ -38,7 +44,7 @@ def run(
     version: str = "v1",
     quals: str = "",
     env: dict[str, str] | None = None,
-    missing: str = "refuse",
+    missing: str = "ups",
 ) -> tuple[dict[str, str], Messages]:
     messages = Messages()
     spec = SetupSpec(product, version, quals, missing=missing, origin=Origin("r.yaml", 3))  # type: ignore[arg-type]
@@ -73,14 +79,14 @@ def test_prod_dir_forms() -> None:
         "    envSet(FQ, ${UPS_PROD_FLAVOR}-debug)\n"
         "    prodDir(_DEBUG_DIR, ${FQ})\n"  # a shell variable, evaluated when set
         "    prodDir( _INC, ${FQ}/include )\n"
-        "    prodDir(_ABS, /opt/elsewhere)\n"  # an absolute path is taken as is
+        "    prodDir(_ABS, /opt/elsewhere)\n"  # an absolute path too: its leading / dropped
         "    prodDir(_ROOT)\n"  # one argument: the suffix, the product directory
     )
     assert env["P_DIR"] == "/products/p/v1"
     assert env["P_FQ_DIR"] == f"/products/p/v1/{F}-e19-prof"
     assert env["P_DEBUG_DIR"] == f"/products/p/v1/{F}-debug"
     assert env["P_INC"] == f"/products/p/v1/{F}-debug/include"
-    assert env["P_ABS"] == "/opt/elsewhere"
+    assert env["P_ABS"] == "/products/p/v1/opt/elsewhere"
     assert env["P_ROOT"] == "/products/p/v1"
 
 
@@ -111,11 +117,16 @@ def test_prod_dir_prefix_of_the_dbconfig() -> None:
     files = tree(("p", "v1", "    prodDir()\n", ""))
     table = files.pop("products/p/v1/ups/p.table")
     files["products/sub/p/v1/ups/p.table"] = table
+    files["products/sub/ups/v6/ups/ups.table"] = files["products/ups/v6/ups/ups.table"]
     files["products/.upsfiles/dbconfig"] = b"FILE = DBCONFIG\nPROD_DIR_PREFIX = /products/sub\n"
     assert run(files, "p")[0]["P_DIR"] == "/products/sub/p/v1"
-    del files["products/.upsfiles/dbconfig"]  # without one, UPS leaves PROD_DIR relative
-    files["products/p/v1/ups/p.table"] = table
-    assert run(files, "p")[0]["P_DIR"] == "p/v1"
+    # without one, ups leaves PROD_DIR relative: taken from the directory setup runs in (/)
+    del files["products/.upsfiles/dbconfig"]
+    files["p/v1/ups/p.table"] = table
+    files["ups/v6/ups/ups.table"] = files["products/ups/v6/ups/ups.table"]
+    env, messages = run(files, "p")
+    assert env["P_DIR"] == "p/v1"
+    assert any("p/v1/ups/p.table: a relative path, taken from" in m for m in messages)
 
 
 # -- env* and path* -----------------------------------------------------------------------------
@@ -246,7 +257,7 @@ def test_a_product_is_set_up_once_per_setup_command() -> None:
     env, messages = run(files, "two")
     assert env["SETUP_GCC"].startswith("gcc v8 ")  # boost's request came first
     assert env["PATH"] == "/products/gcc/v8/bin:/usr/bin:/bin"
-    assert any("gcc v9 asked, but gcc v8 is already set up" in w for w in messages.warnings())
+    assert messages.warnings() == []  # gcc v9 is skipped silently, as the real ups does
 
 
 def test_setup_required_options() -> None:
@@ -269,18 +280,56 @@ def test_setup_required_options() -> None:
             assert "SETUP_GCC" not in env
 
 
-def test_a_missing_required_product_is_refused_naming_line_request_and_declared() -> None:
+def test_a_missing_required_product_is_refused_naming_line_and_ups_messages() -> None:
+    """Nothing ups reads after the miss clears its last error: the real setup is refused."""
     files = deps_tree()
-    add(files, "m", "v1", simple_table("m", "    setupRequired( gcc v9 -q e20 )\n"))
-    with pytest.raises(SourceError) as e:
+    add(files, "m", "v1", simple_table("m", "    setupRequired( gcc v9 -q +e20 )\n"))
+    with pytest.raises(SetupRefused) as e:
         run(files, "m")
     message = str(e.value)
-    assert message.startswith("/products/m/v1/ups/m.table:8: setupRequired( gcc v9 -q e20 ): ")
-    assert f"declared: v8 -f {F}; v9 -f {F}" in message
-    assert "missing: warn" in message
+    assert message.startswith(
+        "r.yaml:3: setup m v1: /products/m/v1/ups/m.table:8: ERROR: Action parsing failed on "
+        '"setupRequired( gcc v9 -q +e20 )": the real setup is refused'
+    )
+    assert "Found no match for product 'gcc'" in message and "missing: warn" in message
+    assert e.value.messages[-2:] == (
+        "ERROR: Found no match for product 'gcc'",
+        'ERROR: Action parsing failed on "setupRequired( gcc v9 -q +e20 )"',
+    )
 
 
-def test_missing_warn_goes_on_without_the_product_warning_once_per_product() -> None:
+def test_a_miss_is_forgiven_when_ups_reads_a_file_after_it() -> None:
+    """The real "last error" rule: a dependency looked up after the miss (not one of the top
+    product's own, which are looked up first) clears it; so does an optional miss."""
+    files = deps_tree()
+    add(files, "x", "v1", simple_table("x", "    exeActionRequired(more)\n", "ANY", ""))
+    text = (
+        files["products/x/v1/ups/x.table"]
+        .decode()
+        .replace(
+            "End:",
+            "  Action=more\n    setupRequired( nosuch v1 )\n    setupRequired( gcc v9 )\nEnd:",
+        )
+    )
+    files["products/x/v1/ups/x.table"] = text.encode()
+    env, messages = run(files, "x")
+    assert env["SETUP_GCC"].startswith("gcc v9") and "SETUP_NOSUCH" not in env
+    assert any("the real setup goes on (exit status 0) after" in w for w in messages.warnings())
+    with pytest.raises(SetupRefused, match="missing: refuse refuses it"):
+        run(files, "x", missing="refuse")
+    add(
+        files,
+        "y",
+        "v1",
+        simple_table(
+            "y", "    setupEnv()\n    setupRequired( nosuch v1 )\n    setupOptional( other v1 )\n"
+        ),
+    )
+    env, _ = run(files, "y")
+    assert env["SETUP_Y"].startswith("y v1")
+
+
+def test_missing_warn_goes_on_without_the_product() -> None:
     files = deps_tree()
     add(
         files,
@@ -288,7 +337,7 @@ def test_missing_warn_goes_on_without_the_product_warning_once_per_product() -> 
         "v1",
         simple_table(
             "m",
-            "    setupEnv()\n    setupRequired( nosuch v1 )\n    setupRequired( gcc v9 -q e20 )\n"
+            "    setupEnv()\n    setupRequired( nosuch v1 )\n    setupRequired( gcc v9 -q +e20 )\n"
             "    setupOptional( other v1 )\n    envSet(AFTER, yes)\n",
         ),
     )
@@ -301,11 +350,9 @@ def test_missing_warn_goes_on_without_the_product_warning_once_per_product() -> 
     env, messages = run(files, "n", missing="warn")
     assert env["AFTER"] == "yes" and env["SETUP_M"]
     assert "SETUP_NOSUCH" not in env and "SETUP_GCC" not in env and "SETUP_OTHER" not in env
-    warnings = messages.warnings()
-    assert len(warnings) == 2  # nosuch once, gcc once; the optional one is no warning
-    assert "m.table:9: setupRequired( nosuch v1 ): nosuch v1: no product nosuch" in warnings[0]
-    assert "going on without it, as UPS does" in warnings[0]
-    assert "gcc v9 -q e20" in warnings[1]
+    (warning,) = messages.warnings()
+    assert 'n.table:9: ERROR: Action parsing failed on "setupRequired( nosuch v2 )"' in warning
+    assert "the real setup is refused; missing: warn goes on" in warning
 
 
 def test_actions_run_by_exe_action_and_their_names_ignore_case() -> None:
@@ -320,14 +367,17 @@ def test_actions_run_by_exe_action_and_their_names_ignore_case() -> None:
     assert run(files, "p")[0]["E"] == "1"
 
 
-def test_unsetup_required_in_a_setup_action_is_skipped_with_a_warning() -> None:
+def test_unsetup_required_in_a_setup_action_sets_the_product_defaults() -> None:
+    """ups v6_0_8 resolves unsetupRequired() in a setup action like a setupRequired() of the
+    first level and writes its default setup: <P>_DIR and SETUP_<P> (failures probe)."""
     files = deps_tree()
-    add(files, "u", "v1", simple_table("u", "    unsetupRequired(gcc)\n    envSet(X, 1)\n"))
-    env, messages = run(
-        files, "u", env={"PATH": "/bin", "SETUP_GCC": f"gcc v8 -f {F} -z /products"}
-    )
-    assert env["X"] == "1" and env["SETUP_GCC"].startswith("gcc v8")
-    assert "cannot parse this in a setup action" in messages.warnings()[0]
+    add(files, "u", "v1", simple_table("u", "    unsetupRequired(gcc v9)\n    envSet(X, 1)\n"))
+    env, _ = run(files, "u")
+    assert env["X"] == "1" and env["SETUP_GCC"].startswith("gcc v9") and env["GCC_DIR"]
+    assert env["PATH"] == "/usr/bin:/bin"  # gcc's own setup action does not run
+    add(files, "w", "v1", simple_table("w", "    unsetupRequired(nosuch)\n"))
+    with pytest.raises(SetupRefused, match="Found no match for product 'nosuch'"):
+        run(files, "w")
 
 
 # -- conditions -----------------------------------------------------------------------------------
@@ -368,12 +418,15 @@ def test_if_else_endif_unless_and_products_inside_a_false_branch() -> None:
 def test_endif_must_repeat_its_if() -> None:
     files = tree(("c", "v1", "    if ( true )\n      envSet(X, 1)\n    endif ( false )\n", ""))
     with pytest.raises(
-        SourceError, match=r"c.table:10: endif \( false \) does not close if\(true\)"
+        SetupRefused,
+        match=r"c.table:10: endif \( false \): ERROR: Mismatched EndIf condition 'true' does "
+        r"not match If condition 'false'.: the real setup is refused",
     ):
         run(files, "c")
-    files = tree(("d", "v1", "    if ( true )\n      envSet(X, 1)\n", ""))
-    with pytest.raises(SourceError, match=r"if\(true\) without endif"):
+    files = tree(("d", "v1", "    envSet(Y, 1)\n    if ( true )\n      envSet(X, 1)\n", ""))
+    with pytest.raises(SetupFailed, match=r"if\(true\) without EndIf: syntax error") as e:
         run(files, "d")
+    assert e.value.status == 2 and e.value.env["Y"] == "1" and "X" not in e.value.env
 
 
 # -- what cannot be frozen, and what stops the setup ------------------------------------------
@@ -386,14 +439,15 @@ def test_functions_that_cannot_be_frozen_are_counted_and_named() -> None:
             "v1",
             "    addAlias(lar, lar -c %s)\n"
             "    unAlias(GONE)\n"
-            "    sourceRequired(${UPS_PROD_DIR}/s.sh, NO_UPS_ENV)\n"
+            "    sourceRequired(${UPS_PROD_DIR}/s.sh, NO_UPS_ENV)\n"  # only assignments: frozen
             "    sourceOptional(${UPS_PROD_DIR}/s.sh, UPS_ENV)\n"
-            "    sourceReqCheck(${UPS_PROD_DIR}/s.sh, UPS_ENV, EXIT)\n"
             "    sourceCompileOpt(${UPS_PROD_DIR}/s.sh)\n"
             "    execute(date, NO_UPS_ENV, WHEN)\n"
             "    exeAccess(lar)\n"
             "    fileTest(/etc/os-release, -f, no os-release)\n"
-            "    writeCompileScript(${UPS_PROD_DIR}/compiled, setup)\n",
+            "    writeCompileScript(${UPS_PROD_DIR}/compiled, setup)\n"
+            "    sourceReqCheck(${UPS_PROD_DIR}/s.sh, UPS_ENV, EXIT)\n"
+            "    envSet(NOT_WRITTEN, 1)\n",  # ups writes nothing of the action after EXIT
             "",
         )
     )
@@ -401,9 +455,12 @@ def test_functions_that_cannot_be_frozen_are_counted_and_named() -> None:
     messages = Messages()
     spec = SetupSpec("o", "v1", origin=Origin("r.yaml", 3))
     frozen = frozen_environment(files, spec, messages, {"PATH": "/bin", "GONE": "x"})
-    assert [n.where.rsplit(":", 1)[1] for n in frozen.not_frozen] == [str(n) for n in range(8, 18)]
+    lines = [n.where.rsplit(":", 1)[1] for n in frozen.not_frozen]
+    assert lines == ["8", "9", "13", "14", "15", "16"]
+    assert frozen.env["X"] == "1" and "NOT_WRITTEN" not in frozen.env
     assert "GONE" not in frozen.env  # unAlias's `unset GONE` removes the variable
-    assert len(messages.warnings()) == 10
+    assert not [k for k in frozen.env if k.startswith("UPS_PROD")]  # unset after UPS_ENV
+    assert len(messages.warnings()) == 6
     # given once per build: a second setup with the same `warned` set says nothing new
     again = Messages()
     warned = {m.removeprefix("warning: ") for m in messages.warnings()}
@@ -412,15 +469,22 @@ def test_functions_that_cannot_be_frozen_are_counted_and_named() -> None:
 
 
 def test_a_failing_file_test_or_missing_sourced_file_stops_the_setup_there() -> None:
-    for line in (
-        "    fileTest(${UPS_PROD_DIR}/missing, -d, no such directory)\n",
-        "    sourceRequired(${UPS_PROD_DIR}/missing.sh, UPS_ENV)\n",
+    """The shell returns 1 there: the real setup fails, the lines before it applied; with
+    `missing: warn` the frozen Env is that environment."""
+    for line, output in (
+        ("    fileTest(${UPS_PROD_DIR}/missing, -d, no such directory)\n", "no such directory"),
+        (
+            "    sourceRequired(${UPS_PROD_DIR}/missing.sh, UPS_ENV)\n",
+            "File (/products/s/v1/missing.sh) not found",
+        ),
     ):
-        env, messages = run(
-            tree(("s", "v1", f"    envSet(BEFORE, 1)\n{line}    envSet(AFTER, 1)\n", "")), "s"
-        )
+        files = tree(("s", "v1", f"    envSet(BEFORE, 1)\n{line}    envSet(AFTER, 1)\n", ""))
+        with pytest.raises(SetupFailed, match=r"s.table:9: .*: " + re.escape(output)) as e:
+            run(files, "s")
+        assert e.value.status == 1 and e.value.env["BEFORE"] == "1" and "AFTER" not in e.value.env
+        env, messages = run(files, "s", missing="warn")
         assert env["BEFORE"] == "1" and "AFTER" not in env
-        assert "the setup stops here, as UPS's does" in messages.warnings()[0]
+        assert "the real setup stops here; so does this one" in messages.warnings()[0]
     env, _ = run(
         tree(
             (
@@ -439,20 +503,21 @@ def test_a_failing_file_test_or_missing_sourced_file_stops_the_setup_there() -> 
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("envSet(X)", r"envset takes 2 to 2 arguments, got 1"),
-        ("prodDir(_A, b, c)", r"proddir takes 0 to 2 arguments, got 3"),
-        ("execute(date, ALWAYS)", r"second argument must be UPS_ENV or NO_UPS_ENV"),
+        ("envSet(X)", r"Invalid number of parameters for action envSet, must be between 2 and 2 \(found 1\)"),
+        ("prodDir(_A, b, c)", r"Invalid number of parameters for action prodDir, must be between 0 and 2 \(found 3\)"),
+        ("execute(date, ALWAYS)", r"The 'execute' function must have 'UPS_ENV' or 'NO_UPS_ENV' as a second parameter, not 'ALWAYS'"),
     ],
-)
-def test_wrong_calls_are_errors_naming_the_line(line: str, message: str) -> None:
-    with pytest.raises(SourceError, match=r"w.table:8: .*" + message):
+)  # fmt: skip
+def test_wrong_calls_are_refused_naming_the_line(line: str, message: str) -> None:
+    with pytest.raises(SetupRefused, match=r"w.table:8: .*" + message):
         run(tree(("w", "v1", f"    {line}\n", "")), "w")
 
 
 def test_unknown_functions_and_trailing_text_as_ups_reads_them() -> None:
-    env, messages = run(tree(("t", "v1", "    frobnicate(X)\n    envSet(X, 1) # one\n", "")), "t")
+    env, _ = run(tree(("t", "v1", "    envSet(X, 1) # one\n", "")), "t")
     assert env["X"] == "1) # one"
-    assert "frobnicate(X): UPS cannot parse this line" in messages.warnings()[0]
+    with pytest.raises(SetupRefused, match=r'Action parsing failed on "frobnicate\(X\)"'):
+        run(tree(("t", "v1", "    frobnicate(X)\n    envSet(X, 1)\n", "")), "t")
 
 
 # -- variables of the UPS world ------------------------------------------------------------------
@@ -482,7 +547,9 @@ def test_ups_variables_and_user_keys() -> None:
     assert env["QUALS"] == "e19/e19"
     assert env["USER_KEY"] == "table-"
     version_file = f"products/v/v1.version/{F}_e19"
-    files[version_file] = files[version_file].replace(b"  UPS_DIR = ups\n", b"  _where = version\n")
+    files[version_file] = files[version_file].replace(
+        b"  UPS_DIR = ups\n", b"  TABLE_DIR = ups\n  _where = version\n"
+    )
     env, _ = run(files, "v", quals="e19")
     assert env["USER_KEY"] == "version-"  # the version file's key comes first
     assert env["UPSDIR"] == "/products/v/v1/ups"  # no UPS_DIR: <prod_dir>/ups when it exists
@@ -607,8 +674,25 @@ def test_a_table_without_the_declared_instance_is_a_missing_product() -> None:
     files = deps_tree()
     files.declare("x", "v1", simple_table("x", "    setupEnv()\n", quals="e19"), F, "e20")
     files.declare("y", "v1", simple_table("y", "    setupRequired( x v1 -q e20 )\n"), F)
-    with pytest.raises(SourceError, match=r"x.table: no instance for flavor .* qualifiers e20"):
+    with pytest.raises(
+        SetupRefused,
+        match=r"No instance matches were made between the version file "
+        r"\(/products/x/v1.version\) and the table file \(x.table\) for flavor "
+        r"\(Linux64bit\+3.10-2.17\) and qualifiers \(e20\)",
+    ):
         run(files, "y")
     env, messages = run(files, "y", missing="warn")
     assert "SETUP_X" not in env
-    assert "going on without it" in messages.warnings()[0]
+    assert "missing: warn goes on" in messages.warnings()[0]
+
+
+def test_where_the_filesystem_order_decides_ocibuild_warns() -> None:
+    """Two entries of a `.version` directory answering the same request: the real ups takes
+    the one readdir gives first; ocibuild takes the first by name and says so."""
+    files = tree(("x", "v1", "    setupEnv()\n", ""))
+    files.declare("x", "v1", simple_table("x", "    setupEnv()\n"), flavor="Linux64bit+2.6-2.17")
+    env, messages = run(files, "x")
+    assert env["SETUP_X"] == "x v1 -f Linux64bit+2.6-2.17 -z /products"
+    (warning,) = messages.warnings()
+    assert warning.startswith("warning: /products/x/v1.version: Linux64bit+2.6-2.17_, ")
+    assert "the real ups takes the entry the filesystem lists first" in warning

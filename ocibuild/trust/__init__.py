@@ -1,0 +1,1 @@
+"""Trust: signatures over what ocibuild reads (package indexes, packages, signed specs)."""

@@ -1,0 +1,2 @@
+export FS_SOURCED=1
+false
