@@ -66,12 +66,18 @@ def register_url(url: str) -> None:
     register(unquote(password), unquote(user))
 
 
+_USERINFO_ANYWHERE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@'\"]*@", re.ASCII)
+
+
 def redact(text: str) -> str:
-    """`text` with every registered secret replaced by `***`."""
-    pattern = _registry.pattern
-    if pattern is None or not text:
+    """`text` with every registered secret replaced by `***`, and no user info in any URL
+    it holds (`http://user:password@host/` shows as `http://host/`)."""
+    if not text:
         return text
-    return pattern.sub(MASK, text)
+    if "@" in text:
+        text = _USERINFO_ANYWHERE.sub(r"\1", text)
+    pattern = _registry.pattern
+    return text if pattern is None else pattern.sub(MASK, text)
 
 
 class RedactingFilter(logging.Filter):

@@ -254,4 +254,8 @@ def _run(argv: Sequence[str] | None) -> int:
         return _interrupted(e)
     except BrokenPipeError:
         return 1
+    except OSError as e:  # the machine's answer to a path or device: no traceback for it
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"error: {redact(where + (e.strerror or str(e)))}", err=True)
+        return 1
     return result if isinstance(result, int) else 0

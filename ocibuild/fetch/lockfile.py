@@ -19,6 +19,7 @@ from ocibuild.infile import read_regular_file
 from ocibuild.jsonread import json_object, read_json
 from ocibuild.limits import JSON_SIZE
 from ocibuild.outpath import write_output
+from ocibuild.secrets import public_url
 
 LOCK_VERSION = 1
 
@@ -76,9 +77,11 @@ class LockFile:
 
     def get(self, url: str) -> Pin | None:
         with self._mutex:
-            return self._pins.get(url)
+            return self._pins.get(public_url(url))
 
     def set(self, pin: Pin) -> None:
+        """Pin a download: by its URL without credentials (a lock file is shared)."""
+        pin = Pin(public_url(pin.url), pin.size, pin.sha256)
         with self._mutex:
             if self._pins.get(pin.url) != pin:
                 self._pins[pin.url] = pin

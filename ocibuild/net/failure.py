@@ -54,11 +54,23 @@ def failure(e: BaseException, where: str, deadlines: Deadlines | None = None) ->
     chain = list(causes(e))
     url = urlsplit(where.split(" ", 1)[-1])
     host = url.netloc
-    if url.port is None and url.scheme in DEFAULT_PORTS:
+    try:
+        port = url.port
+    except ValueError:
+        port = 0
+    if port is None and url.scheme in DEFAULT_PORTS:
         host = f"{host}:{DEFAULT_PORTS[url.scheme]}"
 
     def found(*kinds: type[BaseException]) -> BaseException | None:
         return next((c for c in chain if isinstance(c, kinds)), None)
+
+    if found(
+        urllib3.exceptions.LocationParseError,
+        requests.exceptions.InvalidURL,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.MissingSchema,
+    ):
+        return NetworkError(f"{where}: not a URL ocibuild can fetch ({root_cause(e)})", cause="url")
 
     if verify := found(ssl.SSLCertVerificationError):
         reason = getattr(verify, "verify_message", "") or str(verify)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from ocibuild.errors import SourceError
 from ocibuild.jsonread import json_list, json_object, read_json_object
+from ocibuild.secrets import public_url
 
 RECORD_PATH = "var/lib/ocibuild/packages.json"
 RECORD_VERSION = 1
@@ -29,6 +30,9 @@ class PackageRecord:
     repo: str
     skipped_scripts: tuple[str, ...] = ()
     verified_by: str = ""  # fingerprint of the key its repository was verified by, or "trusted"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repo", public_url(self.repo))  # an image is shared
 
     @property
     def key(self) -> tuple[str, str, str]:

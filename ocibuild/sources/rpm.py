@@ -49,6 +49,7 @@ from ocibuild.ospkg.rpmsig import verify_package
 from ocibuild.progress import Message, plural
 from ocibuild.sbom import Component
 from ocibuild.sbom.purl import purl
+from ocibuild.secrets import public_url
 from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.packages import (
     NOT_VERIFIED,
@@ -137,7 +138,9 @@ def _repos(spec: RpmSpec, ctx: LayerContext, origin: Origin) -> dict[str, _Repo]
         at = repo.origin or origin
         try:
             url = expand(repo.url, ctx.session.settings.variables).rstrip("/")
-            canonical_url = canonical(repo.url, ctx.session.settings.variables).rstrip("/")
+            # the repository as recorded (lock file, package records, layer key): no credentials
+            canonical_url = public_url(canonical(repo.url, ctx.session.settings.variables))
+            canonical_url = canonical_url.rstrip("/")
             gpgkey = expand(repo.gpgkey, ctx.session.settings.variables) if repo.gpgkey else None
         except ValueError as e:
             raise SourceError(str(e), at) from None

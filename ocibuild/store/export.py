@@ -22,7 +22,6 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import BinaryIO, cast
 
 import zstandard
@@ -33,11 +32,12 @@ from ocibuild.oci import Descriptor, Index, MediaType, canonical_json
 from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import layer_compression
 from ocibuild.oci.reference import parse_reference
-from ocibuild.outpath import output_directory, output_file, output_target
+from ocibuild.outpath import OutputPath, output_directory, output_file, output_target
+from ocibuild.progress import Message, Reporter, plural, silent
 from ocibuild.store.flatten import FlattenOptions, created_epoch, flat_tar
 from ocibuild.store.image import StoredImage
 from ocibuild.store.layout import IDENTITY_ANNOTATION, REF_ANNOTATION, Store
-from ocibuild.store.rootdir import write_rootdir
+from ocibuild.store.rootdir import HostSafety, write_rootdir
 from ocibuild.store.squashfs import SquashfsOptions, tar2sqfs, write_squashfs
 
 ARCHIVE_FORMATS = ("oci-archive", "docker-archive")
@@ -54,16 +54,21 @@ class RootfsOptions:
     xattrs: bool = False
     compression: str = "gzip"  # squashfs only
     level: int | None = None  # squashfs only; the compression's default when None
+    devices: bool = False  # dir only: write device nodes (dangerous: a hostile /dev/mem)
+    keep_setid: bool = False  # dir only: keep set-uid and set-gid bits (dangerous)
 
 
 def export_image(
     store: Store,
     ref: str,
     fmt: str,
-    output: Path,
+    output: OutputPath,
     tags: list[str] | None = None,
     rootfs: RootfsOptions | None = None,
+    report: Reporter = silent,
 ) -> None:
+    """Write `ref` in `fmt` at `output`; what a directory export leaves out for the host's
+    sake is reported as warnings."""
     _check_format(fmt, rootfs)
     rootfs = rootfs or RootfsOptions()
     squashfs = None
@@ -78,7 +83,7 @@ def export_image(
     try:
         if fmt in ROOTFS_FORMATS:
             try:
-                _export_rootfs(store, image, output, rootfs, squashfs)
+                _export_rootfs(store, image, output, rootfs, squashfs, report)
             except OSError as e:
                 raise ExportError(f"cannot write {output}: {e.strerror or e}") from None
         else:
@@ -107,6 +112,8 @@ def write_archive(
 def _check_format(fmt: str, rootfs: RootfsOptions | None) -> None:
     if fmt not in FORMATS:
         raise OcibuildError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
+    if rootfs is not None and (rootfs.devices or rootfs.keep_setid) and fmt != "dir":
+        raise OcibuildError("--devices and --keep-setid apply to --format dir only")
     if rootfs is not None and fmt not in ROOTFS_FORMATS:
         raise OcibuildError(
             f"--all-root, --xattrs, --compression and --level apply to {' and '.join(ROOTFS_FORMATS)} only"
@@ -116,13 +123,30 @@ def _check_format(fmt: str, rootfs: RootfsOptions | None) -> None:
 def _export_rootfs(
     store: Store,
     image: StoredImage,
-    output: Path,
+    output: OutputPath,
     rootfs: RootfsOptions,
     squashfs: SquashfsOptions | None,
+    report: Reporter,
 ) -> None:
     stream = flat_tar(store, image, FlattenOptions(rootfs.all_root, rootfs.xattrs))
     if squashfs is None:
-        write_rootdir(stream, output)
+        safety = write_rootdir(stream, output, HostSafety(rootfs.devices, rootfs.keep_setid))
+        if safety.dropped_devices:
+            report(
+                Message(
+                    f"{output}: {plural(safety.dropped_devices, 'device node')} of the image "
+                    "not written (--devices writes them)",
+                    "warning",
+                )
+            )
+        if safety.cleared_setid:
+            report(
+                Message(
+                    f"{output}: set-uid/set-gid bits of "
+                    f"{plural(safety.cleared_setid, 'file')} cleared (--keep-setid keeps them)",
+                    "warning",
+                )
+            )
     else:
         write_squashfs(stream, output, replace(squashfs, mtime=created_epoch(image.config)))
 

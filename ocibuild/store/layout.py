@@ -37,6 +37,7 @@ from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import ReferenceError, parse_reference
+from ocibuild.outpath import protect
 from ocibuild.store.image import StoredImage
 from ocibuild.store.lock import file_lock
 from ocibuild.store.pending import PendingBlob, blob_path
@@ -88,6 +89,7 @@ class Store:
             store._open(create)
         except OSError as e:
             raise StoreError(f"cannot open the store {store.root}: {_os_reason(e)}") from None
+        protect(store.root)  # no output of this process goes into it
         return store
 
     def _open(self, create: bool) -> None:
@@ -487,19 +489,27 @@ class Store:
     def manifest(
         self, descriptor: Descriptor, platform: str = "linux/amd64"
     ) -> tuple[Descriptor, Manifest]:
-        """The image manifest of `descriptor`, choosing `platform` if it is an index."""
-        data = self._image_document(descriptor.digest)
-        media_type = data.get("mediaType", descriptor.media_type)
-        try:
-            if media_type in INDEXES or "manifests" in data:
-                index = Index.from_json(data)
-                for d in index.manifests:
-                    if d.platform is None or str(d.platform) == platform:
-                        return self.manifest(d, platform)
+        """The image manifest of `descriptor`, choosing `platform` if it is an index (and in
+        an index it holds, as deep as they go: a loop, not recursion)."""
+        seen = set()
+        while descriptor.digest not in seen:
+            seen.add(descriptor.digest)
+            data = self._image_document(descriptor.digest)
+            media_type = data.get("mediaType", descriptor.media_type)
+            try:
+                if not (media_type in INDEXES or "manifests" in data):
+                    return descriptor, Manifest.from_json(data)
+                chosen = [
+                    d
+                    for d in Index.from_json(data).manifests
+                    if d.platform is None or str(d.platform) == platform
+                ]
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
+            if not chosen:
                 raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
-            return descriptor, Manifest.from_json(data)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
+            descriptor = chosen[0]
+        raise StoreError(f"{descriptor.digest}: an index that holds itself")
 
     def _image_document(self, digest: str) -> JSONObject:
         """The JSON of a manifest or index blob; a StoreError saying what the blob is if it is

@@ -25,6 +25,7 @@ from typing import IO, BinaryIO
 from ocibuild.errors import DigestMismatchError, OcibuildError
 from ocibuild.jsonread import JSONObject, json_list, json_object, read_json, read_json_object
 from ocibuild.layer.reader import decompressed
+from ocibuild.layer.safepath import check_tar_member
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.formats import in_format
@@ -112,6 +113,7 @@ def _read(tx: Transaction, stream: BinaryIO, archive: str, report: Reporter) -> 
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
             for info in tar:
+                check_tar_member(info, archive)  # sparse maps, sizes: believed up to a budget
                 name = _normal(info.name)
                 if info.issym():
                     contents.links[name] = _normal(
@@ -208,22 +210,28 @@ def _identity(
 
 
 def _check_tree(tx: Transaction, contents: _Contents, descriptor: Descriptor, archive: str) -> None:
-    """Every blob `descriptor` reaches is in the archive, with the size it is announced with."""
-    member = contents.member(f"blobs/sha256/{descriptor.digest.hex}", archive)
-    if member.size != descriptor.size:
-        raise DigestMismatchError(
-            f"{archive}: blob {descriptor.digest} has {member.size} bytes, "
-            f"its descriptor says {descriptor.size}"
-        )
-    if descriptor.media_type in INDEXES:
-        data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
-        for child in Index.from_json(data).manifests:
-            _check_tree(tx, contents, child, archive)
-    elif descriptor.media_type in (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST):
-        data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
-        manifest = Manifest.from_json(data)
-        for blob in (manifest.config, *manifest.layers):
-            _check_tree(tx, contents, blob, archive)
+    """Every blob `descriptor` reaches is in the archive, with the size it is announced with;
+    each blob checked once, with a stack, not recursion (indexes may nest as deep as they go,
+    and share children)."""
+    pending, seen = [descriptor], set()
+    while pending:
+        descriptor = pending.pop()
+        if (descriptor.digest, descriptor.media_type) in seen:
+            continue
+        seen.add((descriptor.digest, descriptor.media_type))
+        member = contents.member(f"blobs/sha256/{descriptor.digest.hex}", archive)
+        if member.size != descriptor.size:
+            raise DigestMismatchError(
+                f"{archive}: blob {descriptor.digest} has {member.size} bytes, "
+                f"its descriptor says {descriptor.size}"
+            )
+        if descriptor.media_type in INDEXES:
+            data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
+            pending.extend(Index.from_json(data).manifests)
+        elif descriptor.media_type in (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST):
+            data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
+            manifest = Manifest.from_json(data)
+            pending.extend((manifest.config, *manifest.layers))
 
 
 # -- docker-archive ------------------------------------------------------------------------------
