@@ -50,9 +50,10 @@ class _ChunkReader(io.RawIOBase):
 @dataclass
 class HostSafety:
     """What a directory export may create on the host: device nodes only with `devices`,
-    set-uid and set-gid bits only with `keep_setid` (both dangerous: a hostile image's
-    `/dev/mem` or set-uid shell would be there for anyone who can reach the directory). It
-    counts what it left out."""
+    set-uid and set-gid bits of files only with `keep_setid` (both dangerous: a hostile image's
+    `/dev/mem` or set-uid shell would be there for anyone who can reach the directory; the
+    set-gid bit of a directory only hands its group down, and stays). It counts what it left
+    out."""
 
     devices: bool = False
     keep_setid: bool = False
@@ -73,7 +74,7 @@ def _member_filter(
         if (member.ischr() or member.isblk()) and not safety.devices:
             safety.dropped_devices += 1
             return None
-        if member.mode & SETID and not safety.keep_setid:
+        if member.mode & SETID and not member.isdir() and not safety.keep_setid:
             safety.cleared_setid += 1
             member = member.replace(mode=member.mode & ~SETID, deep=False)
         _make_parents(dest, member.name)
