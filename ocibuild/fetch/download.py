@@ -298,6 +298,11 @@ class Fetcher:
             raise
         except LimitError as e:
             raise FetchError(str(e), self.origin) from None
+        except OSError as e:  # the cache's disk: full, read-only, gone
+            raise FetchError(
+                f"{label}cannot write to the download cache {self.cache_dir}: {e.strerror or e}",
+                self.origin,
+            ) from None
         except NetworkError as e:
             unreachable = e.cause != "http" or isinstance(e, TransientError)
             hint = f"; {self.hint}" if self.hint and unreachable else ""

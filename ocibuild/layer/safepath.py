@@ -196,6 +196,15 @@ class LayerTree:
             self.check_symlink(path, self.link_what[path])
 
 
+def check_member_size(info: tarfile.TarInfo, what: str) -> None:
+    """The size a tar member declares, believed only up to the limit, whatever tar it is in (a
+    source's archive, a layer of the store read back): a sparse member is refused, since its
+    map turns a few bytes into terabytes of holes."""
+    if info.issparse() or any(key.startswith("GNU.sparse.") for key in info.pax_headers):
+        raise UnsafePathError(f"{what}: member {info.name!r} is a sparse file (not supported)")
+    MEMBER_SIZE.check(info.size, f"{what}: member {info.name!r}")
+
+
 def special_refused(name: str, kind: Kind) -> str:
     """The one message refusing a device node or FIFO, whatever archive holds it."""
     return f"{name} is a {SPECIALS[kind]}: no archive source takes device nodes or FIFOs"
@@ -216,9 +225,7 @@ def check_tar_member(info: tarfile.TarInfo, what: str) -> None:
         raise UnsafePathError(
             f"{what}: {special_refused(f'member {info.name!r}', TAR_SPECIALS[info.type])}"
         )
-    if info.issparse() or any(key.startswith("GNU.sparse.") for key in info.pax_headers):
-        raise UnsafePathError(f"{what}: member {info.name!r} is a sparse file (not supported)")
-    MEMBER_SIZE.check(info.size, f"{what}: member {info.name!r}")
+    check_member_size(info, what)
     for text in (info.name, info.linkname):
         try:
             text.encode("utf-8")

@@ -28,6 +28,7 @@ from isal import isal_zlib
 from ocibuild.errors import ExportError, LayerError
 from ocibuild.layer.entry import clean_path, read_whiteout
 from ocibuild.layer.reader import decompressed, member_content, members
+from ocibuild.layer.safepath import check_member_size
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.image import StoredImage
 from ocibuild.store.layout import Store
@@ -116,6 +117,7 @@ def _layer(
     ):
         try:
             for info, tar in members(stream, what, bufsize=TAR_BUFFER):
+                check_member_size(info, what)  # what it writes is bounded as what it reads
                 path = clean_path(info.name, f"{what}: entry")
                 if not path:
                     continue  # the root directory: runtimes make their own

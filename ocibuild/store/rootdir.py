@@ -67,6 +67,9 @@ def _member_filter(
     reals: dict[str, _RealPaths] = {}
 
     def policy(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        name = os.path.normpath(member.name).lstrip("/")
+        if name in ("", ".") or name == ".." or name.startswith("../"):
+            raise ExportError(f"/{member.name}: not a path inside the image")
         real = reals.setdefault(dest, _RealPaths(dest))
         _inside(member, real)
         if member.issym():
@@ -168,8 +171,13 @@ def write_rootdir(
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         reader = io.BufferedReader(_ChunkReader(tar_chunks), CHUNK)
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:
-            tar.extractall(tmp, numeric_owner=True, filter=_member_filter(safety))
+        try:
+            with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:
+                tar.extractall(tmp, numeric_owner=True, filter=_member_filter(safety))
+        except tarfile.TarError as e:
+            raise ExportError(
+                f"cannot write {output}: the image's tree is not readable ({e})"
+            ) from None
         tmp.chmod(0o755)
         if output.exists():
             output.rmdir()
