@@ -34,6 +34,7 @@ from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, Kind, clean_p
 from ocibuild.limits import MEMBER_SIZE
 
 MAX_HOPS = 40  # symlinks followed in one resolution, as Linux's MAXSYMLINKS
+MAX_ID = 2**31 - 1  # the largest uid, gid or device number a member may carry
 SPECIALS = {Kind.CHAR: "character device", Kind.BLOCK: "block device", Kind.FIFO: "FIFO"}
 
 
@@ -196,13 +197,18 @@ class LayerTree:
             self.check_symlink(path, self.link_what[path])
 
 
-def check_member_size(info: tarfile.TarInfo, what: str) -> None:
-    """The size a tar member declares, believed only up to the limit, whatever tar it is in (a
-    source's archive, a layer of the store read back): a sparse member is refused, since its
-    map turns a few bytes into terabytes of holes."""
+def check_member_numbers(info: tarfile.TarInfo, what: str) -> None:
+    """The numbers a tar member declares, believed only within range, whatever tar it is in (a
+    source's archive, a layer of the store read back): its size up to the limit, a sparse
+    member not at all (its map turns a few bytes into terabytes of holes), owners and device
+    numbers as a file system can hold them."""
     if info.issparse() or any(key.startswith("GNU.sparse.") for key in info.pax_headers):
         raise UnsafePathError(f"{what}: member {info.name!r} is a sparse file (not supported)")
     MEMBER_SIZE.check(info.size, f"{what}: member {info.name!r}")
+    for field in ("uid", "gid", "devmajor", "devminor"):
+        value = getattr(info, field)
+        if not 0 <= value <= MAX_ID:
+            raise UnsafePathError(f"{what}: member {info.name!r}: {field} {value} is out of range")
 
 
 def special_refused(name: str, kind: Kind) -> str:
@@ -225,7 +231,7 @@ def check_tar_member(info: tarfile.TarInfo, what: str) -> None:
         raise UnsafePathError(
             f"{what}: {special_refused(f'member {info.name!r}', TAR_SPECIALS[info.type])}"
         )
-    check_member_size(info, what)
+    check_member_numbers(info, what)
     for text in (info.name, info.linkname):
         try:
             text.encode("utf-8")

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, cast
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import Entry, Kind, check_relative
+from ocibuild.layer.reader import DECODE_ERRORS
 from ocibuild.layer.safepath import check_tar_member
 from ocibuild.limits import check_expansion
 from ocibuild.ospkg.compress import compression_of, decompressed
@@ -102,7 +103,7 @@ def _tar(f: BinaryIO, member: ArMember, what: str) -> Iterator[tarfile.TarFile]:
             while chunk := stream.read(1 << 20):
                 drained += len(chunk)
                 check_expansion(drained, member.size, f"{what} {member.name}")
-        except (tarfile.TarError, EOFError) as e:
+        except DECODE_ERRORS as e:
             raise SourceError(f"{what}: {member.name} is not a readable tar ({e})") from None
 
 
@@ -226,7 +227,7 @@ class _Content(io.RawIOBase):
             return b""
         try:
             return self.file.read(size)
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except DECODE_ERRORS as e:
             raise SourceError(f"{self.what}: data.tar ends inside {self.name} ({e})") from None
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]

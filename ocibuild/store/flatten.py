@@ -22,13 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, cast
 
-import zstandard
-from isal import isal_zlib
-
 from ocibuild.errors import ExportError, LayerError
 from ocibuild.layer.entry import clean_path, read_whiteout
-from ocibuild.layer.reader import decompressed, member_content, members
-from ocibuild.layer.safepath import check_member_size
+from ocibuild.layer.reader import UNREADABLE, decompressed, member_content, members
+from ocibuild.layer.safepath import check_member_numbers
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.image import StoredImage
 from ocibuild.store.layout import Store
@@ -37,8 +34,6 @@ from ocibuild.store.verify import VerifiedBlob
 
 CHUNK = 1 << 20
 TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
-_ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # stub: an instance
-_READ_ERRORS = (tarfile.TarError, EOFError, OSError, _ISAL_ERROR, zstandard.ZstdError)
 BLOCK = 512
 # What HPC runtimes bind-mount over: ch-run refuses an image lacking any of them.
 MOUNT_DIRS = ("dev", "proc", "sys", "tmp", "mnt", "home")
@@ -117,7 +112,7 @@ def _layer(
     ):
         try:
             for info, tar in members(stream, what, bufsize=TAR_BUFFER):
-                check_member_size(info, what)  # what it writes is bounded as what it reads
+                check_member_numbers(info, what)  # what it writes is bounded as what it reads
                 path = clean_path(info.name, f"{what}: entry")
                 if not path:
                     continue  # the root directory: runtimes make their own
@@ -135,7 +130,7 @@ def _layer(
                 yield from _entry(info, tar, path, index, merge, options)
                 if info.type != tarfile.DIRTYPE:
                     removed.add(path)
-        except (LayerError, *_READ_ERRORS) as e:
+        except UNREADABLE as e:
             blob.finish()  # a blob that does not verify says so, rather than how it fails to parse
             if isinstance(e, LayerError):
                 raise

@@ -24,7 +24,7 @@ from typing import IO, BinaryIO
 
 from ocibuild.errors import DigestMismatchError, OcibuildError
 from ocibuild.jsonread import JSONObject, json_list, json_object, read_json, read_json_object
-from ocibuild.layer.reader import decompressed
+from ocibuild.layer.reader import DECODE_ERRORS, decompressed
 from ocibuild.layer.safepath import check_tar_member
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType
 from ocibuild.oci.digest import Digest, sha256_digest
@@ -131,7 +131,9 @@ def _read(tx: Transaction, stream: BinaryIO, archive: str, report: Reporter) -> 
                     else:
                         contents.blobs[name] = _stage(tx, f)
                         report(Message(f"read {name}", "debug"))
-    except tarfile.TarError as e:
+    except DECODE_ERRORS as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise  # the disk, not the archive (a full store, a read error)
         raise ArchiveError(f"{archive}: not a readable tar archive ({e})") from None
     return contents
 

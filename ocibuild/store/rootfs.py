@@ -9,7 +9,7 @@ from typing import BinaryIO, Protocol, cast
 
 from ocibuild.layer.entry import clean_path, read_whiteout
 from ocibuild.layer.reader import decompressed, members
-from ocibuild.layer.safepath import check_member_size
+from ocibuild.layer.safepath import check_member_numbers
 from ocibuild.oci import Descriptor
 from ocibuild.store.verify import VerifiedBlob
 
@@ -45,7 +45,7 @@ class ImageFS:
                 decompressed(cast(BinaryIO, blob), layer.media_type) as tar,
             ):
                 for info, archive in members(tar, f"layer {layer.digest}"):
-                    check_member_size(info, f"layer {layer.digest}")
+                    check_member_numbers(info, f"layer {layer.digest}")
                     path = clean_path(info.name)
                     whiteout = read_whiteout(path)
                     if whiteout is not None:

@@ -20,7 +20,6 @@ import lzma
 import posixpath
 import tarfile
 import threading
-import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -35,7 +34,7 @@ from ocibuild.cputime import sample, stage
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
-from ocibuild.layer.reader import member_content
+from ocibuild.layer.reader import UNREADABLE, member_content
 from ocibuild.layer.safepath import LayerTree, check_tar_member
 from ocibuild.limits import check_expansion
 
@@ -280,7 +279,7 @@ class _Reader(threading.Thread):
             return
         except SourceError as e:
             self._fail(e)
-        except (LayerError, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+        except UNREADABLE as e:
             detail = str(e) or type(e).__name__
             self._fail(
                 SourceError(

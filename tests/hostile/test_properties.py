@@ -74,7 +74,14 @@ NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
 settings.register_profile("ci", derandomize=True, phases=NO_SHRINK, **COMMON)  # type: ignore[arg-type]
 settings.register_profile("long", derandomize=False, **COMMON)  # type: ignore[arg-type]
 settings.load_profile(PROFILE)
-CI_EXAMPLES = {"archives": 600, "debs": 400, "rpms": 400, "layers": 400, "json": 1500, "registry": 30}
+CI_EXAMPLES = {
+    "archives": 600,
+    "debs": 400,
+    "rpms": 400,
+    "layers": 400,
+    "json": 1500,
+    "registry": 30,
+}
 LONG_EXAMPLES = 2000
 
 
