@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ocibuild.cli.display import CliState
-from ocibuild.errors import NotFoundError
+from ocibuild.errors import NotFoundError, OcibuildError
+from ocibuild.infile import open_regular_file
 from ocibuild.oci import Descriptor
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import Message, human_size, plural
@@ -137,10 +138,11 @@ def _oci_view(store: Store, ref: str) -> Descriptor | None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, allow_dash=True),
+    type=click.Path(allow_dash=True),
     required=True,
     help="File to write (a directory for --format dir; podman-hpc's squash directory for "
-    "--format podman-hpc); - writes an archive to stdout (`ocibuild export REF -o - | podman load`).",
+    "--format podman-hpc; a path ending with / is a directory, never a file); - writes an "
+    "archive to stdout (`ocibuild export REF -o - | podman load`). Never inside the store.",
 )
 @click.option(
     "--tag",
@@ -164,17 +166,31 @@ def _oci_view(store: Store, ref: str) -> Descriptor | None:
     help="squashfs and podman-hpc: compression level [default: gzip 4 (1-9), xz 6 (0-9), "
     "zstd 6 (1-22)].",
 )
+@click.option(
+    "--devices",
+    is_flag=True,
+    help="dir: write the image's device nodes (DANGEROUS: a hostile image's /dev/mem or disk "
+    "device would be there on the host) [default: left out, with a warning].",
+)
+@click.option(
+    "--keep-setid",
+    is_flag=True,
+    help="dir: keep set-uid and set-gid bits (DANGEROUS: a hostile image's set-uid root shell "
+    "would be there on the host) [default: cleared, with a warning].",
+)
 @click.pass_obj
 def export_command(
     state: CliState,
     ref: str,
     fmt: str,
-    output: Path,
+    output: str,
     tags: tuple[str, ...],
     all_root: bool,
     xattrs: bool,
     compression: str | None,
     level: int | None,
+    devices: bool,
+    keep_setid: bool,
 ) -> None:
     """Write an image as an archive for `podman load`, `docker load` or apptainer, its root
     filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import), or into
@@ -187,12 +203,15 @@ def export_command(
       ocibuild export REF --format podman-hpc -o $SCRATCH/storage   then: podman-hpc run REF CMD
     """
     rootfs = None
-    if fmt in ROOTFS_FORMATS or all_root or xattrs or compression or level is not None:
+    chosen = all_root or xattrs or compression or level is not None or devices or keep_setid
+    if fmt in ROOTFS_FORMATS or chosen:
         from ocibuild.store.podmanhpc import DEFAULT_COMPRESSION
 
         default = DEFAULT_COMPRESSION if fmt == PODMAN_HPC else "gzip"
-        rootfs = RootfsOptions(all_root, xattrs, compression or default, level)
-    if str(output) == "-":
+        rootfs = RootfsOptions(
+            all_root, xattrs, compression or default, level, devices=devices, keep_setid=keep_setid
+        )
+    if output == "-":
         if rootfs is not None:
             raise click.UsageError(f"--format {fmt} writes a file or directory: give -o PATH")
         if sys.stdout.isatty():
@@ -200,10 +219,11 @@ def export_command(
         write_archive(state.store(create=False), ref, fmt, sys.stdout.buffer, list(tags) or None)
         sys.stdout.buffer.flush()
         return
-    store = state.store(create=False)
-    export_image(store, ref, fmt, output, list(tags) or None, rootfs, state.reporter())
+    export_image(
+        state.store(create=False), ref, fmt, output, list(tags) or None, rootfs, state.reporter()
+    )
     if not state.quiet:
-        size = "" if fmt in ("dir", PODMAN_HPC) else f" ({human_size(output.stat().st_size)})"
+        size = "" if fmt in ("dir", PODMAN_HPC) else f" ({human_size(Path(output).stat().st_size)})"
         click.echo(f"wrote {output}{size}", err=True)
 
 
@@ -292,14 +312,15 @@ def load_command(state: CliState, archive: Path, tags: tuple[str, ...]) -> None:
     Every blob is verified; prints REF@DIGEST per image reference."""
     from ocibuild.store.load import load_archive
 
-    store = state.store()
     if str(archive) == "-":
-        images = load_archive(store, sys.stdin.buffer, "stdin", tags, state.reporter())
+        images = load_archive(state.store(), sys.stdin.buffer, "stdin", tags, state.reporter())
     else:
         try:
-            stream = open(archive, "rb")
+            stream = open_regular_file(archive)  # a FIFO or /dev/zero never blocks nor fills
         except OSError as e:
-            raise click.FileError(str(archive), e.strerror) from None
+            hint = " (pipe it to `ocibuild load -`)" if "FIFO" in (e.strerror or "") else ""
+            raise OcibuildError(f"cannot read {archive}: {e.strerror or e}{hint}") from None
+        store = state.store()
         with stream:
             images = load_archive(store, stream, str(archive), tags, state.reporter())
     for image in images:

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from ocibuild.errors import AuthError
+from ocibuild.errors import AuthError, DigestMismatchError
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.reference import Reference, parse_reference
@@ -157,10 +157,13 @@ class _Pusher:
                 self.blobs[key] = own[descriptor.digest] = self.pool.submit(
                     self._ensure_blob, client, target.repository, descriptor, scopes
                 )
-        wait_all(
-            (self.blobs[(target.registry, target.repository, d.digest)] for d in blobs),
-            self.cancel,
-        )
+        try:
+            wait_all(
+                (self.blobs[(target.registry, target.repository, d.digest)] for d in blobs),
+                self.cancel,
+            )
+        except DigestMismatchError as e:
+            raise e.located(self.store.normalize(source)) from None
         identifier = target.tag or str(target.digest)
         digest = sha256_digest(data)
         there = manifest_digest(client, target.repository, identifier, media_type, scopes)

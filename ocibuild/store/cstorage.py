@@ -28,9 +28,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import ExportError
+from ocibuild.jsonread import read_json
 
 Record = dict[str, object]  # one JSON object of images.json or layers.json, kept whole
 
@@ -250,7 +252,7 @@ def _read_json(path: Path) -> list[Record]:
     if not text.strip():
         return []  # what podman reads as no records
     try:
-        data = json.loads(text)
+        data = read_json(text, str(path))
     except ValueError as e:
         raise ExportError(
             f"{path}: not valid JSON ({e}); a half-written file? (podman-hpc's migrate and rmsqi "
@@ -258,7 +260,7 @@ def _read_json(path: Path) -> list[Record]:
         ) from None
     if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r for r in data):
         raise ExportError(f"{path}: not a list of records with ids; nothing was changed")
-    return data
+    return cast(list[Record], data)
 
 
 @contextmanager

@@ -17,7 +17,6 @@ blocks too), for a second reader that would otherwise decompress the layer again
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import tarfile
@@ -26,21 +25,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol, cast
 
-import zstandard
-from isal import isal_zlib
-
-from ocibuild.errors import DigestMismatchError, ExportError, LayerError
+from ocibuild.errors import ExportError, LayerError
 from ocibuild.layer.entry import clean_path, read_whiteout
-from ocibuild.layer.reader import decompressed, member_content, members
+from ocibuild.layer.reader import UNREADABLE, decompressed, member_content, members
+from ocibuild.layer.safepath import check_member_numbers
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.image import StoredImage
 from ocibuild.store.layout import Store
 from ocibuild.store.rootfs import under
+from ocibuild.store.verify import VerifiedBlob
 
 CHUNK = 1 << 20
 TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
-_ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # stub: an instance
-_READ_ERRORS = (tarfile.TarError, EOFError, OSError, _ISAL_ERROR, zstandard.ZstdError)
 BLOCK = 512
 # What HPC runtimes bind-mount over: ch-run refuses an image lacking any of them.
 MOUNT_DIRS = ("dev", "proc", "sys", "tmp", "mnt", "home")
@@ -135,6 +131,7 @@ def _layer(
         stream = cast(BinaryIO, _Copying(tar_stream, copy)) if copy else tar_stream
         try:
             for info, tar in members(stream, what, bufsize=TAR_BUFFER):
+                check_member_numbers(info, what)  # what it writes is bounded as what it reads
                 path = clean_path(info.name, f"{what}: entry")
                 if not path:
                     continue  # the root directory: runtimes make their own
@@ -154,7 +151,7 @@ def _layer(
                     removed.add(path)
             while copy and stream.read(CHUNK):
                 pass  # the rest of the tar, for the copy
-        except (LayerError, *_READ_ERRORS) as e:
+        except UNREADABLE as e:
             blob.finish()  # a blob that does not verify says so, rather than how it fails to parse
             if isinstance(e, LayerError):
                 raise
@@ -329,47 +326,5 @@ class _Copying:
         return data
 
 
-class _HashingReader:
-    """A layer blob that hashes what is read; `finish` reads the rest and checks the digest."""
-
-    def __init__(self, raw: BinaryIO, layer: Descriptor) -> None:
-        self.raw, self.layer = raw, layer
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.sha.update(data)
-        self.size += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def finish(self) -> None:
-        while self.read(CHUNK):
-            pass
-        digest = f"sha256:{self.sha.hexdigest()}"
-        if digest != self.layer.digest or self.size != self.layer.size:
-            raise DigestMismatchError(
-                f"layer {self.layer.digest} does not verify: the store's blob has {digest} "
-                f"({self.size} bytes, the manifest says {self.layer.size})"
-            )
-
-    def __enter__(self) -> _HashingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _verified_blob(store: Store, layer: Descriptor) -> _HashingReader:
-    return _HashingReader(store.open_blob(layer.digest), layer)
+def _verified_blob(store: Store, layer: Descriptor) -> VerifiedBlob:
+    return store.open_verified(layer.digest, layer.size)

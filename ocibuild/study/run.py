@@ -21,6 +21,7 @@ from typing import Any
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import BenchError, OcibuildError
+from ocibuild.jsonread import read_json
 from ocibuild.progress import JobEvent, Message, Reporter, TaskEvent, silent
 from ocibuild.store import Store
 from ocibuild.study.fit import fit_runtime
@@ -482,13 +483,15 @@ def write_metadata(
 def read_metadata(results_dir: Path) -> dict[str, Any]:
     path = results_dir / METADATA
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path.read_bytes(), str(path))
     except FileNotFoundError:
         raise BenchError(
             f"{results_dir} is not a bench results directory (no {METADATA})"
         ) from None
-    except (OSError, ValueError) as e:
-        raise BenchError(f"{path}: cannot read: {e}") from None
+    except OSError as e:
+        raise BenchError(f"{path}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:
+        raise BenchError(f"cannot read: {e}") from None
     if not isinstance(data, dict) or "target" not in data:
         raise BenchError(f"{path}: not a bench metadata file (no 'target')")
     return data
