@@ -21,6 +21,7 @@ from ocibuild.sources.specs import DebRepo
 from ocibuild.sources.specs import RpmRepo as SpecRpmRepo
 from tests.contexts import layer_context
 from tests.events import Events
+from tests.loopback import LoopbackServer
 from tests.ospkg.signing import SigningKey, make_key
 
 SPECS = Path(__file__).parent / "specs"
@@ -77,7 +78,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def serve(root: Path) -> Iterator[str]:
     """Serve `root` over HTTP on a free port of 127.0.0.1; yields the base URL."""
     handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = LoopbackServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.loopback import LoopbackServer
 from tests.ospkg.conftest import AptRepo
 from tests.terminal import emulate, frames, rows, run_on_terminal
 
@@ -62,7 +63,7 @@ def suites(apt_repo: AptRepo, tmp_path_factory: pytest.TempPathFactory) -> Itera
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = LoopbackServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

@@ -26,6 +26,8 @@ from urllib.parse import quote, unquote
 
 from packaging.utils import canonicalize_name
 
+from tests.loopback import LoopbackServer
+
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
@@ -148,7 +150,7 @@ def _handler(server: IndexServer) -> type[http.server.BaseHTTPRequestHandler]:
 def serve_index(*directories: Path) -> Iterator[IndexServer]:
     index = IndexServer(list(directories))
     index.scan()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(index))
+    httpd = LoopbackServer(("127.0.0.1", 0), _handler(index))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     index.url = f"http://127.0.0.1:{httpd.server_address[1]}"

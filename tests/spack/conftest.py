@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.cli import main
+from tests.loopback import LoopbackServer
 from testsupport.spack_synthetic import write_synthetic_cache
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -45,9 +46,7 @@ class Served:
 
 
 def serve(root: Path) -> Iterator[Served]:
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
-    )
+    server = LoopbackServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.cli import main
+from tests.loopback import LoopbackServer
 from testsupport.synthetic_ups import art_bundle, nu_bundle, write_mirror
 
 
@@ -52,7 +53,7 @@ def serve(root: Path) -> Iterator[Mirror]:
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = LoopbackServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     mirror.url = f"http://127.0.0.1:{server.server_address[1]}/scisoft"

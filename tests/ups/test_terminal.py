@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.loopback import LoopbackServer
 from tests.terminal import emulate, frames, rows, run_on_terminal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def slow_mirror(mirror_files: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = LoopbackServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/scisoft"
     server.shutdown()
