@@ -274,7 +274,7 @@ class RpmSpec:
     repos: list[str | RpmRepo] = field(metadata={"check": nonempty, "verbatim": True})
     packages: list[str] = field(metadata={"check": nonempty})
     exclude: list[str] = field(default_factory=list)
-    arch: str = "x86_64"
+    arch: str | None = None  # rpm's name [default: the image's platform's: x86_64, aarch64]
     origin: Origin | None = None
 
 
@@ -301,7 +301,29 @@ class DebSpec:
     repos: list[DebRepo] = field(metadata={"check": nonempty})
     packages: list[str] = field(metadata={"check": nonempty})
     exclude: list[str] = field(default_factory=list)
-    arch: str = "amd64"
+    arch: str | None = None  # Debian's name [default: the image's platform's: amd64, arm64]
+    origin: Origin | None = None
+
+
+# -- configure ------------------------------------------------------------------------------
+
+CONFIGURE_EFFECTS = ("alternatives", "ca-certificates", "bytecode")
+
+
+def _effects(values: list[str]) -> list[str]:
+    unknown = [v for v in values if v not in CONFIGURE_EFFECTS]
+    if unknown:
+        raise ValueError(f"unknown effect {unknown[0]!r} (known: {', '.join(CONFIGURE_EFFECTS)})")
+    return values
+
+
+@dataclass(frozen=True)
+class ConfigureSpec:
+    """What the maintainer scripts of the image's Debian packages would have made."""
+
+    effects: list[str] = field(
+        default_factory=lambda: list(CONFIGURE_EFFECTS), metadata={"check": _effects}
+    )
     origin: Origin | None = None
 
 

@@ -34,6 +34,7 @@ from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, ca
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import INDEXES
+from ocibuild.oci.model import host_platform
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.store.image import StoredImage
 from ocibuild.store.lock import file_lock
@@ -59,6 +60,11 @@ def _ours(name: str) -> bool:
     return name in ("blobs", "index.json", ".ocibuild", "lost+found") or (
         name.startswith(".") and name.endswith(".tmp")
     )
+
+
+def _same_platform(have: str, wanted: str) -> bool:
+    """`linux/arm64` is `linux/arm64/v8` (the variant OCI implies for arm64)."""
+    return have == wanted or have.removesuffix("/v8") == wanted.removesuffix("/v8")
 
 
 def default_store_path() -> Path:
@@ -286,8 +292,13 @@ class Store:
         names, else the entry itself (without the index's annotations)."""
         digest = entry.annotations.get(IDENTITY_ANNOTATION)
         if digest is not None and is_digest(digest):
+            docker = (
+                MediaType.DOCKER_MANIFEST_LIST
+                if entry.media_type == MediaType.OCI_INDEX
+                else MediaType.DOCKER_MANIFEST
+            )
             return Descriptor(
-                MediaType.DOCKER_MANIFEST,
+                docker,
                 Digest(digest),
                 self.blob_size(digest),
                 platform=entry.platform,
@@ -305,7 +316,19 @@ class Store:
 
     def _entry(self, descriptor: Descriptor) -> Descriptor:
         """What index.json holds for an image: the descriptor, or for a Docker manifest its OCI
-        view (written to the store) annotated with the Docker manifest's digest."""
+        view (written to the store) annotated with the Docker manifest's digest; for a Docker
+        manifest list, an OCI index of its images' OCI views, annotated the same way."""
+        if descriptor.media_type == MediaType.DOCKER_MANIFEST_LIST:
+            listed = Index.from_json(json.loads(self.read_blob(descriptor.digest)))
+            members = tuple(self._entry(d) for d in listed.manifests)
+            data = Index(members, MediaType.OCI_INDEX).to_bytes()
+            return Descriptor(
+                MediaType.OCI_INDEX,
+                self.put_blob(data),
+                len(data),
+                {**descriptor.annotations, IDENTITY_ANNOTATION: str(descriptor.digest)},
+                descriptor.platform,
+            )
         if descriptor.media_type != MediaType.DOCKER_MANIFEST:
             return descriptor
         manifest = Manifest.from_json(json.loads(self.read_blob(descriptor.digest)))
@@ -439,18 +462,24 @@ class Store:
         return NotFoundError(f"no such image {tried} in the store {self.root}{hint}")
 
     def manifest(
-        self, descriptor: Descriptor, platform: str = "linux/amd64"
+        self, descriptor: Descriptor, platform: str | None = None
     ) -> tuple[Descriptor, Manifest]:
-        """The image manifest of `descriptor`, choosing `platform` if it is an index."""
+        """The image manifest of `descriptor`, choosing `platform` (default: this machine's)
+        if it is an index."""
+        platform = platform or host_platform()
         data = self._image_document(descriptor.digest)
         media_type = data.get("mediaType", descriptor.media_type)
         try:
             if media_type in INDEXES or "manifests" in data:
                 index = Index.from_json(data)
                 for d in index.manifests:
-                    if d.platform is None or str(d.platform) == platform:
+                    if d.platform is None or _same_platform(str(d.platform), platform):
                         return self.manifest(d, platform)
-                raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
+                have = ", ".join(str(d.platform) for d in index.manifests)
+                raise NotFoundError(
+                    f"{descriptor.digest}: no image for {platform} in its index (it has: {have}; "
+                    "--platform chooses)"
+                )
             return descriptor, Manifest.from_json(data)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
@@ -472,9 +501,14 @@ class Store:
     def config(self, manifest: Manifest) -> ImageConfig:
         return ImageConfig.from_json(json.loads(self.read_blob(manifest.config.digest)))
 
-    def image(self, ref: str) -> StoredImage:
-        descriptor, manifest = self.manifest(self.resolve(ref))
-        return StoredImage(ref, descriptor, manifest, self.config(manifest))
+    def image(self, ref: str, platform: str | None = None) -> StoredImage:
+        """The image `ref` names; of an index, the one for `platform` (default: this
+        machine's). A single image given a `platform` must be of it."""
+        descriptor, manifest = self.manifest(self.resolve(ref), platform)
+        config = self.config(manifest)
+        if platform is not None and not _same_platform(str(config.platform), platform):
+            raise NotFoundError(f"{ref} is an image for {config.platform}, not {platform}")
+        return StoredImage(ref, descriptor, manifest, config)
 
     def images(self) -> list[StoredImage]:
         out = []
