@@ -175,6 +175,8 @@ class _Builder:
         index = BuiltIndex(refs[0], descriptor, tuple(refs), images)
         self.indexes_built[refs[0]] = index
         self.untagged.append((refs, descriptor))
+        for built, platform in zip(images, platforms, strict=True):
+            self.untagged.append(([platform_ref(refs[0], platform)], built.descriptor))
         self.report(Message(f"{refs[0]}: index of {', '.join(platforms)}: {descriptor.digest}"))
         return index
 
@@ -310,6 +312,13 @@ class _Builder:
         )
         pull_image(self.store, full, options, self.report)
         return self.stored_base(full, platform)
+
+
+def platform_ref(ref: str, platform: str) -> str:
+    """The reference an image of a multi-platform image is also tagged with: its tag and
+    platform (`site/hep/base:1` -> `site/hep/base:1-linux-arm64`), for the tools that read
+    one image of a layout's tag (umoci)."""
+    return f"{ref}-{platform.replace('/', '-')}"
 
 
 def image_index(recipe: Recipe) -> dict[str, ImageSpec]:

@@ -158,6 +158,11 @@ def _oci_view(store: Store, ref: str) -> Descriptor | None:
     type=int,
     help="squashfs: compression level [default: gzip 4 (1-9), xz 6 (0-9), zstd 6 (1-22)].",
 )
+@click.option(
+    "--platform",
+    help="os/arch[/variant]: the image of a multi-platform image to export [default: this "
+    "machine's].",
+)
 @click.pass_obj
 def export_command(
     state: CliState,
@@ -169,6 +174,7 @@ def export_command(
     xattrs: bool,
     compression: str | None,
     level: int | None,
+    platform: str | None,
 ) -> None:
     """Write an image as an archive for `podman load`, `docker load` or apptainer, or its root
     filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import).
@@ -186,10 +192,14 @@ def export_command(
             raise click.UsageError(f"--format {fmt} writes a file or directory: give -o PATH")
         if sys.stdout.isatty():
             raise click.UsageError("refusing to write an archive to a terminal; redirect stdout")
-        write_archive(state.store(create=False), ref, fmt, sys.stdout.buffer, list(tags) or None)
+        write_archive(
+            state.store(create=False), ref, fmt, sys.stdout.buffer, list(tags) or None, platform
+        )
         sys.stdout.buffer.flush()
         return
-    export_image(state.store(create=False), ref, fmt, output, list(tags) or None, rootfs)
+    export_image(
+        state.store(create=False), ref, fmt, output, list(tags) or None, rootfs, platform
+    )
     if not state.quiet:
         size = "" if fmt == "dir" else f" ({human_size(output.stat().st_size)})"
         click.echo(f"wrote {output}{size}", err=True)

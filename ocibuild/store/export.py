@@ -61,7 +61,9 @@ def export_image(
     output: Path,
     tags: list[str] | None = None,
     rootfs: RootfsOptions | None = None,
+    platform: str | None = None,
 ) -> None:
+    """Write image `ref` (of an index: `platform`'s, default this machine's) as `fmt`."""
     _check_format(fmt, rootfs)
     rootfs = rootfs or RootfsOptions()
     squashfs = None
@@ -72,7 +74,7 @@ def export_image(
         output_directory(output)  # refused before anything is read
     else:
         output_target(output)
-    image = store.image(ref)
+    image = store.image(ref, platform)
     if fmt in ROOTFS_FORMATS:
         try:
             _export_rootfs(store, image, output, rootfs, squashfs)
@@ -84,7 +86,12 @@ def export_image(
 
 
 def write_archive(
-    store: Store, ref: str, fmt: str, out: BinaryIO, tags: list[str] | None = None
+    store: Store,
+    ref: str,
+    fmt: str,
+    out: BinaryIO,
+    tags: list[str] | None = None,
+    platform: str | None = None,
 ) -> None:
     """Stream the archive to `out` (a file, or a pipe: the tar is written front to back)."""
     _check_format(fmt, None)
@@ -92,7 +99,7 @@ def write_archive(
         raise OcibuildError(
             f"--format {fmt} writes a file or directory, not a stream: give -o PATH"
         )
-    _write_archive(store, store.image(ref), fmt, out, tags or [store.normalize(ref)])
+    _write_archive(store, store.image(ref, platform), fmt, out, tags or [store.normalize(ref)])
 
 
 def _check_format(fmt: str, rootfs: RootfsOptions | None) -> None:
