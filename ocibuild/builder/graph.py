@@ -285,10 +285,7 @@ class _Builder:
         if any(r == ref for r, _ in self.built):
             have = ", ".join(p for r, p in self.built if r == ref)
             raise RecipeError(f"{ref} is built for {have}, not {platform}")
-        try:
-            return self.store.image(ref, platform)
-        except NotFoundError as e:
-            raise StoreError(f"base image {ref}: {e}") from None
+        return self.store.image(ref, platform)
 
     def registry_base(self, ref: str, origin: Origin | None, platform: str) -> StoredImage:
         full = str(parse_reference(ref))

@@ -4,8 +4,11 @@
 The calls are read from the scripts' text: every `update-alternatives ... --install LINK NAME
 PATH PRIORITY [--slave LINK NAME PATH]...` (backslash-continued lines joined, shell comments
 dropped), whatever shell condition it stands under (a postinst of a fresh install runs with
-`configure`). A call whose words are not literal (a `$VAR`, a command substitution) is taken up
-to its first such word, and the rest is reported as not evaluated.
+`configure`). A command substitution in such a call is evaluated when it is made of what
+xz-utils' postinst uses to list its slaves: `for` loops, assignments, `echo`, and calls of the
+script's functions made of the same; nothing is run. A call with another non-literal word (a
+`$VAR` from elsewhere, a command) is taken up to that word, and the rest reported as not
+evaluated.
 
 The choice is dpkg's in auto mode: of a group's choices (sorted by path) the first of the
 highest priority. What dpkg writes: LINK -> /etc/alternatives/NAME -> PATH for the master and
@@ -69,6 +72,7 @@ def install_calls(package: str, script: str) -> tuple[list[Install], list[str]]:
     that could not be read without running the shell."""
     calls: list[Install] = []
     notes: list[str] = []
+    script = _substituted(script)
     for line in _CONTINUATION.sub(" ", script).splitlines():
         if "update-alternatives" not in line:
             continue
@@ -81,6 +85,99 @@ def install_calls(package: str, script: str) -> tuple[list[Install], list[str]]:
             if note:
                 notes.append(note)
     return calls, notes
+
+
+_FUNCTION = re.compile(r"^\s*(\w+)\s*\(\)\s*\{\s*\n(.*?)\n\s*\}", re.S | re.M)
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_ASSIGNMENT = re.compile(r"(\w+)=(.*)", re.S)
+
+
+def _substituted(script: str) -> str:
+    """The script with each command substitution of an update-alternatives line replaced by
+    its output, where `_run` can tell it without running anything."""
+    functions = {m.group(1): m.group(2).splitlines() for m in _FUNCTION.finditer(script)}
+    out, at = [], 0
+    while (start := script.find("$(", at)) >= 0:
+        line_start = script.rfind("\n", 0, start) + 1
+        end = _closing(script, start + 2)
+        if end < 0:
+            break
+        output = None
+        if "update-alternatives" in script[line_start:start]:
+            output = _run(script[start + 2 : end].splitlines(), {}, functions, 0)
+        if output is None:
+            out.append(script[at : end + 1])
+        else:
+            out.append(script[at:start] + " ".join(shlex.quote(w) for w in output.split()))
+        at = end + 1
+    return "".join(out) + script[at:]
+
+
+def _closing(text: str, at: int) -> int:
+    """The index of the `)` closing a `$(` whose body starts at `at` (-1: none)."""
+    depth = 1
+    for i in range(at, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+def _run(
+    lines: list[str], env: dict[str, str], functions: dict[str, list[str]], depth: int
+) -> str | None:
+    """What `lines` print, for the small shell they may be written in; None for anything
+    else."""
+    statements = [
+        part.strip() for line in lines for part in line.split("#", 1)[0].split(";") if part.strip()
+    ]
+    out: list[str] = []
+    i = 0
+    while i < len(statements):
+        words = _expanded(statements[i], env)
+        if words is None or depth > 8:
+            return None
+        if words[0] == "for" and len(words) >= 3 and words[2] == "in":
+            end, nested = i + 1, 0
+            while end < len(statements) and not (statements[end] == "done" and nested == 0):
+                nested += statements[end].startswith("for ") - (statements[end] == "done")
+                end += 1
+            if end == len(statements) or statements[i + 1] != "do":
+                return None
+            for item in words[3:]:
+                printed = _run(statements[i + 2 : end], {**env, words[1]: item}, functions, depth)
+                if printed is None:
+                    return None
+                out.append(printed)
+            i = end + 1
+            continue
+        if all(_ASSIGNMENT.fullmatch(w) for w in words):
+            env = {**env, **dict(w.split("=", 1) for w in words)}
+        elif words[0] == "echo":
+            out.append(" ".join(words[1:]))
+        elif words[0] in functions:
+            args = {str(n): a for n, a in enumerate(words[1:], 1)}
+            printed = _run(functions[words[0]], args, functions, depth + 1)
+            if printed is None:
+                return None
+            out.append(printed)
+        else:
+            return None
+        i += 1
+    return "\n".join(p for p in out if p)
+
+
+def _expanded(statement: str, env: dict[str, str]) -> list[str] | None:
+    """The statement's words, variables expanded; None if it has what cannot be."""
+    if "`" in statement or "$(" in statement:
+        return None
+    try:
+        words = shlex.split(
+            _VARIABLE.sub(lambda m: env.get(m.group(1) or m.group(2), ""), statement)
+        )
+    except ValueError:
+        return None
+    return words or None
 
 
 def _words(line: str) -> list[str]:

@@ -2,10 +2,12 @@
 made declaratively from the image's files (the `deb` source runs no script).
 
     - deb: {repos: [...], packages: [build-essential, python3, ca-certificates]}
-    - configure: {}              # effects: [alternatives, ca-certificates, bytecode] (all)
+    - configure: {}    # effects: [base-files, alternatives, ca-certificates, bytecode] (all)
 
 One layer, over every package of the image below (a later `configure` makes it again for all):
 
+- `base-files`: what base-files' postinst makes on a fresh install: /etc/profile, root's dot
+  files, /opt, /srv, /var/mail, the /usr/local tree, /var/run -> /run (`ospkg/basefiles.py`);
 - `alternatives`: the `update-alternatives --install` calls of the packages' postinst scripts
   (`/var/lib/dpkg/info/*.postinst`), chosen as dpkg's auto mode does: the links and
   `/etc/alternatives`, `/var/lib/dpkg/alternatives/NAME` (`ospkg/alternatives.py`);
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import Entry, bytes_entry
-from ocibuild.ospkg import alternatives, cacerts
+from ocibuild.ospkg import alternatives, basefiles, cacerts
 from ocibuild.ospkg.dpkgdb import INFO_DIR
 from ocibuild.progress import Message, plural
 from ocibuild.python.bytecode import Compiler, cache_tag, find_interpreter
@@ -35,11 +37,14 @@ from ocibuild.sources.specs import ConfigureSpec
 INFO = INFO_DIR.strip("/") + "/"
 _STDLIB = re.compile(r"usr/lib/python3\.(\d+)/.+\.py")
 _DIST_PACKAGES = "usr/lib/python3/dist-packages/"
+GROUP, GROUP_MASTER = "etc/group", "usr/share/base-passwd/group.master"
 
 
 def _wanted(path: str) -> bool:
     return (
         (path.startswith(INFO) and path.endswith((".postinst", ".list")))
+        or path.startswith(basefiles.DEFAULTS)
+        or path in (basefiles.STAFF_MARK, GROUP, GROUP_MASTER)
         or path.startswith((cacerts.CERTSDIR, cacerts.LOCALCERTSDIR))
         or path == cacerts.CONF
         or (path.endswith(".py") and (path.startswith(_DIST_PACKAGES) or bool(_STDLIB.match(path))))
@@ -60,14 +65,26 @@ def plan(spec: ConfigureSpec, ctx: LayerContext) -> list[LayerPlan]:
         return path in installed or path.lstrip("/") in files
 
     effects: list[str] = []
+    made: list[basefiles.Made] = []
+    if "base-files" in spec.effects and basefiles.SCRIPT in files:
+        group_file = files.get(GROUP) or files.get(GROUP_MASTER, b"")
+        made, notes = basefiles.made(
+            files[basefiles.SCRIPT].decode("utf-8", "replace"),
+            files,
+            exists,
+            basefiles.group_ids(group_file),
+        )
+        for note in notes:
+            ctx.report(Message(f"configure: {note}"))
+        effects.append(f"base-files: {plural(len(made), 'path')}")
     groups: list[alternatives.Group] = []
     if "alternatives" in spec.effects:
         calls: list[alternatives.Install] = []
         for path, data in sorted(files.items()):
             if path.startswith(INFO) and path.endswith(".postinst"):
                 package = path[len(INFO) : -len(".postinst")].partition(":")[0]
-                made, notes = alternatives.install_calls(package, data.decode("utf-8", "replace"))
-                calls += made
+                read_calls, notes = alternatives.install_calls(package, data.decode("utf-8", "replace"))
+                calls += read_calls
                 for note in notes:
                     ctx.report(Message(f"configure: {note}"))
         groups = alternatives.groups(calls, exists)
@@ -98,6 +115,7 @@ def plan(spec: ConfigureSpec, ctx: LayerContext) -> list[LayerPlan]:
     key = input_key("configure", spec.effects, content_key(files))
 
     def entries() -> Iterator[Entry]:
+        yield from basefiles.entries(made)
         yield from alternatives.entries(groups, exists)
         if store is not None:
             yield from cacerts.entries(store, files)

@@ -307,7 +307,7 @@ class DebSpec:
 
 # -- configure ------------------------------------------------------------------------------
 
-CONFIGURE_EFFECTS = ("alternatives", "ca-certificates", "bytecode")
+CONFIGURE_EFFECTS = ("base-files", "alternatives", "ca-certificates", "bytecode")
 
 
 def _effects(values: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ compiled at import. Built again with another cache state: the same digest."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from packaging.utils import canonicalize_name
 from ocibuild.builder import BuildSettings, build_recipe
 from ocibuild.builder.image import BuiltImage
 from ocibuild.layer.reader import decompressed, members
+from ocibuild.ospkg import basefiles
 from ocibuild.ospkg.alternatives import install_calls
 from ocibuild.store import Store
 from ocibuild.store.export import RootfsOptions, export_image
@@ -82,6 +84,49 @@ def layer_files(store: Store, image: BuiltImage, index: int) -> dict[str, tuple[
     return out
 
 
+Meta = tuple[str, int, int, str]  # kind, mode, gid, link target or content sha256
+
+
+def layer_meta(store: Store, image: BuiltImage, index: int) -> dict[str, Meta]:
+    """Every entry of a layer of `image`: path -> (kind, mode, gid, target or sha256)."""
+    descriptor = image.manifest.layers[index]
+    out: dict[str, Meta] = {}
+    with (
+        store.open_blob(descriptor.digest) as blob,
+        decompressed(blob, descriptor.media_type) as tar,
+    ):
+        for info, archive in members(tar, "layer"):
+            name = info.name.rstrip("/")
+            if info.issym():
+                out[name] = ("link", 0o777, info.gid, info.linkname)
+            elif info.isdir():
+                out[name] = ("dir", info.mode, info.gid, "")
+            elif info.isfile():
+                f = archive.extractfile(info)
+                assert f is not None
+                out[name] = ("file", info.mode, info.gid, hashlib.sha256(f.read()).hexdigest())
+    return out
+
+
+def tree(root: Path) -> dict[str, Meta]:
+    """A directory tree's paths -> (kind, mode, gid, link target or size)."""
+    out: dict[str, Meta] = {}
+    for path in root.rglob("*"):
+        st = path.lstat()
+        kind = "link" if path.is_symlink() else "dir" if path.is_dir() else "file"
+        mode = 0o777 if kind == "link" else st.st_mode & 0o7777
+        detail = os.readlink(path) if kind == "link" else str(st.st_size) if kind == "file" else ""
+        out[str(path.relative_to(root))] = (kind, mode, st.st_gid, detail)
+    return out
+
+
+def with_content(root: Path, path: str, meta: Meta) -> Meta:
+    """`meta` of a tree's file with its content's sha256 in place of its size."""
+    if meta[0] != "file":
+        return meta
+    return (*meta[:3], hashlib.sha256((root / path).read_bytes()).hexdigest())
+
+
 def packages_only(platform: Platform, tmp_path: Path) -> Path:
     """The platform image's deb layer alone (a cache hit), exported as a directory."""
     recipe = yaml.safe_load(platform.recipe.read_text())
@@ -101,6 +146,31 @@ def test_configure_is_what_the_real_tools_make(platform_image: Platform, tmp_pat
     assert isinstance(built, BuiltImage)
     configured = layer_files(platform_image.store, built, 1)
     root = packages_only(platform_image, tmp_path)
+
+    # base-files' own postinst, run for a fresh install with DPKG_ROOT (dpkg's --root)
+    script = (root / "var/lib/dpkg/info/base-files.postinst").read_text()
+    listed = {
+        line
+        for f in (root / "var/lib/dpkg/info").glob("*.list")
+        for line in f.read_text().splitlines()
+    }
+    files = {
+        str(p.relative_to(root)): p.read_bytes() for p in (root / "usr/share/base-files").iterdir()
+    }
+    group = (root / "usr/share/base-passwd/group.master").read_bytes()
+    ours_made, _ = basefiles.made(script, files, listed.__contains__, basefiles.group_ids(group))
+    before = tree(root)
+    subprocess.run(
+        ["sh", str(root / "var/lib/dpkg/info/base-files.postinst"), "configure"],
+        env={**os.environ, "DPKG_ROOT": str(root)}, check=True, capture_output=True,
+    )  # fmt: skip
+    after = tree(root)
+    changed = {p for p, v in after.items() if before.get(p) != v}
+    assert {"etc/profile", "root/.profile", "var/run", "usr/local/bin", "var/log/wtmp"} <= changed
+    made = {m.path for m in ours_made}  # (the export makes /mnt: the script then need not)
+    assert changed <= made
+    layer = layer_meta(platform_image.store, built, 1)
+    assert {p: layer[p] for p in made} == {p: with_content(root, p, after[p]) for p in made}
 
     # the real update-alternatives, given the calls the postinsts make
     names = set()
@@ -149,6 +219,24 @@ def test_configure_is_what_the_real_tools_make(platform_image: Platform, tmp_pat
             theirs[key] = ("file", path.read_bytes())
     ours = {p: v for p, v in configured.items() if p.startswith("etc/ssl/certs/")}
     assert len(ours) > 250 and ours == theirs
+
+    # ld.so.cache is not made: every library the real ldconfig would list in it is in a
+    # directory the image's own loader searches without one
+    subprocess.run(["ldconfig", "-r", str(root)], check=True, capture_output=True)
+    cached = subprocess.run(
+        ["ldconfig", "-C", str(root / "etc/ld.so.cache"), "-p"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()  # fmt: skip
+    cached = [line for line in cached if " => " in line]
+    loader = subprocess.run(
+        [str(root / "lib64/ld-linux-x86-64.so.2"), "--help"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    searched = {line.split()[0] for line in loader.splitlines() if "(system search path)" in line}
+    assert len(cached) > 50
+    assert {os.path.dirname(line.split(" => ")[1]) for line in cached} <= searched
+    assert "/etc/ld.so.cache" not in {"/" + p for p in configured}
+    assert configured["usr/bin/lzcat"] == ("link", b"/etc/alternatives/lzcat")  # xz's slaves
 
     # bytecode: every module of the stdlib and of Debian's Python packages has its pyc
     sources = {
