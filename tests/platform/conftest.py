@@ -49,7 +49,9 @@ def build_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]
 
 
 @pytest.fixture(scope="session")
-def platform_image(tmp_path_factory: pytest.TempPathFactory, build_env: IndexServer) -> Platform:
+def platform_image(
+    tmp_path_factory: pytest.TempPathFactory, build_env: IndexServer
+) -> Iterator[Platform]:
     work = tmp_path_factory.mktemp("platform")
     recipe = work / "platform.yaml"
     shutil.copy(RECIPES / "platform.yaml", recipe)
@@ -62,4 +64,5 @@ def platform_image(tmp_path_factory: pytest.TempPathFactory, build_env: IndexSer
         for p in resolution
         if p.get("filename", "").endswith(".whl")
     }
-    return Platform(Store.open(work / "store"), built, recipe, locked, settings)
+    yield Platform(Store.open(work / "store"), built, recipe, locked, settings)
+    shutil.rmtree(work)  # 2 GB: not left for pytest's three kept runs

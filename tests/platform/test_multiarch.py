@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +54,8 @@ def multi(
     store = Store.open(work / "store")
     (built,) = build_recipe(recipe, store, BuildSettings(cache_dir=work / "cache"), Events())
     assert isinstance(built, BuiltIndex)
-    return store, built
+    yield store, built
+    shutil.rmtree(work)
 
 
 @pytest.fixture(scope="module")
