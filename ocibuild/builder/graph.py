@@ -294,12 +294,16 @@ class _Builder:
         if pull == "never" or (have and pull == "missing"):
             try:
                 return self.stored_base(full, platform)
-            except NotFoundError:
-                raise StoreError(
-                    f"base image {ref} is not in the store "
-                    f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)",
-                    origin,
-                ) from None
+            except NotFoundError as e:
+                if pull == "never" or not have:
+                    where = "for " + platform if have else "in the store"
+                    raise StoreError(
+                        f"base image {ref} is not {where} "
+                        f"(pull it with `ocibuild pull {ref} --platform {platform}`, or build "
+                        "it from its recipe)",
+                        origin,
+                    ) from None
+                self.report(Message(f"{e}: pulling it for {platform}"))
         from ocibuild.remote import RemoteOptions, pull_image
 
         self.report(Message(f"pulling base image {full}"))

@@ -205,9 +205,7 @@ def export_command(
         )
         sys.stdout.buffer.flush()
         return
-    export_image(
-        state.store(create=False), ref, fmt, output, list(tags) or None, rootfs, platform
-    )
+    export_image(state.store(create=False), ref, fmt, output, list(tags) or None, rootfs, platform)
     if not state.quiet:
         size = "" if fmt == "dir" else f" ({human_size(output.stat().st_size)})"
         click.echo(f"wrote {output}{size}", err=True)

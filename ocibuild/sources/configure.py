@@ -29,7 +29,7 @@ from ocibuild.layer.entry import Entry, bytes_entry
 from ocibuild.ospkg import alternatives, basefiles, cacerts
 from ocibuild.ospkg.dpkgdb import INFO_DIR
 from ocibuild.progress import Message, plural
-from ocibuild.python.bytecode import Compiler, cache_tag, find_interpreter
+from ocibuild.python.bytecode import Compiler, Interpreter, cache_tag, find_interpreter
 from ocibuild.sources.base import LayerPlan, content_key, input_key
 from ocibuild.sources.session import LayerContext
 from ocibuild.sources.specs import ConfigureSpec
@@ -83,7 +83,9 @@ def plan(spec: ConfigureSpec, ctx: LayerContext) -> list[LayerPlan]:
         for path, data in sorted(files.items()):
             if path.startswith(INFO) and path.endswith(".postinst"):
                 package = path[len(INFO) : -len(".postinst")].partition(":")[0]
-                read_calls, notes = alternatives.install_calls(package, data.decode("utf-8", "replace"))
+                read_calls, notes = alternatives.install_calls(
+                    package, data.decode("utf-8", "replace")
+                )
                 calls += read_calls
                 for note in notes:
                     ctx.report(Message(f"configure: {note}"))
@@ -120,12 +122,9 @@ def plan(spec: ConfigureSpec, ctx: LayerContext) -> list[LayerPlan]:
         if store is not None:
             yield from cacerts.entries(store, files)
         if compile_for is not None:
-            with Compiler(compile_for) as compiler:
-                tag = cache_tag(compile_for.version)
-                futures = {p: compiler.submit("/" + p, sources[p]) for p in sorted(sources)}
-                for path, future in futures.items():
-                    if pyc := future.result():
-                        yield _pyc_entry(path, tag, pyc)
+            tag = cache_tag(compile_for.version)
+            for path, pyc in _compiled(compile_for, sources):
+                yield _pyc_entry(path, tag, pyc)
 
     return [
         LayerPlan(
@@ -135,6 +134,19 @@ def plan(spec: ConfigureSpec, ctx: LayerContext) -> list[LayerPlan]:
             created_by=f"ocibuild configure {' '.join(spec.effects)}",
         )
     ]
+
+
+def _compiled(interpreter: Interpreter, sources: dict[str, bytes]) -> list[tuple[str, bytes]]:
+    """Each module's pyc (none for a source that does not compile), compiled before the first
+    is given: no worker outlives a layer abandoned half way (a generator left suspended is
+    finalized only when the interpreter ends, when the compiler's threads are gone)."""
+    with Compiler(interpreter) as compiler:
+        futures = {p: compiler.submit("/" + p, sources[p]) for p in sorted(sources)}
+        try:
+            return [(p, pyc) for p, future in futures.items() if (pyc := future.result())]
+        finally:  # stopped half way: compile no more
+            for future in futures.values():
+                future.cancel()
 
 
 def _pyc_entry(path: str, tag: str, pyc: bytes) -> Entry:

@@ -190,8 +190,8 @@ SOURCES: Mapping[str, LayerSource] = {
             "configure",
             specs.ConfigureSpec,
             _configure,
-            "what the Debian packages' maintainer scripts would have made: alternatives, the "
-            "CA store, bytecode of Debian's Python",
+            "what the Debian packages' maintainer scripts would have made: base-files' files, "
+            "alternatives, the CA store, bytecode of Debian's Python",
             needs_lower=True,
         ),
         Source(

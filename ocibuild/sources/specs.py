@@ -5,6 +5,7 @@ sources' implementations so that reading a recipe loads none of them."""
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -307,23 +308,15 @@ class DebSpec:
 
 # -- configure ------------------------------------------------------------------------------
 
-CONFIGURE_EFFECTS = ("base-files", "alternatives", "ca-certificates", "bytecode")
-
-
-def _effects(values: list[str]) -> list[str]:
-    unknown = [v for v in values if v not in CONFIGURE_EFFECTS]
-    if unknown:
-        raise ValueError(f"unknown effect {unknown[0]!r} (known: {', '.join(CONFIGURE_EFFECTS)})")
-    return values
+ConfigureEffect = Literal["base-files", "alternatives", "ca-certificates", "bytecode"]
+CONFIGURE_EFFECTS: tuple[ConfigureEffect, ...] = typing.get_args(ConfigureEffect)
 
 
 @dataclass(frozen=True)
 class ConfigureSpec:
     """What the maintainer scripts of the image's Debian packages would have made."""
 
-    effects: list[str] = field(
-        default_factory=lambda: list(CONFIGURE_EFFECTS), metadata={"check": _effects}
-    )
+    effects: list[ConfigureEffect] = field(default_factory=lambda: list(CONFIGURE_EFFECTS))
     origin: Origin | None = None
 
 

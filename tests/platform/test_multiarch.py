@@ -16,11 +16,13 @@ import pytest
 
 from ocibuild.builder import BuildSettings, build_recipe
 from ocibuild.builder.graph import BuiltIndex
+from ocibuild.cli import main
 from ocibuild.errors import SourceError
 from ocibuild.oci import MediaType
 from ocibuild.remote import RemoteOptions, push_image
 from ocibuild.store import Store
 from ocibuild.store.export import RootfsOptions, export_image
+from tests.cli import fail, run
 from tests.events import Events
 from tests.podman import Podman
 from tests.python.pyindex import IndexServer
@@ -183,3 +185,22 @@ def test_ups_refuses_arm64(tmp_path: Path) -> None:
         "linux/amd64 only)"
     )
     assert store.refs() == {} and not os.listdir(store.blobs)
+
+
+def test_the_cli_names_the_platforms(
+    multi: tuple[Store, BuiltIndex], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, built = multi
+    listed = run(capsys, "--store", str(store.root), "images", "--digests")
+    rows = {line.split()[0]: line.split()[1] for line in listed.splitlines()[1:]}
+    assert rows[REF] == built.descriptor.digest  # the index's digest, as the build printed it
+    assert rows[f"{REF}-linux-arm64"] == built.images[1].descriptor.digest
+    err = fail(
+        capsys, "--store", str(store.root), "export", REF, "--platform", "linux/s390x",
+        "-o", str(tmp_path / "x.tar"),
+    )  # fmt: skip
+    assert "no image for linux/s390x in its index (it has: linux/amd64, linux/arm64" in err
+    assert not (tmp_path / "x.tar").exists()
+    code = main(["recipe", str(tmp_path / "none.yaml"), "--platform", "linux/amd64,linux/sparc"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "unknown architecture 'sparc'" in err
