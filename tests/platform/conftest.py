@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from ocibuild.builder import BuildSettings, build_recipe
-from ocibuild.builder.graph import Built
+from ocibuild.builder import BuildSettings, Built, build_recipe
 from ocibuild.store import Store
 from tests.events import Events
 from tests.ospkg.aptsources import apt_sources, debian_mirror_environment

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.builder import BuildSettings, build_recipe
-from ocibuild.builder.graph import BuiltIndex
+from ocibuild.builder import BuildSettings, BuiltIndex, build_recipe
 from ocibuild.cli import main
 from ocibuild.errors import SourceError
 from ocibuild.oci import MediaType

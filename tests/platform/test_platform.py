@@ -19,8 +19,7 @@ import pytest
 import yaml
 from packaging.utils import canonicalize_name
 
-from ocibuild.builder import BuildSettings, build_recipe
-from ocibuild.builder.image import BuiltImage
+from ocibuild.builder import BuildSettings, BuiltImage, build_recipe
 from ocibuild.layer.reader import decompressed, members
 from ocibuild.ospkg import basefiles
 from ocibuild.ospkg.alternatives import install_calls
