@@ -16,6 +16,11 @@ Then the floor, the work no tool can skip on this machine: the bundle decoded by
 core into hash + ISA-L gzip + hash (bench/stream_floor.py), and tar2sqfs compressing the image's
 flattened tar read from the page cache (the registry's part of a push is left out).
 
+And what verifying blobs costs (issue 22: every blob is checked against its digest when it
+leaves the store or is reused): push, export and a rebuild from the layer cache, each run as
+shipped and again with the checks patched out (`noverify.py`, written here: no such switch
+exists in ocibuild), to a fresh registry each, in the same run.
+
 Prints each stage, the totals, the CPU seconds of ocibuild recipe's stages (its `-v` line),
 peak memory and the ratios. Target: ocibuild at most 0.25x of the paper's way, peak memory under
 300 MB.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,6 +67,58 @@ def write_flat_tar(store: Path, output: Path) -> None:
             out.write(chunk)
 
 
+# ocibuild with the blob checks patched out, for the A/B of what they cost (bench only)
+NO_VERIFY = """\
+import sys
+import ocibuild.store.layout as layout
+import ocibuild.store.verify as verify
+
+
+def read_blob(self, digest):
+    with self.open_blob(digest) as f:
+        return f.read()
+
+
+verify.VerifiedBlob.read = lambda self, n=-1: self.raw.read(n)
+verify.VerifiedBlob.finish = lambda self: None
+layout.Store.read_blob = read_blob
+layout.Store.check_blob = lambda self, digest, size=None: None
+layout.Store.verified = lambda self, digest, size=None: self.has_blob(digest)
+from ocibuild.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def verification_cost(
+    stage: Callable[[str, str, str, dict[str, str] | None], Timing],
+    work: Path,
+    store: Path,
+    squash: Path,
+    recipe: Path,
+    scisoft: str,
+    env: dict[str, str],
+) -> list[tuple[str, float, float]]:
+    """Push, export and a cached rebuild as shipped and with the checks patched out: (what,
+    seconds with, seconds without)."""
+    python = sys.executable
+    script = work / "noverify.py"
+    script.write_text(NO_VERIFY)
+    rows = []
+    for name, args in (
+        ("push", f"push {REF} --to {{host}}/release/ups:1 --insecure"),
+        ("export --format squashfs", f"export {REF} --format squashfs --all-root -o {squash}"),
+        ("recipe, every layer cached", f"recipe --mirror {scisoft} {recipe}"),
+    ):
+        seconds = []
+        for arm, program in (("verified", "-m ocibuild"), ("not verified", str(script))):
+            with registry(work, f"verify-{arm.replace(' ', '-')}") as (host, _):
+                command = f"{python} {program} -q --store {store} {args.format(host=host)}"
+                seconds.append(stage("verify", f"{name} ({arm})", command, env).seconds)
+        rows.append((name, seconds[0], seconds[1]))
+    return rows
+
+
 def main() -> None:
     parser = argument_parser(__doc__ or "")
     parser.add_argument("--size-mb", type=int, default=2000, help="Unpacked size of the bundle.")
@@ -78,7 +136,7 @@ def main() -> None:
     server, url = serve(mirror)
     scisoft = f"{url}/scisoft"
     python = sys.executable
-    stages: dict[str, list[Timing]] = {"ocibuild": [], "paper": [], "floor": []}
+    stages: dict[str, list[Timing]] = {"ocibuild": [], "paper": [], "floor": [], "verify": []}
     cpu: dict[str, float] = {}
 
     def stage(way: str, name: str, command: str, env: dict[str, str] | None = None) -> Timing:
@@ -165,6 +223,9 @@ def main() -> None:
             f"--num-jobs {cores} --no-xattr {work / 'floor.sqfs'} < {flat}",
         )
         flat.unlink()
+
+        print("what verifying blobs costs:", flush=True)
+        checks = verification_cost(stage, work, store, squash, recipe, scisoft, env)
     finally:
         server.shutdown()
     load_after = os.getloadavg()[0]
@@ -183,6 +244,7 @@ def main() -> None:
         ("ocibuild", "ocibuild (total)"),
         ("paper", "the paper's way (total)"),
         ("floor", "the floor (total)"),
+        ("verify", "verification A/B (not in the totals above)"),
     ):
         for t in stages[way]:
             print(f"  {t.name:<42} {t.seconds:>8.2f} {cpu[t.name]:>8.1f} {t.peak_mb:>8.0f}")
@@ -204,6 +266,17 @@ def main() -> None:
     )
     print(
         f"ocibuild peak memory: {peak:.0f} MB (target < 300 MB): {'ok' if peak < 300 else 'MISSED'}"
+    )
+    release = sum(t.seconds for t in stages["ocibuild"])
+    print("blob verification (issue 22), same run:")
+    for name, verified, unverified in checks:
+        print(
+            f"  {name:<30} {verified:>7.2f} s verified, {unverified:>7.2f} s not: "
+            f"{verified - unverified:+.2f} s ({(verified / unverified - 1) * 100:+.0f}%)"
+        )
+    added = sum(v - u for _, v, u in checks[:2])
+    print(
+        f"  push + export: {added:+.2f} s, {added / release * 100:+.1f}% of ocibuild's release path"
     )
 
 

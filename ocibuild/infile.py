@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 KINDS = {
     stat.S_IFDIR: "a directory",
@@ -22,18 +23,24 @@ class NotRegularFileError(OSError):
     """A named input that is not a regular file (its `strerror` says what it is)."""
 
 
-def read_regular_file(path: Path, limit: int | None = None) -> bytes:
-    """The bytes of `path` (symlinks followed; at most `limit`), or OSError; NotRegularFileError
-    if it is not a regular file. Opened without blocking, so a FIFO with no writer cannot hang
-    the caller."""
+def open_regular_file(path: Path) -> BinaryIO:
+    """`path` opened for reading (symlinks followed), or OSError; NotRegularFileError if it is
+    not a regular file. Opened without blocking, so a FIFO with no writer cannot hang the
+    caller, and a device is refused before a byte is read."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        kind = stat.S_IFMT(os.fstat(fd).st_mode)
-        if kind != stat.S_IFREG:
-            raise NotRegularFileError(
-                errno.EINVAL,
-                f"not a regular file but {KINDS.get(kind, 'a special file')}",
-                str(path),
-            )
-        os.set_blocking(fd, True)
+    f = os.fdopen(fd, "rb")
+    kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    if kind != stat.S_IFREG:
+        f.close()
+        raise NotRegularFileError(
+            errno.EINVAL, f"not a regular file but {KINDS.get(kind, 'a special file')}", str(path)
+        )
+    os.set_blocking(fd, True)
+    return f
+
+
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of `path` (at most `limit`), read only if it is a regular file
+    (`open_regular_file`)."""
+    with open_regular_file(path) as f:
         return f.read() if limit is None else f.read(limit)

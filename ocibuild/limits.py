@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from ocibuild.errors import OcibuildError
 
 
-class LimitError(OcibuildError):
-    """Input past one of the limits below."""
+class LimitError(OcibuildError, ValueError):
+    """Input past one of the limits below (a ValueError too: a malformed value, to readers
+    that turn those into their own errors)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ class Limit:
         return value
 
     def check(self, amount: int, what: str) -> None:
-        """Raise naming `what` when `amount` is past the limit."""
+        """Raise naming `what` when `amount` is past the limit, or negative (a declared size
+        of -60 is no size at all)."""
+        if amount < 0:
+            raise LimitError(f"{what}: {self.what} {amount} is negative")
         limit = self.value
         if amount > limit:
             raise LimitError(
@@ -71,8 +75,44 @@ RECIPE_NODES = Limit(
     "number of YAML values of a recipe, counting each alias as a copy",
 )
 RECIPE_SIZE = Limit("OCIBUILD_MAX_RECIPE_SIZE", 64 << 20, "size in bytes of a recipe file")
+BLOB_SIZE = Limit(
+    "OCIBUILD_MAX_BLOB_SIZE",
+    64 << 30,
+    "size in bytes of one blob or download (a layer, a config, a package, a tarball)",
+)
+JSON_SIZE = Limit("OCIBUILD_MAX_JSON_SIZE", 16 << 20, "size in bytes of one JSON document")
+PAGES = Limit("OCIBUILD_MAX_PAGES", 1000, "pages of one paginated registry answer")
+RETRY_AFTER = Limit(
+    "OCIBUILD_MAX_RETRY_AFTER", 60, "seconds ocibuild waits when a server asks (Retry-After)"
+)
+ANSWER_TIME = Limit(
+    "OCIBUILD_NET_ANSWER_SECONDS",
+    120,
+    "seconds a request may take to be sent and answered (its headers), plus its body's size "
+    "at the minimum rate",
+)
+MIN_RATE = Limit(
+    "OCIBUILD_NET_MIN_RATE", 10 << 10, "bytes per second a transfer moves at least, on average"
+)
+RATE_WINDOW = Limit(
+    "OCIBUILD_NET_RATE_WINDOW", 30, "seconds over which a transfer's rate is averaged"
+)
 
-ALL = (MEMBER_SIZE, EXPANSION_RATIO, EXPANSION_FLOOR, ENV_VALUE, RECIPE_NODES, RECIPE_SIZE)
+ALL = (
+    MEMBER_SIZE,
+    EXPANSION_RATIO,
+    EXPANSION_FLOOR,
+    ENV_VALUE,
+    RECIPE_NODES,
+    RECIPE_SIZE,
+    BLOB_SIZE,
+    JSON_SIZE,
+    PAGES,
+    RETRY_AFTER,
+    ANSWER_TIME,
+    MIN_RATE,
+    RATE_WINDOW,
+)
 
 
 def check_expansion(unpacked: int, compressed: int, what: str) -> None:

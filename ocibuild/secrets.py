@@ -45,12 +45,39 @@ def register(secret: str, user: str | None = None) -> None:
         _registry.pattern = _compile(_registry.secrets)
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*@)", re.ASCII)
+
+
+def public_url(url: str) -> str:
+    """`url` without its user info (`https://user:password@host/x` -> `https://host/x`): the form
+    of a URL that may be recorded (lock files, package records, SBOMs) or shown."""
+    return _USERINFO.sub(r"\1", url, count=1)
+
+
+def register_url(url: str) -> None:
+    """Redact the password of a `https://user:password@host/` URL (as written and decoded)."""
+    match = _USERINFO.match(url)
+    if match is None or ":" not in match.group(2):
+        return
+    from urllib.parse import unquote
+
+    user, _, password = match.group(2)[:-1].partition(":")
+    register(password, user)
+    register(unquote(password), unquote(user))
+
+
+_USERINFO_ANYWHERE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@'\"]*@", re.ASCII)
+
+
 def redact(text: str) -> str:
-    """`text` with every registered secret replaced by `***`."""
-    pattern = _registry.pattern
-    if pattern is None or not text:
+    """`text` with every registered secret replaced by `***`, and no user info in any URL
+    it holds (`http://user:password@host/` shows as `http://host/`)."""
+    if not text:
         return text
-    return pattern.sub(MASK, text)
+    if "@" in text:
+        text = _USERINFO_ANYWHERE.sub(r"\1", text)
+    pattern = _registry.pattern
+    return text if pattern is None else pattern.sub(MASK, text)
 
 
 class RedactingFilter(logging.Filter):

@@ -63,7 +63,17 @@ def describe(tp: Any) -> str:
 def scalar_value(node: yaml.Node, file: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise RecipeError("expected a single value here", origin_of(node, file))
-    return _constructor.construct_object(node, deep=True)
+    return construct(node, file)
+
+
+def construct(node: yaml.Node, file: str) -> Any:
+    """The Python value of a node; a value Python will not hold (an integer of 5,000 digits)
+    is a RecipeError at its line."""
+    try:
+        return _constructor.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as e:
+        detail = str(e).split(":")[0][:80]
+        raise RecipeError(f"a value out of range ({detail})", origin_of(node, file)) from None
 
 
 def decode(
@@ -83,7 +93,7 @@ def decode(
     if dataclasses.is_dataclass(tp):
         return decode_dataclass(node, tp, file, what, variables)
     if tp is Any:
-        return _constructor.construct_object(node, deep=True)
+        return construct(node, file)
     return _decode_scalar(node, tp, file, what, variables)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from ocibuild.builder.config import image_config
 from ocibuild.builder.scheduler import BuiltLayer, LayerScheduler
 from ocibuild.compression import Compression
-from ocibuild.errors import RecipeError
+from ocibuild.errors import DigestMismatchError, RecipeError
 from ocibuild.layer.blob import Layer
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.oci.mediatypes import to_oci
@@ -60,6 +60,8 @@ def build_image(
         session.report(event)
 
     image_session = replace(session, report=report)
+    if base is not None:
+        _check_base(store, base)
     with store.transaction() as tx:
         pool = ThreadPoolExecutor(max_workers=max(1, session.settings.jobs))
         try:
@@ -113,6 +115,17 @@ def build_image(
         layers,
         not_frozen,
     )
+
+
+def _check_base(store: Store, base: StoredImage) -> None:
+    """The base image's layers are reused as they are: each must be in the store intact (a
+    corrupt one is removed, so that pulling or building the base again restores it)."""
+    for layer in base.manifest.layers:
+        if not store.verified(layer.digest, layer.size):
+            raise DigestMismatchError(
+                f"base image {base.ref}: its layer {layer.digest} is missing from the store "
+                f"{store.root} or was corrupt (removed): pull or build {base.ref} again"
+            )
 
 
 def _files(

@@ -17,7 +17,7 @@ from ocibuild.layer.blob import Layer
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor
-from ocibuild.progress import LayerEvent, Reporter
+from ocibuild.progress import LayerEvent, Message, Reporter
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.store.state import State
 from ocibuild.store.transaction import Transaction
@@ -77,9 +77,23 @@ class LayerScheduler:
         if not self.use_cache:
             return None
         key = self._cache_key(plan_key)
-        hit = self.uncached.get(key) or self.state.cached_layer(key)
-        if hit and self.tx.has_blob(hit.digest):
+        if hit := self.uncached.get(key):  # written by this build
             return self._finished(key, plan, hit, cached=True)
+        hit = self.state.cached_layer(key)
+        if hit is None:
+            return None
+        present = self.tx.has_blob(hit.digest)
+        if present and self.tx.verified(hit.digest, hit.size):
+            return self._finished(key, plan, hit, cached=True)
+        if present:  # not what its digest says: removed by `verified`
+            self.report(
+                Message(
+                    f"{plan.description}: the layer cache's blob {hit.digest} is corrupt: "
+                    "removed, and the layer built again",
+                    "warning",
+                )
+            )
+        self.state.forget_layers({hit.digest})
         return None
 
     def _build(self, plan: LayerPlan) -> BuiltLayer:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ocibuild import __version__
+from ocibuild import __version__, decoders
 from ocibuild.cli.display import PROGRESS_MODES, CliState
 from ocibuild.errors import OcibuildError
 from ocibuild.heap import reuse_big_buffers
@@ -197,8 +199,39 @@ def cli(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    """Run the CLI; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted, 143
+    terminated by SIGTERM)."""
     reuse_big_buffers()
+    previous = _on_sigterm(_terminate)
+    try:
+        return _run(argv)
+    finally:
+        decoders.stop_all()  # no decoder thread may outlive the interpreter (an abort)
+        _on_sigterm(previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`): handled as Ctrl-C is, so that every temporary file goes."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install `handler` for SIGTERM (the main thread only can); the one it replaces."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _interrupted(e: BaseException | None) -> int:
+    terminated = isinstance(e, Terminated)
+    click.echo("terminated" if terminated else "interrupted", err=True)
+    return 143 if terminated else 130
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None,
@@ -209,17 +242,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"error: {redact(str(e))}", err=True)
         return e.exit_code
     except click.exceptions.Abort as e:
-        click.echo(
-            "interrupted" if isinstance(e.__context__, KeyboardInterrupt) else "aborted", err=True
-        )
+        if isinstance(e.__context__, KeyboardInterrupt):
+            return _interrupted(e.__context__)
+        click.echo("aborted", err=True)
         return 130
     except click.ClickException as e:
         e.message = redact(e.message)
         e.show()
         return e.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except BrokenPipeError:
+        return 1
+    except OSError as e:  # the machine's answer to a path or device: no traceback for it
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"error: {redact(where + (e.strerror or str(e)))}", err=True)
         return 1
     return result if isinstance(result, int) else 0

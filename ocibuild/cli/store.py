@@ -9,13 +9,15 @@ from pathlib import Path
 import click
 
 from ocibuild.cli.display import CliState
-from ocibuild.errors import NotFoundError
+from ocibuild.errors import NotFoundError, OcibuildError
+from ocibuild.infile import open_regular_file
 from ocibuild.oci import Descriptor
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import Message, human_size, plural
 from ocibuild.store import Store, StoredImage, default_store_path
 from ocibuild.store.export import (
     FORMATS,
+    PODMAN_HPC,
     ROOTFS_FORMATS,
     RootfsOptions,
     export_image,
@@ -144,13 +146,17 @@ def _oci_view(store: Store, ref: str) -> Descriptor | None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, allow_dash=True),
+    type=click.Path(allow_dash=True),
     required=True,
-    help="File to write (a directory for --format dir); - writes an archive to stdout "
-    "(`ocibuild export REF -o - | podman load`).",
+    help="File to write (a directory for --format dir; podman-hpc's squash directory for "
+    "--format podman-hpc; a path ending with / is a directory, never a file); - writes an "
+    "archive to stdout (`ocibuild export REF -o - | podman load`). Never inside the store.",
 )
 @click.option(
-    "--tag", "tags", multiple=True, help="Name(s) to record in the archive [default: REF]."
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Name(s) to record in the archive or podman-hpc's store [default: REF].",
 )
 @click.option(
     "--all-root", is_flag=True, help="squashfs/dir: every file owned by root, as Shifter does."
@@ -159,12 +165,26 @@ def _oci_view(store: Store, ref: str) -> Descriptor | None:
 @click.option(
     "--compression",
     type=click.Choice(SQUASHFS_COMPRESSIONS),
-    help="squashfs: block compression [default: gzip, which every kernel and squashfuse read].",
+    help="squashfs and podman-hpc: block compression [default: squashfs gzip, which every "
+    "kernel and squashfuse read; podman-hpc lz4, as its migrate makes them].",
 )
 @click.option(
     "--level",
     type=int,
-    help="squashfs: compression level [default: gzip 4 (1-9), xz 6 (0-9), zstd 6 (1-22)].",
+    help="squashfs and podman-hpc: compression level [default: gzip 4 (1-9), xz 6 (0-9), "
+    "zstd 6 (1-22)].",
+)
+@click.option(
+    "--devices",
+    is_flag=True,
+    help="dir: write the image's device nodes (DANGEROUS: a hostile image's /dev/mem or disk "
+    "device would be there on the host) [default: left out, with a warning].",
+)
+@click.option(
+    "--keep-setid",
+    is_flag=True,
+    help="dir: keep set-uid and set-gid bits (DANGEROUS: a hostile image's set-uid root shell "
+    "would be there on the host) [default: cleared, with a warning].",
 )
 @click.option(
     "--platform",
@@ -176,26 +196,36 @@ def export_command(
     state: CliState,
     ref: str,
     fmt: str,
-    output: Path,
+    output: str,
     tags: tuple[str, ...],
     all_root: bool,
     xattrs: bool,
     compression: str | None,
     level: int | None,
     platform: str | None,
+    devices: bool,
+    keep_setid: bool,
 ) -> None:
-    """Write an image as an archive for `podman load`, `docker load` or apptainer, or its root
-    filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import).
+    """Write an image as an archive for `podman load`, `docker load` or apptainer, its root
+    filesystem as a squashfs or directory for HPC runtimes (ch-run, Shifter's import), or into
+    podman-hpc's squash store as its `migrate` would.
 
     \b
       ocibuild export REF -o - | podman load
       ocibuild export REF --format squashfs -o image.sqfs    then: ch-run --set-env image.sqfs -- CMD
       ocibuild export REF --format dir -o image/             then: ch-run --set-env image -- CMD
+      ocibuild export REF --format podman-hpc -o $SCRATCH/storage   then: podman-hpc run REF CMD
     """
     rootfs = None
-    if fmt in ROOTFS_FORMATS or all_root or xattrs or compression or level is not None:
-        rootfs = RootfsOptions(all_root, xattrs, compression or "gzip", level)
-    if str(output) == "-":
+    chosen = all_root or xattrs or compression or level is not None or devices or keep_setid
+    if fmt in ROOTFS_FORMATS or chosen:
+        from ocibuild.store.podmanhpc import DEFAULT_COMPRESSION
+
+        default = DEFAULT_COMPRESSION if fmt == PODMAN_HPC else "gzip"
+        rootfs = RootfsOptions(
+            all_root, xattrs, compression or default, level, devices=devices, keep_setid=keep_setid
+        )
+    if output == "-":
         if rootfs is not None:
             raise click.UsageError(f"--format {fmt} writes a file or directory: give -o PATH")
         if sys.stdout.isatty():
@@ -205,9 +235,18 @@ def export_command(
         )
         sys.stdout.buffer.flush()
         return
-    export_image(state.store(create=False), ref, fmt, output, list(tags) or None, rootfs, platform)
+    export_image(
+        state.store(create=False),
+        ref,
+        fmt,
+        output,
+        list(tags) or None,
+        rootfs,
+        state.reporter(),
+        platform,
+    )
     if not state.quiet:
-        size = "" if fmt == "dir" else f" ({human_size(output.stat().st_size)})"
+        size = "" if fmt in ("dir", PODMAN_HPC) else f" ({human_size(Path(output).stat().st_size)})"
         click.echo(f"wrote {output}{size}", err=True)
 
 
@@ -233,9 +272,26 @@ def gc_command(state: CliState, dry_run: bool) -> None:
 
 @click.command("rmi")
 @click.argument("refs", nargs=-1, required=True)
+@click.option(
+    "--podman-hpc",
+    "squash_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Remove from podman-hpc's squash store SQUASH_DIR instead (what `export --format "
+    "podman-hpc -o SQUASH_DIR` wrote): names, or image ids; an image goes with its last name, "
+    "and with it the layers and squash no other image uses.",
+)
 @click.pass_obj
-def rmi_command(state: CliState, refs: tuple[str, ...]) -> None:
+def rmi_command(state: CliState, refs: tuple[str, ...], squash_dir: Path | None) -> None:
     """Remove references from the store (blobs go with the next `ocibuild gc`)."""
+    if squash_dir is not None:
+        from ocibuild.store.podmanhpcrmi import remove_podman_hpc
+
+        removal = remove_podman_hpc(squash_dir, list(refs))
+        for name in removal.untagged:
+            click.echo(f"untagged {name}")
+        for image_id in removal.removed_images:
+            click.echo(f"deleted {image_id}")
+        return
     store = state.store(create=False)
     for ref in refs:
         store.untag(ref)
@@ -279,14 +335,15 @@ def load_command(state: CliState, archive: Path, tags: tuple[str, ...]) -> None:
     Every blob is verified; prints REF@DIGEST per image reference."""
     from ocibuild.store.load import load_archive
 
-    store = state.store()
     if str(archive) == "-":
-        images = load_archive(store, sys.stdin.buffer, "stdin", tags, state.reporter())
+        images = load_archive(state.store(), sys.stdin.buffer, "stdin", tags, state.reporter())
     else:
         try:
-            stream = open(archive, "rb")
+            stream = open_regular_file(archive)  # a FIFO or /dev/zero never blocks nor fills
         except OSError as e:
-            raise click.FileError(str(archive), e.strerror) from None
+            hint = " (pipe it to `ocibuild load -`)" if "FIFO" in (e.strerror or "") else ""
+            raise OcibuildError(f"cannot read {archive}: {e.strerror or e}{hint}") from None
+        store = state.store()
         with stream:
             images = load_archive(store, stream, str(archive), tags, state.reporter())
     for image in images:

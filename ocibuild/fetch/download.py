@@ -37,20 +37,23 @@ from ocibuild.errors import (
     TransientError,
 )
 from ocibuild.fetch.lockfile import LockFile, Pin
+from ocibuild.limits import BLOB_SIZE, LimitError
 from ocibuild.net import (
     NetworkPolicy,
     RetryPolicy,
-    failure,
+    body_chunks,
+    content_length,
     host_tls,
     new_session,
     retrying,
     send,
     status_failure,
 )
-from ocibuild.net.session import register_url_secret
 from ocibuild.progress import FetchEvent, Message, Reporter, silent
+from ocibuild.secrets import public_url, register_url
 
 CHUNK = 1 << 20
+_WARNED_HOSTS: set[str] = set()  # hosts whose credentials in a URL were warned about
 MIRROR = "{mirror}"
 MISSING = (404, 410)
 DOWNLOAD_RETRIES = RetryPolicy(retries=4)
@@ -82,7 +85,6 @@ class Fetcher:
     origin: Origin | str | None = None  # the recipe line the downloads are for
     hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
     retry: RetryPolicy = DOWNLOAD_RETRIES
-    timeout: tuple[float, float] = (10.0, 60.0)
     cancel: threading.Event = field(default_factory=threading.Event)  # set: downloads stop
     _session: requests.Session | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -98,7 +100,7 @@ class Fetcher:
     # -- cache layout: blobs/sha256/<hex>, urls/<sha256 of url> holding the hex ---------------
     def __post_init__(self) -> None:
         if self.mirror:
-            register_url_secret(self.mirror)
+            self._credentials(self.mirror)
 
     def _blob(self, sha256: str) -> Path:
         return self.cache_dir / "blobs" / "sha256" / sha256
@@ -128,17 +130,21 @@ class Fetcher:
 
     def fetch(self, url: str, what: str = "") -> Fetched:
         """Return the file at `url` from the cache or the network, checked against the lock."""
-        register_url_secret(url)
+        self._credentials(url)
         label = f"{what}: " if what else ""
         pin = self.pinned(url)
         hit = self.cached(url)
         if hit and (pin is None or hit.sha256 == pin.sha256):
-            self.report(FetchEvent(url, what, "cached", hit.size, hit.size, str(self.origin or "")))
+            self.report(
+                FetchEvent(
+                    public_url(url), what, "cached", hit.size, hit.size, str(self.origin or "")
+                )
+            )
             self._pin(hit)
             return hit
         if self.network.offline:
             raise MissingDownloadError(
-                f"{label}{url} is not in the download cache {self.cache_dir} (offline)",
+                f"{label}{public_url(url)} is not in the download cache {self.cache_dir} (offline)",
                 self.origin,
             )
         fetched = self._download(url, what)
@@ -146,7 +152,7 @@ class Fetcher:
         if pin and changed and not self.update_lock:
             where = self.lock.path if self.lock else "the lock file"
             raise LockError(
-                f"{label}{url} changed: got sha256 {fetched.sha256} ({fetched.size} bytes), "
+                f"{label}{public_url(url)} changed: got sha256 {fetched.sha256} ({fetched.size} bytes), "
                 f"{where} pins sha256 {pin.sha256} ({pin.size} bytes); "
                 "rebuild with --update-lock to accept the new file",
                 self.origin,
@@ -161,29 +167,54 @@ class Fetcher:
         the lock. With `sha256` known in advance the cached blob is used and a download checked;
         offline, the last download of the URL is used. `accept`: the formats asked for, in
         order (an HTTP Accept header), where a server offers several under one URL."""
-        register_url_secret(url)
+        self._credentials(url)
         label = f"{what}: " if what else ""
         if sha256:
             path = self._blob(sha256)
             if path.exists():
                 self.report(
-                    FetchEvent(url, what, "cached", path.stat().st_size, 0, str(self.origin or ""))
+                    FetchEvent(
+                        public_url(url),
+                        what,
+                        "cached",
+                        path.stat().st_size,
+                        0,
+                        str(self.origin or ""),
+                    )
                 )
                 return Fetched(url, path, path.stat().st_size, sha256)
         if self.network.offline:
             hit = self._by_url(url)
             if hit is None or (sha256 and hit.sha256 != sha256):
                 raise MissingDownloadError(
-                    f"{label}{url} is not in the download cache {self.cache_dir} (offline)",
+                    f"{label}{public_url(url)} is not in the download cache {self.cache_dir} (offline)",
                     self.origin,
                 )
             return hit
         fetched = self._download(url, what, accept)
         if sha256 and fetched.sha256 != sha256:
             raise DigestMismatchError(
-                f"{label}{url}: sha256 {fetched.sha256}, expected {sha256}", self.origin
+                f"{label}{public_url(url)}: sha256 {fetched.sha256}, expected {sha256}", self.origin
             )
         return fetched
+
+    def _credentials(self, url: str) -> None:
+        """Keep a URL's password out of all output, and say once per host where it belongs:
+        not in a recipe or on a command line (they are shared, logged, kept in shell
+        histories), but in ~/.netrc, which every request reads."""
+        register_url(url)
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if public_url(url) != url and host not in _WARNED_HOSTS:
+            _WARNED_HOSTS.add(host)
+            self.report(
+                Message(
+                    f"{public_url(url)}: the URL holds credentials; ocibuild keeps them out of "
+                    "the lock file, records and messages, but a recipe or command line holding "
+                    f"them is easily shared: put them in ~/.netrc (machine {host} login ... "
+                    "password ...), or use `ocibuild login` for a registry",
+                    "warning",
+                )
+            )
 
     def _by_url(self, url: str) -> Fetched | None:
         try:
@@ -246,13 +277,12 @@ class Fetcher:
                 "HEAD",
                 url,
                 tls=host_tls(parts.netloc, self.network.insecure),
-                timeout=self.timeout,
-                allow_redirects=True,
+                deadlines=self.network.deadlines,
             )
+            length = content_length(response, url)
         except NetworkError:
             return None  # the download reports it, with the retries and hint downloads get
-        length = response.headers.get("Content-Length", "")
-        return int(length) if response.status_code == 200 and length.isdigit() else None
+        return length if response.status_code == 200 else None
 
     def _pin(self, fetched: Fetched) -> None:
         if self.lock is not None:
@@ -271,6 +301,13 @@ class Fetcher:
                 )
         except MissingDownloadError:
             raise
+        except LimitError as e:
+            raise FetchError(str(e), self.origin) from None
+        except OSError as e:  # the cache's disk: full, read-only, gone
+            raise FetchError(
+                f"{label}cannot write to the download cache {self.cache_dir}: {e.strerror or e}",
+                self.origin,
+            ) from None
         except NetworkError as e:
             unreachable = e.cause != "http" or isinstance(e, TransientError)
             hint = f"; {self.hint}" if self.hint and unreachable else ""
@@ -278,8 +315,9 @@ class Fetcher:
 
     def _download_once(self, url: str, what: str, accept: str = "") -> Fetched:
         if self.cancel.is_set():
-            raise Cancelled(f"download of {url} not started", self.origin)
+            raise Cancelled(f"download of {public_url(url)} not started", self.origin)
         at = str(self.origin or "")  # the recipe line, in the events
+        label = f"{what}: " if what else ""
         tmp_dir = self.cache_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
@@ -287,29 +325,31 @@ class Fetcher:
             h = hashlib.sha256()
             size = 0
             with os.fdopen(fd, "wb") as out, self._open(url, what, accept) as response:
-                length = response.headers.get("Content-Length")
-                expected = int(length) if length and length.isdigit() else None
-                self.report(FetchEvent(url, what, "downloading", expected, 0, at))  # answered
-                try:
-                    for chunk in response.iter_content(CHUNK):
-                        if self.cancel.is_set():
-                            raise Cancelled(f"download of {url} stopped", self.origin)
-                        out.write(chunk)
-                        h.update(chunk)
-                        size += len(chunk)
-                        self.report(FetchEvent(url, what, "downloading", expected, size, at))
-                except requests.RequestException as e:
-                    raise failure(e, f"GET {url}", self.timeout) from None
+                expected = content_length(response, f"GET {public_url(url)}")
+                BLOB_SIZE.check(expected or 0, f"{label}{public_url(url)}")
+                self.report(
+                    FetchEvent(public_url(url), what, "downloading", expected, 0, at)
+                )  # answered
+                for chunk in body_chunks(response, CHUNK):
+                    if self.cancel.is_set():
+                        raise Cancelled(f"download of {public_url(url)} stopped", self.origin)
+                    out.write(chunk)
+                    h.update(chunk)
+                    size += len(chunk)
+                    BLOB_SIZE.check(size, f"{label}{public_url(url)}")
+                    self.report(
+                        FetchEvent(public_url(url), what, "downloading", expected, size, at)
+                    )
             if expected is not None and size != expected:
                 raise TransientError(
-                    f"{url}: truncated: got {size} of {expected} bytes", cause="broken"
+                    f"{public_url(url)}: truncated: got {size} of {expected} bytes", cause="broken"
                 )
             sha = h.hexdigest()
             target = self._blob(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
             atomic_write_bytes(self._url_index(url), sha.encode())
-            self.report(FetchEvent(url, what, "downloaded", size, size, at))
+            self.report(FetchEvent(public_url(url), what, "downloaded", size, size, at))
             return Fetched(url, target, size, sha)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -323,13 +363,15 @@ class Fetcher:
         elif parts.scheme in ("file", "http", "https"):
             target = url
         else:
-            raise FetchError(f"{label}{url}: unsupported URL scheme {parts.scheme!r}", self.origin)
+            raise FetchError(
+                f"{label}{public_url(url)}: unsupported URL scheme {parts.scheme!r}", self.origin
+            )
         response = send(
             self.session(),
             "GET",
             target,
             tls=host_tls(parts.netloc, self.network.insecure),
-            timeout=self.timeout,
+            deadlines=self.network.deadlines,
             stream=True,
             headers={"Accept": accept} if accept else None,
         )
@@ -345,7 +387,7 @@ class Fetcher:
     def session(self) -> requests.Session:
         with self._lock:
             if self._session is None:
-                self._session = new_session(self.parallel)
+                self._session = new_session(self.parallel, files=True)
             return self._session
 
     def exists(self, url: str) -> bool:

@@ -16,7 +16,10 @@ from typing import Any
 
 from ocibuild.errors import LockError
 from ocibuild.infile import read_regular_file
+from ocibuild.jsonread import json_object, read_json
+from ocibuild.limits import JSON_SIZE
 from ocibuild.outpath import write_output
+from ocibuild.secrets import public_url
 
 LOCK_VERSION = 1
 
@@ -48,31 +51,37 @@ class LockFile:
     @classmethod
     def load(cls, path: Path) -> LockFile:
         try:
-            data = json.loads(read_regular_file(path))
+            data = read_json(read_regular_file(path, JSON_SIZE.value + 1), str(path))
         except FileNotFoundError:
             return cls(path)
         except OSError as e:
             raise LockError(f"{path}: cannot read the lock file ({e.strerror or e})") from None
         except ValueError as e:
-            raise LockError(f"{path}: not a valid lock file ({e})") from None
+            raise LockError(f"not a valid lock file ({e})") from None
         if not isinstance(data, dict):
             raise LockError(f"{path}: not a valid lock file (not a JSON object)")
         try:
             if data.get("version") != LOCK_VERSION:
                 raise LockError(f"{path}: unsupported lock file version {data.get('version')!r}")
-            pins = {
-                url: Pin(url, int(p["size"]), str(p["sha256"])) for url, p in data["files"].items()
-            }
-            resolved = dict(data.get("resolved", {}))
+            pins = {}
+            for url, entry in json_object(data.get("files"), "files").items():
+                pin = json_object(entry, f"the pin of {url}")
+                size = pin["size"]
+                if not isinstance(size, int) or size < 0:
+                    raise ValueError(f"the size of {url} is not a byte count")
+                pins[url] = Pin(url, size, str(pin["sha256"]))
+            resolved = json_object(data.get("resolved", {}), "resolved")
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise LockError(f"{path}: malformed lock file ({e})") from None
         return cls(path, pins, resolved)
 
     def get(self, url: str) -> Pin | None:
         with self._mutex:
-            return self._pins.get(url)
+            return self._pins.get(public_url(url))
 
     def set(self, pin: Pin) -> None:
+        """Pin a download: by its URL without credentials (a lock file is shared)."""
+        pin = Pin(public_url(pin.url), pin.size, pin.sha256)
         with self._mutex:
             if self._pins.get(pin.url) != pin:
                 self._pins[pin.url] = pin

@@ -12,6 +12,33 @@ from ocibuild.errors import LayerError
 from ocibuild.oci.mediatypes import layer_compression
 
 
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import zlib
+
+    import zstandard
+    from isal import isal_zlib
+
+    isal_error: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # stub: an instance
+    return (
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        ValueError,  # tarfile's int() of a PAX record (`size=x`), a name's decoding
+        OverflowError,
+        zlib.error,
+        lzma.LZMAError,
+        isal_error,
+        zstandard.ZstdError,
+    )
+
+
+# what reading a malformed archive (a tar, its compression) raises, from the standard library
+# and the decoders: caught wherever archives are read and turned into an error naming them
+DECODE_ERRORS = _decode_errors()
+UNREADABLE: tuple[type[BaseException], ...] = (LayerError, *DECODE_ERRORS)  # and a cut member
+
+
 @contextmanager
 def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
     """The tar stream inside a layer blob of any OCI or Docker layer media type."""
@@ -39,7 +66,7 @@ def members(
         with tarfile.open(fileobj=tar_stream, mode="r|", bufsize=bufsize) as tar:
             for info in tar:
                 yield info, tar
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except DECODE_ERRORS as e:
         raise LayerError(f"{what}: not a readable tar layer ({e})") from None
 
 

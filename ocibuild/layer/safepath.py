@@ -14,7 +14,9 @@ one, so what a check lets through cannot depend on the source. A member is refus
   chains like `sub/l -> ..`, `esc -> sub/l/../etc` are caught whatever the order of members;
   a `..` may only leave a directory of the same tree (what it leaves might otherwise be a
   symlink of another layer, which is how a chain would span layers);
-- it is a hardlink whose target is not a regular file of the same tree, under its root.
+- it is a hardlink whose target is not a regular file of the same tree, under its root;
+- it is a device node or a FIFO: one rule for every archive source (product tarballs, debs,
+  rpms, Spack tarballs); only the layer writer's own tree takes them (`specials`).
 
 Symlinks are checked by `finish()`, against the complete tree, since a later member can turn an
 earlier, harmless-looking target into an escape; an `eager` tree (a streamed tarball) also
@@ -32,6 +34,8 @@ from ocibuild.layer.entry import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, Kind, clean_p
 from ocibuild.limits import MEMBER_SIZE
 
 MAX_HOPS = 40  # symlinks followed in one resolution, as Linux's MAXSYMLINKS
+MAX_ID = 2**31 - 1  # the largest uid, gid or device number a member may carry
+SPECIALS = {Kind.CHAR: "character device", Kind.BLOCK: "block device", Kind.FIFO: "FIFO"}
 
 
 class _Escape(Exception):
@@ -43,11 +47,17 @@ class LayerTree:
     stay inside ("" for the image root); `what` prefixes every error (tarball, package, line)."""
 
     def __init__(
-        self, root: str = "", what: str = "", whiteouts: bool = False, eager: bool = False
+        self,
+        root: str = "",
+        what: str = "",
+        whiteouts: bool = False,
+        eager: bool = False,
+        specials: bool = False,
     ) -> None:
         self.root = clean_path(root)
         self.what = what
         self.whiteouts = whiteouts
+        self.specials = specials  # device nodes and FIFOs taken (the layer writer's own tree)
         self.eager = eager  # check each symlink as it comes too, not only in `finish`
         self.kinds: dict[str, Kind] = {"": Kind.DIR}
         self.links: dict[str, str] = {}
@@ -72,6 +82,8 @@ class LayerTree:
             return
         if not self.inside(path):
             raise self._fail(f"/{path} is outside /{self.root}", what)
+        if kind in SPECIALS and not self.specials:
+            raise self._fail(special_refused(f"/{path}", kind), what)
         parent, _, name = path.rpartition("/")
         if WHITEOUT_PREFIX in path:
             if any(p.startswith(WHITEOUT_PREFIX) for p in parent.split("/")):
@@ -185,9 +197,43 @@ class LayerTree:
             self.check_symlink(path, self.link_what[path])
 
 
-def check_tar_member(info: tarfile.TarInfo, what: str) -> None:
-    """Refuse a tar member no layer source takes: sparse (old GNU or PAX: a few bytes that
-    claim terabytes of holes) or past the member size limit."""
+def check_member_numbers(info: tarfile.TarInfo, what: str) -> None:
+    """The numbers a tar member declares, believed only within range, whatever tar it is in (a
+    source's archive, a layer of the store read back): its size up to the limit, a sparse
+    member not at all (its map turns a few bytes into terabytes of holes), owners and device
+    numbers as a file system can hold them."""
     if info.issparse() or any(key.startswith("GNU.sparse.") for key in info.pax_headers):
         raise UnsafePathError(f"{what}: member {info.name!r} is a sparse file (not supported)")
     MEMBER_SIZE.check(info.size, f"{what}: member {info.name!r}")
+    for field in ("uid", "gid", "devmajor", "devminor"):
+        value = getattr(info, field)
+        if not 0 <= value <= MAX_ID:
+            raise UnsafePathError(f"{what}: member {info.name!r}: {field} {value} is out of range")
+
+
+def special_refused(name: str, kind: Kind) -> str:
+    """The one message refusing a device node or FIFO, whatever archive holds it."""
+    return f"{name} is a {SPECIALS[kind]}: no archive source takes device nodes or FIFOs"
+
+
+TAR_SPECIALS = {
+    tarfile.CHRTYPE: Kind.CHAR,
+    tarfile.BLKTYPE: Kind.BLOCK,
+    tarfile.FIFOTYPE: Kind.FIFO,
+}
+
+
+def check_tar_member(info: tarfile.TarInfo, what: str) -> None:
+    """Refuse a tar member no layer source takes: a device node or FIFO, sparse (old GNU or
+    PAX: a few bytes that claim terabytes of holes), of a negative size or past the member size
+    limit, or whose name is not UTF-8 (it could not be written back as it was read)."""
+    if info.type in TAR_SPECIALS:
+        raise UnsafePathError(
+            f"{what}: {special_refused(f'member {info.name!r}', TAR_SPECIALS[info.type])}"
+        )
+    check_member_numbers(info, what)
+    for text in (info.name, info.linkname):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnsafePathError(f"{what}: member {text!r}: a name that is not UTF-8") from None

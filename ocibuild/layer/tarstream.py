@@ -150,7 +150,7 @@ def tar_stream(
     added (0755, root); repeated directories keep their first appearance; a repeated
     non-directory path is an error."""
     emitted: set[str] = {""}
-    tree = LayerTree(whiteouts=True)
+    tree = LayerTree(whiteouts=True, specials=True)
     for entry in entries:
         if not entry.path:
             continue  # the root itself is never an entry of a layer

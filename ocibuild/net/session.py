@@ -2,48 +2,51 @@
 `file://` URLs (a mirror on disk), TLS settings per host, and failures that keep their cause.
 
 `send()` either returns a response (whatever its status) or raises a `NetworkError` naming the
-cause (DNS, refused, TLS verification, timeout, broken connection) and the URL;
-`TransientError` when a retry may help. `status_failure()` turns an unexpected answer into the
-error naming the status and the server's own message.
+cause (DNS, refused, TLS verification, timeout, a deadline, broken connection) and the URL;
+`TransientError` when a retry may help. It follows redirects itself, to http and https only
+(`links`), under the request's deadlines (`deadline`). `status_failure()` turns an unexpected
+answer into the error naming the status and the server's own message.
 """
 
 from __future__ import annotations
 
-import errno
-import http.client
 import io
-import json
 import os
-import socket
-import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 import requests
-import urllib3.exceptions
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import BaseAdapter
 
-from ocibuild import __version__, secrets
+from ocibuild import __version__
 from ocibuild.errors import NetworkError, TransientError
+from ocibuild.infile import open_regular_file
+from ocibuild.jsonread import read_json
+from ocibuild.net.body import body_chunks, body_head
+from ocibuild.net.deadline import WATCHDOG, Transfer, WatchedAdapter, remember, sending
+from ocibuild.net.failure import failure
+from ocibuild.net.links import MAX_REDIRECTS, redirect_target
+from ocibuild.net.policy import Deadlines
 from ocibuild.net.retry import parse_retry_after, retryable_status
 from ocibuild.net.tls import HostTLS
+from ocibuild.secrets import register_url
 
 USER_AGENT = f"ocibuild/{__version__}"
-DEFAULT_PORTS = {"https": 443, "http": 80}
-UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH)
 
 
-def new_session(connections: int = 4) -> requests.Session:
+def new_session(connections: int = 4, files: bool = False) -> requests.Session:
     """A session for `connections` requests at once per host, with no retries of its own
-    (the retry policy is ours), and `file://` URLs read from disk."""
+    (the retry policy is ours), whose sockets the deadline watchdog can shut; with `files`,
+    `file://` URLs are read from disk (only regular files: never a FIFO or a device)."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, connections), max_retries=0)
+    adapter = WatchedAdapter(pool_connections=4, pool_maxsize=max(1, connections), max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.mount("file://", FileAdapter())
+    if files:
+        session.mount("file://", FileAdapter())
     session.headers["User-Agent"] = USER_AGENT
     return session
 
@@ -54,26 +57,98 @@ def send(
     url: str,
     *,
     tls: HostTLS,
-    timeout: tuple[float, float],
-    **kwargs: Any,
+    deadlines: Deadlines,
+    stream: bool = False,
+    headers: Mapping[str, str] | None = None,
+    data: Any = None,
+    params: Any = None,
 ) -> requests.Response:
-    """One request; a failure without an answer raises NetworkError (TransientError if worth
-    retrying). `verify` is given with each request: a session's own loses to $REQUESTS_CA_BUNDLE."""
-    register_url_secret(url)
+    """One request, redirects followed (to http and https only), held to `deadlines`; a
+    failure without an answer raises NetworkError (TransientError if worth retrying). Unless
+    `stream`, the body is read now (at most `PRELOAD` bytes: `.content` holds them).
+    `verify` is given with each request: a session's own loses to $REQUESTS_CA_BUNDLE."""
+    register_url(url)
+    where = f"{method} {safe_url(url)}"
+    transfer = Transfer(where, deadlines, _size(data))
+    WATCHDOG.add(transfer)
+    sending(transfer)
     try:
-        return session.request(
-            method, url, verify=tls.verify, cert=tls.cert, timeout=timeout, **kwargs
-        )
+        response = _follow(session, method, url, tls, deadlines, headers, data, params)
     except requests.RequestException as e:
-        raise failure(e, f"{method} {safe_url(url)}", timeout) from None
+        if transfer.expired is not None:
+            raise TransientError(f"{where}: {transfer.expired}", cause="timeout") from None
+        raise failure(e, where, deadlines) from None
+    finally:
+        sending(None)
+        WATCHDOG.remove(transfer)
+    remember(response, transfer)
+    if not stream:
+        _preload(response)
+    return response
 
 
-def register_url_secret(url: str) -> None:
-    """Keep the password of a `https://user:password@host/` URL out of all output."""
-    parts = urlsplit(url)
-    if parts.password:
-        secrets.register(parts.password, parts.username)
-        secrets.register(unquote(parts.password), unquote(parts.username or ""))
+def _follow(
+    session: requests.Session,
+    method: str,
+    url: str,
+    tls: HostTLS,
+    deadlines: Deadlines,
+    headers: Mapping[str, str] | None,
+    data: Any,
+    params: Any,
+) -> requests.Response:
+    """The answer at the end of the redirects, each checked (`links.redirect_target`); the
+    Authorization header is not sent on to another host."""
+    sent = dict(headers or {})
+    for _ in range(MAX_REDIRECTS + 1):
+        response = session.request(
+            method,
+            url,
+            verify=tls.verify,
+            cert=tls.cert,
+            timeout=deadlines.timeout,
+            allow_redirects=False,
+            stream=True,
+            headers=sent,
+            data=data,
+            params=params,
+        )
+        location = response.headers.get("Location")
+        if not (response.is_redirect and location):
+            return response
+        response.close()  # its body is never read: a redirect's body is not for us
+        target = redirect_target(response.url, location)
+        if urlsplit(target).netloc != urlsplit(response.url).netloc:
+            sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
+        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+            method, data = "GET", None
+        url, params = target, None
+    raise NetworkError(f"{safe_url(url)}: more than {MAX_REDIRECTS} redirects", cause="redirect")
+
+
+PRELOAD = 16 << 20  # bytes of a body read with the answer (not streamed); the rest is dropped
+
+
+def _preload(response: requests.Response) -> None:
+    """Read a small answer's body now (like requests does), so its connection is reused."""
+    data = bytearray()
+    try:
+        for piece in body_chunks(response):
+            data += piece
+            if len(data) > PRELOAD:
+                response.close()
+                break
+    except NetworkError:
+        response.close()
+    response._content = bytes(data)
+    response._content_consumed = True  # type: ignore[attr-defined]
+
+
+def _size(data: Any) -> int:
+    try:
+        return len(data) if data is not None else 0
+    except TypeError:
+        return 0
 
 
 def safe_url(url: str) -> str:
@@ -82,97 +157,13 @@ def safe_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def causes(e: BaseException) -> Iterator[BaseException]:
-    """`e` and what it wraps: requests wraps urllib3, which wraps the socket's error."""
-    seen: set[int] = set()
-    todo = [e]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        for inner in (
-            getattr(current, "reason", None),
-            current.__cause__,
-            current.__context__,
-            *current.args,
-        ):
-            if isinstance(inner, BaseException):
-                todo.append(inner)
-
-
-def root_cause(e: BaseException) -> str:
-    """The innermost error, as `Class: first line`."""
-    *_, last = causes(e)
-    text = str(last).splitlines()[0][:300] if str(last) else ""
-    return f"{last.__class__.__name__}: {text}" if text else last.__class__.__name__
-
-
-def failure(
-    e: BaseException, where: str, timeout: tuple[float, float] | None = None
-) -> NetworkError:
-    """The NetworkError for a request (`METHOD URL`) that failed with `e`."""
-    chain = list(causes(e))
-    url = urlsplit(where.split(" ", 1)[-1])
-    host = url.netloc
-    if url.port is None and url.scheme in DEFAULT_PORTS:
-        host = f"{host}:{DEFAULT_PORTS[url.scheme]}"
-
-    def found(*kinds: type[BaseException]) -> BaseException | None:
-        return next((c for c in chain if isinstance(c, kinds)), None)
-
-    if verify := found(ssl.SSLCertVerificationError):
-        reason = getattr(verify, "verify_message", "") or str(verify)
-        return NetworkError(f"{where}: TLS verification failed ({reason})", cause="tls-verify")
-    if isinstance(e, requests.exceptions.SSLError) or found(ssl.SSLError):
-        return NetworkError(
-            f"{where}: TLS handshake failed ({root_cause(e)}); does {host} speak TLS?", cause="tls"
-        )
-    if found(urllib3.exceptions.NameResolutionError, socket.gaierror):
-        name = url.hostname
-        return NetworkError(
-            f"{where}: the host name {name} could not be resolved (DNS)", cause="dns"
-        )
-    if found(ConnectionRefusedError):
-        return NetworkError(
-            f"{where}: connection refused (nothing listens on {host})", cause="refused"
-        )
-    if code := next(
-        (c.errno for c in chain if isinstance(c, OSError) and c.errno in UNREACHABLE), None
-    ):
-        return NetworkError(f"{where}: {os.strerror(code).lower()}", cause="unreachable")
-    # urllib3's NewConnectionError (any failure to connect) is a ConnectTimeoutError too
-    if isinstance(e, requests.ConnectTimeout) or any(
-        isinstance(c, urllib3.exceptions.ConnectTimeoutError)
-        and not isinstance(c, urllib3.exceptions.NewConnectionError)
-        for c in chain
-    ):
-        after = f" after {timeout[0]:g} s" if timeout else ""
-        return TransientError(f"{where}: connection timed out{after}", cause="timeout")
-    if isinstance(e, requests.ReadTimeout) or found(
-        urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout
-    ):
-        within = f" within {timeout[1]:g} s" if timeout else ""
-        return TransientError(
-            f"{where}: timed out: no answer{within} (read timeout)", cause="timeout"
-        )
-    if found(
-        ConnectionResetError,
-        ConnectionAbortedError,
-        BrokenPipeError,
-        http.client.RemoteDisconnected,
-        http.client.IncompleteRead,
-        urllib3.exceptions.ProtocolError,
-        requests.exceptions.ChunkedEncodingError,
-    ):
-        return TransientError(f"{where}: connection broken ({root_cause(e)})", cause="broken")
-    return TransientError(f"{where}: {root_cause(e)}", cause="other")
 
 
 def status_failure(response: requests.Response, method: str = "") -> NetworkError:
@@ -202,7 +193,7 @@ def error_summary(response: requests.Response) -> str:
     body = body_head(response)
     if kind.endswith("json") or body[:1] == b"{":
         try:
-            data = json.loads(body)
+            data = read_json(body, "an error answer")
         except ValueError:
             data = None
         if isinstance(data, Mapping):
@@ -215,25 +206,12 @@ def error_summary(response: requests.Response) -> str:
                 ]
                 return (" " + "; ".join(parts)) if parts else ""
             for key in ("message", "error", "detail"):
-                if isinstance(data.get(key), str):
-                    return f" {data[key][:200]}"
+                if isinstance(message := data.get(key), str):
+                    return f" {message[:200]}"
     if kind in ("", "text/plain") or kind.endswith("json"):
         text = body.decode("utf-8", "replace").strip().splitlines()
         return f" {text[0][:200]}" if text else ""
     return ""
-
-
-def body_head(response: requests.Response, limit: int = 4096) -> bytes:
-    """The first `limit` bytes of an answer's body (all of it for a small one), read once: an
-    error body is never read whole, however long the server makes it."""
-    head = getattr(response, "_ocibuild_head", None)
-    if head is None:
-        try:
-            head = next(response.iter_content(limit), b"")[:limit]
-        except (requests.RequestException, RuntimeError, OSError):
-            head = b""
-        response._ocibuild_head = head  # type: ignore[attr-defined]
-    return bytes(head)
 
 
 class FileAdapter(BaseAdapter):
@@ -247,7 +225,7 @@ class FileAdapter(BaseAdapter):
         response.request = request
         path = Path(url2pathname(unquote(urlsplit(response.url).path)))
         try:
-            f: Any = open(path, "rb")
+            f: Any = open_regular_file(path)
             size = os.fstat(f.fileno()).st_size
             response.status_code, response.reason = 200, "OK"
             response.headers["Content-Length"] = str(size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ocibuild.limits import BLOB_SIZE
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.json import canonical_json
 from ocibuild.oci.mediatypes import MediaType
@@ -209,6 +210,7 @@ class Descriptor:
         size = d.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError(f"{what}: size {size!r} is not a byte count")
+        BLOB_SIZE.check(size, f"{what}: size")  # believed only up to a budget
         platform = d.get("platform")
         if platform is not None:
             platform = json_object(platform, f"{what}: platform")

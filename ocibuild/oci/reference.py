@@ -20,6 +20,8 @@ DEFAULT_TAG = "latest"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPO = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+MAX_HOST = 255 + 6  # a DNS name, and a port
+MAX_NAME = 255  # registry/repository, as the distribution spec and docker limit it
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
 
 
@@ -39,12 +41,19 @@ def registry_credentials_key(registry: str) -> str:
 
 def check_registry(host: str, given: str | None = None) -> str:
     """`host` (`name[:port]`, `[v6]:port`) if it is a registry's host, else a ReferenceError."""
-    if not _DOMAIN.match(host):
+    if not _DOMAIN.match(host) or len(host) > MAX_HOST:
         raise ReferenceError(
             f"invalid registry {given or host!r}: expected HOST[:PORT], [IPv6][:PORT] or a URL "
             "of one"
         )
+    _check_port(host, given or host)
     return host
+
+
+def _check_port(host: str, given: str) -> None:
+    port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
+    if port and not 0 < int(port[:6]) <= 65535:
+        raise ReferenceError(f"invalid registry {given!r}: port {port[:10]} is not in 1..65535")
 
 
 @dataclass(frozen=True)
@@ -104,8 +113,9 @@ def parse_reference(text: str, default_tag: str = DEFAULT_TAG) -> Reference:
             raise ReferenceError(f"{original!r}: invalid tag {tag!r}")
     first, sep, rest = text.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        if not _DOMAIN.match(first):
+        if not _DOMAIN.match(first) or len(first) > MAX_HOST:
             raise ReferenceError(f"{original!r}: invalid registry {first!r}")
+        _check_port(first, original)
         registry, repository = first, rest
     else:
         registry, repository = DOCKER_HUB, text
@@ -113,6 +123,11 @@ def parse_reference(text: str, default_tag: str = DEFAULT_TAG) -> Reference:
         registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
+    if len(registry) + 1 + len(repository) > MAX_NAME:
+        raise ReferenceError(
+            f"{original[:80]!r}...: a name of {len(registry) + 1 + len(repository)} characters, "
+            f"more than {MAX_NAME} (the distribution spec's limit)"
+        )
     if not _REPO.match(repository):
         raise ReferenceError(
             f"{original!r}: invalid repository name {repository!r} "

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 
 from ocibuild.errors import SourceError
+from ocibuild.layer.reader import DECODE_ERRORS
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -67,7 +68,7 @@ def decompressed(stream: BinaryIO, hint: str, what: str) -> Iterator[BinaryIO]:
         raise SourceError(f"{what}: not {hint}-compressed data (unknown magic bytes)")
     try:
         reader = _open(buffered, algorithm)
-    except (OSError, lzma.LZMAError, EOFError) as e:
+    except DECODE_ERRORS as e:
         raise SourceError(f"{what}: cannot decompress ({algorithm}): {e}") from None
     try:
         yield _Guarded(reader, what, algorithm)  # type: ignore[misc]
@@ -106,12 +107,8 @@ class _Guarded(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         try:
             return self.inner.read(size)
-        except (OSError, lzma.LZMAError, EOFError, ValueError) as e:
+        except DECODE_ERRORS as e:
             raise SourceError(f"{self.what}: corrupt {self.algorithm} data ({e})") from None
-        except Exception as e:  # zstandard.ZstdError does not derive from OSError
-            if type(e).__name__ == "ZstdError":
-                raise SourceError(f"{self.what}: corrupt zstd data ({e})") from None
-            raise
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import check_relative
+from ocibuild.limits import MEMBER_SIZE
 
 NEWC = b"070701"
 NEWC_CRC = b"070702"
@@ -129,4 +130,5 @@ class CpioReader:
         path = check_relative(
             name[2:] if name.startswith("./") else name, f"{self.what}: payload entry"
         )
+        MEMBER_SIZE.check(size, f"{self.what}: member {path!r}")
         return CpioMember(path, -1, ino, mode, nlink, size)

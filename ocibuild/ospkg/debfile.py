@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import Entry, Kind, check_relative
+from ocibuild.layer.reader import DECODE_ERRORS
 from ocibuild.layer.safepath import check_tar_member
 from ocibuild.limits import check_expansion
 from ocibuild.ospkg.compress import compression_of, decompressed
@@ -61,8 +64,11 @@ class DebArchive:
 
 
 def ar_members(f: BinaryIO, what: str) -> list[ArMember]:
+    """The members of an ar archive; a member size is believed only if it is decimal digits
+    and the member fits in the file (a size of -60 would step back onto its own header)."""
     if f.read(len(AR_MAGIC)) != AR_MAGIC:
         raise SourceError(f"{what}: not a .deb (ar) archive")
+    end = os.fstat(f.fileno()).st_size
     members: list[ArMember] = []
     offset = len(AR_MAGIC)
     while True:
@@ -71,10 +77,13 @@ def ar_members(f: BinaryIO, what: str) -> list[ArMember]:
             return members
         if len(header) != AR_HEADER or header[58:60] != b"`\n":
             raise SourceError(f"{what}: corrupt ar member header at byte {offset}")
-        try:
-            size = int(header[48:58].strip())
-        except ValueError:
-            raise SourceError(f"{what}: corrupt ar member size at byte {offset}") from None
+        text = header[48:58].strip()
+        size = int(text) if text.isdigit() else -1
+        if size < 0 or offset + AR_HEADER + size > end:
+            raise SourceError(
+                f"{what}: corrupt ar member size {text.decode('ascii', 'replace')!r} at byte "
+                f"{offset} (the archive has {end} bytes)"
+            )
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
         members.append(ArMember(name, offset + AR_HEADER, size))
         offset += AR_HEADER + size + (size % 2)
@@ -94,7 +103,7 @@ def _tar(f: BinaryIO, member: ArMember, what: str) -> Iterator[tarfile.TarFile]:
             while chunk := stream.read(1 << 20):
                 drained += len(chunk)
                 check_expansion(drained, member.size, f"{what} {member.name}")
-        except (tarfile.TarError, EOFError) as e:
+        except DECODE_ERRORS as e:
             raise SourceError(f"{what}: {member.name} is not a readable tar ({e})") from None
 
 
@@ -182,8 +191,8 @@ def list_deb(deb: DebArchive, label: str) -> DebListing:
         paths.append(pf.path)
         if pf.kind is Kind.FILE:
             sha, md5 = hashlib.sha256(), hashlib.md5()
-            stream = tar.extractfile(info)
-            while stream and (chunk := stream.read(1 << 20)):
+            stream = _content(tar, info, deb.what)
+            while chunk := stream.read(1 << 20):
                 sha.update(chunk)
                 md5.update(chunk)
             pf = replace(pf, digest=sha.hexdigest())
@@ -198,6 +207,34 @@ def data_entries(deb: DebArchive, owned: Callable[[str], bool]) -> Iterator[Entr
         if pf.kind is Kind.DIR or not owned(pf.path):
             continue
         if pf.kind is Kind.FILE:
-            yield pf.entry(open=lambda t=tar, i=info: t.extractfile(i))
+            yield pf.entry(open=lambda t=tar, i=info: _content(t, i, deb.what))
         else:
             yield pf.entry()
+
+
+class _Content(io.RawIOBase):
+    """A member's content, read where the consumer reads it (outside `_tar`'s `with`): an
+    archive that ends inside it is a SourceError naming the package, not tarfile's error."""
+
+    def __init__(self, tar: tarfile.TarFile, info: tarfile.TarInfo, what: str) -> None:
+        self.file, self.what, self.name = tar.extractfile(info), what, info.name
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.file is None:
+            return b""
+        try:
+            return self.file.read(size)
+        except DECODE_ERRORS as e:
+            raise SourceError(f"{self.what}: data.tar ends inside {self.name} ({e})") from None
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _content(tar: tarfile.TarFile, info: tarfile.TarInfo, what: str) -> BinaryIO:
+    return cast(BinaryIO, _Content(tar, info, what))

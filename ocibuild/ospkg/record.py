@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from ocibuild.errors import SourceError
+from ocibuild.jsonread import json_list, json_object, read_json_object
+from ocibuild.secrets import public_url
 
 RECORD_PATH = "var/lib/ocibuild/packages.json"
 RECORD_VERSION = 1
@@ -29,6 +31,9 @@ class PackageRecord:
     skipped_scripts: tuple[str, ...] = ()
     verified_by: str = ""  # fingerprint of the key its repository was verified by, or "trusted"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repo", public_url(self.repo))  # an image is shared
+
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.type, self.name, self.arch)
@@ -38,19 +43,22 @@ def load_record(data: bytes | None, what: str = "/" + RECORD_PATH) -> list[Packa
     if not data:
         return []
     try:
-        parsed = json.loads(data)
-        return [
-            PackageRecord(
-                p["type"],
-                p["name"],
-                p["evr"],
-                p["arch"],
-                p.get("repo", ""),
-                tuple(p.get("skipped_scripts", ())),
-                p.get("verified_by", ""),
+        records = []
+        for item in json_list(read_json_object(data, what).get("packages"), "packages"):
+            p = json_object(item, "a package")
+            scripts = json_list(p.get("skipped_scripts", []), "skipped_scripts")
+            records.append(
+                PackageRecord(
+                    str(p["type"]),
+                    str(p["name"]),
+                    str(p["evr"]),
+                    str(p["arch"]),
+                    str(p.get("repo", "")),
+                    tuple(str(s) for s in scripts),
+                    str(p.get("verified_by", "")),
+                )
             )
-            for p in parsed["packages"]
-        ]
+        return records
     except (ValueError, KeyError, TypeError) as e:
         raise SourceError(f"{what} of the base image is malformed ({e})") from None
 

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from ocibuild.errors import SourceError, UnsafePathError
 from ocibuild.layer.entry import Kind, check_relative
+from ocibuild.limits import MEMBER_SIZE
 
 LEAD_SIZE = 96
 LEAD_MAGIC = b"\xed\xab\xee\xdb"
@@ -250,6 +251,7 @@ def _files(header: _Header, what: str) -> list[RpmFile]:
         if not raw.startswith("/"):
             raise UnsafePathError(f"{what}: file {raw!r} is not an absolute path")
         path = check_relative(raw.lstrip("/"), f"{what}: file")
+        MEMBER_SIZE.check(sizes[i], f"{what}: {raw}")  # a declared size, believed up to a budget
         files.append(
             RpmFile(
                 index=i,

@@ -10,7 +10,6 @@ failure, and a page that is neither JSON nor HTML or is malformed, is an error n
 from __future__ import annotations
 
 import html.parser
-import json
 import posixpath
 import threading
 import urllib.parse
@@ -18,11 +17,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from ocibuild.errors import MissingDownloadError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
+from ocibuild.jsonread import read_json
 
 PYPI = "https://pypi.org/simple"
 PREFETCH = 4  # project pages read at once ahead of the resolver
@@ -74,7 +75,7 @@ def _metadata_field(value: object) -> tuple[bool, str]:
 def parse_json_page(text: str, page_url: str) -> list[Link]:
     """The files of a PEP 691 project page."""
     try:
-        page = json.loads(text)
+        page: Any = read_json(text, page_url)  # checked as it is read: errors below
         if not isinstance(page, dict) or not isinstance(page.get("files"), list):
             raise ValueError("no list of files")
         links = []

@@ -9,9 +9,9 @@ tagged `sha256-<hex>` (the referrers tag schema), fetched, extended, put back.""
 
 from __future__ import annotations
 
-import requests
-
-from ocibuild.errors import DigestMismatchError, RegistryError
+from ocibuild.errors import DigestMismatchError, NetworkError, RegistryError
+from ocibuild.jsonread import read_json_object
+from ocibuild.net import read_body
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.remote.blobs import blob_exists, blob_path, start_upload
@@ -70,17 +70,13 @@ def get_small_blob(
         "GET", blob_path(repository, descriptor.digest), scopes=scopes, stream=True
     )
     with response:
-        data = bytearray()
         try:
-            for chunk in response.iter_content(1 << 16):
-                data += chunk
-                if len(data) > descriptor.size:
-                    break
-        except requests.RequestException as e:
-            raise RegistryError(f"{where}: transfer broken ({e})") from None
-    if len(data) != descriptor.size or sha256_digest(bytes(data)) != descriptor.digest:
+            data = read_body(response, descriptor.size, where)
+        except NetworkError as e:
+            raise RegistryError(str(e)) from None
+    if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
         raise DigestMismatchError(f"{where}: the registry sent other content")
-    return bytes(data)
+    return data
 
 
 def find_manifest(
@@ -147,7 +143,8 @@ def referrers(
     with response:
         if response.status_code == 200:
             try:
-                return list(Index.from_json(response.json()).manifests)
+                what = f"{client.registry}/{repository}: the referrers of {digest}"
+                return list(Index.from_json(read_json_object(response.content, what)).manifests)
             except (ValueError, TypeError, KeyError, AttributeError) as e:
                 raise RegistryError(
                     f"{client.registry}/{repository}: the referrers of {digest} are not an "

@@ -20,13 +20,14 @@ import requests
 
 from ocibuild import secrets
 from ocibuild.errors import AuthError, NetworkError, RegistryError
-from ocibuild.net import HostTLS, send
+from ocibuild.net import Deadlines, HostTLS, read_json_body, send
 from ocibuild.remote.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
 _PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
 _DEFAULT_TOKEN_LIFETIME = 60
+TOKEN_ANSWER = 1 << 20  # bytes of a token service's answer
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Authenticator:
         registry: str,
         session: requests.Session,
         credentials: Callable[[], Credentials | None],
-        timeout: tuple[float, float],
+        deadlines: Deadlines,
         tls_for: Callable[[str], HostTLS],
     ) -> None:
         self.registry = registry
@@ -89,7 +90,7 @@ class Authenticator:
         self._lookup = credentials
         self._credentials: Credentials | None = None
         self._looked_up = False
-        self.timeout = timeout
+        self.deadlines = deadlines
         self.tls_for = tls_for
         self.challenge: Challenge | None = None
         self._tokens: dict[frozenset[str], _Token] = {}
@@ -164,7 +165,7 @@ class Authenticator:
                 "GET",
                 realm,
                 tls=self.tls_for(urlsplit(realm).netloc),
-                timeout=self.timeout,
+                deadlines=self.deadlines,
                 params=params,
                 headers=headers,
             )
@@ -179,11 +180,15 @@ class Authenticator:
         if response.status_code != 200:
             raise RegistryError(f"{where} answered HTTP {response.status_code}")
         try:
-            body = response.json()
-            value = body.get("token") or body.get("access_token")
-            lifetime = int(body.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError):
-            value, lifetime = None, 0
+            body = read_json_body(response, TOKEN_ANSWER, where)
+        except (NetworkError, ValueError) as e:
+            raise AuthError(f"no token: {e}") from None
+        fields = body if isinstance(body, dict) else {}
+        value = fields.get("token") or fields.get("access_token")
+        expires = fields.get("expires_in")
+        lifetime = _DEFAULT_TOKEN_LIFETIME
+        if isinstance(expires, int | float) and 0 < expires < 10**9:
+            lifetime = int(expires)
         if not value or not isinstance(value, str):
             raise AuthError(f"{where} answered without a token")
         secrets.register(value)

@@ -15,8 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import requests
 
 from ocibuild.errors import DigestMismatchError, RegistryError, StoreError, TransientError
-from ocibuild.net import Attempts, safe_url
-from ocibuild.net.session import root_cause
+from ocibuild.net import Attempts, body_chunks, content_length, safe_url
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest
 from ocibuild.remote.progress import BlobProgress
@@ -89,8 +88,8 @@ def blob_exists(
     )
     if response.status_code == 404:
         return False
-    length = response.headers.get("Content-Length")
-    return length is None or int(length) == descriptor.size
+    length = content_length(response, f"HEAD {safe_url(response.url)}")
+    return length is None or length == descriptor.size
 
 
 def start_upload(
@@ -131,10 +130,7 @@ def upload_blob(
     options = client.options
     path = store.blob_path(descriptor.digest)
     size = descriptor.size
-    if store.blob_size(descriptor.digest) != size:
-        raise StoreError(
-            f"blob {descriptor.digest} in {store.root} is not the {size} bytes its manifest says"
-        )
+    store.check_blob(descriptor.digest, size)  # what leaves the store is what its name says
     attempts = Attempts(options.retry_policy, client.on_retry)
     while True:
         try:
@@ -246,8 +242,8 @@ def download_blob(
         with response:
             if response.status_code != 200:
                 raise client.error("GET", response, scopes)
-            announced = response.headers.get("Content-Length")
-            if announced is not None and int(announced) != descriptor.size:
+            announced = content_length(response, f"blob {descriptor.digest} from {source}")
+            if announced is not None and announced != descriptor.size:
                 raise DigestMismatchError(
                     f"blob {descriptor.digest} from {source}: the registry sends {announced} bytes, "
                     f"the manifest says {descriptor.size}"
@@ -256,18 +252,18 @@ def download_blob(
 
             def chunks() -> Iterable[bytes]:
                 nonlocal received
-                for chunk in response.iter_content(READ_SIZE):
+                for chunk in body_chunks(response, READ_SIZE):
                     received += len(chunk)
                     progress.update(received)
                     yield chunk
 
             try:
                 store.ingest(chunks(), descriptor, source=source)
-            except requests.RequestException as e:
+            except TransientError as e:
                 raise TransientError(
                     f"blob {descriptor.digest} from {source}: transfer broken after {received} of "
-                    f"{descriptor.size} bytes ({root_cause(e)})",
-                    cause="broken",
+                    f"{descriptor.size} bytes ({e})",
+                    cause=e.cause,
                 ) from None
         return response
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from ocibuild.errors import DigestMismatchError, OcibuildError, RegistryError, TransientError
-from ocibuild.net import Attempts
-from ocibuild.net.session import root_cause
+from ocibuild.net import Attempts, body_chunks, root_cause
 from ocibuild.oci import Descriptor, Index, Manifest
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.progress import Reporter, TransferEvent
@@ -231,7 +230,7 @@ class _Copier:
             stream=True,
         )
         with response:
-            stream = _VerifiedStream(response.iter_content(READ_SIZE), descriptor, progress)
+            stream = _VerifiedStream(body_chunks(response, READ_SIZE), descriptor, progress)
             sent = False
 
             def body() -> _VerifiedStream:

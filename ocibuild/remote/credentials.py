@@ -26,6 +26,8 @@ from typing import Any
 from ocibuild import secrets
 from ocibuild.errors import AuthError
 from ocibuild.infile import read_regular_file
+from ocibuild.jsonread import read_json, read_json_object
+from ocibuild.limits import JSON_SIZE
 from ocibuild.oci.reference import DOCKER_HUB
 from ocibuild.outpath import write_output
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 HELPER_PREFIX = "docker-credential-"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _HELPER_TIMEOUT = 60
+HELPER_ANSWER = 1 << 20  # bytes of a credential helper's JSON answer
 NOT_FOUND = "credentials not found in native keychain"  # docker's protocol: no credentials
 
 
@@ -154,7 +157,7 @@ def _config_file(directory: Path) -> Path:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(read_regular_file(path))
+        data = read_json(read_regular_file(path, JSON_SIZE.value + 1), f"credentials file {path}")
     except FileNotFoundError:
         return {}
     except OSError as e:
@@ -162,8 +165,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise AuthError(f"cannot read credentials file {path}: {e.__class__.__name__}") from None
     except ValueError as e:
-        # the message of a JSON error quotes no content, only its position
-        raise AuthError(f"credentials file {path} is not valid JSON: {e}") from None
+        # the reader's messages quote no string of the document, only positions and keys
+        raise AuthError(str(e)) from None
     if not isinstance(data, dict):
         raise AuthError(f"credentials file {path} does not hold a JSON object")
     return data
@@ -218,7 +221,7 @@ def _helper_get(helper: str, registry_key: str, path: Path) -> Credentials | Non
         log.debug("no credentials for %s from %s%s: %s", registry_key, HELPER_PREFIX, helper, e)
         return None
     try:
-        data = json.loads(out)
+        data = read_json_object(out, f"{HELPER_PREFIX}{helper}'s answer", HELPER_ANSWER)
         username, secret = str(data["Username"]), str(data["Secret"])
     except (ValueError, KeyError, TypeError):
         raise AuthError(
@@ -274,9 +277,10 @@ def _run_helper(helper: str, action: str, stdin: str, path: Path, secret: str = 
 def _register_answer(output: str) -> None:
     """Register the secret of a helper's JSON answer, whatever became of the helper."""
     try:
-        data = json.loads(output)
+        data = read_json(output, "a credential helper's answer", HELPER_ANSWER)
     except ValueError:
         return
-    if isinstance(data, dict) and isinstance(data.get("Secret"), str):
+    secret = data.get("Secret") if isinstance(data, dict) else None
+    if isinstance(data, dict) and isinstance(secret, str):
         username = data.get("Username")
-        secrets.register(data["Secret"], username if isinstance(username, str) else None)
+        secrets.register(secret, username if isinstance(username, str) else None)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from ocibuild.errors import RegistryError
+from ocibuild.errors import NetworkError, RegistryError
+from ocibuild.limits import JSON_SIZE
+from ocibuild.net import Pages, read_json_body
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import Reporter, silent
 from ocibuild.remote.auth import repository_scope
 from ocibuild.remote.manifests import get_manifest
 from ocibuild.remote.options import RemoteOptions
 from ocibuild.remote.transport import RegistryClient
-
-MAX_PAGES = 10_000
 
 
 def list_tags(
@@ -27,25 +27,29 @@ def list_tags(
     reference = parse_reference(repository, default_tag="")
     scopes = (repository_scope(reference.repository, "pull"),)
     query = f"?{urlencode({'n': page_size})}" if page_size else ""
-    path: str | None = f"/v2/{reference.repository}/tags/list{query}"
     tags: list[str] = []
+    what = f"{reference.name}: the tag list"
     with RegistryClient(reference.registry, options, report) as client:
-        for _ in range(MAX_PAGES):
-            if path is None:
-                return tags
-            response = client.request("GET", path, scopes=scopes, expect=(200, 404))
+        url: str | None = client.url(f"/v2/{reference.repository}/tags/list{query}")
+        pages = Pages(url or "", what)
+        while url is not None:
+            response = client.request("GET", url, scopes=scopes, expect=(200, 404))
             with response:
                 if response.status_code == 404:
                     raise RegistryError(f"{reference.name}: no such repository (HTTP 404)")
                 try:
-                    page = response.json().get("tags") or []
-                except (ValueError, AttributeError):
-                    raise RegistryError(
-                        f"{reference.name}: the tag list is not JSON with a 'tags' list"
-                    ) from None
-                tags += [str(t) for t in page]
-                path = response.links.get("next", {}).get("url")
-    raise RegistryError(f"{reference.name}: more than {MAX_PAGES} pages of tags")
+                    page = read_json_body(response, JSON_SIZE.value, what)
+                except (ValueError, NetworkError) as e:
+                    raise RegistryError(str(e)) from None
+                names = page.get("tags") if isinstance(page, dict) else None
+                if not isinstance(names, list | None):
+                    raise RegistryError(f"{what} is not JSON with a 'tags' list")
+                tags += [str(t) for t in names or ()]
+                try:
+                    url = pages.next(response.url, response.links.get("next", {}).get("url"))
+                except NetworkError as e:
+                    raise RegistryError(str(e)) from None
+    return tags
 
 
 def manifest_digest(ref: str, options: RemoteOptions, report: Reporter = silent) -> str:

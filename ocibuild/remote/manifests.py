@@ -7,15 +7,12 @@ Shifter's image gateway reads), and answers 404 for an OCI one."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-import requests
-
-from ocibuild.errors import DigestMismatchError, RegistryError, TransientError
-from ocibuild.net.session import root_cause
+from ocibuild.errors import DigestMismatchError, NetworkError, RegistryError, TransientError
+from ocibuild.jsonread import JSONObject, read_json, read_json_object
+from ocibuild.net import read_body
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType, Platform, sha256_digest
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.formats import in_format, manifest_format
@@ -50,8 +47,8 @@ class RemoteManifest:
     def is_index(self) -> bool:
         return self.descriptor.media_type in INDEXES
 
-    def json(self) -> dict[str, Any]:
-        return json.loads(self.data)
+    def json(self) -> JSONObject:
+        return read_json_object(self.data, f"manifest {self.descriptor.digest}")
 
 
 def manifest_path(repository: str, identifier: str) -> str:
@@ -77,34 +74,28 @@ def get_manifest(
                 raise ManifestUnknownError("no such manifest (HTTP 404)", where)
             if response.status_code != 200:
                 raise client.error("GET", response, scopes)
-            data = bytearray()
             try:
-                for chunk in response.iter_content(1 << 16):
-                    data += chunk
-                    if len(data) > MAX_MANIFEST_SIZE:
-                        raise RegistryError(
-                            f"manifest larger than {MAX_MANIFEST_SIZE} bytes", where
-                        )
-            except requests.RequestException as e:
-                raise TransientError(
-                    f"transfer broken ({root_cause(e)})", origin=where, cause="broken"
-                ) from None
+                data = read_body(response, MAX_MANIFEST_SIZE, "manifest")
+            except TransientError as e:
+                raise TransientError(str(e), origin=where, cause=e.cause) from None
+            except NetworkError as e:
+                raise RegistryError(str(e), where) from None
             announced = response.headers.get("Docker-Content-Digest", "")
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        digest = sha256_digest(bytes(data))
+        digest = sha256_digest(data)
         if is_digest(identifier) and digest != identifier:
             raise DigestMismatchError(f"the registry sent a manifest with digest {digest}", where)
         if is_digest(announced) and announced != digest:
             raise DigestMismatchError(
                 f"the manifest has digest {digest}, the registry announced {announced}", where
             )
-        return bytes(data), content_type
+        return data, content_type
 
     data, content_type = client.retrying(attempt)
     try:
-        parsed = json.loads(data)
+        parsed = read_json(data, "manifest", MAX_MANIFEST_SIZE)
     except ValueError as e:
-        raise RegistryError(f"manifest is not JSON ({e})", where) from None
+        raise RegistryError(str(e), where) from None
     if not isinstance(parsed, dict):
         raise RegistryError("malformed manifest: not a JSON object", where)
     kind = parsed.get("mediaType") or content_type
@@ -211,7 +202,7 @@ def convert(media_type: str, data: bytes, fmt: str) -> tuple[str, bytes]:
     if manifest_format(media_type) == fmt:
         return media_type, data
     try:
-        converted = in_format(Manifest.from_json(json.loads(data)), fmt)
+        converted = in_format(Manifest.from_json(read_json_object(data, "manifest")), fmt)
     except ValueError as e:
         raise RegistryError(f"cannot push as {fmt}: {e}") from None
     return converted.media_type, converted.to_bytes()

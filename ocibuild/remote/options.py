@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocibuild.net.policy import Deadlines
 from ocibuild.net.retry import RetryPolicy
 from ocibuild.oci.formats import FORMATS
 
@@ -20,7 +21,8 @@ class RemoteOptions:
     Blobs up to `chunk_threshold` bytes go in one PUT, larger ones in PATCH chunks of
     `chunk_size` (or the registry's `OCI-Chunk-Min-Length`, if larger). Failed requests are
     retried `retries` times, waiting `backoff` * 2^n seconds (with jitter, at most
-    `max_backoff`) or what `Retry-After` asks (at most `max_retry_after`).
+    `max_backoff`) or what `Retry-After` asks (at most `max_retry_after`); every request is held
+    to `deadlines` (its socket timeouts are `connect_timeout` and `read_timeout`).
     `docker_config` is a directory holding `config.json`, like `$DOCKER_CONFIG`.
     `format` is the pushed manifest's: "docker" (v2 schema 2), "oci", or "auto": the image's
     own, chosen when it was built (a push in the other family converts it: another digest).
@@ -36,7 +38,7 @@ class RemoteOptions:
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 30.0
-    max_retry_after: float = 120.0
+    max_retry_after: float | None = None  # None: the limit OCIBUILD_MAX_RETRY_AFTER
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     docker_config: Path | None = None
@@ -44,6 +46,11 @@ class RemoteOptions:
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.retries, self.backoff, self.max_backoff, self.max_retry_after)
+
+    @property
+    def deadlines(self) -> Deadlines:
+        """The network's deadlines (`ocibuild.net.Deadlines`), with these socket timeouts."""
+        return Deadlines(connect=self.connect_timeout, idle=self.read_timeout)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

@@ -61,7 +61,7 @@ def pull_image(
             futures = []
             for descriptor in blobs:
                 progress = BlobProgress(report, descriptor, "downloading", cancel)
-                if store.has_blob(descriptor.digest):
+                if store.verified(descriptor.digest, descriptor.size):
                     progress.emit("present")
                     continue
                 futures.append(pool.submit(fetch, descriptor, progress))

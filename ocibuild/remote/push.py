@@ -5,7 +5,6 @@ digest, said), unless the registry already holds that very manifest under the na
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -14,7 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from ocibuild.errors import AuthError, RegistryError
+from ocibuild.errors import AuthError, DigestMismatchError, RegistryError
+from ocibuild.jsonread import read_json_object
 from ocibuild.oci import Descriptor, Index, Manifest
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.formats import manifest_format
@@ -150,10 +150,12 @@ class _Pusher:
                 "(build it with --format to change the family)"
             )
         data = self.store.read_blob(top.digest)
-        index = Index.from_json(json.loads(data))
+        index = Index.from_json(read_json_object(data, str(top.digest)))
         pushed = []
         for member in index.manifests:
-            manifest = Manifest.from_json(json.loads(self.store.read_blob(member.digest)))
+            manifest = Manifest.from_json(
+                read_json_object(self.store.read_blob(member.digest), str(member.digest))
+            )
             image = StoredImage(source, member, manifest, self.store.config(manifest))
             pushed.append(
                 self._push_image(f"{source} ({member.platform})", target, image, str(member.digest))
@@ -217,10 +219,14 @@ class _Pusher:
                 self.blobs[key] = own[descriptor.digest] = self.pool.submit(
                     self._ensure_blob, client, target.repository, descriptor, scopes
                 )
-        wait_all(
-            (self.blobs[(target.registry, target.repository, d.digest)] for d in blobs),
-            self.cancel,
-        )
+        try:
+            wait_all(
+                (self.blobs[(target.registry, target.repository, d.digest)] for d in blobs),
+                self.cancel,
+            )
+        except DigestMismatchError as e:
+            raise e.located(self.store.normalize(source)) from None
+        identifier = target.tag or str(target.digest)
         digest = sha256_digest(data)
         there = manifest_digest(client, target.repository, identifier, media_type, scopes)
         if there != digest:

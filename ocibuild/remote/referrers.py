@@ -4,9 +4,10 @@ registry with the image; the provenance signed there with the image's key, as a 
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from ocibuild.errors import VerificationError
+from ocibuild.jsonread import read_json
 from ocibuild.oci import Descriptor, Manifest, MediaType
 from ocibuild.oci.artifact import EMPTY_CONFIG, artifact_manifest
 from ocibuild.oci.digest import Digest
@@ -88,7 +89,7 @@ def verified_provenance(
             get_small_blob(client, repository, layer, scopes), key, str(descriptor.digest)
         )
         try:
-            statement = json.loads(opened.payload)
+            statement: Any = read_json(opened.payload, str(descriptor.digest))
             subjects = {s["digest"]["sha256"] for s in statement["subject"]}
             predicate = str(statement["predicateType"])
         except (ValueError, TypeError, KeyError) as e:

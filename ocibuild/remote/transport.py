@@ -9,7 +9,6 @@ bytes or a factory of a fresh sized iterable, so a request can be sent again.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sized
@@ -19,6 +18,7 @@ from urllib.parse import urljoin
 import requests
 
 from ocibuild.errors import AuthError, NetworkError, RegistryError, TransientError
+from ocibuild.jsonread import read_json
 from ocibuild.net import (
     HostTLS,
     host_tls,
@@ -28,8 +28,9 @@ from ocibuild.net import (
     send,
     status_failure,
 )
+from ocibuild.net.body import body_head
 from ocibuild.net.retry import retryable_status
-from ocibuild.net.session import body_head, error_summary
+from ocibuild.net.session import error_summary
 from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV, split_host
 from ocibuild.oci.reference import registry_credentials_key, registry_endpoint
 from ocibuild.progress import RateLimitEvent, Reporter, RetryEvent
@@ -71,7 +72,7 @@ class RegistryClient:
         self.credentials_key = registry_credentials_key(registry)
         self.options = options
         self.report = report
-        self.timeout = (options.connect_timeout, options.read_timeout)
+        self.deadlines = options.deadlines
         self.session = new_session(options.concurrency + 2)
         self.tls = self.tls_for(self.host)
         if credentials is None:
@@ -80,7 +81,7 @@ class RegistryClient:
             def credentials() -> Credentials | None:
                 return find_credentials(key, options.docker_config)
 
-        self.auth = Authenticator(registry, self.session, credentials, self.timeout, self.tls_for)
+        self.auth = Authenticator(registry, self.session, credentials, self.deadlines, self.tls_for)
         self._base: str | None = None
         self._ping_error: RegistryError | None = None
         self._lock = threading.Lock()
@@ -237,7 +238,7 @@ class RegistryClient:
             method,
             url,
             tls=self.tls,
-            timeout=self.timeout,
+            deadlines=self.deadlines,
             headers=headers,
             data=data,
             stream=stream,
@@ -298,7 +299,11 @@ def _ratelimit(value: str | None) -> int | None:
 
 
 def _code(response: requests.Response) -> str:
+    """The registry's error code (`MANIFEST_UNKNOWN`, `DENIED`, ...) of an error answer."""
     try:
-        return str(json.loads(body_head(response))["errors"][0]["code"])
-    except (ValueError, KeyError, IndexError, TypeError):
+        data = read_json(body_head(response), "an error answer")
+    except ValueError:
         return ""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    first = errors[0] if isinstance(errors, list) and errors else None
+    return str(first.get("code", "")) if isinstance(first, dict) else ""

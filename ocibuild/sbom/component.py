@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ocibuild.secrets import public_url
+
 
 @dataclass(frozen=True)
 class Component:
@@ -21,6 +23,9 @@ class Component:
     licenses: tuple[str, ...] = ()  # as the source declares them (SPDX ids where it uses them)
     path: str = ""  # where it lands in the image, when it is one place (a file, a prefix)
     properties: tuple[tuple[str, str], ...] = ()  # flavor, qualifiers, arch, ...
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", public_url(self.url))  # whoever made it
 
 
 def file_component(path: str, sha256: str, kind: str = "file") -> Component:

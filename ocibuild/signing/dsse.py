@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from ocibuild.errors import VerificationError
+from ocibuild.jsonread import read_json
 from ocibuild.signing.keys import PrivateKey, PublicKey, sign, verify
 
 IN_TOTO = "application/vnd.in-toto+json"
@@ -39,7 +41,7 @@ class Opened:
 def open_envelope(data: bytes, key: PublicKey, where: str) -> Opened:
     """The payload of an envelope one of whose signatures `key` made; VerificationError else."""
     try:
-        document = json.loads(data)
+        document: Any = read_json(data, where)
         payload_type = document["payloadType"]
         payload = base64.b64decode(document["payload"], validate=True)
         signatures = [base64.b64decode(s["sig"], validate=True) for s in document["signatures"]]

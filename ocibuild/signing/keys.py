@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ocibuild.errors import SigningKeyError
+from ocibuild.jsonread import read_json
 
 PRIVATE_PEM_TYPE = "ENCRYPTED COSIGN PRIVATE KEY"
 PRIVATE_PEM_TYPES = (PRIVATE_PEM_TYPE, "ENCRYPTED SIGSTORE PRIVATE KEY")  # cosign 2 writes the 2nd
@@ -136,7 +137,7 @@ def _decrypt(body: bytes, passphrase: bytes, where: str) -> bytes:
     from nacl.secret import SecretBox
 
     try:
-        document: Any = json.loads(body)
+        document: Any = read_json(body, where)
         kdf, cipher = document["kdf"], document["cipher"]
         params = kdf["params"]
         n, r, p = int(params["N"]), int(params["r"]), int(params["p"])

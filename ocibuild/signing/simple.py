@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ocibuild.errors import VerificationError
+from ocibuild.jsonread import read_json
 
 SIGNATURE_TYPE = "cosign container image signature"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -45,7 +46,7 @@ def payload(claim: Claim, creator: str, timestamp: int) -> bytes:
 def read_payload(data: bytes, where: str) -> Claim:
     """The claim of a payload; VerificationError naming `where` for anything else."""
     try:
-        document = json.loads(data)
+        document: Any = read_json(data, where)
         critical = _exactly(document, {"critical", "optional"}, "payload")["critical"]
         critical = _exactly(critical, {"identity", "image", "type"}, "critical")
         if critical["type"] != SIGNATURE_TYPE:

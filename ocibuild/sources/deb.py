@@ -59,6 +59,7 @@ from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
 from ocibuild.ospkg.record import PackageRecord
 from ocibuild.sbom import Component
 from ocibuild.sbom.purl import purl
+from ocibuild.secrets import public_url
 from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.packages import (
     NOT_VERIFIED,
@@ -139,7 +140,9 @@ def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
     for repo in spec.repos:
         try:
             url = expand(repo.url, ctx.session.settings.variables).rstrip("/")
-            canonical_url = canonical(repo.url, ctx.session.settings.variables).rstrip("/")
+            # the repository as recorded (lock file, package records, layer key): no credentials
+            canonical_url = public_url(canonical(repo.url, ctx.session.settings.variables))
+            canonical_url = canonical_url.rstrip("/")
             suite = expand(repo.suite, ctx.session.settings.variables)
             canonical_suite = canonical(repo.suite, ctx.session.settings.variables)
         except ValueError as e:

@@ -6,6 +6,7 @@ import fnmatch
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,20 +106,29 @@ class _Copy:
     links: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def walk(self, directory: str, dest: str, rel_dir: str) -> None:
-        try:
-            with os.scandir(directory) as it:
-                children = sorted(it, key=lambda d: d.name)
-        except OSError as e:
-            raise SourceError(f"cannot read {directory}: {e.strerror}", self.origin) from None
-        for child in children:
-            rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
+        """Every entry under `directory`, parents before children, siblings by name: with a
+        stack of listings, not recursion, so that a tree of any depth is walked."""
+        stack = [(self._listing(directory), rel_dir)]
+        while stack:
+            children, parent = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                continue
+            rel = f"{parent}/{child.name}" if parent else child.name
             if _excluded(rel, self.exclude):
                 continue
             st = child.stat(follow_symlinks=False)
-            target = f"{dest}/{rel}" if dest else rel
-            self.add(child.path, st, target)
+            self.add(child.path, st, f"{dest}/{rel}" if dest else rel)
             if stat.S_ISDIR(st.st_mode):
-                self.walk(child.path, dest, rel)
+                stack.append((self._listing(child.path), rel))
+
+    def _listing(self, directory: str) -> Iterator[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as it:
+                return iter(sorted(it, key=lambda d: d.name))
+        except OSError as e:
+            raise SourceError(f"cannot read {directory}: {e.strerror}", self.origin) from None
 
     def add(self, path: str, st: os.stat_result, dest: str) -> None:
         perm = stat.S_IMODE(st.st_mode) if self.preserve_modes else git_mode(st.st_mode)

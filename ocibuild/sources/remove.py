@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ocibuild.errors import SourceError, UnsafePathError
-from ocibuild.layer.entry import clean_path, whiteout_entry
+from ocibuild.layer.entry import WHITEOUT_PREFIX, clean_path, whiteout_entry
 from ocibuild.sbom import Component
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.sources.session import LayerContext
@@ -18,6 +18,12 @@ def plan(spec: list[str], ctx: LayerContext) -> list[LayerPlan]:
             raise SourceError(str(e), ctx.origin) from None
         if not path:
             raise SourceError("cannot remove the image root", ctx.origin)
+        if any(part.startswith(WHITEOUT_PREFIX) for part in path.split("/")):
+            raise SourceError(
+                f"remove path {raw!r}: a name starting with {WHITEOUT_PREFIX} is a whiteout, "
+                "which no image holds as a file to remove",
+                ctx.origin,
+            )
         paths.append(path)
     paths = sorted(set(paths))
     return [

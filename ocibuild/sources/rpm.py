@@ -27,9 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibuild.errors import MissingDownloadError, Origin, SignatureError, SourceError
+from ocibuild.errors import MissingDownloadError, NetworkError, Origin, SignatureError, SourceError
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry
+from ocibuild.net import linked_url
 from ocibuild.net.session import safe_url
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import compression_of, decompressed
@@ -48,6 +49,7 @@ from ocibuild.ospkg.rpmsig import verify_package
 from ocibuild.progress import Message, plural
 from ocibuild.sbom import Component
 from ocibuild.sbom.purl import purl
+from ocibuild.secrets import public_url
 from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.packages import (
     NOT_VERIFIED,
@@ -136,7 +138,9 @@ def _repos(spec: RpmSpec, ctx: LayerContext, origin: Origin) -> dict[str, _Repo]
         at = repo.origin or origin
         try:
             url = expand(repo.url, ctx.session.settings.variables).rstrip("/")
-            canonical_url = canonical(repo.url, ctx.session.settings.variables).rstrip("/")
+            # the repository as recorded (lock file, package records, layer key): no credentials
+            canonical_url = public_url(canonical(repo.url, ctx.session.settings.variables))
+            canonical_url = canonical_url.rstrip("/")
             gpgkey = expand(repo.gpgkey, ctx.session.settings.variables) if repo.gpgkey else None
         except ValueError as e:
             raise SourceError(str(e), at) from None
@@ -248,8 +252,15 @@ def _namespace(vendor: str) -> str:
     return words[0] if words else ""
 
 
-def _package_url(p: Resolved, urls: dict[str, str]) -> str:
-    return (p.base or urls[p.repo]).rstrip("/") + "/" + p.href.lstrip("/")
+def _package_url(package: Resolved, urls: dict[str, str]) -> str:
+    """Where a package is: its `location` in the repository's index, below its `xml:base` if it
+    has one; a repository sends ocibuild to http(s) only (`net.linked_url`)."""
+    href = package.href.lstrip("/")
+    link = f"{package.base.rstrip('/')}/{href}" if package.base else href
+    try:
+        return linked_url(urls[package.repo].rstrip("/") + "/", link, f"rpm {package.nevra}")
+    except NetworkError as e:
+        raise SourceError(str(e)) from None
 
 
 def _installed(record: list[PackageRecord], rpmdb: list[InstalledRpm]) -> list[InstalledRpm]:

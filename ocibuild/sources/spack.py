@@ -16,15 +16,16 @@ See docs/spack.md.
 
 from __future__ import annotations
 
-import json
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from ocibuild.errors import FetchError, LockError, MissingDownloadError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
+from ocibuild.jsonread import read_json
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.oci import RuntimeConfig
@@ -207,7 +208,7 @@ def _keys(spec: SpackSpec, ctx: LayerContext, fetcher: Fetcher, mirror: str) -> 
 
 def _key_names(data: bytes, url: str) -> list[str]:
     try:
-        doc = json.loads(data)
+        doc: Any = read_json(data, url)
         listed = doc["keys"]
     except (ValueError, KeyError, TypeError):
         raise SourceError(f"{url}: not a Spack key index") from None

@@ -14,12 +14,13 @@ installed comes from spec files whose signature was checked (or a cache the reci
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ocibuild.errors import SourceError
+from ocibuild.jsonread import read_json
 from ocibuild.spack.layout import path_component
 
 BUILD_CACHE = "build_cache"
@@ -161,7 +162,7 @@ def _target(value: object) -> object:
 def parse_index(data: bytes, url: str) -> dict[str, IndexRecord]:
     """`index.json`: every record by DAG hash."""
     try:
-        doc = json.loads(data)
+        doc: Any = read_json(data, url)
     except ValueError as e:
         raise SourceError(f"{url}: not a JSON build cache index ({e})") from None
     db = _object(_object(doc, url).get("database"), f"{url}: database")
@@ -181,7 +182,7 @@ def parse_spec_file(data: bytes, what: str) -> SpecFile:
     if data[:2] == b"\x1f\x8b":
         raise SourceError(f"{what}: a compressed spec file (Spack refuses these too)")
     try:
-        doc = _object(json.loads(data), what)
+        doc = _object(read_json(data, what), what)
     except ValueError as e:
         raise SourceError(f"{what}: not a JSON spec file ({e})") from None
     version = doc.get("buildcache_layout_version", 0)

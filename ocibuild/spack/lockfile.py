@@ -5,11 +5,12 @@ cache's signed spec files, which must agree with it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ocibuild.errors import SourceError
+from ocibuild.jsonread import read_json
 from ocibuild.spack.cache import Node, parse_node
 
 LOCKFILE_VERSIONS = (4, 5)
@@ -24,7 +25,7 @@ class SpackLock:
 def read_lock(path: Path) -> SpackLock:
     what = str(path)
     try:
-        doc = json.loads(path.read_bytes())
+        doc: Any = read_json(path.read_bytes(), what)
     except OSError as e:
         raise SourceError(f"{what}: cannot read the Spack lock file ({e.strerror})") from None
     except ValueError as e:

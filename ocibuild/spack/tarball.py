@@ -19,15 +19,14 @@ import io
 import posixpath
 import tarfile
 import tempfile
-import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from ocibuild.errors import LayerError, SourceError, UnsafePathError
+from ocibuild.errors import SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, check_relative
-from ocibuild.layer.reader import member_content
+from ocibuild.layer.reader import UNREADABLE, member_content
 from ocibuild.layer.safepath import LayerTree, check_tar_member
 from ocibuild.limits import check_expansion
 from ocibuild.spack import elf
@@ -94,7 +93,7 @@ def scan(tarball: PackageTarball) -> Scan:
                         buildinfo = (name, b"".join(member_content(tar, member)))
             while stream.read(CHUNK):
                 pass
-    except (LayerError, tarfile.TarError, EOFError, OSError, zlib.error) as e:
+    except UNREADABLE as e:
         raise SourceError(
             f"{tarball}: not a readable tarball (truncated or damaged?): {e}"
         ) from None

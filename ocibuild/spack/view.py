@@ -16,7 +16,7 @@ image is never updated in place, so the view is the directory itself.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ocibuild.errors import SourceError
@@ -158,13 +158,16 @@ class _Resolver:
         return found is not None and found[0] is Kind.DIR
 
 
-def _walk(
-    source: ViewSource, top: str, merge: _Merge, resolver: _Resolver, rel: str = "", depth: int = 0
-) -> None:
-    """`visit_directory_tree` of `source.prefix/top` over its listing."""
-    here = posixpath.join(top, rel) if rel else top
-    real_here = resolver.realpath(posixpath.join(source.prefix, here) if here else source.prefix)
-    for name in resolver.listing(real_here):
+def _walk(source: ViewSource, top: str, merge: _Merge, resolver: _Resolver) -> None:
+    """`visit_directory_tree` of `source.prefix/top` over its listing: depth first, with a
+    stack of listings, not recursion, so that a tree of any depth is walked."""
+    stack = [_listing(source, top, resolver, "", 0)]
+    while stack:
+        real_here, names, rel, depth = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            continue
         child = posixpath.join(rel, name) if rel else name
         absolute = (
             posixpath.join(source.prefix, top, child)
@@ -180,14 +183,23 @@ def _walk(
                 as_dir = depth <= 1 and resolver.realpath(absolute).startswith(real_parent)
                 if as_dir:
                     if merge.visit_dir(absolute, child):
-                        _walk(source, top, merge, resolver, child, depth + 1)
+                        stack.append(_listing(source, top, resolver, child, depth + 1))
                     continue
             merge.visit_file(absolute, child, resolver.same, link=True)
         elif kind[0] is Kind.DIR:
             if merge.visit_dir(absolute, child):
-                _walk(source, top, merge, resolver, child, depth + 1)
+                stack.append(_listing(source, top, resolver, child, depth + 1))
         else:
             merge.visit_file(absolute, child, resolver.same, link=False)
+
+
+def _listing(
+    source: ViewSource, top: str, resolver: _Resolver, rel: str, depth: int
+) -> tuple[str, Iterator[str], str, int]:
+    """A directory of the walk: its real path, its names, where it is, how deep."""
+    here = posixpath.join(top, rel) if rel else top
+    real_here = resolver.realpath(posixpath.join(source.prefix, here) if here else source.prefix)
+    return real_here, iter(resolver.listing(real_here)), rel, depth
 
 
 def merged_view(

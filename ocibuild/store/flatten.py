@@ -10,34 +10,33 @@ by an upper layer, its content is read again from its own layer, the one case th
 layer twice. Each layer blob is hashed as it streams and checked against its digest.
 
 Memory holds the set of paths, never file contents.
+
+A `tap` gets a copy of each layer's tar as it is read (the whole tar: what follows its end
+blocks too), for a second reader that would otherwise decompress the layer again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
-import zstandard
-from isal import isal_zlib
-
-from ocibuild.errors import DigestMismatchError, ExportError, LayerError
+from ocibuild.errors import ExportError, LayerError
 from ocibuild.layer.entry import clean_path, read_whiteout
-from ocibuild.layer.reader import decompressed, member_content, members
+from ocibuild.layer.reader import UNREADABLE, decompressed, member_content, members
+from ocibuild.layer.safepath import check_member_numbers
 from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.store.image import StoredImage
 from ocibuild.store.layout import Store
 from ocibuild.store.rootfs import under
+from ocibuild.store.verify import VerifiedBlob
 
 CHUNK = 1 << 20
 TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
-_ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # stub: an instance
-_READ_ERRORS = (tarfile.TarError, EOFError, OSError, _ISAL_ERROR, zstandard.ZstdError)
 BLOCK = 512
 # What HPC runtimes bind-mount over: ch-run refuses an image lacking any of them.
 MOUNT_DIRS = ("dev", "proc", "sys", "tmp", "mnt", "home")
@@ -51,6 +50,17 @@ class FlattenOptions:
     all_root: bool = False  # every entry owned by 0:0, as Shifter's gateway squashes images
     xattrs: bool = False  # keep extended attributes (SCHILY.xattr PAX records)
     runtime_files: bool = True  # add the mount points, /ch/environment and /ch/metadata.json
+
+
+class LayerCopy(Protocol):
+    """Where a tap sends a layer's tar: every chunk, then `close` at its end."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+Tap = Callable[[int], LayerCopy | None]  # layer index (bottom layer 0) -> its copy, if wanted
 
 
 @dataclass(frozen=True)
@@ -75,14 +85,17 @@ class _Merge:
     links: list[_Link] = field(default_factory=list)
 
 
-def flat_tar(store: Store, image: StoredImage, options: FlattenOptions) -> Iterator[bytes]:
+def flat_tar(
+    store: Store, image: StoredImage, options: FlattenOptions, tap: Tap | None = None
+) -> Iterator[bytes]:
     """The merged root filesystem of `image` as a PAX tar stream, in chunks."""
     merge = _Merge()
     mtime = created_epoch(image.config)
     skipped = {CH_ENVIRONMENT, CH_METADATA} if options.runtime_files else set()
     layers = list(image.manifest.layers)
     for index in reversed(range(len(layers))):
-        yield from _layer(store, layers[index], index, merge, skipped, options)
+        copy = tap(index) if tap else None
+        yield from _layer(store, layers[index], index, merge, skipped, options, copy)
     yield from _deferred_links(store, layers, merge, options)
     if options.runtime_files:
         yield from _runtime_files(image.config, merge, mtime)
@@ -106,16 +119,19 @@ def _layer(
     merge: _Merge,
     skipped: set[str],
     options: FlattenOptions,
+    copy: LayerCopy | None = None,
 ) -> Iterator[bytes]:
     removed: set[str] = set()
     opaque: set[str] = set()
     what = f"layer {layer.digest}"
     with (
         _verified_blob(store, layer) as blob,
-        decompressed(cast(BinaryIO, blob), layer.media_type) as stream,
+        decompressed(cast(BinaryIO, blob), layer.media_type) as tar_stream,
     ):
+        stream = cast(BinaryIO, _Copying(tar_stream, copy)) if copy else tar_stream
         try:
             for info, tar in members(stream, what, bufsize=TAR_BUFFER):
+                check_member_numbers(info, what)  # what it writes is bounded as what it reads
                 path = clean_path(info.name, f"{what}: entry")
                 if not path:
                     continue  # the root directory: runtimes make their own
@@ -133,12 +149,16 @@ def _layer(
                 yield from _entry(info, tar, path, index, merge, options)
                 if info.type != tarfile.DIRTYPE:
                     removed.add(path)
-        except (LayerError, *_READ_ERRORS) as e:
+            while copy and stream.read(CHUNK):
+                pass  # the rest of the tar, for the copy
+        except UNREADABLE as e:
             blob.finish()  # a blob that does not verify says so, rather than how it fails to parse
             if isinstance(e, LayerError):
                 raise
             raise LayerError(f"{what}: not a readable tar layer ({e})") from None
         blob.finish()
+    if copy:
+        copy.close()
     merge.removed |= removed
     merge.opaque |= opaque
 
@@ -293,47 +313,18 @@ def _content(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Iterator[bytes]:
         yield b"\0" * (BLOCK - info.size % BLOCK)
 
 
-class _HashingReader:
-    """A layer blob that hashes what is read; `finish` reads the rest and checks the digest."""
+class _Copying:
+    """A tar stream that sends what is read from it to a copy."""
 
-    def __init__(self, raw: BinaryIO, layer: Descriptor) -> None:
-        self.raw, self.layer = raw, layer
-        self.sha = hashlib.sha256()
-        self.size = 0
+    def __init__(self, raw: BinaryIO, copy: LayerCopy) -> None:
+        self.raw, self.copy = raw, copy
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
-        self.sha.update(data)
-        self.size += len(data)
+        if data:
+            self.copy.write(data)
         return data
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def finish(self) -> None:
-        while self.read(CHUNK):
-            pass
-        digest = f"sha256:{self.sha.hexdigest()}"
-        if digest != self.layer.digest or self.size != self.layer.size:
-            raise DigestMismatchError(
-                f"layer {self.layer.digest} does not verify: the store's blob has {digest} "
-                f"({self.size} bytes, the manifest says {self.layer.size})"
-            )
-
-    def __enter__(self) -> _HashingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _verified_blob(store: Store, layer: Descriptor) -> _HashingReader:
-    return _HashingReader(store.open_blob(layer.digest), layer)
+def _verified_blob(store: Store, layer: Descriptor) -> VerifiedBlob:
+    return store.open_verified(layer.digest, layer.size)

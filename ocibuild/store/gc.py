@@ -13,12 +13,12 @@ temporary files) and reports which references are broken and why.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import OcibuildError, StoreError
+from ocibuild.jsonread import JSONObject, read_json_object
 from ocibuild.oci.digest import is_digest
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.store.layout import IDENTITY_ANNOTATION, REF_ANNOTATION, Store
@@ -48,7 +48,7 @@ class _Unreadable(Exception):
     pass
 
 
-def _document(store: Store, digest: str) -> dict:  # type: ignore[type-arg]
+def _document(store: Store, digest: str) -> JSONObject:
     if not is_digest(digest):
         raise _Unreadable(f"{digest!r} is not a sha256 digest")
     try:
@@ -58,24 +58,22 @@ def _document(store: Store, digest: str) -> dict:  # type: ignore[type-arg]
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise _Unreadable(f"manifest {digest} is corrupt (its sha256 differs)")
     try:
-        document = json.loads(data)
-    except ValueError:
-        raise _Unreadable(f"manifest {digest} is not JSON") from None
-    if not isinstance(document, dict):
-        raise _Unreadable(f"manifest {digest} is not a JSON object")
-    return document
+        return read_json_object(data, f"manifest {digest}")
+    except ValueError as e:
+        raise _Unreadable(str(e)) from None
 
 
-def _digests(document: dict, key: str, digest: str) -> list[str]:  # type: ignore[type-arg]
+def _digests(document: JSONObject, key: str, digest: str) -> list[str]:
     items = document.get(key, [])
     if key == "config":
         items = [items]
-    if not isinstance(items, list) or not all(
-        isinstance(i, dict) and isinstance(i.get("digest"), str) and is_digest(i["digest"])
-        for i in items
-    ):
-        raise _Unreadable(f"manifest {digest} has malformed {key!r}")
-    return [i["digest"] for i in items]
+    found = []
+    for item in items if isinstance(items, list) else [None]:
+        value = item.get("digest") if isinstance(item, dict) else None
+        if not isinstance(value, str) or not is_digest(value):
+            raise _Unreadable(f"manifest {digest} has malformed {key!r}")
+        found.append(value)
+    return found
 
 
 def _reach(store: Store, root: str, seen: set[str]) -> None:

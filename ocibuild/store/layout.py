@@ -17,30 +17,34 @@ manifest's `subject` naming the image.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import DigestMismatchError, NotFoundError, OcibuildError, StoreError
+from ocibuild.jsonread import JSONObject, read_json, read_json_object
+from ocibuild.limits import BLOB_SIZE
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, canonical_json
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.model import host_platform
 from ocibuild.oci.reference import ReferenceError, parse_reference
+from ocibuild.outpath import protect
 from ocibuild.store.image import StoredImage
 from ocibuild.store.lock import file_lock
 from ocibuild.store.pending import PendingBlob, blob_path
 from ocibuild.store.state import State
 from ocibuild.store.transaction import Transaction
+from ocibuild.store.verify import VerifiedBlob, mismatch
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 # on the index entry of a Docker-format image's OCI view: the digest of the Docker manifest
@@ -80,6 +84,7 @@ class Store:
         self.blobs = self.root / "blobs" / "sha256"
         self.meta = self.root / ".ocibuild"
         self.state = State(self.meta / "state.db")
+        self._intact: set[str] = set()  # blobs verified by this process
 
     @classmethod
     def open(cls, root: Path | None = None, create: bool = True) -> Store:
@@ -90,6 +95,7 @@ class Store:
             store._open(create)
         except OSError as e:
             raise StoreError(f"cannot open the store {store.root}: {_os_reason(e)}") from None
+        protect(store.root)  # no output of this process goes into it
         return store
 
     def _open(self, create: bool) -> None:
@@ -113,7 +119,9 @@ class Store:
             )
         else:
             try:
-                version = json.loads(layout.read_text())["imageLayoutVersion"]
+                version = read_json_object(layout.read_bytes(), str(layout), 1 << 16)[
+                    "imageLayoutVersion"
+                ]
             except (ValueError, KeyError, TypeError) as e:
                 raise StoreError(f"{layout}: not a valid oci-layout file ({e})") from e
             if not str(version).startswith("1."):
@@ -170,8 +178,43 @@ class Store:
             raise NotFoundError(f"blob {digest} is not in the store {self.root}") from None
 
     def read_blob(self, digest: str) -> bytes:
+        """The whole blob (a manifest, a config), verified against its digest."""
         with self.open_blob(digest) as f:
-            return f.read()
+            data = f.read()
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise DigestMismatchError(mismatch(digest, actual, len(data), None, self._where))
+        return data
+
+    @property
+    def _where(self) -> str:
+        return f"in the store {self.root} "
+
+    def open_verified(self, digest: str, size: int | None = None) -> VerifiedBlob:
+        """The blob as a file that checks its digest (and `size`) at `finish()`."""
+        return VerifiedBlob(self.open_blob(digest), digest, size, self._where)
+
+    def check_blob(self, digest: str, size: int | None = None) -> None:
+        """Raise DigestMismatchError (NotFoundError) unless the store holds the blob intact;
+        each blob is read once per process for this."""
+        if digest in self._intact:
+            return
+        with self.open_verified(digest, size) as blob:
+            blob.finish()
+        self._intact.add(digest)
+
+    def verified(self, digest: str, size: int | None = None) -> bool:
+        """Whether the store holds the blob intact. A copy that is not what its name says is
+        removed (where the store is writable), so that it can be written again."""
+        try:
+            self.check_blob(digest, size)
+        except NotFoundError:
+            return False
+        except DigestMismatchError:
+            with contextlib.suppress(OSError):
+                self.blob_path(digest).unlink()
+            return False
+        return True
 
     @contextmanager
     def pending_blob(self) -> Iterator[PendingBlob]:
@@ -218,7 +261,7 @@ class Store:
 
     def put_blob(self, data: bytes) -> Digest:
         digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
-        if not self.has_blob(digest):
+        if not self.verified(digest, len(data)):
             with self.pending_blob() as pending:
                 pending.file.write(data)
                 pending.commit(digest)
@@ -228,7 +271,10 @@ class Store:
         return Descriptor(media_type, self.put_blob(data), len(data))
 
     def ingest(self, chunks: Iterable[bytes], expected: Descriptor, source: str = "") -> Path:
-        """Store a blob streamed from elsewhere, verifying size and digest before it is named."""
+        """Store a blob streamed from elsewhere, verifying size and digest before it is named;
+        a declared size is believed only up to the limit (OCIBUILD_MAX_BLOB_SIZE)."""
+        where = f" from {source}" if source else ""
+        BLOB_SIZE.check(expected.size, f"blob {expected.digest}{where}")
         with self.pending_blob() as pending:
             h = hashlib.sha256()
             size = 0
@@ -239,7 +285,6 @@ class Store:
                     break
                 pending.file.write(chunk)
             actual = Digest("sha256:" + h.hexdigest())
-            where = f" from {source}" if source else ""
             if size != expected.size:
                 raise DigestMismatchError(
                     f"blob {expected.digest}{where}: got {size} bytes or more, expected {expected.size}"
@@ -255,16 +300,17 @@ class Store:
     def index(self) -> Index:
         path = self.root / "index.json"
         try:
-            data = json.loads(path.read_bytes())
+            data = read_json(path.read_bytes(), str(path))
         except FileNotFoundError:
             return Index(())
         except ValueError as e:
-            raise StoreError(f"{path}: not a valid image index ({e})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
+            raise StoreError(f"not a valid image index ({e})") from None
+        manifests = data.get("manifests", []) if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(manifests, list):
             raise StoreError(
                 f"{path}: not a valid image index (not an object with a manifests list)"
             )
-        for n, entry in enumerate(data.get("manifests", [])):
+        for n, entry in enumerate(manifests):
             if not isinstance(entry, dict):
                 raise StoreError(f"{path}: not a valid image index (manifests[{n}] is no object)")
         try:
@@ -319,7 +365,9 @@ class Store:
         view (written to the store) annotated with the Docker manifest's digest; for a Docker
         manifest list, an OCI index of its images' OCI views, annotated the same way."""
         if descriptor.media_type == MediaType.DOCKER_MANIFEST_LIST:
-            listed = Index.from_json(json.loads(self.read_blob(descriptor.digest)))
+            listed = Index.from_json(
+                read_json_object(self.read_blob(descriptor.digest), str(descriptor.digest))
+            )
             members = tuple(self._entry(d) for d in listed.manifests)
             data = Index(members, MediaType.OCI_INDEX).to_bytes()
             return Descriptor(
@@ -331,7 +379,9 @@ class Store:
             )
         if descriptor.media_type != MediaType.DOCKER_MANIFEST:
             return descriptor
-        manifest = Manifest.from_json(json.loads(self.read_blob(descriptor.digest)))
+        manifest = Manifest.from_json(
+            read_json_object(self.read_blob(descriptor.digest), str(descriptor.digest))
+        )
         try:
             view = in_format(manifest, "oci").to_bytes()
         except ValueError as e:
@@ -410,7 +460,7 @@ class Store:
         for d in self.index().manifests:
             if REF_ANNOTATION in d.annotations or not d.artifact_type:
                 continue
-            manifest = Manifest.from_json(json.loads(self.read_blob(d.digest)))
+            manifest = Manifest.from_json(read_json_object(self.read_blob(d.digest), str(d.digest)))
             if manifest.subject is not None and manifest.subject.digest == digest:
                 found.append((d, manifest))
         return found
@@ -465,31 +515,43 @@ class Store:
         self, descriptor: Descriptor, platform: str | None = None
     ) -> tuple[Descriptor, Manifest]:
         """The image manifest of `descriptor`, choosing `platform` (default: this machine's)
-        if it is an index."""
+        if it is an index (and in an index it holds, as deep as they go: a loop, not
+        recursion)."""
         platform = platform or host_platform()
-        data = self._image_document(descriptor.digest)
-        media_type = data.get("mediaType", descriptor.media_type)
-        try:
-            if media_type in INDEXES or "manifests" in data:
-                index = Index.from_json(data)
-                for d in index.manifests:
-                    if d.platform is None or _same_platform(str(d.platform), platform):
-                        return self.manifest(d, platform)
-                have = ", ".join(str(d.platform) for d in index.manifests)
+        seen = set()
+        while descriptor.digest not in seen:
+            seen.add(descriptor.digest)
+            data = self._image_document(descriptor.digest)
+            media_type = data.get("mediaType", descriptor.media_type)
+            try:
+                if not (media_type in INDEXES or "manifests" in data):
+                    return descriptor, Manifest.from_json(data)
+                manifests = Index.from_json(data).manifests
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
+            chosen = [
+                d
+                for d in manifests
+                if d.platform is None or _same_platform(str(d.platform), platform)
+            ]
+            if not chosen:
+                have = ", ".join(str(d.platform) for d in manifests)
                 raise NotFoundError(
                     f"{descriptor.digest}: no image for {platform} in its index (it has: {have}; "
                     "--platform chooses)"
                 )
-            return descriptor, Manifest.from_json(data)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
+            descriptor = chosen[0]
+        raise StoreError(f"{descriptor.digest}: an index that holds itself")
 
-    def _image_document(self, digest: str) -> dict[str, Any]:
+    def _image_document(self, digest: str) -> JSONObject:
         """The JSON of a manifest or index blob; a StoreError saying what the blob is if it is
         none (a layer, an image config)."""
+        blob = self.read_blob(digest)
         try:
-            data = json.loads(self.read_blob(digest))
-        except (ValueError, UnicodeDecodeError):
+            data = read_json(blob, f"blob {digest}")
+        except ValueError as e:
+            if blob[:1] in (b"{", b"["):
+                raise StoreError(f"{digest} is not a valid manifest ({e})") from None
             raise StoreError(f"{digest} is a layer blob, not an image") from None
         if not isinstance(data, dict):
             raise StoreError(f"{digest} is a JSON blob, not an image manifest or index")
@@ -499,13 +561,17 @@ class Store:
         return data
 
     def config(self, manifest: Manifest) -> ImageConfig:
-        return ImageConfig.from_json(json.loads(self.read_blob(manifest.config.digest)))
+        digest = manifest.config.digest
+        return ImageConfig.from_json(read_json_object(self.read_blob(digest), f"config {digest}"))
 
     def image(self, ref: str, platform: str | None = None) -> StoredImage:
         """The image `ref` names; of an index, the one for `platform` (default: this
         machine's). A single image given a `platform` must be of it."""
-        descriptor, manifest = self.manifest(self.resolve(ref), platform)
-        config = self.config(manifest)
+        try:
+            descriptor, manifest = self.manifest(self.resolve(ref), platform)
+            config = self.config(manifest)
+        except DigestMismatchError as e:
+            raise e.located(self.normalize(ref)) from None
         if platform is not None and not _same_platform(str(config.platform), platform):
             raise NotFoundError(f"{ref} is an image for {config.platform}, not {platform}")
         return StoredImage(ref, descriptor, manifest, config)

@@ -16,15 +16,16 @@ images tagged. A bad archive leaves the store as it was.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, BinaryIO
 
 from ocibuild.errors import DigestMismatchError, OcibuildError
-from ocibuild.layer.reader import decompressed
+from ocibuild.jsonread import JSONObject, json_list, json_object, read_json, read_json_object
+from ocibuild.layer.reader import DECODE_ERRORS, decompressed
+from ocibuild.layer.safepath import check_tar_member
 from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.oci.formats import in_format
@@ -112,6 +113,7 @@ def _read(tx: Transaction, stream: BinaryIO, archive: str, report: Reporter) -> 
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
             for info in tar:
+                check_tar_member(info, archive)  # sparse maps, sizes: believed up to a budget
                 name = _normal(info.name)
                 if info.issym():
                     contents.links[name] = _normal(
@@ -129,7 +131,9 @@ def _read(tx: Transaction, stream: BinaryIO, archive: str, report: Reporter) -> 
                     else:
                         contents.blobs[name] = _stage(tx, f)
                         report(Message(f"read {name}", "debug"))
-    except tarfile.TarError as e:
+    except DECODE_ERRORS as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise  # the disk, not the archive (a full store, a read error)
         raise ArchiveError(f"{archive}: not a readable tar archive ({e})") from None
     return contents
 
@@ -150,11 +154,11 @@ def _stage(tx: Transaction, f: IO[bytes]) -> _Member:
     return _Member(digest, size)
 
 
-def _json(data: bytes, what: str) -> Any:
+def _json(data: bytes, what: str) -> JSONObject:
     try:
-        return json.loads(data)
+        return read_json_object(data, what)
     except ValueError as e:
-        raise ArchiveError(f"{what}: not valid JSON ({e})") from None
+        raise ArchiveError(str(e)) from None
 
 
 # -- oci-archive ---------------------------------------------------------------------------------
@@ -208,37 +212,49 @@ def _identity(
 
 
 def _check_tree(tx: Transaction, contents: _Contents, descriptor: Descriptor, archive: str) -> None:
-    """Every blob `descriptor` reaches is in the archive, with the size it is announced with."""
-    member = contents.member(f"blobs/sha256/{descriptor.digest.hex}", archive)
-    if member.size != descriptor.size:
-        raise DigestMismatchError(
-            f"{archive}: blob {descriptor.digest} has {member.size} bytes, "
-            f"its descriptor says {descriptor.size}"
-        )
-    if descriptor.media_type in INDEXES:
-        data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
-        for child in Index.from_json(data).manifests:
-            _check_tree(tx, contents, child, archive)
-    elif descriptor.media_type in (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST):
-        data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
-        manifest = Manifest.from_json(data)
-        for blob in (manifest.config, *manifest.layers):
-            _check_tree(tx, contents, blob, archive)
+    """Every blob `descriptor` reaches is in the archive, with the size it is announced with;
+    each blob checked once, with a stack, not recursion (indexes may nest as deep as they go,
+    and share children)."""
+    pending, seen = [descriptor], set()
+    while pending:
+        descriptor = pending.pop()
+        if (descriptor.digest, descriptor.media_type) in seen:
+            continue
+        seen.add((descriptor.digest, descriptor.media_type))
+        member = contents.member(f"blobs/sha256/{descriptor.digest.hex}", archive)
+        if member.size != descriptor.size:
+            raise DigestMismatchError(
+                f"{archive}: blob {descriptor.digest} has {member.size} bytes, "
+                f"its descriptor says {descriptor.size}"
+            )
+        if descriptor.media_type in INDEXES:
+            data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
+            pending.extend(Index.from_json(data).manifests)
+        elif descriptor.media_type in (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST):
+            data = _json(tx.read_blob(descriptor.digest), f"{archive}: {descriptor.digest}")
+            manifest = Manifest.from_json(data)
+            pending.extend((manifest.config, *manifest.layers))
 
 
 # -- docker-archive ------------------------------------------------------------------------------
 
 
 def _docker_images(tx: Transaction, contents: _Contents, archive: str) -> list[LoadedImage]:
-    entries = _json(contents.metadata["manifest.json"], f"{archive}: manifest.json")
-    if not isinstance(entries, list) or not entries:
+    what = f"{archive}: manifest.json"
+    try:
+        entries = json_list(read_json(contents.metadata["manifest.json"], what), what)
+        images = [json_object(entry, f"{what}: an entry") for entry in entries]
+        names = [
+            (str(i["Config"]), [str(x) for x in json_list(i["Layers"], "Layers")]) for i in images
+        ]
+    except KeyError as e:
+        raise ArchiveError(f"{what}: an entry without {e}") from None
+    except ValueError as e:
+        raise ArchiveError(str(e)) from None
+    if not images:
         raise ArchiveError(f"{archive}: manifest.json lists no image")
     out = []
-    for entry in entries:
-        try:
-            config_name, layer_names = str(entry["Config"]), [str(x) for x in entry["Layers"]]
-        except (KeyError, TypeError) as e:
-            raise ArchiveError(f"{archive}: manifest.json entry without {e}") from None
+    for entry, (config_name, layer_names) in zip(images, names, strict=True):
         config_member = contents.member(config_name, archive)
         stem = posixpath.basename(config_name).removesuffix(".json")
         if len(stem) == 64 and stem != config_member.digest.hex:
@@ -262,8 +278,9 @@ def _docker_images(tx: Transaction, contents: _Contents, archive: str) -> list[L
         manifest = Manifest(config_descriptor, layers).to_bytes()
         tx.stage_bytes(manifest)
         descriptor = Descriptor.of(MediaType.OCI_MANIFEST, manifest, platform=config.platform)
-        names = tuple(str(t) for t in entry.get("RepoTags") or ())
-        out.append(LoadedImage(names, descriptor))
+        tags = entry.get("RepoTags") or []
+        refs = tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+        out.append(LoadedImage(refs, descriptor))
     return out
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from ocibuild.layer.entry import clean_path, read_whiteout
 from ocibuild.layer.reader import decompressed, members
+from ocibuild.layer.safepath import check_member_numbers
 from ocibuild.oci import Descriptor
+from ocibuild.store.verify import VerifiedBlob
 
 
 class Blobs(Protocol):
@@ -39,10 +41,11 @@ class ImageFS:
             layer_opaque: set[str] = set()
             layer_paths: set[str] = set()
             with (
-                self.store.open_blob(layer.digest) as blob,
-                decompressed(blob, layer.media_type) as tar,
+                VerifiedBlob(self.store.open_blob(layer.digest), layer.digest, layer.size) as blob,
+                decompressed(cast(BinaryIO, blob), layer.media_type) as tar,
             ):
                 for info, archive in members(tar, f"layer {layer.digest}"):
+                    check_member_numbers(info, f"layer {layer.digest}")
                     path = clean_path(info.name)
                     whiteout = read_whiteout(path)
                     if whiteout is not None:
@@ -55,6 +58,7 @@ class ImageFS:
                         f = archive.extractfile(info)
                         if f is not None:
                             found[path] = f.read()
+                blob.finish()  # the layer is what its digest says, or this raises
             shadowed |= layer_paths
             hidden |= layer_hidden
             opaque |= layer_opaque

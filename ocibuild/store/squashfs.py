@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import ExportError
-from ocibuild.outpath import output_name
+from ocibuild.outpath import OutputPath, output_name
 
 SQUASHFS_COMPRESSIONS = ("gzip", "xz", "lz4", "zstd")
 # (lowest, highest, default). gzip 4, not tar2sqfs's 9: on the bench payload it makes an image
@@ -84,7 +84,9 @@ def tar2sqfs_command(tool: str, output: Path, options: SquashfsOptions) -> list[
     return [*argv, str(output)]
 
 
-def write_squashfs(tar_chunks: Iterable[bytes], output: Path, options: SquashfsOptions) -> None:
+def write_squashfs(
+    tar_chunks: Iterable[bytes], output: OutputPath, options: SquashfsOptions
+) -> None:
     """Write the squashfs of a tar stream to `output` (under a temporary name until complete,
     or straight to a device or FIFO)."""
     tool = tar2sqfs()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.errors import StoreError
+from ocibuild.jsonread import read_json
 from ocibuild.layer.blob import Layer
 from ocibuild.oci.digest import Digest
 from ocibuild.sbom.component import Component, from_json, to_json
@@ -110,7 +111,8 @@ class State:
         if not rows:
             return None
         try:
-            return tuple(from_json(c) for c in json.loads(rows[0][0]))
+            components: Any = read_json(rows[0][0], f"the components of {digest}")
+            return tuple(from_json(c) for c in components)
         except (ValueError, TypeError):
             return None
 

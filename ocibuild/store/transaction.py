@@ -29,6 +29,7 @@ class BlobStore(Protocol):
     def pending_blob(self) -> AbstractContextManager[PendingBlob]: ...
     def writing(self) -> AbstractContextManager[None]: ...
     def has_blob(self, digest: str) -> bool: ...
+    def verified(self, digest: str, size: int | None = None) -> bool: ...
     def open_blob(self, digest: str) -> BinaryIO: ...
     def blob_path(self, digest: str) -> Path: ...
     def put_json(self, media_type: str, data: bytes) -> Descriptor: ...
@@ -58,9 +59,9 @@ class Transaction:
             digest = write(pending.file)
             tmp = pending.keep()
         with self._mutex:
-            if digest in self._staged or self.store.has_blob(digest):
+            if digest in self._staged:
                 tmp.unlink(missing_ok=True)
-            else:
+            else:  # published over a blob of the store of that name too: it may be corrupt
                 self._staged[digest] = tmp
         return digest
 
@@ -75,6 +76,10 @@ class Transaction:
 
     def has_blob(self, digest: str) -> bool:
         return digest in self._staged or self.store.has_blob(digest)
+
+    def verified(self, digest: str, size: int | None = None) -> bool:
+        """Whether the blob is staged here or in the store intact (`Store.verified`)."""
+        return digest in self._staged or self.store.verified(digest, size)
 
     def open_blob(self, digest: str) -> BinaryIO:
         staged = self._staged.get(digest)

@@ -1,7 +1,10 @@
 """Make the image available where the target runs it, before any job starts.
 
-- podman, docker, podman-hpc: `load -i` an archive (given, or exported from the ocibuild store
-  when the image is there), else `pull` unless the runtime has it already;
+- podman, docker: `load -i` an archive (given, or exported from the ocibuild store when the
+  image is there), else `pull` unless the runtime has it already;
+- podman-hpc: the image written from the ocibuild store straight into podman-hpc's squash store
+  (`ocibuild export --format podman-hpc`: no load, no migrate, no static mksquashfs); an archive
+  given is `load`ed and `migrate`d; else `podman-hpc pull` (which migrates) unless it has it;
 - shifter, `--via pull`: the image pushed from the ocibuild store when it is there, in Docker
   v2 schema 2 (what the gateway reads), then `shifterimg -v pull docker:IMAGE`;
 - shifter, `--via import`: the image exported as a squashfs and posted to the gateway's import
@@ -15,8 +18,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,9 +46,25 @@ class PreparedImage:
     image_id: str | None = None  # the runtime's id for it
     commands: list[str] = field(default_factory=list)
     pushed_digest: str | None = None  # the manifest as pushed for the target (Docker form)
+    run_options: tuple[str, ...] = ()  # what the runs need here before the target's (study/fit.py)
 
 
 SQUASHFS = "image.sqfs"
+
+
+def podman_hpc_squash_dir(target: Target, env: Mapping[str, str] | None = None) -> Path:
+    """The squash store podman-hpc uses: its `--squash-dir` in the target's command, else
+    $SQUASH_DIR, else $SCRATCH/storage, else /tmp/storage (podman-hpc's SiteConfig)."""
+    command = target.runtime_command
+    for i, word in enumerate(command):
+        if word == "--squash-dir" and i + 1 < len(command):
+            return Path(command[i + 1])
+        if word.startswith("--squash-dir="):
+            return Path(word.split("=", 1)[1])
+    env = env if env is not None else {**os.environ, **target.env}
+    if "SQUASH_DIR" in env:
+        return Path(env["SQUASH_DIR"])
+    return Path(f"{env.get('SCRATCH', '/tmp')}/storage")
 
 
 def run_command(
@@ -124,6 +145,9 @@ def plan_prepare(
         squashfs = shlex.quote(str(workdir / SQUASHFS))
         return [f"ocibuild export {shlex.quote(ref or '')} --format squashfs -o {squashfs}"]
     runtime = shlex.join(target.runtime_command)
+    if target.runtime == "podman-hpc" and archive is None and ref and _store_image(store, ref):
+        squash = shlex.quote(str(podman_hpc_squash_dir(target)))
+        return [f"ocibuild export {shlex.quote(ref)} --format podman-hpc -o {squash}"]
     if archive is None and ref and _store_image(store, ref):
         archive = workdir / "image.tar"
         steps = [
@@ -138,7 +162,10 @@ def plan_prepare(
             f"{runtime} build --force {shlex.quote(str(workdir / 'image.sif'))} {shlex.quote(source)}",
         ]
     if archive:
-        return [*steps, f"{runtime} load -i {shlex.quote(str(archive))}"]
+        steps.append(f"{runtime} load -i {shlex.quote(str(archive))}")
+        if target.runtime == "podman-hpc":
+            steps.append(f"{runtime} migrate {shlex.quote(ref or '')}")
+        return steps
     return [
         f"{runtime} image inspect {shlex.quote(ref or '')} || {runtime} pull {shlex.quote(ref or '')}"
     ]
@@ -163,6 +190,8 @@ def prepare_image(
     digest = _store_image(store, ref)
     if target.runtime == "charliecloud":
         return _prepare_squashfs(target, ref, archive, store, digest, workdir, commands, report)
+    if target.runtime == "podman-hpc" and archive is None and digest and store is not None:
+        return _prepare_podman_hpc(target, ref, store, digest, env, commands, report)
     runtime = target.runtime_command
     what = f"preparing {ref} for {target.name}"
     if target.runtime == "shifter":
@@ -186,6 +215,9 @@ def prepare_image(
         if archive:
             report(Message(f"loading {archive.name} into {target.runtime}"))
             run_command([*runtime, "load", "-i", str(archive)], env, what)
+            if target.runtime == "podman-hpc":
+                report(Message(f"podman-hpc migrate {ref}"))
+                run_command([*runtime, "migrate", ref], env, what)
         elif (
             subprocess.run(
                 [*runtime, "image", "inspect", ref], env=env, check=False, capture_output=True
@@ -265,3 +297,21 @@ def _prepare_squashfs(
     report(Message(f"exporting {ref} from the store as {squashfs}"))
     export_image(store, ref, "squashfs", squashfs)
     return PreparedImage(ref, str(squashfs), digest, None, commands)
+
+
+def _prepare_podman_hpc(
+    target: Target,
+    ref: str,
+    store: Store,
+    digest: str,
+    env: dict[str, str],
+    commands: list[str],
+    report: Reporter,
+) -> PreparedImage:
+    from ocibuild.store.export import export_image
+
+    squash = podman_hpc_squash_dir(target, env)
+    report(Message(f"exporting {ref} into podman-hpc's squash store {squash}"))
+    export_image(store, ref, "podman-hpc", squash, report=report)
+    image_id = store.image(ref).manifest.config.digest.hex
+    return PreparedImage(ref, ref, digest, image_id, commands)

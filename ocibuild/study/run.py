@@ -21,8 +21,10 @@ from typing import Any
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import BenchError, OcibuildError
+from ocibuild.jsonread import read_json
 from ocibuild.progress import JobEvent, Message, Reporter, TaskEvent, silent
 from ocibuild.store import Store
+from ocibuild.study.fit import fit_runtime
 from ocibuild.study.prepare import PreparedImage, plan_prepare, prepare_image, runtime_image
 from ocibuild.study.scripts import OUT_FILE, RunLayout, job_script
 from ocibuild.study.shifter import ROUTES
@@ -231,13 +233,15 @@ def run_batch(
             first.via,
             first.insecure,
         )
+        if image.runtime_image:
+            added = fit_runtime(target, image.runtime_image, env, report)
+            image = dataclasses.replace(image, run_options=added)
+        runs = dataclasses.replace(target, run_options=[*image.run_options, *target.run_options])
         scripts = []
         for plan in plans:
             report(Message(f"run {plan.run_id} on {target.name}: results in {plan.results_dir}"))
             script = plan.results_dir / SCRIPT
-            atomic_write_bytes(
-                script, plan.script(target, image.runtime_image).encode(), mode=0o755
-            )
+            atomic_write_bytes(script, plan.script(runs, image.runtime_image).encode(), mode=0o755)
             scripts.append(script)
         progress = [
             _Progress(plan, request, report) for plan, request in zip(plans, requests, strict=True)
@@ -452,6 +456,7 @@ def write_metadata(
         },
         "via": request.via if target.runtime == "shifter" else None,
         "prepare": image.commands,
+        "run_options_added": list(image.run_options),
         "job_ids": [j.job_id for j in run.jobs],
         "command": list(request.argv),
         "workload_command": plan.command,
@@ -478,13 +483,15 @@ def write_metadata(
 def read_metadata(results_dir: Path) -> dict[str, Any]:
     path = results_dir / METADATA
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path.read_bytes(), str(path))
     except FileNotFoundError:
         raise BenchError(
             f"{results_dir} is not a bench results directory (no {METADATA})"
         ) from None
-    except (OSError, ValueError) as e:
-        raise BenchError(f"{path}: cannot read: {e}") from None
+    except OSError as e:
+        raise BenchError(f"{path}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:
+        raise BenchError(f"cannot read: {e}") from None
     if not isinstance(data, dict) or "target" not in data:
         raise BenchError(f"{path}: not a bench metadata file (no 'target')")
     return data

@@ -22,6 +22,7 @@ from typing import Any
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.errors import BenchError
+from ocibuild.jsonread import json_list, json_object, read_json_object
 from ocibuild.progress import Message, Reporter, silent
 from ocibuild.store import Store
 from ocibuild.study.run import HINTS, BenchRequest, BenchRun, RunPlan, plan_run, run_batch
@@ -190,11 +191,15 @@ def is_scaling_dir(path: Path) -> bool:
 def read_grid(root: Path) -> list[tuple[GridPoint, Path]]:
     """The points of a scaling study and each one's results directory."""
     try:
-        data = json.loads((root / SCALING_FILE).read_text())
-        points = [
-            (GridPoint(p["nodes"], p["tasks_per_node"], p.get("hint")), root / p["name"])
-            for p in data["points"]
-        ]
+        data = read_json_object((root / SCALING_FILE).read_bytes(), str(root / SCALING_FILE))
+        points = []
+        for item in json_list(data["points"], "points"):
+            p = json_object(item, "a point")
+            nodes, tasks, hint = p["nodes"], p["tasks_per_node"], p.get("hint")
+            if not isinstance(nodes, int) or not isinstance(tasks, int):
+                raise ValueError("nodes and tasks_per_node must be integers")
+            point = GridPoint(nodes, tasks, hint if isinstance(hint, str) else None)
+            points.append((point, root / str(p["name"])))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BenchError(f"{root / SCALING_FILE}: not a scaling study file: {e}") from None
     return points

@@ -29,6 +29,11 @@ from dataclasses import dataclass
 from ocibuild.study.targets import Target
 
 OUT_FILE = "out.txt"
+# Runtimes that need $USER, which a batch job's environment may lack, and why.
+NEEDS_USER = {
+    "charliecloud": "ch-run refuses to start without it",
+    "podman-hpc": "podman-hpc exits without it when it has no terminal",
+}
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,8 @@ def job_script(target: Target, layout: RunLayout, image: str | None, command: st
     if target.scheduler == "slurm":
         lines += [*sbatch_directives(target, layout, image), ""]
     lines.append("set -e")
-    if target.runtime == "charliecloud":
-        lines.append('export USER="${USER:-$(id -un)}"  # ch-run refuses to start without it')
+    if target.runtime in NEEDS_USER:
+        lines.append(f'export USER="${{USER:-$(id -un)}}"  # {NEEDS_USER[target.runtime]}')
     lines += target.batch.setup
     for repeat in range(1, layout.repeats + 1):
         lines += _repeat_lines(target, layout, image, command, repeat)

@@ -21,10 +21,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
-
-from ocibuild.errors import BenchError
+from ocibuild.errors import BenchError, NetworkError
+from ocibuild.jsonread import read_json
+from ocibuild.net import Deadlines, host_tls, new_session, send
+from ocibuild.net.session import error_summary
 from ocibuild.oci.reference import parse_reference
 from ocibuild.study.targets import ShifterOptions, Target, expand_path
 
@@ -187,7 +189,10 @@ def request_import(
     name = route.image.removeprefix("custom:")
     url = route.gateway.api("doimport", name)
     record = _gateway_call(
-        "POST", url, json=import_body(route), headers={"authentication": credential}
+        "POST",
+        url,
+        {"authentication": credential, "Content-Type": "application/json"},
+        json.dumps(import_body(route)).encode(),
     )
     deadline = time.monotonic() + timeout
     while record.get("status") != "READY":
@@ -200,26 +205,38 @@ def request_import(
             )
         time.sleep(poll)
         record = _gateway_call(
-            "GET", route.gateway.api("lookup", name), headers={"authentication": credential}
+            "GET", route.gateway.api("lookup", name), {"authentication": credential}
         )
     return record
 
 
-def _gateway_call(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+def _gateway_call(
+    method: str, url: str, headers: dict[str, str], data: bytes | None = None
+) -> dict[str, Any]:
+    netloc = urlsplit(url).netloc
     try:
-        response = requests.request(method, url, timeout=60, **kwargs)
-    except requests.RequestException as e:
+        with new_session() as session:
+            response = send(
+                session,
+                method,
+                url,
+                tls=host_tls(netloc),
+                deadlines=Deadlines(),
+                headers=headers,
+                data=data,
+            )
+    except NetworkError as e:
         raise BenchError(f"cannot reach Shifter's image gateway at {url}: {e}") from None
     with response:
         if response.status_code != 200:
-            detail = response.text.strip().splitlines()[0][:300] if response.text.strip() else ""
             raise BenchError(
-                f"{method} {url}: the gateway answered HTTP {response.status_code} {detail}".strip()
+                f"{method} {url}: the gateway answered HTTP {response.status_code}"
+                f"{error_summary(response)}"
             )
         try:
-            record = response.json()
-        except ValueError:
-            raise BenchError(f"{method} {url}: the gateway's answer is not JSON") from None
+            record = read_json(response.content, f"{method} {url}: the gateway's answer")
+        except ValueError as e:
+            raise BenchError(str(e)) from None
     if not isinstance(record, dict):
         raise BenchError(f"{method} {url}: the gateway's answer is not a record")
     return record

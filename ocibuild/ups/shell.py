@@ -270,8 +270,14 @@ def _and(words: list[str], exists: Exists) -> bool:
 
 
 def _primary(words: list[str], exists: Exists) -> bool:
-    if words[:1] == ["!"]:
-        return not _primary(words[1:], exists)
+    negations = 0
+    while words[:1] == ["!"]:  # counted, not recursed into: a table may hold thousands
+        negations += 1
+        words = words[1:]
+    return _test(words, exists) != bool(negations % 2)
+
+
+def _test(words: list[str], exists: Exists) -> bool:
     if len(words) == 0:
         return False
     if len(words) == 1:

@@ -20,7 +20,6 @@ import lzma
 import posixpath
 import tarfile
 import threading
-import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -30,11 +29,12 @@ from typing import Any, BinaryIO
 
 import indexed_bzip2
 
+from ocibuild import decoders
 from ocibuild.cputime import sample, stage
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
-from ocibuild.layer.reader import member_content
+from ocibuild.layer.reader import UNREADABLE, member_content
 from ocibuild.layer.safepath import LayerTree, check_tar_member
 from ocibuild.limits import check_expansion
 
@@ -132,12 +132,14 @@ def tarball_entries(
             start_next()
         while running:
             yield from _reader_entries(running[0], seen, tree)
-            running.popleft()
+            decoders.stop(running.popleft())
             start_next()
         tree.finish()
     finally:
+        # stopped and joined, not only told to stop: a reader still inside the bzip2 decoder
+        # when the interpreter ends aborts the process (ocibuild.decoders)
         for reader in running:
-            reader.cancel()
+            decoders.stop(reader)
 
 
 def _reader_entries(
@@ -263,6 +265,7 @@ class _Reader(threading.Thread):
         self.tarball = tarball
         self.into = into
         self.buffer = _Buffer(READ_AHEAD_BYTES)
+        decoders.register(self, self.cancel)
 
     def cancel(self) -> None:
         self.buffer.close()
@@ -276,7 +279,7 @@ class _Reader(threading.Thread):
             return
         except SourceError as e:
             self._fail(e)
-        except (LayerError, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+        except UNREADABLE as e:
             detail = str(e) or type(e).__name__
             self._fail(
                 SourceError(
@@ -333,5 +336,5 @@ def member_entry(info: tarfile.TarInfo, into: str, tarball: ProductTarball) -> E
         except UnsafePathError as e:
             raise UnsafePathError(f"{tarball}: {e}") from None
         return Entry(path, Kind.HARDLINK, mode=mode, link=posixpath.join(into, target))
-    kind = "device" if info.ischr() or info.isblk() else "special file"
-    raise UnsafePathError(f"{tarball}: member {info.name!r} is a {kind}")
+    # device nodes and FIFOs were refused by check_tar_member, as in every source
+    raise UnsafePathError(f"{tarball}: member {info.name!r} has the tar type {info.type!r}")

@@ -16,19 +16,21 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ocibuild"
 # ocibuild) imports only units of lower floors
 FLOORS: dict[str, int] = {
     **dict.fromkeys(
-        ("errors", "atomicfile", "infile", "variables", "secrets", "progress", "cputime", "heap", "__init__"),
+        ("errors", "atomicfile", "infile", "variables", "secrets", "progress", "cputime", "heap", "decoders", "__init__"),
         0,
     ),
-    **dict.fromkeys(("limits", "outpath", "oci", "net", "sbom", "signing"), 1),
-    **dict.fromkeys(("yamldecode", "compression", "trust"), 2),
-    **dict.fromkeys(("layer", "fetch"), 3),
-    **dict.fromkeys(("ups", "ospkg", "store", "python"), 4),
-    **dict.fromkeys(("remote", "spack"), 5),
-    "sources": 6,
-    "recipe": 7,
-    **dict.fromkeys(("builder", "study"), 8),
-    "cli": 9,
-    "__main__": 10,
+    "limits": 1,
+    "jsonread": 2,
+    **dict.fromkeys(("outpath", "oci", "net", "sbom", "signing"), 3),
+    **dict.fromkeys(("yamldecode", "compression", "trust"), 4),
+    **dict.fromkeys(("layer", "fetch"), 5),
+    **dict.fromkeys(("ups", "ospkg", "store", "python"), 6),
+    **dict.fromkeys(("remote", "spack"), 7),
+    "sources": 8,
+    "recipe": 9,
+    **dict.fromkeys(("builder", "study"), 10),
+    "cli": 11,
+    "__main__": 12,
 }  # fmt: skip
 
 

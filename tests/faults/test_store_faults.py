@@ -335,3 +335,36 @@ def test_kill_during_rmi_and_tag(tmp_path: Path, seed: Path) -> None:
     targets = [f"example.org/faults/t{n}:1" for n in range(50)]
     killed(store, ["tag", SMALL, *targets], fresh_copy(seed, store), [at_random(), at_random()])
     assert check_store(store) == {SMALL, BIG, *targets}
+
+
+def test_a_full_download_cache_is_one_error(tmp_path: Path, tmpfs: Tmpfs) -> None:
+    """The cache on a full disk: one line naming it, no partial download left in it."""
+    from tests.hostile.debrepo import apt_repo, deb_bytes, deb_recipe
+
+    name = "big_1.0_amd64.deb"
+    deb = deb_bytes({"Package": "big"}, [], data=tarfile_of_random(3 * MIB))
+    url = apt_repo(tmp_path / "apt", {name: deb}, {name: {"Package": "big"}})
+    (tmp_path / "deb.yaml").write_text(deb_recipe(url, "big"))
+    result = ocibuild(
+        tmp_path / "store",
+        "recipe",
+        str(tmp_path / "deb.yaml"),
+        env={"OCIBUILD_CACHE": str(tmpfs.path / "cache")},
+    )
+    one_error_line(result, f"cannot write to the download cache {tmpfs.path / 'cache'}", "No space")
+    cache = tmpfs.path / "cache"
+    assert [
+        p for p in cache.rglob("*") if p.is_file() and p.relative_to(cache).parts[0] == "tmp"
+    ] == []
+
+
+def tarfile_of_random(size: int) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("./opt/random.bin")
+        info.size = size
+        tar.addfile(info, io.BytesIO(os.urandom(size)))
+    return buffer.getvalue()

@@ -121,6 +121,11 @@ def hardlink(name: str, target: str) -> Member:
     return (name, tarfile.LNKTYPE, target, b"")
 
 
+def special(name: str, kind: bytes) -> Member:
+    """A device node (1, 1: /dev/mem) or a FIFO."""
+    return (name, kind, "", b"")
+
+
 def tar_bytes(members: list[Member], mode: str = "w") -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode=mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
@@ -130,6 +135,7 @@ def tar_bytes(members: list[Member], mode: str = "w") -> bytes:
             info.linkname = link
             info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
             info.size = len(data) if kind == tarfile.REGTYPE else 0
+            info.devmajor = info.devminor = 1 if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE) else 0
             tar.addfile(info, io.BytesIO(data) if info.size else None)
     return buffer.getvalue()
 

@@ -20,6 +20,7 @@ from tests.hostile.conftest import (
     hardlink,
     old_gnu_sparse,
     pax_sparse,
+    special,
     symlink,
     tar_bytes,
 )
@@ -79,6 +80,10 @@ TARBALLS: dict[str, tuple[list[Member], str]] = {
         [hardlink(P + "x", P + "nothing")],
         "hardlink /products/art/v1_18_03/x -> /products/art/v1_18_03/nothing: the target is not",
     ),
+    # device nodes and FIFOs: one rule for every archive source (layer.safepath)
+    "char-device": ([special(P + "mem", tarfile.CHRTYPE)], f"member '{P}mem' is a character"),
+    "block-device": ([special(P + "sda", tarfile.BLKTYPE)], f"member '{P}sda' is a block device"),
+    "fifo": ([special(P + "pipe", tarfile.FIFOTYPE)], f"member '{P}pipe' is a FIFO"),
 }
 
 
@@ -190,6 +195,15 @@ DEBS: dict[str, tuple[list[Member], str]] = {
         [dir_("./etc/"), file_("./etc/.wh..wh..opq")],
         "hostile_1.0_amd64: /etc/.wh..wh..opq: an opaque whiteout",
     ),
+    "char-device": (
+        [dir_("./dev/"), special("./dev/mem", tarfile.CHRTYPE)],
+        "member './dev/mem' is a character device: no archive source takes device nodes",
+    ),
+    "block-device": (
+        [dir_("./dev/"), special("./dev/sda", tarfile.BLKTYPE)],
+        "member './dev/sda' is a block device",
+    ),
+    "fifo": ([dir_("./opt/"), special("./opt/pipe", tarfile.FIFOTYPE)], "'./opt/pipe' is a FIFO"),
 }
 
 
@@ -306,6 +320,17 @@ RPMS = {
         "printf x > %{buildroot}/opt/real/.wh.x",
         "/opt/real\n/opt/real/.wh.x",
         "hostile-1.0-1.x86_64: /opt/real/.wh.x: a whiteout name",
+    ),
+    "char-device": (
+        "",
+        "%dev(c, 1, 1) /opt/mem",
+        "hostile-1.0-1.x86_64: /opt/mem is a character device: no archive source takes device",
+    ),
+    "block-device": ("", "%dev(b, 8, 0) /opt/sda", "hostile-1.0-1.x86_64: /opt/sda is a block"),
+    "fifo": (
+        "mkfifo %{buildroot}/opt/pipe",
+        "/opt/pipe",
+        "hostile-1.0-1.x86_64: /opt/pipe is a FIFO",
     ),
 }
 

@@ -76,7 +76,7 @@ BODIES: dict[str, tuple[bytes, str]] = {
     ),
     "null": (b"null", "malformed manifest: not a JSON object"),
     "list": (b"[]", "malformed manifest: not a JSON object"),
-    "not-json": (b"{", "manifest is not JSON"),
+    "not-json": (b"{", "manifest: not JSON"),
     "unknown-media-type": (
         json.dumps({"schemaVersion": 2, "mediaType": "application/x-evil"}).encode(),
         "unknown manifest media type ('application/x-evil')",

@@ -4,6 +4,7 @@ whiteout-removed path, an opaque directory, non-root owners, and an Env."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Sequence
@@ -128,3 +129,37 @@ def run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[st
 def user_env() -> dict[str, str]:
     """ch-run needs USER set."""
     return {**os.environ, "USER": os.environ.get("USER") or "root"}
+
+
+# -- podman-hpc (tests/hpc/test_podman_hpc*.py) -------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = "localhost/ocibuild/demo-art_1_18_03_e9-prof:latest"
+WHITEOUT_USER = "localhost/ocibuild/phpc-whiteout-user:1"
+SAME_LAYERS = "localhost/ocibuild/phpc-same-layers:1"  # whiteout-user's layers, another config
+
+
+def same_layers_other_config(store: Store, ref: str, new_ref: str) -> None:
+    """An image with `ref`'s layers and a config of its own (another Env): the two share every
+    layer, and so podman-hpc's squash."""
+    image = store.image(ref)
+    config = image.config.to_json()
+    config["config"]["Env"] = [*config["config"].get("Env", []), "SAME_LAYERS=other config"]
+    config_desc = store.put_json(MediaType.OCI_CONFIG, json.dumps(config).encode())
+    manifest = Manifest(config_desc, image.manifest.layers)
+    store.tag([new_ref], store.put_json(MediaType.OCI_MANIFEST, manifest.to_bytes()))
+
+
+@pytest.fixture(scope="session")
+def phpc_store(tmp_path_factory: pytest.TempPathFactory, busybox: Path) -> Store:
+    """The demo (frozen UPS Env, a non-root user), whiteout-user (whiteouts, a re-created
+    directory, files of uid 1000, User hep), an image of the same layers with another config,
+    and hpc_layers' image (hardlinks, an opaque directory, symlinks, three compressions)."""
+    from ocibuild.builder import build_recipe
+
+    store = Store.open(tmp_path_factory.mktemp("phpc-store") / "store")
+    build_recipe(REPO / "recipes" / "demo.yaml", store)
+    build_recipe(REPO / "tests" / "hpc" / "podman_hpc_capture" / "whiteout-user.yaml", store)
+    same_layers_other_config(store, WHITEOUT_USER, SAME_LAYERS)
+    put_image(store, REF, hpc_layers(busybox))
+    return store

@@ -150,7 +150,7 @@ def test_missing_helper_and_broken_files_are_named(tmp_path: Path, docker_config
     with pytest.raises(AuthError, match=r"docker-credential-nonexistent .* is not on PATH"):
         store_credentials("site.org", Credentials("u", "secret-pw"))
     (docker_config / "config.json").write_text("{not json")
-    with pytest.raises(AuthError, match=r"config.json is not valid JSON"):
+    with pytest.raises(AuthError, match=r"config.json: not JSON"):
         find_credentials("site.org")
     write_config(docker_config, {"auths": {"site.org": {"auth": "bm8tY29sb24="}}})  # "no-colon"
     with pytest.raises(AuthError, match=r"the auth of site\.org is not base64 user:password"):

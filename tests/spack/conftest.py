@@ -127,7 +127,9 @@ def fail(capsys: pytest.CaptureFixture[str], recipe_file: Path, store: Path) -> 
 
 
 def export_dir(capsys: pytest.CaptureFixture[str], store: Path, ref: str, out: Path) -> Path:
-    code = main(["--store", str(store), "export", ref, "--format", "dir", "-o", str(out)])
+    """The image's tree as it is (Spack installs sbang set-gid: the modes are compared)."""
+    argv = ["--store", str(store), "export", ref, "--format", "dir", "--keep-setid", "-o", str(out)]
+    code = main(argv)
     _, err = capsys.readouterr()
     assert code == 0, err
     return out

@@ -17,8 +17,10 @@ SHIPPED = [
     "perlmutter",
     "perlmutter-podman-hpc",
     "podman",
+    "podman-hpc",
     "slurm",
     "slurm-charliecloud",
+    "slurm-podman-hpc",
 ]
 
 
@@ -33,8 +35,10 @@ def test_shipped_targets() -> None:
         "perlmutter": ("shifter", "slurm"),
         "perlmutter-podman-hpc": ("podman-hpc", "slurm"),
         "podman": ("podman", "local"),
+        "podman-hpc": ("podman-hpc", "local"),
         "slurm": ("apptainer", "slurm"),
         "slurm-charliecloud": ("charliecloud", "slurm"),
+        "slurm-podman-hpc": ("podman-hpc", "slurm"),
     }
     assert all(t.name == n and t.description for n, t in targets.items())
     assert targets["cori"].shell == "/bin/bash -l"

@@ -129,8 +129,11 @@ UNSAFE = {
         [member("p/v1/x", tarfile.LNKTYPE, "../etc/passwd")],
         "hard link p/v1/x -> '../etc/passwd' contains '..'",
     ),
-    "device": ([member("p/v1/null", tarfile.CHRTYPE)], "member 'p/v1/null' is a device"),
-    "fifo": ([member("p/v1/pipe", tarfile.FIFOTYPE)], "member 'p/v1/pipe' is a special file"),
+    "device": (
+        [member("p/v1/null", tarfile.CHRTYPE)],
+        "member 'p/v1/null' is a character device: no archive source takes device nodes",
+    ),
+    "fifo": ([member("p/v1/pipe", tarfile.FIFOTYPE)], "member 'p/v1/pipe' is a FIFO"),
     "duplicate": ([member("p/v1/a"), member("p/v1/a")], "products/p/v1/a is twice in the tarball"),
     "dangling-hardlink": (
         [member("p/v1/x", tarfile.LNKTYPE, "p/v1/missing")],
