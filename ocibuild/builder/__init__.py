@@ -1,6 +1,7 @@
 """Recipe -> image graph -> layers (cached, compressed in parallel) -> images in the store.
 
-graph      the images in `from:` order, bases built, found or pulled; `build_recipe`
+graph      the images in `from:` order, bases built, found or pulled, one per platform and an
+           index over several (`BuiltIndex`); `build_recipe`
 image      one image: plan the sources, schedule the layers, config, commit
 scheduler  a layer: a cache hit or written into the store transaction, as a future
 config     the image config and history from the base, the layers and the recipe
@@ -10,7 +11,7 @@ The settings (`BuildSettings`, what the user chose) and the session made of them
 are in `ocibuild.sources.session`, where the sources read them.
 """
 
-from ocibuild.builder.graph import build_order, build_recipe
+from ocibuild.builder.graph import Built, BuiltIndex, build_order, build_recipe
 from ocibuild.builder.image import BuiltImage
 from ocibuild.builder.scheduler import BuiltLayer
 from ocibuild.sources.session import PULL_POLICIES, BuildSettings
@@ -18,7 +19,9 @@ from ocibuild.sources.session import PULL_POLICIES, BuildSettings
 __all__ = [
     "PULL_POLICIES",
     "BuildSettings",
+    "Built",
     "BuiltImage",
+    "BuiltIndex",
     "BuiltLayer",
     "build_order",
     "build_recipe",

@@ -21,6 +21,7 @@ def image_config(
     image: ImageSpec,
     created: str,
     files: LowerFS,
+    platform: str,
 ) -> ImageConfig:
     """`base`'s config with `layers` (written from `plans`) on top, then the image's settings.
     `files` is the whole image's filesystem, for the plans' runtime-config hooks."""
@@ -35,11 +36,11 @@ def image_config(
     if len(history) != len(base.diff_ids):
         history = [h for h in history if not h.empty_layer]
     history += [History(created=created, created_by=plan.created_by) for plan in plans]
-    platform = Platform.parse(image.platform)
+    os_arch = Platform.parse(platform)
     return ImageConfig(
-        architecture=platform.architecture,
-        os=platform.os,
-        variant=platform.variant,
+        architecture=os_arch.architecture,
+        os=os_arch.os,
+        variant=os_arch.variant,
         created=created,
         config=runtime,
         diff_ids=(*base.diff_ids, *(layer.diff_id for layer in layers)),

@@ -8,6 +8,7 @@ their registry. Each image is then built by `build_image`.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ocibuild.builder.attest import attach, image_contents, layer_components
@@ -17,7 +18,7 @@ from ocibuild.compression import Compression
 from ocibuild.errors import NotFoundError, Origin, RecipeError, StoreError
 from ocibuild.fetch import LockFile, default_cache_dir
 from ocibuild.layer.blob import Layer
-from ocibuild.oci import Descriptor
+from ocibuild.oci import Descriptor, Index, MediaType
 from ocibuild.oci.formats import manifest_format
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import ImageEvent, Message, Reporter, silent
@@ -27,13 +28,28 @@ from ocibuild.sources.session import BuildSession, BuildSettings
 from ocibuild.store import Store, StoredImage
 
 
+@dataclass(frozen=True)
+class BuiltIndex:
+    """An image built for several platforms: the index over its images (an OCI image index, or
+    a Docker manifest list when every image is Docker-format), tagged with every reference."""
+
+    ref: str
+    descriptor: Descriptor
+    refs: tuple[str, ...]
+    images: tuple[BuiltImage, ...]
+
+
+Built = BuiltImage | BuiltIndex
+
+
 def build_recipe(
     recipe: Recipe | Path | str,
     store: Store,
     settings: BuildSettings | None = None,
     report: Reporter = silent,
-) -> list[BuiltImage]:
-    """Build the recipe's images (dependencies first) into `store`; return them in build order."""
+) -> list[Built]:
+    """Build the recipe's images (dependencies first) into `store`; return them in build order:
+    an image built for several platforms as the index over them."""
     settings = settings or BuildSettings()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, settings.variables)
@@ -50,7 +66,8 @@ class _Builder:
         self.settings = settings
         self.report = report
         self.session: BuildSession | None = None  # made for the first recipe file built
-        self.built: dict[str, BuiltImage] = {}  # full ref -> image, across recipe files
+        self.built: dict[tuple[str, str], BuiltImage] = {}  # (full ref, platform) -> image
+        self.indexes_built: dict[str, BuiltIndex] = {}  # full ref -> index
         self.visiting: list[str] = []
         # what was built is recorded in the store once per recipe, not once per image: one
         # write of index.json and of the layer cache for each image made recipes quadratic
@@ -58,7 +75,10 @@ class _Builder:
         self.uncached: dict[str, Layer] = {}
         self.indexes: dict[Path, dict[str, ImageSpec]] = {}
         self.components: dict[str, tuple[Component, ...]] = {}  # by layer digest, this build's
-        self.bases: dict[str, tuple[str, Descriptor]] = {}  # image ref -> its base's ref, manifest
+        self.bases: dict[
+            str, tuple[str, Descriptor]
+        ] = {}  # image digest -> its base's ref, manifest
+        self.tagged: set[tuple[str, str]] = set()
 
     def session_for(self, recipe: Recipe) -> BuildSession:
         """The build's session, for the recipe file `recipe`: its lock, mirror and time."""
@@ -79,13 +99,13 @@ class _Builder:
             return self.session
         return self.session.for_recipe(recipe.path, lock, mirror, epoch)
 
-    def build(self, recipe: Recipe, only: tuple[str, ...] = ()) -> list[BuiltImage]:
+    def build(self, recipe: Recipe, only: tuple[str, ...] = ()) -> list[Built]:
         order = build_order(recipe, only)
         session = self.session_for(recipe)
-        out = []
+        out: list[Built] = []
         try:
             for image in order:
-                out.append(self.image(session, recipe, image))
+                out.append(self.image_or_index(session, recipe, image))
         finally:  # what was built before a failure or Ctrl-C stays built
             self.store.state.remember_layers(self.uncached.items())
             self.uncached.clear()
@@ -93,7 +113,10 @@ class _Builder:
             self.store.tag_all(self.untagged)
             self.untagged.clear()
         session.lock.save()
-        images = {image.refs[0]: image for image in out}.values()
+        each = [
+            i for built in out for i in (built.images if isinstance(built, BuiltIndex) else [built])
+        ]
+        images = {image.descriptor.digest: image for image in each}.values()
         self.store.add_referrers(
             entry for image in images for entry in self.attest(session, recipe, image)
         )
@@ -102,7 +125,7 @@ class _Builder:
     def attest(self, session: BuildSession, recipe: Recipe, image: BuiltImage) -> list[Descriptor]:
         """The image's SBOM and provenance, written to the store (once its lock is saved)."""
         contents = image_contents(self.store, image, self.components, session.source_date_epoch)
-        base_ref, base = self.bases.get(image.refs[0], ("", None))
+        base_ref, base = self.bases.get(image.descriptor.digest, ("", None))
         settings = (
             ("format", manifest_format(image.descriptor.media_type)),
             ("sbom", self.settings.sbom_format),
@@ -120,13 +143,53 @@ class _Builder:
             settings,
         )
 
-    def image(self, session: BuildSession, recipe: Recipe, image: ImageSpec) -> BuiltImage:
+    def platforms(self, recipe: Recipe, image: ImageSpec) -> list[str]:
+        """The command line's, else the image's, else the recipe's platforms; else its one."""
+        return list(
+            self.settings.platforms or image.platforms or recipe.platforms or [image.platform]
+        )
+
+    def image_or_index(self, session: BuildSession, recipe: Recipe, image: ImageSpec) -> Built:
+        """The image, built for each of its platforms; several: the index over them."""
         refs = image_refs(image)
-        if refs[0] in self.built:
-            return self.built[refs[0]]
-        self.report(ImageEvent(refs[0], "building"))
+        if refs[0] in self.indexes_built:
+            return self.indexes_built[refs[0]]
+        platforms = self.platforms(recipe, image)
+        if len(platforms) == 1:
+            built = self.image(session, recipe, image, platforms[0])
+            if (refs[0], platforms[0]) not in self.tagged:
+                self.tagged.add((refs[0], platforms[0]))
+                self.untagged.append((refs, built.descriptor))
+            return built
+        images = tuple(self.image(session, recipe, image, p) for p in platforms)
+        family = {manifest_format(i.descriptor.media_type) for i in images}
+        media_type = MediaType.DOCKER_MANIFEST_LIST if family == {"docker"} else MediaType.OCI_INDEX
+        if family == {"docker", "oci"}:
+            raise RecipeError(
+                "the images of an index must be of one family: give format: oci or docker",
+                image.origin,
+            )
+        members = tuple(replace(i.descriptor, platform=i.config.platform) for i in images)
+        data = Index(members, media_type).to_bytes()
+        descriptor = self.store.put_json(media_type, data)
+        index = BuiltIndex(refs[0], descriptor, tuple(refs), images)
+        self.indexes_built[refs[0]] = index
+        self.untagged.append((refs, descriptor))
+        for built, platform in zip(images, platforms, strict=True):
+            self.untagged.append(([platform_ref(refs[0], platform)], built.descriptor))
+        self.report(Message(f"{refs[0]}: index of {', '.join(platforms)}: {descriptor.digest}"))
+        return index
+
+    def image(
+        self, session: BuildSession, recipe: Recipe, image: ImageSpec, platform: str
+    ) -> BuiltImage:
+        refs = image_refs(image)
+        if (refs[0], platform) in self.built:
+            return self.built[(refs[0], platform)]
+        label = refs[0] if platform == image.platform else f"{refs[0]} ({platform})"
+        self.report(ImageEvent(label, "building"))
         started = time.monotonic()
-        base = self.base(recipe, image)
+        base = self.base(recipe, image, platform)
         result = build_image(
             self.store,
             session,
@@ -136,17 +199,17 @@ class _Builder:
             self.compression(recipe, image),
             self.uncached,
             self.settings.manifest_format or image.format or recipe.format,
+            platform,
         )
-        self.built[refs[0]] = result
-        self.untagged.append((refs, result.descriptor))
+        self.built[(refs[0], platform)] = result
         for built in result.layers:
             self.components[built.layer.digest] = layer_components(self.store, built)
         if base is not None:
-            self.bases[refs[0]] = (base.ref, base.descriptor)
+            self.bases[result.descriptor.digest] = (base.ref, base.descriptor)
         cached = sum(1 for layer in result.layers if layer.cached)
         self.report(
             ImageEvent(
-                refs[0],
+                label,
                 "built",
                 result.descriptor.digest,
                 len(result.layers),
@@ -173,8 +236,9 @@ class _Builder:
         except ValueError as e:
             raise RecipeError(str(e), where) from None
 
-    def base(self, recipe: Recipe, image: ImageSpec) -> StoredImage | None:
-        """The image `image` is built on (None: scratch), built or pulled if need be."""
+    def base(self, recipe: Recipe, image: ImageSpec, platform: str) -> StoredImage | None:
+        """The image `image` is built on for `platform` (None: scratch), built or pulled if
+        need be."""
         source = image.from_
         if source == SCRATCH:
             return None
@@ -201,42 +265,61 @@ class _Builder:
                 self.build(other, (target.name,))
             finally:
                 self.visiting.pop()
-            return self.stored_base(image_refs(target)[0])
+            return self.stored_base(image_refs(target)[0], platform)
         in_file = _find(self.index(recipe), source)
         if in_file is not None:
-            return self.stored_base(image_refs(in_file)[0])
-        return self.registry_base(source, image.origin)
+            return self.stored_base(image_refs(in_file)[0], platform)
+        return self.registry_base(source, image.origin, platform)
 
     def index(self, recipe: Recipe) -> dict[str, ImageSpec]:
         if recipe.path not in self.indexes:
             self.indexes[recipe.path] = image_index(recipe)
         return self.indexes[recipe.path]
 
-    def stored_base(self, ref: str) -> StoredImage:
+    def stored_base(self, ref: str, platform: str) -> StoredImage:
         """An image of this build (named in the store only once its recipe is done), else of
-        the store."""
-        return self.built.get(ref) or self.store.image(ref)
+        the store: the one for `platform`."""
+        built = self.built.get((ref, platform))
+        if built is not None:
+            return built
+        if any(r == ref for r, _ in self.built):
+            have = ", ".join(p for r, p in self.built if r == ref)
+            raise RecipeError(f"{ref} is built for {have}, not {platform}")
+        return self.store.image(ref, platform)
 
-    def registry_base(self, ref: str, origin: Origin | None) -> StoredImage:
+    def registry_base(self, ref: str, origin: Origin | None, platform: str) -> StoredImage:
         full = str(parse_reference(ref))
         have = full in self.store.refs() or _is_pinned_and_present(self.store, full)
         pull = self.settings.pull
         if pull == "never" or (have and pull == "missing"):
             try:
-                return self.stored_base(full)
-            except NotFoundError:
-                raise StoreError(
-                    f"base image {ref} is not in the store "
-                    f"(pull it with `ocibuild pull {ref}`, or build it from its recipe)",
-                    origin,
-                ) from None
+                return self.stored_base(full, platform)
+            except NotFoundError as e:
+                if pull == "never" or not have:
+                    where = "for " + platform if have else "in the store"
+                    raise StoreError(
+                        f"base image {ref} is not {where} "
+                        f"(pull it with `ocibuild pull {ref} --platform {platform}`, or build "
+                        "it from its recipe)",
+                        origin,
+                    ) from None
+                self.report(Message(f"{e}: pulling it for {platform}"))
         from ocibuild.remote import RemoteOptions, pull_image
 
         self.report(Message(f"pulling base image {full}"))
         network = self.settings.network
-        options = RemoteOptions(insecure=network.insecure, ca_cert=network.ca_cert)
+        options = RemoteOptions(
+            insecure=network.insecure, ca_cert=network.ca_cert, platform=platform
+        )
         pull_image(self.store, full, options, self.report)
-        return self.stored_base(full)
+        return self.stored_base(full, platform)
+
+
+def platform_ref(ref: str, platform: str) -> str:
+    """The reference an image of a multi-platform image is also tagged with: its tag and
+    platform (`site/hep/base:1` -> `site/hep/base:1-linux-arm64`), for the tools that read
+    one image of a layout's tag (umoci)."""
+    return f"{ref}-{platform.replace('/', '-')}"
 
 
 def image_index(recipe: Recipe) -> dict[str, ImageSpec]:

@@ -40,11 +40,13 @@ def build_image(
     compression: Compression,
     uncached: dict[str, Layer],
     fmt: str = "auto",
+    platform: str | None = None,
 ) -> BuiltImage:
-    """Build `image` on `base` into `store`, its manifest in the family `fmt` (auto, oci,
-    docker); `uncached` collects the layers this build wrote (remembered in the layer cache
+    """Build `image` for `platform` (os/arch, default the image's `platform`) on `base` into
+    `store`, its manifest in the family `fmt` (auto, oci, docker); `uncached` collects the layers this build wrote (remembered in the layer cache
     once the build ends) and answers for them meanwhile."""
     mtime = session.source_date_epoch
+    platform = platform or image.platform
     created = datetime.datetime.fromtimestamp(mtime, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     base_config = base.config if base else ImageConfig()
     base_layers = base.manifest.layers if base else ()
@@ -76,7 +78,7 @@ def build_image(
             )
             for index, layer in enumerate(image.layers):
                 lower = _files(tx, base_layers, futures) if layer.needs_lower else None
-                ctx = LayerContext(image_session, layer.origin, index, lower)
+                ctx = LayerContext(image_session, layer.origin, index, lower, platform)
                 futures += [scheduler.schedule(plan) for plan in layer.plan(ctx)]
             layers = tuple(f.result() for f in futures)
         except BaseException:
@@ -92,6 +94,7 @@ def build_image(
             image,
             created,
             _files(tx, base_layers, futures),
+            platform,
         )
         try:
             stored = tx.commit(

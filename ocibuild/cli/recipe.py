@@ -61,6 +61,14 @@ from ocibuild.oci.formats import FORMATS
     "[default: the recipe's format:, else auto].",
 )
 @click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    callback=lambda _ctx, _param, values: _platforms(values),
+    help="os/arch[/variant] to build every image for, over the recipe's platforms: "
+    "(repeatable, or comma-separated: linux/amd64,linux/arm64); several give an image index.",
+)
+@click.option(
     "--sbom",
     "sbom_format",
     type=click.Choice(["spdx", "cyclonedx"]),
@@ -110,6 +118,7 @@ def recipe_command(
     compression: str | None,
     compression_level: int | None,
     manifest_format: str | None,
+    platforms: tuple[str, ...],
     sbom_format: str,
     jobs: int,
     downloads: int,
@@ -137,6 +146,7 @@ def recipe_command(
         manifest_format=manifest_format,
         sbom_format=sbom_format,
         images=images,
+        platforms=platforms,
         variables=variables,
     )
     built = build_recipe(recipe_file, state.store(), settings, state.reporter())
@@ -144,6 +154,18 @@ def recipe_command(
     for image in built:
         for ref in image.refs:
             click.echo(f"{ref}@{image.descriptor.digest}")
+
+
+def _platforms(values: tuple[str, ...]) -> tuple[str, ...]:
+    from ocibuild.oci import Platform
+
+    out = tuple(p for value in values for p in value.split(",") if p)
+    for text in out:
+        try:
+            Platform.parse(text)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return out
 
 
 @click.command("schema")

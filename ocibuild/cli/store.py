@@ -54,12 +54,16 @@ def images_command(state: CliState, digests: bool, fmt: str) -> None:
                 "(the README's quick start builds into ./store)"
             )
         )
+    # a reference naming an index (several platforms) lists this machine's image, under the
+    # index's digest: the one `recipe` printed and `push` sends
+    tops = store.refs() if store else {}
     if fmt == "json":
-        click.echo(json.dumps([_image_json(image) for image in images], indent=2))
+        click.echo(json.dumps([_image_json(image, tops) for image in images], indent=2))
         return
     rows = []
     for image in images:
-        digest = image.descriptor.digest if digests else image.descriptor.digest[7:19]
+        top = tops.get(image.ref, image.descriptor).digest
+        digest = top if digests else top[7:19]
         rows.append(
             (
                 image.ref,
@@ -79,11 +83,12 @@ def _image_size(image: StoredImage) -> int:
     return sum(layer.size for layer in image.manifest.layers) + image.manifest.config.size
 
 
-def _image_json(image: StoredImage) -> dict[str, object]:
+def _image_json(image: StoredImage, tops: dict[str, Descriptor]) -> dict[str, object]:
+    top = tops.get(image.ref, image.descriptor)
     return {
         "reference": image.ref,
-        "digest": str(image.descriptor.digest),
-        "mediaType": image.descriptor.media_type,
+        "digest": str(top.digest),
+        "mediaType": top.media_type,
         "layers": len(image.manifest.layers),
         "size": _image_size(image),
         "created": image.config.created,
@@ -115,8 +120,11 @@ def inspect_command(state: CliState, ref: str, what: str | None) -> None:
             "manifest": image.manifest.to_json(),
             "config": image.config.to_json(),
         }
+        top = store.resolve(ref)
+        if top.digest != image.descriptor.digest:  # an index: this machine's image of it
+            out["index"] = {"digest": top.digest, "mediaType": top.media_type}
         view = _oci_view(store, ref)
-        if view is not None and view.digest != image.descriptor.digest:
+        if view is not None and view.digest not in (image.descriptor.digest, top.digest):
             out["ociView"] = {"digest": view.digest, "mediaType": view.media_type}
     click.echo(json.dumps(out, indent=2))
 
@@ -178,6 +186,11 @@ def _oci_view(store: Store, ref: str) -> Descriptor | None:
     help="dir: keep set-uid and set-gid bits (DANGEROUS: a hostile image's set-uid root shell "
     "would be there on the host) [default: cleared, with a warning].",
 )
+@click.option(
+    "--platform",
+    help="os/arch[/variant]: the image of a multi-platform image to export [default: this "
+    "machine's].",
+)
 @click.pass_obj
 def export_command(
     state: CliState,
@@ -189,6 +202,7 @@ def export_command(
     xattrs: bool,
     compression: str | None,
     level: int | None,
+    platform: str | None,
     devices: bool,
     keep_setid: bool,
 ) -> None:
@@ -216,11 +230,20 @@ def export_command(
             raise click.UsageError(f"--format {fmt} writes a file or directory: give -o PATH")
         if sys.stdout.isatty():
             raise click.UsageError("refusing to write an archive to a terminal; redirect stdout")
-        write_archive(state.store(create=False), ref, fmt, sys.stdout.buffer, list(tags) or None)
+        write_archive(
+            state.store(create=False), ref, fmt, sys.stdout.buffer, list(tags) or None, platform
+        )
         sys.stdout.buffer.flush()
         return
     export_image(
-        state.store(create=False), ref, fmt, output, list(tags) or None, rootfs, state.reporter()
+        state.store(create=False),
+        ref,
+        fmt,
+        output,
+        list(tags) or None,
+        rootfs,
+        state.reporter(),
+        platform,
     )
     if not state.quiet:
         size = "" if fmt in ("dir", PODMAN_HPC) else f" ({human_size(Path(output).stat().st_size)})"

@@ -71,6 +71,10 @@ def bytes_entry(path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: in
     )
 
 
+def symlink_entry(path: str, target: str) -> Entry:
+    return Entry(clean_path(path), Kind.SYMLINK, mode=0o777, link=target)
+
+
 def whiteout_entry(path: str) -> Entry:
     """The OCI whiteout that removes `path` of lower layers."""
     parent, name = posixpath.split(clean_path(path))

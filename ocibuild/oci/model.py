@@ -65,6 +65,26 @@ class Platform:
         return cls(arch, os_, variant)
 
 
+# what `uname -m` says -> the OCI image index's architecture (and variant)
+_MACHINES = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "i686": "386",
+    "armv7l": "arm/v7",
+}
+
+
+def host_platform() -> str:
+    """This machine's platform, `linux/amd64` on x86_64: what export and the HPC targets take
+    of a multi-platform image unless told."""
+    import platform
+
+    return f"linux/{_MACHINES.get(platform.machine(), platform.machine())}"
+
+
 # the values of the OCI image index's platform (image-spec image-index.md: GOOS and GOARCH)
 KNOWN_OS = frozenset(
     [

@@ -13,7 +13,13 @@ from ocibuild.errors import Origin, RecipeError
 from ocibuild.limits import RECIPE_SIZE
 from ocibuild.oci.formats import ManifestFormat
 from ocibuild.oci.reference import ReferenceError, parse_reference
-from ocibuild.recipe.model import SCRATCH, ImageSpec, Recipe, check_source_date_epoch
+from ocibuild.recipe.model import (
+    SCRATCH,
+    ImageSpec,
+    Recipe,
+    check_platforms,
+    check_source_date_epoch,
+)
 from ocibuild.sources.registry import LayerSpec
 from ocibuild.yamldecode import (
     compose,
@@ -56,6 +62,7 @@ def load_recipe(path: Path | str, variables: Mapping[str, str] | None = None) ->
         compression=recipe.compression,
         compression_level=recipe.compression_level,
         format=recipe.format,
+        platforms=recipe.platforms,
         path=path.resolve(),
         origin=Origin(file, 1),
     )
@@ -87,6 +94,9 @@ class _RecipeHead:
     compression: str = "gzip"
     compression_level: int | None = None
     format: ManifestFormat = "auto"
+    platforms: list[str] | None = dataclasses.field(
+        default=None, metadata={"check": check_platforms}
+    )
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:

@@ -54,6 +54,17 @@ def _platform(text: str) -> str:
     return text
 
 
+def check_platforms(values: list[str] | None) -> list[str] | None:
+    if values is not None:
+        if not values:
+            raise ValueError("must not be empty")
+        for text in values:
+            Platform.parse(text)
+        if len(set(values)) != len(values):
+            raise ValueError("names a platform twice")
+    return values
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     name: str
@@ -72,6 +83,8 @@ class ImageSpec:
     compression_level: int | None = None
     format: ManifestFormat | None = None  # the manifest's family [default: the recipe's]
     platform: str = field(default="linux/amd64", metadata={"check": _platform})
+    # one image per platform and an index over them [default: the recipe's, else `platform`]
+    platforms: list[str] | None = field(default=None, metadata={"check": check_platforms})
     origin: Origin | None = None
 
 
@@ -83,6 +96,7 @@ class Recipe:
     compression: str = "gzip"
     compression_level: int | None = None
     format: ManifestFormat = "auto"
+    platforms: list[str] | None = field(default=None, metadata={"check": check_platforms})
     path: Path = field(default=Path(), metadata={"internal": True})
     origin: Origin | None = None
 

@@ -13,9 +13,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from ocibuild.errors import AuthError, DigestMismatchError
-from ocibuild.oci import Descriptor
+from ocibuild.errors import AuthError, DigestMismatchError, RegistryError
+from ocibuild.jsonread import read_json_object
+from ocibuild.oci import Descriptor, Index, Manifest
 from ocibuild.oci.digest import Digest, sha256_digest
+from ocibuild.oci.formats import manifest_format
+from ocibuild.oci.mediatypes import INDEXES
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.progress import Message, Reporter, TransferEvent, plural
 from ocibuild.remote.auth import repository_scope
@@ -27,7 +30,7 @@ from ocibuild.remote.referrers import push_referrers
 from ocibuild.remote.signatures import sign_image
 from ocibuild.remote.transport import RegistryClient
 from ocibuild.signing.keys import PrivateKey
-from ocibuild.store import Store
+from ocibuild.store import Store, StoredImage
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +133,67 @@ class _Pusher:
         return self.clients[registry]
 
     def push(self, source: str, target: Reference) -> PushResult:
-        started = time.monotonic()
+        top = self.store.resolve(source)
+        if top.media_type in INDEXES:
+            return self._push_index(source, target, top)
         image = self.store.image(source)
+        return self._push_image(source, target, image, target.tag or str(target.digest))
+
+    def _push_index(self, source: str, target: Reference, top: Descriptor) -> PushResult:
+        """Every image of the index (by digest), then the index under the tag, its bytes as
+        built: one digest, from the build to the registry."""
+        started = time.monotonic()
+        fmt = manifest_format(top.media_type)
+        if self.options.format not in ("auto", fmt):
+            raise RegistryError(
+                f"{source} is an image index built as {fmt}: it is pushed as built "
+                "(build it with --format to change the family)"
+            )
+        data = self.store.read_blob(top.digest)
+        index = Index.from_json(read_json_object(data, str(top.digest)))
+        pushed = []
+        for member in index.manifests:
+            manifest = Manifest.from_json(
+                read_json_object(self.store.read_blob(member.digest), str(member.digest))
+            )
+            image = StoredImage(source, member, manifest, self.store.config(manifest))
+            pushed.append(
+                self._push_image(f"{source} ({member.platform})", target, image, str(member.digest))
+            )
+        client = self.client(target.registry)
+        scopes = (repository_scope(target.repository, "pull,push"),)
+        identifier = target.tag or str(target.digest)
+        there = manifest_digest(client, target.repository, identifier, top.media_type, scopes)
+        if there != top.digest:
+            put_manifest(client, target.repository, identifier, top.media_type, data, scopes)
+        if self.key is not None:
+            sign_image(client, target, top.digest, self.key, scopes)
+        result = PushResult(
+            source=source,
+            reference=str(target),
+            digest=top.digest,
+            media_type=top.media_type,
+            size=len(data),
+            format=fmt,
+            manifest_pushed=there != top.digest,
+            referrers=tuple(d for r in pushed for d in r.referrers),
+            signed=self.key is not None,
+            uploaded=tuple(d for r in pushed for d in r.uploaded),
+            mounted=tuple(d for r in pushed for d in r.mounted),
+            skipped=tuple(d for r in pushed for d in r.skipped),
+            bytes_uploaded=sum(r.bytes_uploaded for r in pushed),
+            seconds=time.monotonic() - started,
+        )
+        detail = f"({fmt}) index of {plural(len(pushed), 'image')}"
+        self.report(TransferEvent(str(target), "pushed", source, str(top.digest), detail))
+        return result
+
+    def _push_image(
+        self, source: str, target: Reference, image: StoredImage, identifier: str
+    ) -> PushResult:
+        """One image: its blobs, then its manifest under `identifier` (a tag, or its digest
+        for an image of an index)."""
+        started = time.monotonic()
         fmt = push_format(image.manifest, self.options.format)
         media_type, data = convert(
             image.descriptor.media_type, self.store.read_blob(image.descriptor.digest), fmt
@@ -178,7 +240,7 @@ class _Pusher:
             )
         elif self.store.referrers(image.descriptor.digest):
             self.report(Message(f"{target}: converted: its SBOM and provenance stay behind"))
-        if self.key is not None:
+        if self.key is not None and identifier == (target.tag or str(target.digest)):
             sign_image(client, target, digest, self.key, scopes)
         status = {d.digest: own[d.digest].result() if d.digest in own else "skipped" for d in blobs}
         result = PushResult(

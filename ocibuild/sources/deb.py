@@ -160,6 +160,7 @@ def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
                 repo.check_valid_until,
             )
         )
+    arch = spec.arch or debian_arch(ctx.platform, origin)
     lower = lower_files(ctx, [STATUS_PATH])
     record = base_record(lower)
     base_status = parse_status(lower.get(STATUS_PATH, b"").decode("utf-8", "replace"))
@@ -169,11 +170,11 @@ def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
         [(r.canonical_url, r.canonical_suite, r.components, r.keys.spec) for r in repos],
         spec.packages,
         spec.exclude,
-        spec.arch,
+        arch,
         [(i.name, i.version, i.arch) for i in installed],
     )
     packages = locked_resolution(
-        ctx, key, Resolved, lambda: _resolve(spec, ctx, repos, installed, origin)
+        ctx, key, Resolved, lambda: _resolve(spec, arch, ctx, repos, installed, origin)
     )
     urls = {r.canonical_url: r.url for r in repos}
 
@@ -186,6 +187,27 @@ def plan(spec: DebSpec, ctx: LayerContext) -> list[LayerPlan]:
         return [_component(p) for p in packages]
 
     return [package_layer("deb", spec.packages, packages, lower, entries, components)]
+
+
+# the OCI platform's architecture -> Debian's name for it
+DEBIAN_ARCHES = {
+    "amd64": "amd64",
+    "arm64": "arm64",
+    "386": "i386",
+    "arm/v7": "armhf",
+    "ppc64le": "ppc64el",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
+
+
+def debian_arch(platform: str, origin: Origin) -> str:
+    """Debian's architecture of an image platform (`linux/arm64` -> arm64)."""
+    os_, _, arch = platform.partition("/")
+    name = DEBIAN_ARCHES.get(arch) or DEBIAN_ARCHES.get(arch.removesuffix("/v8"))
+    if os_ != "linux" or name is None:
+        raise SourceError(f"deb: no Debian architecture for the platform {platform}", origin)
+    return name
 
 
 def _repo_keys(
@@ -233,6 +255,7 @@ def _component(p: Resolved) -> Component:
 
 def _resolve(
     spec: DebSpec,
+    arch: str,
     ctx: LayerContext,
     repos: list[_Repo],
     installed: list[InstalledDeb],
@@ -249,10 +272,10 @@ def _resolve(
         except SourceError as e:
             raise e.located(spec_repo.origin or origin) from None
         releases[repo.what] = release, verified_by
-        for package in _packages(repo, release, spec.arch, fetcher):
+        for package in _packages(repo, release, arch, fetcher):
             available.append(package)
             suites[id(package)] = repo
-    resolver = DebResolver(available, spec.arch, spec.exclude, installed)
+    resolver = DebResolver(available, arch, spec.exclude, installed)
     chosen = resolve_requested(ctx, "deb", resolver.resolve, spec.packages, origin)
     distro = _distro([release for release, _ in releases.values()])
     out = []

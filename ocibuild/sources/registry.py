@@ -121,6 +121,12 @@ def _wheels(spec: specs.WheelsSpec, ctx: LayerContext) -> list[LayerPlan]:
     return wheels.plan(spec, ctx)
 
 
+def _configure(spec: specs.ConfigureSpec, ctx: LayerContext) -> list[LayerPlan]:
+    from ocibuild.sources import configure
+
+    return configure.plan(spec, ctx)
+
+
 def _user(spec: specs.UserSpec, ctx: LayerContext) -> list[LayerPlan]:
     from ocibuild.sources import user
 
@@ -178,6 +184,14 @@ SOURCES: Mapping[str, LayerSource] = {
             specs.WheelsSpec,
             _wheels,
             "Python packages from wheels (a package index, a lock), for the image's Python",
+            needs_lower=True,
+        ),
+        Source(
+            "configure",
+            specs.ConfigureSpec,
+            _configure,
+            "what the Debian packages' maintainer scripts would have made: base-files' files, "
+            "alternatives, the CA store, bytecode of Debian's Python",
             needs_lower=True,
         ),
         Source(

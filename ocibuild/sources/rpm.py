@@ -171,8 +171,21 @@ def _repo_keys(
     return recipe_keys(gpgkey, ctx, f"{what} gpgkey")
 
 
+RPM_ARCHES = {"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def rpm_arch(platform: str, origin: Origin) -> str:
+    """rpm's architecture of an image platform (`linux/arm64` -> aarch64)."""
+    os_, _, arch = platform.partition("/")
+    name = RPM_ARCHES.get(arch.removesuffix("/v8"))
+    if os_ != "linux" or name is None:
+        raise SourceError(f"rpm: no rpm architecture for the platform {platform}", origin)
+    return name
+
+
 def plan(spec: RpmSpec, ctx: LayerContext) -> list[LayerPlan]:
     origin = spec.origin or ctx.origin
+    arch = spec.arch or rpm_arch(ctx.platform, origin)
     repos = _repos(spec, ctx, origin)
     urls = {name: repo.url for name, repo in repos.items()}
     lower = lower_files(ctx, (*ACCOUNT_FILES, *RPMDB_FILES))
@@ -191,12 +204,12 @@ def plan(spec: RpmSpec, ctx: LayerContext) -> list[LayerPlan]:
         [(r.canonical_url, r.keys.spec, r.gpgcheck, r.repo_gpgcheck) for r in repos.values()],
         spec.packages,
         spec.exclude,
-        spec.arch,
+        arch,
         installed,
     )
     hint = mirror_hint(rpm_repo(r).url for r in spec.repos)
     packages = locked_resolution(
-        ctx, key, Resolved, lambda: _resolve(spec, ctx, repos, installed, origin, hint)
+        ctx, key, Resolved, lambda: _resolve(spec, arch, ctx, repos, installed, origin, hint)
     )
 
     def entries() -> Iterator[Entry]:
@@ -262,6 +275,7 @@ def _installed(record: list[PackageRecord], rpmdb: list[InstalledRpm]) -> list[I
 
 def _resolve(
     spec: RpmSpec,
+    arch: str,
     ctx: LayerContext,
     repos: dict[str, _Repo],
     installed: list[InstalledRpm],
@@ -278,7 +292,7 @@ def _resolve(
             raise e.located(repo.origin) from None
         available += packages
         repo_of[repo.url] = repo, verified_by
-    resolver = RpmResolver(available, spec.arch, spec.exclude, installed)
+    resolver = RpmResolver(available, arch, spec.exclude, installed)
     chosen = resolve_requested(ctx, "rpm", resolver.resolve, spec.packages, origin)
     return [Resolved.of(p, *repo_of[p.repo]) for p in chosen]
 

@@ -42,6 +42,7 @@ class BuildSettings:
     manifest_format: str | None = None  # auto, oci, docker: over the image's and the recipe's
     sbom_format: str = "spdx"  # the SBOM stored with each image: spdx or cyclonedx
     images: tuple[str, ...] = ()  # build only these (and what they need); all when empty
+    platforms: tuple[str, ...] = ()  # os/arch of each image: over the image's and the recipe's
     variables: Mapping[str, str] = field(default_factory=dict)  # `--var NAME=VALUE`
 
     def __post_init__(self) -> None:
@@ -101,6 +102,7 @@ class LayerContext:
     origin: Origin
     index: int
     lower: LowerFS | None = None
+    platform: str = "linux/amd64"  # os/arch[/variant] of the image being built
 
     @property
     def report(self) -> Reporter:

@@ -5,6 +5,7 @@ sources' implementations so that reading a recipe loads none of them."""
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -274,7 +275,7 @@ class RpmSpec:
     repos: list[str | RpmRepo] = field(metadata={"check": nonempty, "verbatim": True})
     packages: list[str] = field(metadata={"check": nonempty})
     exclude: list[str] = field(default_factory=list)
-    arch: str = "x86_64"
+    arch: str | None = None  # rpm's name [default: the image's platform's: x86_64, aarch64]
     origin: Origin | None = None
 
 
@@ -301,7 +302,21 @@ class DebSpec:
     repos: list[DebRepo] = field(metadata={"check": nonempty})
     packages: list[str] = field(metadata={"check": nonempty})
     exclude: list[str] = field(default_factory=list)
-    arch: str = "amd64"
+    arch: str | None = None  # Debian's name [default: the image's platform's: amd64, arm64]
+    origin: Origin | None = None
+
+
+# -- configure ------------------------------------------------------------------------------
+
+ConfigureEffect = Literal["base-files", "alternatives", "ca-certificates", "bytecode"]
+CONFIGURE_EFFECTS: tuple[ConfigureEffect, ...] = typing.get_args(ConfigureEffect)
+
+
+@dataclass(frozen=True)
+class ConfigureSpec:
+    """What the maintainer scripts of the image's Debian packages would have made."""
+
+    effects: list[ConfigureEffect] = field(default_factory=lambda: list(CONFIGURE_EFFECTS))
     origin: Origin | None = None
 
 

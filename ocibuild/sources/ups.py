@@ -32,6 +32,7 @@ from ocibuild.ups.manifest import ManifestEntry
 from ocibuild.ups.names import (
     colon_qualifiers,
     flavor_for_os,
+    flavor_platforms,
     parse_bundle_spec,
 )
 from ocibuild.ups.pull import (
@@ -53,6 +54,15 @@ LAYER_FORMAT = 1  # bump when the entries made from a tarball change
 
 
 def plan(spec: UpsSpec, ctx: LayerContext) -> list[LayerPlan]:
+    flavor = flavor_for_os(spec.os)
+    if ctx.platform not in flavor_platforms(flavor):
+        covered = ", ".join(flavor_platforms(flavor)) or "none"
+        raise SourceError(
+            f"ups: os {spec.os} is the UPS flavor {flavor}, whose products run on {covered}: "
+            f"not on {ctx.platform} (UPS has no products for it; build this image for "
+            "linux/amd64 only)",
+            spec.origin or ctx.origin,
+        )
     into = clean_path(spec.into)
     mirror = ctx.session.mirror
     fetcher = fetcher_for(ctx, hint=MIRROR_HINT, mirror=mirror)

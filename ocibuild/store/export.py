@@ -75,12 +75,13 @@ def export_image(
     tags: list[str] | None = None,
     rootfs: RootfsOptions | None = None,
     report: Reporter = silent,
+    platform: str | None = None,
 ) -> None:
-    """Write `ref` in `fmt` at `output`; what a directory export leaves out for the host's
-    sake is reported as warnings."""
+    """Write image `ref` (of an index: `platform`'s, default this machine's) in `fmt` at
+    `output`; what a directory export leaves out for the host's sake is reported as warnings."""
     _check_format(fmt, rootfs)
     if fmt == PODMAN_HPC:
-        _export_podman_hpc(store, ref, output, tags, rootfs, report)
+        _export_podman_hpc(store, ref, output, tags, rootfs, report, platform)
         return
     rootfs = rootfs or RootfsOptions()
     squashfs = None
@@ -91,7 +92,7 @@ def export_image(
         output_directory(output)  # refused before anything is read
     else:
         output_target(output)
-    image = store.image(ref)
+    image = store.image(ref, platform)
     try:
         if fmt in ROOTFS_FORMATS:
             try:
@@ -106,7 +107,12 @@ def export_image(
 
 
 def write_archive(
-    store: Store, ref: str, fmt: str, out: BinaryIO, tags: list[str] | None = None
+    store: Store,
+    ref: str,
+    fmt: str,
+    out: BinaryIO,
+    tags: list[str] | None = None,
+    platform: str | None = None,
 ) -> None:
     """Stream the archive to `out` (a file, or a pipe: the tar is written front to back)."""
     _check_format(fmt, None)
@@ -115,7 +121,7 @@ def write_archive(
             f"--format {fmt} writes a file or directory, not a stream: give -o PATH"
         )
     try:
-        _write_archive(store, store.image(ref), fmt, out, tags or [store.normalize(ref)])
+        _write_archive(store, store.image(ref, platform), fmt, out, tags or [store.normalize(ref)])
     except DigestMismatchError as e:
         # the end of the archive is not written: a reader sees it cut short, not whole
         raise e.located(store.normalize(ref)) from None
@@ -144,6 +150,7 @@ def _export_podman_hpc(
     tags: list[str] | None,
     rootfs: RootfsOptions | None,
     report: Reporter,
+    platform: str | None,
 ) -> None:
     from ocibuild.store.podmanhpc import DEFAULT_COMPRESSION, export_podman_hpc
 
@@ -151,7 +158,7 @@ def _export_podman_hpc(
     options = rootfs or RootfsOptions(compression=DEFAULT_COMPRESSION)
     squashfs = SquashfsOptions(options.compression, options.level)
     tar2sqfs()  # a missing tool fails before anything is read or written
-    image = store.image(ref)
+    image = store.image(ref, platform)
     names = [store.normalize(name) for name in tags or [ref]]
     if any("@" in name or name.startswith("sha256:") for name in names):
         raise OcibuildError(f"podman-hpc runs images by name: give {ref} one with --tag NAME:TAG")

@@ -36,6 +36,7 @@ from ocibuild.oci import Descriptor, ImageConfig, Index, Manifest, MediaType, ca
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.formats import in_format
 from ocibuild.oci.mediatypes import INDEXES
+from ocibuild.oci.model import host_platform
 from ocibuild.oci.reference import ReferenceError, parse_reference
 from ocibuild.outpath import protect
 from ocibuild.store.image import StoredImage
@@ -63,6 +64,11 @@ def _ours(name: str) -> bool:
     return name in ("blobs", "index.json", ".ocibuild", "lost+found") or (
         name.startswith(".") and name.endswith(".tmp")
     )
+
+
+def _same_platform(have: str, wanted: str) -> bool:
+    """`linux/arm64` is `linux/arm64/v8` (the variant OCI implies for arm64)."""
+    return have == wanted or have.removesuffix("/v8") == wanted.removesuffix("/v8")
 
 
 def default_store_path() -> Path:
@@ -332,8 +338,13 @@ class Store:
         names, else the entry itself (without the index's annotations)."""
         digest = entry.annotations.get(IDENTITY_ANNOTATION)
         if digest is not None and is_digest(digest):
+            docker = (
+                MediaType.DOCKER_MANIFEST_LIST
+                if entry.media_type == MediaType.OCI_INDEX
+                else MediaType.DOCKER_MANIFEST
+            )
             return Descriptor(
-                MediaType.DOCKER_MANIFEST,
+                docker,
                 Digest(digest),
                 self.blob_size(digest),
                 platform=entry.platform,
@@ -351,7 +362,21 @@ class Store:
 
     def _entry(self, descriptor: Descriptor) -> Descriptor:
         """What index.json holds for an image: the descriptor, or for a Docker manifest its OCI
-        view (written to the store) annotated with the Docker manifest's digest."""
+        view (written to the store) annotated with the Docker manifest's digest; for a Docker
+        manifest list, an OCI index of its images' OCI views, annotated the same way."""
+        if descriptor.media_type == MediaType.DOCKER_MANIFEST_LIST:
+            listed = Index.from_json(
+                read_json_object(self.read_blob(descriptor.digest), str(descriptor.digest))
+            )
+            members = tuple(self._entry(d) for d in listed.manifests)
+            data = Index(members, MediaType.OCI_INDEX).to_bytes()
+            return Descriptor(
+                MediaType.OCI_INDEX,
+                self.put_blob(data),
+                len(data),
+                {**descriptor.annotations, IDENTITY_ANNOTATION: str(descriptor.digest)},
+                descriptor.platform,
+            )
         if descriptor.media_type != MediaType.DOCKER_MANIFEST:
             return descriptor
         manifest = Manifest.from_json(
@@ -487,10 +512,12 @@ class Store:
         return NotFoundError(f"no such image {tried} in the store {self.root}{hint}")
 
     def manifest(
-        self, descriptor: Descriptor, platform: str = "linux/amd64"
+        self, descriptor: Descriptor, platform: str | None = None
     ) -> tuple[Descriptor, Manifest]:
-        """The image manifest of `descriptor`, choosing `platform` if it is an index (and in
-        an index it holds, as deep as they go: a loop, not recursion)."""
+        """The image manifest of `descriptor`, choosing `platform` (default: this machine's)
+        if it is an index (and in an index it holds, as deep as they go: a loop, not
+        recursion)."""
+        platform = platform or host_platform()
         seen = set()
         while descriptor.digest not in seen:
             seen.add(descriptor.digest)
@@ -499,15 +526,20 @@ class Store:
             try:
                 if not (media_type in INDEXES or "manifests" in data):
                     return descriptor, Manifest.from_json(data)
-                chosen = [
-                    d
-                    for d in Index.from_json(data).manifests
-                    if d.platform is None or str(d.platform) == platform
-                ]
+                manifests = Index.from_json(data).manifests
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise StoreError(f"{descriptor.digest}: not a valid manifest ({e!r})") from None
+            chosen = [
+                d
+                for d in manifests
+                if d.platform is None or _same_platform(str(d.platform), platform)
+            ]
             if not chosen:
-                raise NotFoundError(f"{descriptor.digest}: index has no manifest for {platform}")
+                have = ", ".join(str(d.platform) for d in manifests)
+                raise NotFoundError(
+                    f"{descriptor.digest}: no image for {platform} in its index (it has: {have}; "
+                    "--platform chooses)"
+                )
             descriptor = chosen[0]
         raise StoreError(f"{descriptor.digest}: an index that holds itself")
 
@@ -532,12 +564,17 @@ class Store:
         digest = manifest.config.digest
         return ImageConfig.from_json(read_json_object(self.read_blob(digest), f"config {digest}"))
 
-    def image(self, ref: str) -> StoredImage:
+    def image(self, ref: str, platform: str | None = None) -> StoredImage:
+        """The image `ref` names; of an index, the one for `platform` (default: this
+        machine's). A single image given a `platform` must be of it."""
         try:
-            descriptor, manifest = self.manifest(self.resolve(ref))
-            return StoredImage(ref, descriptor, manifest, self.config(manifest))
+            descriptor, manifest = self.manifest(self.resolve(ref), platform)
+            config = self.config(manifest)
         except DigestMismatchError as e:
             raise e.located(self.normalize(ref)) from None
+        if platform is not None and not _same_platform(str(config.platform), platform):
+            raise NotFoundError(f"{ref} is an image for {config.platform}, not {platform}")
+        return StoredImage(ref, descriptor, manifest, config)
 
     def images(self) -> list[StoredImage]:
         out = []

@@ -68,6 +68,18 @@ def flavor_for_os(os_name: str) -> str:
         raise ValueError(f"unknown OS {os_name!r} (one of {known})") from None
 
 
+def flavor_platforms(flavor: str) -> tuple[str, ...]:
+    """The image platforms a UPS flavor's binaries run on: Linux64bit is x86-64 Linux, and
+    UPS has no flavor for another Linux machine; NULL (no binaries) runs anywhere."""
+    if flavor.startswith("Linux64bit"):
+        return ("linux/amd64",)
+    if flavor.startswith("Linux"):
+        return ("linux/386",)
+    if flavor in ("NULL", ""):
+        return ()
+    return ("darwin/amd64",) if flavor.startswith("Darwin") else ()
+
+
 def os_for_flavor(flavor: str) -> str | None:
     return next((os for os, f in OS_FLAVORS.items() if f == flavor), None)
 
