@@ -291,6 +291,14 @@ def rmi_command(state: CliState, refs: tuple[str, ...], squash_dir: Path | None)
             click.echo(f"untagged {name}")
         for image_id in removal.removed_images:
             click.echo(f"deleted {image_id}")
+        for path in removal.left:
+            state.reporter()(
+                Message(
+                    f"{path}: not removed, still in use (a container running from the image?): "
+                    "no record points at it any more; remove it once it is free",
+                    "warning",
+                )
+            )
         return
     store = state.store(create=False)
     for ref in refs:

@@ -7,6 +7,7 @@ podman-hpc's own `rmsqi` removes an image's top layer whatever else uses it (doc
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from ocibuild.errors import NotFoundError
 from ocibuild.store.cstorage import Record, Records, SquashDir, locked_records, names_of
 from ocibuild.store.layout import Store
 
+BUSY_PATIENCE = 5.0  # seconds a directory still in use (a mount being taken down) is waited for
+
 
 @dataclass(frozen=True)
 class Removal:
     untagged: tuple[str, ...]
     removed_images: tuple[str, ...]
     removed_layers: tuple[str, ...]
+    left: tuple[str, ...] = ()  # files no record points at that could not be removed (in use)
 
 
 def remove_podman_hpc(root: Path, refs: list[str]) -> Removal:
@@ -54,12 +58,22 @@ def remove_podman_hpc(root: Path, refs: list[str]) -> Removal:
         records.commit()
         # the files once no record points at them (a kill now leaves orphans), still under
         # the locks: an export that found them checks for them again under the locks
-        for image_id in removed_ids:
-            if records.image(image_id) is None:
-                _remove_tree(squash.image_dir(image_id))
-        for layer in dropped:
-            _remove_layer_files(squash, str(layer["id"]))
-    return Removal(tuple(untagged), tuple(removed_ids), tuple(str(r["id"]) for r in dropped))
+        left = [
+            squash.image_dir(image_id)
+            for image_id in removed_ids
+            if records.image(image_id) is None and not _remove_tree(squash.image_dir(image_id))
+        ]
+        left += [
+            squash.layer_dir(str(layer["id"]))
+            for layer in dropped
+            if not _remove_layer_files(squash, str(layer["id"]))
+        ]
+    return Removal(
+        tuple(untagged),
+        tuple(removed_ids),
+        tuple(str(r["id"]) for r in dropped),
+        tuple(str(path) for path in left),
+    )
 
 
 def _find(records: Records, ref: str, root: Path) -> tuple[Record, str | None]:
@@ -87,14 +101,22 @@ def _needed_layers(records: Records) -> set[str]:
     return needed
 
 
-def _remove_layer_files(squash: SquashDir, layer_id: str) -> None:
+def _remove_layer_files(squash: SquashDir, layer_id: str) -> bool:
     link = squash.link_of(layer_id)
     if link:
         squash.squash(link).unlink(missing_ok=True)
         (squash.links / link).unlink(missing_ok=True)
     squash.tar_split(layer_id).unlink(missing_ok=True)
-    _remove_tree(squash.layer_dir(layer_id))
+    return _remove_tree(squash.layer_dir(layer_id))
 
 
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def _remove_tree(path: Path) -> bool:
+    """Remove `path`; False if it is still there after BUSY_PATIENCE seconds. A container that has
+    just ended may still have its overlay mounted in the layer's directory (podman-hpc unmounts
+    it after the container's exit), which makes the removal fail with EBUSY for a moment."""
+    deadline = time.monotonic() + BUSY_PATIENCE
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() >= deadline:
+            return not path.exists()
+        time.sleep(0.2)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.cli import main
 from ocibuild.store import Store
 from ocibuild.store.cstorage import STOP_AT
 from tests.cli import fail, run
@@ -147,6 +148,32 @@ def test_exports_at_once_all_land(phpc_store: Store, hpc: PodmanHPC) -> None:
 
 def rmi(capsys: pytest.CaptureFixture[str], squash: Path, *refs: str) -> str:
     return run(capsys, "rmi", "--podman-hpc", str(squash), *refs)
+
+
+def test_rmi_says_what_it_could_not_remove(
+    capsys: pytest.CaptureFixture[str],
+    phpc_store: Store,
+    hpc: PodmanHPC,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A layer directory still in use (a container's overlay not yet unmounted) outlives the
+    patience: the records go, the directory is named in a warning, not silently left."""
+    import ocibuild.store.podmanhpcrmi as rmi_module
+
+    export(capsys, phpc_store, DEMO, hpc.squash_dir)
+    (image,) = records(hpc.squash_dir, "images")
+    kept = {hpc.squash_dir / "overlay-images" / str(image["id"])} | {
+        hpc.squash_dir / "overlay" / str(r["id"]) for r in records(hpc.squash_dir, "layers")
+    }
+    monkeypatch.setattr(rmi_module, "BUSY_PATIENCE", 0.3)
+    monkeypatch.setattr(rmi_module.shutil, "rmtree", lambda path, ignore_errors=False: None)
+    code = main(["rmi", "--podman-hpc", str(hpc.squash_dir), DEMO])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.splitlines()[0] == f"untagged {DEMO}"
+    assert records(hpc.squash_dir, "layers") == []
+    warned = [line for line in err.splitlines() if "not removed, still in use" in line]
+    assert {Path(line.split()[1].rstrip(":")) for line in warned} == kept, err
 
 
 def test_podman_hpc_rmi_never_removes_a_squashed_image(
