@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from testsupport.commands import tool
+
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = []
@@ -53,19 +55,7 @@ class Podman:
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [*self.base_args, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"podman {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
-            )
-        return proc
+        return tool([*self.base_args, *args], self.env, "podman", check=check, timeout=timeout)
 
     def run(self, image: str, *command: str, extra: tuple[str, ...] = ()) -> str:
         """`podman run --rm --network none IMAGE COMMAND...`, returning stdout."""

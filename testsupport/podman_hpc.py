@@ -26,6 +26,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from testsupport.commands import tool
 
 PODMAN_HPC_VERSION = "1.2.2"
 
@@ -190,25 +193,19 @@ class PodmanHPC:
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
+        return tool(
             [str(self.bindir / "podman-hpc"), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
+            self.env,
+            "podman-hpc",
+            check=check,
             timeout=timeout,
-            check=False,
         )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"podman-hpc {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
-            )
-        return proc
 
     def run(self, image: str, *command: str, extra: tuple[str, ...] = ()) -> str:
         """`podman-hpc run --rm --network none IMAGE COMMAND...`, returning stdout."""
         return self("run", "--rm", "--network", "none", *extra, image, *command).stdout
 
-    def images(self) -> list[dict]:
+    def images(self) -> list[dict[str, Any]]:
         """`podman-hpc images --format json`: the graph root's and the squash store's (ReadOnly)."""
         return json.loads(self("images", "--format", "json").stdout or "[]")
 
