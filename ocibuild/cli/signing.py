@@ -15,9 +15,8 @@ from ocibuild.cli.keys import (
     read_passphrase,
 )
 from ocibuild.cli.registry import connection_options, remote_options
-from ocibuild.errors import OcibuildError, StoreError
+from ocibuild.errors import OcibuildError
 from ocibuild.signing import keys
-from ocibuild.store import Store
 
 
 @click.group("key")
@@ -81,14 +80,6 @@ def sign_command(
         state.store(create=False), list(refs), key, options, state.reporter()
     ):
         click.echo(f"{signed.reference}@{signed.digest}")
-
-
-def _existing_store(state: CliState) -> Store | None:
-    """The store, when there is one: signing needs none, and makes none."""
-    try:
-        return state.store(create=False)
-    except StoreError:
-        return None
 
 
 @click.command("verify")

@@ -18,7 +18,7 @@ import threading
 import urllib.parse
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,12 +223,6 @@ class Fetcher:
             return None
         path = self._blob(sha)
         return Fetched(url, path, path.stat().st_size, sha) if path.exists() else None
-
-    def fetch_all(self, wanted: Sequence[tuple[str, str]]) -> list[Fetched]:
-        """Fetch (url, what) pairs in parallel; the first failure is raised once all ended."""
-        futures = self.start_all(wanted)
-        wait(futures)
-        return [f.result() for f in futures]
 
     def start_all(self, wanted: Sequence[tuple[str, str]]) -> list[Future[Fetched]]:
         """Start fetching (url, what) pairs in the background, after those started before,

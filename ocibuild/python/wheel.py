@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -222,12 +221,6 @@ class _Checked:
 
     def close(self) -> None:
         self.raw.close()
-
-
-def iter_member(archive: WheelArchive, member: Member) -> Iterator[bytes]:
-    with archive.open(member) as f:
-        while chunk := f.read(1 << 20):
-            yield chunk
 
 
 def read_metadata_from_wheel(path: Path, filename: str) -> bytes:

@@ -12,7 +12,7 @@ tries: its chain (`current` when it names neither a version nor a chain), its fl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ocibuild.errors import SourceError
 from ocibuild.ups.flavors import ANY, host_flavors
@@ -71,15 +71,6 @@ class Request:
     def chain_names(self) -> tuple[str, ...]:
         """upsugo_ifornota: `current` when neither a version nor a chain is named."""
         return self.chains or (() if self.version else ("current",))
-
-    def with_defaults(self, override: Override, hosts: tuple[str, ...]) -> Request:
-        """The request as ups completes it: the host flavors of the command (or UPS_OVERRIDE's),
-        and -B from UPS_OVERRIDE."""
-        return replace(
-            self,
-            hosts=self.hosts or override.hosts or hosts,
-            exact=self.exact or override.exact,
-        )
 
     def flavor_list(self) -> list[str]:
         if self.flavor:
