@@ -130,6 +130,15 @@ class _Install:
                 future.set_exception(e)
         return future.result()
 
+    def scanned(self, node: Node) -> Scan | None:
+        """The package's scan if this build already made it (its layer was written), else
+        None: a layer found in the cache reads no tarball."""
+        with self._lock:
+            future = self._scans.get(node.hash)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
     def scans(self, nodes: Sequence[Node]) -> list[Scan]:
         self.start(nodes)
         with ThreadPoolExecutor(max_workers=max(1, min(len(nodes), threads()))) as pool:
@@ -348,9 +357,7 @@ def _metadata_layer(install: _Install, ctx: LayerContext) -> LayerPlan:
         return out
 
     def runtime_config(runtime: RuntimeConfig, image: LowerFS) -> RuntimeConfig:
-        is_dir = _directories(
-            image, [tree.root, *(n.external for n in install.nodes.values() if n.external)]
-        )
+        is_dir = _directories(install, image)
         if spec.view is not None:
             view = "/" + clean_path(spec.view)
             changes = activate_changes(install.roots, install.nodes, install.prefix, is_dir, view)
@@ -407,18 +414,36 @@ def _version(node: Node) -> tuple[tuple[int, str], ...]:
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in node.version.split("."))
 
 
-def _directories(image: LowerFS, tops: Sequence[str]) -> Callable[[str], bool]:
-    """Whether a path under `tops` is a directory of the image: one that holds a file."""
-    wanted = tuple(clean_path(t) + "/" for t in tops)
+def _directories(install: _Install, image: LowerFS) -> Callable[[str], bool]:
+    """Whether a path is a directory of the image that holds a file, for the paths the frozen
+    environment asks about (under the packages' prefixes and the externals'). A package whose
+    layer this build wrote is known from its tarball's scan; the image's layers are read (one
+    pass) only for externals and packages whose layers came from the cache."""
     dirs: set[str] = set()
 
-    def record(path: str) -> bool:
-        if path.startswith(wanted):
-            parent = path.rpartition("/")[0]
-            while parent and parent not in dirs:
-                dirs.add(parent)
-                parent = parent.rpartition("/")[0]
-        return False
+    def add_parents(path: str) -> None:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
 
-    image.collect(record)
+    unread: list[str] = [n.external for n in install.nodes.values() if n.external]
+    for node in install.installed:
+        prefix = clean_path(install.prefix(node))
+        found = install.scanned(node)
+        if found is None:
+            unread.append(prefix)
+            continue
+        for rel, (kind, _) in found.tree.items():
+            if kind is Kind.FILE:
+                add_parents(f"{prefix}/{rel}")
+    if unread:
+        wanted = tuple(clean_path(top) + "/" for top in unread)
+
+        def record(path: str) -> bool:
+            if path.startswith(wanted):
+                add_parents(path)
+            return False
+
+        image.collect(record)
     return lambda path: clean_path(path) in dirs

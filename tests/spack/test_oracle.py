@@ -126,6 +126,21 @@ def test_the_frozen_environment_is_what_spack_load_printed(
     assert {k: env.get(k) for k in printed} == printed
 
 
+def test_the_frozen_environment_is_the_same_from_the_layer_cache(
+    tmp_path: Path, caches: Served, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The directories the environment asks about come from the tarballs' scans when the
+    layers are written, from the image's layers when they are cache hits: the same Env."""
+    store = tmp_path / "store"
+    entry = recipe(tmp_path / "r.yaml", spack_entry(f"{caches.url}/signed"))
+    build(capsys, entry, store)
+    first = Store.open(store).image(REF).config
+    build(capsys, entry, store)  # every layer from the cache: no tarball read
+    assert Store.open(store).image(REF).config == first
+    printed = shell_exports(ORACLE / "load" / "all-roots.sh")
+    assert {k: first.config.env_dict().get(k) for k in printed} == printed
+
+
 def test_every_package_is_an_sbom_component(tmp_path: Path, caches: Served) -> None:
     from ocibuild.sources import spack
     from ocibuild.sources.specs import SpackInto, SpackSpec
