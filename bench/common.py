@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import os
 import resource
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +28,7 @@ images:
   - name: localhost/bench/payload:latest
     layers:
 {layers}"""
+PROJECT = Path(__file__).resolve().parent.parent
 PAYLOAD_PRODUCTS = 30  # top-level directories of the payload (bench/payload.py)
 
 
@@ -172,6 +178,50 @@ def series_table(rows: list[tuple[int, dict[str, Timing]]], names: list[str]) ->
                     f"{name}: x{large / small:.0f} size -> s/GB x{per_gb:.2f}, peak memory x{memory:.2f}"
                 )
     return "\n".join(lines)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process `pid` and its children (the registry that
+    registry/start.py runs), from /proc."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for each in [str(pid), *children]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@contextmanager
+def registry(
+    work: Path, name: str, tls: tuple[Path, Path] | None = None
+) -> Iterator[tuple[str, Callable[[], float]]]:
+    """A fresh local registry (HTTPS with `tls`, a certificate and its key; else plain HTTP);
+    yields its host:port and a function giving its CPU seconds."""
+    directory = fresh(work / "registries", name)
+    directory.mkdir(parents=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROJECT / "registry" / "start.py"),
+            "--storage",
+            str(directory / "storage"),
+            "--log",
+            str(directory / "registry.log"),
+            *(["--cert", str(tls[0]), "--key", str(tls[1])] if tls else []),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url:
+        raise SystemExit(f"registry/start.py failed: see {directory / 'registry.log'}")
+    try:
+        yield url.split("://", 1)[1], lambda: cpu_seconds(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Link:

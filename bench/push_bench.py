@@ -20,13 +20,9 @@ Targets: ocibuild push at most 0.7x skopeo's time; re-push of an unchanged image
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,9 +33,9 @@ from common import (
     argument_parser,
     cpu_timed,
     files_for,
-    fresh,
     have,
     payload_recipe,
+    registry,
     series_table,
     table,
     timed,
@@ -48,46 +44,6 @@ from common import (
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = "localhost/bench/payload:latest"  # the image of PAYLOAD_RECIPE
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of process `pid` and its children (the registry that
-    registry/start.py runs), from /proc."""
-    total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for each in [str(pid), *children]:
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-@contextmanager
-def registry(work: Path, name: str) -> Iterator[tuple[str, Callable[[], float]]]:
-    """A fresh local registry; yields its host:port and a function giving its CPU seconds."""
-    directory = fresh(work / "registries", name)
-    directory.mkdir(parents=True)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "registry" / "start.py"),
-            "--storage",
-            str(directory / "storage"),
-            "--log",
-            str(directory / "registry.log"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url:
-        raise SystemExit(f"registry/start.py failed: see {directory / 'registry.log'}")
-    try:
-        yield url.split("://", 1)[1], lambda: cpu_seconds(process.pid)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def in_process_repush(store_path: Path, target: str) -> float:

@@ -39,8 +39,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import Timing, argument_parser, cpu_timed, fresh, have, serve, timed, workdir
-from push_bench import registry
+from common import (
+    Timing,
+    argument_parser,
+    cpu_timed,
+    fresh,
+    have,
+    registry,
+    serve,
+    timed,
+    workdir,
+)
 from ups_bench import RECIPE, bench_mirror, cpu_stages, layer_floor, pullproducts_way
 
 REF = "localhost/bench/ups:latest"  # the image of ups_bench's RECIPE
