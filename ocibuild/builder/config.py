@@ -4,14 +4,14 @@ and the recipe's image settings (the plans' runtime-config hooks read the image'
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ocibuild.layer.blob import Layer
 from ocibuild.oci import History, ImageConfig, Platform, RuntimeConfig
 from ocibuild.recipe import ImageSpec
 from ocibuild.sources.base import LayerPlan
-from ocibuild.sources.session import LowerFS
+from ocibuild.sources.session import ImageFiles
 
 
 def image_config(
@@ -20,17 +20,18 @@ def image_config(
     layers: Sequence[Layer],
     image: ImageSpec,
     created: str,
-    files: LowerFS,
+    files: Callable[[int], ImageFiles],
     platform: str,
 ) -> ImageConfig:
     """`base`'s config with `layers` (written from `plans`) on top, then the image's settings.
-    `files` is the whole image's filesystem, for the plans' runtime-config hooks."""
+    `files(i)` is what plan i's runtime-config hook reads: the whole image's filesystem, and
+    the one below the plan's source."""
     runtime = base.config
     if image.entrypoint is not None and image.cmd is None:
         runtime = replace(runtime, cmd=None)
-    for plan in plans:
+    for index, plan in enumerate(plans):
         if plan.runtime_config is not None:
-            runtime = plan.runtime_config(runtime, files)
+            runtime = plan.runtime_config(runtime, files(index))
     runtime = apply_image_settings(runtime, image)
     history = list(base.history)
     if len(history) != len(base.diff_ids):

@@ -16,7 +16,7 @@ from ocibuild.oci import Descriptor, ImageConfig
 from ocibuild.oci.mediatypes import to_oci
 from ocibuild.progress import Event, SetupEvent
 from ocibuild.recipe import ImageSpec
-from ocibuild.sources.session import BuildSession, LayerContext
+from ocibuild.sources.session import BuildSession, ImageFiles, LayerContext
 from ocibuild.store import Store, StoredImage
 from ocibuild.store.rootfs import ImageFS
 from ocibuild.store.transaction import Transaction
@@ -76,10 +76,13 @@ def build_image(
                 session.cancel,
                 uncached,
             )
+            source_start: list[int] = []  # per layer: how many layers its source's come after
             for index, layer in enumerate(image.layers):
                 lower = _files(tx, base_layers, futures) if layer.needs_lower else None
                 ctx = LayerContext(image_session, layer.origin, index, lower, platform)
-                futures += [scheduler.schedule(plan) for plan in layer.plan(ctx)]
+                plans = layer.plan(ctx)
+                source_start += [len(futures)] * len(plans)
+                futures += [scheduler.schedule(plan) for plan in plans]
             layers = tuple(f.result() for f in futures)
         except BaseException:
             # layers not started never start; those under way stop at their next chunk
@@ -93,7 +96,10 @@ def build_image(
             [built.layer for built in layers],
             image,
             created,
-            _files(tx, base_layers, futures),
+            lambda i: ImageFiles(
+                _files(tx, base_layers, futures),
+                _files(tx, base_layers, futures[: source_start[i]]),
+            ),
             platform,
         )
         try:

@@ -29,14 +29,14 @@ from ocibuild.errors import Origin
 from ocibuild.layer.entry import Entry
 from ocibuild.oci import RuntimeConfig
 from ocibuild.sbom import Component
-from ocibuild.sources.session import LayerContext, LowerFS
+from ocibuild.sources.session import ImageFiles, LayerContext
 
 if TYPE_CHECKING:
     from ocibuild.fetch import Fetcher
 
-RuntimeHook = Callable[[RuntimeConfig, LowerFS], RuntimeConfig]
+RuntimeHook = Callable[[RuntimeConfig, ImageFiles], RuntimeConfig]
 """What a layer does to the image's runtime config, given the config so far (base image, then
-the layers below in order) and the files of the whole image."""
+the layers below in order) and the image's files (whole, and below the source)."""
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,16 @@ class LowerFS(Protocol):
 
 
 @dataclass(frozen=True)
+class ImageFiles:
+    """What a runtime-config hook may read, once every layer is written: the whole image, and
+    the image below the hook's own source (the base and the layers of earlier sources), which
+    is cheaper to read when the source knows its own layers."""
+
+    whole: LowerFS
+    below: LowerFS
+
+
+@dataclass(frozen=True)
 class LayerContext:
     """One layer source of an image being planned: the session, the recipe line, the source's
     position among the image's layers, and (for sources that read it) the image below."""

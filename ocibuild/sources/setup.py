@@ -19,7 +19,7 @@ from ocibuild.progress import Reporter, SetupEvent
 from ocibuild.sbom import written_file
 from ocibuild.sources.base import LayerPlan, input_key
 from ocibuild.sources.profile import profile_script
-from ocibuild.sources.session import LayerContext, LowerFS
+from ocibuild.sources.session import ImageFiles, LayerContext, LowerFS
 from ocibuild.sources.specs import SetupSpec
 from ocibuild.ups.database import ImageTree, wanted
 from ocibuild.ups.environment import Frozen, Request, UpsEnvironment
@@ -55,8 +55,10 @@ def plan(spec: SetupSpec, ctx: LayerContext) -> list[LayerPlan]:
     lines = f"if [ -f {root}/setup ]; then\n  . {root}/setup\n  {command}\nfi\n"
     data = profile_script(lines)
 
-    def runtime_config(runtime: RuntimeConfig, image: LowerFS) -> RuntimeConfig:
-        frozen = frozen_environment(image, spec, ctx.report, runtime.env_dict(), ctx.session.warned)
+    def runtime_config(runtime: RuntimeConfig, files: ImageFiles) -> RuntimeConfig:
+        frozen = frozen_environment(
+            files.whole, spec, ctx.report, runtime.env_dict(), ctx.session.warned
+        )
         # the whole environment after setup: what envUnset removed is gone
         return replace(runtime, env=tuple(f"{k}={v}" for k, v in frozen.env.items()))
 

@@ -32,7 +32,7 @@ from ocibuild.oci import RuntimeConfig
 from ocibuild.progress import Message, plural
 from ocibuild.sbom import Component
 from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
-from ocibuild.sources.session import LayerContext, LowerFS
+from ocibuild.sources.session import ImageFiles, LayerContext
 from ocibuild.sources.specs import SpackSpec
 from ocibuild.spack import cache
 from ocibuild.spack.cache import Node, SpecFile
@@ -356,8 +356,8 @@ def _metadata_layer(install: _Install, ctx: LayerContext) -> LayerPlan:
             out += _view(install, ctx)
         return out
 
-    def runtime_config(runtime: RuntimeConfig, image: LowerFS) -> RuntimeConfig:
-        is_dir = _directories(install, image)
+    def runtime_config(runtime: RuntimeConfig, files: ImageFiles) -> RuntimeConfig:
+        is_dir = _directories(install, files, spec.view)
         if spec.view is not None:
             view = "/" + clean_path(spec.view)
             changes = activate_changes(install.roots, install.nodes, install.prefix, is_dir, view)
@@ -414,11 +414,12 @@ def _version(node: Node) -> tuple[tuple[int, str], ...]:
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in node.version.split("."))
 
 
-def _directories(install: _Install, image: LowerFS) -> Callable[[str], bool]:
+def _directories(install: _Install, files: ImageFiles, view: str | None) -> Callable[[str], bool]:
     """Whether a path is a directory of the image that holds a file, for the paths the frozen
-    environment asks about (under the packages' prefixes and the externals'). A package whose
-    layer this build wrote is known from its tarball's scan; the image's layers are read (one
-    pass) only for externals and packages whose layers came from the cache."""
+    environment asks about (under the packages' prefixes and the externals'). When this build
+    wrote every package's layer, the prefixes are known from the tarballs' scans, and only the
+    image below the source is read for the externals (the source writes nothing there); else
+    the whole image is read, in one pass."""
     dirs: set[str] = set()
 
     def add_parents(path: str) -> None:
@@ -427,18 +428,22 @@ def _directories(install: _Install, image: LowerFS) -> Callable[[str], bool]:
             dirs.add(parent)
             parent = parent.rpartition("/")[0]
 
-    unread: list[str] = [n.external for n in install.nodes.values() if n.external]
-    for node in install.installed:
-        prefix = clean_path(install.prefix(node))
-        found = install.scanned(node)
-        if found is None:
-            unread.append(prefix)
-            continue
-        for rel, (kind, _) in found.tree.items():
-            if kind is Kind.FILE:
-                add_parents(f"{prefix}/{rel}")
-    if unread:
-        wanted = tuple(clean_path(top) + "/" for top in unread)
+    externals = [clean_path(n.external) for n in install.nodes.values() if n.external]
+    scans = [(clean_path(install.prefix(n)), install.scanned(n)) for n in install.installed]
+    ours = [clean_path(install.tree.root), *([clean_path(view)] if view is not None else [])]
+    if all(found is not None for _, found in scans) and not any(
+        _under(mine, external) for mine in ours for external in externals
+    ):
+        for prefix, found in scans:
+            assert found is not None
+            for rel, (kind, _) in found.tree.items():
+                if kind is Kind.FILE:
+                    add_parents(f"{prefix}/{rel}")
+        image, tops = files.below, externals
+    else:
+        image, tops = files.whole, [prefix for prefix, _ in scans] + externals
+    if tops:
+        wanted = tuple(top + "/" if top else "" for top in tops)
 
         def record(path: str) -> bool:
             if path.startswith(wanted):
@@ -447,3 +452,7 @@ def _directories(install: _Install, image: LowerFS) -> Callable[[str], bool]:
 
         image.collect(record)
     return lambda path: clean_path(path) in dirs
+
+
+def _under(path: str, top: str) -> bool:
+    return not top or path == top or path.startswith(top + "/")

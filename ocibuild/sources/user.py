@@ -94,7 +94,7 @@ def plan(spec: UserSpec, ctx: LayerContext) -> list[LayerPlan]:
 
 
 def _set_user(user: str) -> RuntimeHook:
-    return lambda runtime, image: replace(runtime, user=user)
+    return lambda runtime, files: replace(runtime, user=user)
 
 
 def _lower(ctx: LayerContext) -> dict[str, bytes]:

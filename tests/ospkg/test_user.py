@@ -12,7 +12,7 @@ from ocibuild.builder import BuildSettings, build_recipe
 from ocibuild.errors import SourceError
 from ocibuild.oci import RuntimeConfig
 from ocibuild.sources import user
-from ocibuild.sources.session import LayerContext
+from ocibuild.sources.session import ImageFiles, LayerContext
 from ocibuild.sources.specs import UserSpec
 from ocibuild.store import Store
 from ocibuild.store.export import export_image
@@ -35,7 +35,7 @@ class _EmptyFS:
         return {}
 
 
-EMPTY_FS = _EmptyFS()
+EMPTY_FS = ImageFiles(_EmptyFS(), _EmptyFS())
 
 
 def test_accounts_are_merged_with_the_base(make_ctx: Callable[..., LayerContext]) -> None:
