@@ -206,20 +206,42 @@ def _install(package: str, words: list[str]) -> tuple[Install | None, str]:
     stop = next((i for i, w in enumerate(args) if not _literal(w)), len(args))
     note = ""
     if stop < len(args):
-        note = f"{package}: update-alternatives {' '.join(args[: stop + 1])} ...: not evaluated from {args[stop]!r} on"
+        note = f"{package}: update-alternatives {_shown(args[: stop + 1])} ...: not evaluated from {_shown([args[stop]])!r} on"
     args = args[:stop]
-    if len(args) < 4 or not args[3].lstrip("-").isdigit():
-        return (
-            None,
-            note or f"{package}: update-alternatives --install {' '.join(args)}: not understood",
-        )
+    said = f"{package}: update-alternatives --install {_shown(args)}"
+    if len(args) < 4 or not _PRIORITY.fullmatch(args[3]):
+        return None, note or f"{said}: not understood"
     link, name, path, priority = args[:4]
     slaves = []
     rest = args[4:]
     while len(rest) >= 4 and rest[0] == "--slave":
         slaves.append(Slave(rest[2], rest[1], rest[3]))
         rest = rest[4:]
+    for what in (Slave(name, link, path), *slaves):
+        refused = _refused(what)
+        if refused:
+            return None, f"{said}: refused: {refused}"
     return Install(package, link, name, path, int(priority), tuple(slaves)), note
+
+
+_PRIORITY = re.compile(r"-?[0-9]{1,9}")  # update-alternatives takes an int
+
+
+def _shown(words: list[str], most: int = 160) -> str:
+    """Words of a script for a message, cut short: a script may hold anything."""
+    text = " ".join(words)
+    return text if len(text) <= most else text[:most] + "..."
+
+
+def _refused(call: Slave) -> str:
+    """Why update-alternatives would refuse these names, or an image path its link or path
+    could not be (a `..` would put the link elsewhere than the call says); '' if neither."""
+    if not call.name or call.name in (".", "..") or re.search(r"[/\s]", call.name):
+        return f"alternative name {call.name!r} is empty or holds a slash or a space"
+    for path in (call.link, call.path):
+        if not path.startswith("/") or ".." in path.split("/") or "\0" in path:
+            return f"{path!r} is not an absolute path without '..'"
+    return ""
 
 
 def groups(calls: Iterable[Install], exists: Callable[[str], bool]) -> list[Group]:

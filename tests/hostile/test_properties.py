@@ -38,8 +38,10 @@ from ocibuild import secrets
 from ocibuild.compression import Compression
 from ocibuild.errors import OcibuildError
 from ocibuild.jsonread import read_json
+from ocibuild.layer.entry import check_relative
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor, Manifest, MediaType
+from ocibuild.ospkg import alternatives
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.debfile import data_entries, list_deb, read_deb
 from ocibuild.ospkg.install import claim_paths, directory_entries, owned_by
@@ -80,6 +82,7 @@ CI_EXAMPLES = {
     "rpms": 400,
     "layers": 400,
     "json": 1500,
+    "scripts": 600,
     "registry": 30,
 }
 LONG_EXAMPLES = 2000
@@ -388,6 +391,48 @@ def test_the_json_reader_keeps_the_invariants(text: bytes) -> None:
     value = kept_invariants(lambda: read_json(text, "doc"), "json")
     if not isinstance(value, OcibuildError):
         json.dumps(value, ensure_ascii=False).encode()  # what it gives can be written back
+
+
+# -- maintainer scripts --------------------------------------------------------------------------
+
+PATHS = ["/usr/bin/cc", "/usr/bin/gcc", "relative/link", "/usr/../../etc/passwd", "/a b", "/x\x00"]
+NAMES = ["cc", "awk", "../../etc/evil", "a/b", "a b", "", ".."]
+PRIORITIES = ["20", "-5", "9" * 5000, "\u00b2", "\u0661\u0662", "x", "2147483648"]
+NOISE = ["$(", ")", "`", "for", "in", "do", "done", "echo", "$X", "${X}", "X=1", "'", '"', ";",
+         "&&", "#", "\\\n", "\n", "{", "}", "f()", "--quiet"]  # fmt: skip
+
+
+@st.composite
+def postinst_lines(draw: st.DrawFn) -> str:
+    """A line of a postinst: an `update-alternatives --install` call whose words are drawn
+    from good and hostile ones (with slaves), or shell noise around it."""
+    words = ["update-alternatives", "--install"]
+    words += [draw(st.sampled_from(PATHS)), draw(st.sampled_from(NAMES))]
+    words += [draw(st.sampled_from(PATHS)), draw(st.sampled_from(PRIORITIES))]
+    for _ in range(draw(st.integers(0, 2))):
+        words += ["--slave", draw(st.sampled_from(PATHS)), draw(st.sampled_from(NAMES))]
+        words.append(draw(st.sampled_from(PATHS)))
+    noise = draw(st.lists(st.sampled_from(NOISE), max_size=4))
+    at = draw(st.integers(0, len(words)))
+    return " ".join(words[:at] + noise + words[at:])
+
+
+@settings(max_examples=examples("scripts"))
+@given(lines=st.lists(postinst_lines(), max_size=6))
+def test_postinst_scripts_keep_the_invariants(lines: list[str]) -> None:
+    """Whatever a package's postinst holds, reading its alternatives never fails, and what it
+    makes is where the call says: absolute, plain paths, names without a slash."""
+    one_case("scripts")
+    calls, notes = alternatives.install_calls("p", "\n".join(lines))
+    assert all(len(note) < 1000 for note in notes)
+    for call in calls:
+        for named in (alternatives.Slave(call.name, call.link, call.path), *call.slaves):
+            assert named.name and "/" not in named.name and not named.name.isspace()
+            for path in (named.link, named.path):
+                assert path.startswith("/") and ".." not in path.split("/")
+    present = lambda path: True  # noqa: E731
+    made = list(alternatives.entries(alternatives.groups(calls, present), present))
+    assert all(check_relative(entry.path) == entry.path for entry in made)
 
 
 # -- registries ----------------------------------------------------------------------------------
