@@ -395,10 +395,17 @@ def test_the_json_reader_keeps_the_invariants(text: bytes) -> None:
 
 # -- maintainer scripts --------------------------------------------------------------------------
 
-PATHS = ["/usr/bin/cc", "/usr/bin/gcc", "relative/link", "/usr/../../etc/passwd", "/a b", "/x\x00"]
-NAMES = ["cc", "awk", "../../etc/evil", "a/b", "a b", "", ".."]
-PRIORITIES = ["20", "-5", "9" * 5000, "\u00b2", "\u0661\u0662", "x", "2147483648"]
-NOISE = ["$(", ")", "`", "for", "in", "do", "done", "echo", "$X", "${X}", "X=1", "'", '"', ";",
+SCRIPT_PATHS = [
+    "/usr/bin/cc",
+    "/usr/bin/gcc",
+    "relative/link",
+    "/usr/../../etc/passwd",
+    "/a b",
+    "/x\x00",
+]
+SCRIPT_NAMES = ["cc", "awk", "../../etc/evil", "a/b", "a b", "", ".."]
+SCRIPT_PRIORITIES = ["20", "-5", "9" * 5000, "\u00b2", "\u0661\u0662", "x", "2147483648"]
+SCRIPT_NOISE = ["$(", ")", "`", "for", "in", "do", "done", "echo", "$X", "${X}", "X=1", "'", '"', ";",
          "&&", "#", "\\\n", "\n", "{", "}", "f()", "--quiet"]  # fmt: skip
 
 
@@ -407,12 +414,16 @@ def postinst_lines(draw: st.DrawFn) -> str:
     """A line of a postinst: an `update-alternatives --install` call whose words are drawn
     from good and hostile ones (with slaves), or shell noise around it."""
     words = ["update-alternatives", "--install"]
-    words += [draw(st.sampled_from(PATHS)), draw(st.sampled_from(NAMES))]
-    words += [draw(st.sampled_from(PATHS)), draw(st.sampled_from(PRIORITIES))]
+    words += [draw(st.sampled_from(SCRIPT_PATHS)), draw(st.sampled_from(SCRIPT_NAMES))]
+    words += [draw(st.sampled_from(SCRIPT_PATHS)), draw(st.sampled_from(SCRIPT_PRIORITIES))]
     for _ in range(draw(st.integers(0, 2))):
-        words += ["--slave", draw(st.sampled_from(PATHS)), draw(st.sampled_from(NAMES))]
-        words.append(draw(st.sampled_from(PATHS)))
-    noise = draw(st.lists(st.sampled_from(NOISE), max_size=4))
+        words += [
+            "--slave",
+            draw(st.sampled_from(SCRIPT_PATHS)),
+            draw(st.sampled_from(SCRIPT_NAMES)),
+        ]
+        words.append(draw(st.sampled_from(SCRIPT_PATHS)))
+    noise = draw(st.lists(st.sampled_from(SCRIPT_NOISE), max_size=4))
     at = draw(st.integers(0, len(words)))
     return " ".join(words[:at] + noise + words[at:])
 
