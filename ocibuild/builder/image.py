@@ -90,16 +90,14 @@ def build_image(
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown()
+        whole = _files(tx, base_layers, futures)
         config = image_config(
             base_config,
             [built.plan for built in layers],
             [built.layer for built in layers],
             image,
             created,
-            lambda i: ImageFiles(
-                _files(tx, base_layers, futures),
-                _files(tx, base_layers, futures[: source_start[i]]),
-            ),
+            lambda i: ImageFiles(whole, _files(tx, base_layers, futures[: source_start[i]])),
             platform,
         )
         try:

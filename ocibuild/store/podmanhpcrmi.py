@@ -6,7 +6,7 @@ podman-hpc's own `rmsqi` removes an image's top layer whatever else uses it (doc
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 from ocibuild.errors import NotFoundError
 from ocibuild.store.cstorage import Record, Records, SquashDir, locked_records, names_of
 from ocibuild.store.layout import Store
+from ocibuild.store.rootdir import remove_tree
 
 BUSY_PATIENCE = 5.0  # seconds a directory still in use (a mount being taken down) is waited for
 
@@ -116,7 +117,8 @@ def _remove_tree(path: Path) -> bool:
     it after the container's exit), which makes the removal fail with EBUSY for a moment."""
     deadline = time.monotonic() + BUSY_PATIENCE
     while True:
-        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):  # gone already, or busy (a mount): waited for below
+            remove_tree(path)  # a tampered store's tree may be deep: no recursion
         if not path.exists() or time.monotonic() >= deadline:
             return not path.exists()
         time.sleep(0.2)

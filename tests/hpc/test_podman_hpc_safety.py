@@ -166,7 +166,7 @@ def test_rmi_says_what_it_could_not_remove(
         hpc.squash_dir / "overlay" / str(r["id"]) for r in records(hpc.squash_dir, "layers")
     }
     monkeypatch.setattr(rmi_module, "BUSY_PATIENCE", 0.3)
-    monkeypatch.setattr(rmi_module.shutil, "rmtree", lambda path, ignore_errors=False: None)
+    monkeypatch.setattr(rmi_module, "remove_tree", lambda path: None)
     code = main(["rmi", "--podman-hpc", str(hpc.squash_dir), DEMO])
     out, err = capsys.readouterr()
     assert code == 0, err
