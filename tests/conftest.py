@@ -1,4 +1,5 @@
-"""Fixtures shared by every test area: a fresh store, podman, the host's static busybox."""
+"""Fixtures shared by every test area: a fresh store and download cache, podman, the host's static
+busybox."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ import pytest
 
 from ocibuild.store import Store
 from tests.podman import Podman
+
+
+@pytest.fixture(autouse=True)
+def own_download_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test downloads into a cache of its own. The user's cache is keyed by URL, and a
+    loopback server's port comes back in a later test or CI run: a shared cache once answered a
+    test from an earlier run's download and the server saw no request."""
+    monkeypatch.setenv("OCIBUILD_CACHE", str(tmp_path_factory.mktemp("download-cache")))
 
 
 @pytest.fixture
