@@ -38,6 +38,10 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
 DECODE_ERRORS = _decode_errors()
 UNREADABLE: tuple[type[BaseException], ...] = (LayerError, *DECODE_ERRORS)  # and a cut member
 
+# tarfile's stream buffer. Each read shorter than it (every header) copies what is left of it,
+# so a larger one costs more per member: 57,000 members read in 14.4 s with 1 MiB, 4.5 s with this
+TAR_BUFFER = 64 << 10
+
 
 @contextmanager
 def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
@@ -57,14 +61,26 @@ def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
         yield blob
 
 
-def members(
-    tar_stream: BinaryIO, what: str, bufsize: int = tarfile.RECORDSIZE
-) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
-    """Stream the members of a tar; read a member's content with `tar.extractfile(info)`.
-    A larger `bufsize` reads large members faster."""
+def open_stream(tar_stream: BinaryIO) -> tarfile.TarFile:
+    """A tar read front to back, never seeking."""
+    return tarfile.open(fileobj=tar_stream, mode="r|", bufsize=TAR_BUFFER)
+
+
+def each_member(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members of a tar opened with `open_stream`, forgotten once read: tarfile keeps every
+    member it has read, which grows with their number (a kilobyte or more each)."""
+    for info in tar:
+        yield info
+        # tarfile's iterator reads on once its index passes the list's end; typeshed leaves the
+        # attribute out
+        tar.members.clear()  # type: ignore[attr-defined]
+
+
+def members(tar_stream: BinaryIO, what: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """Stream the members of a tar layer; read a member's content with `tar.extractfile(info)`."""
     try:
-        with tarfile.open(fileobj=tar_stream, mode="r|", bufsize=bufsize) as tar:
-            for info in tar:
+        with open_stream(tar_stream) as tar:
+            for info in each_member(tar):
                 yield info, tar
     except DECODE_ERRORS as e:
         raise LayerError(f"{what}: not a readable tar layer ({e})") from None

@@ -134,20 +134,22 @@ def _b64(data: bytes) -> str:
 
 
 class _Input:
-    """The tar stream, hashed and counted as it is read, read from a buffer."""
+    """The tar stream, hashed (unless `hashed` is false) and counted as it is read, read from a
+    buffer."""
 
-    def __init__(self, stream: BinaryIO, what: str) -> None:
+    def __init__(self, stream: BinaryIO, what: str, hashed: bool = True) -> None:
         self.stream, self.what = stream, what
         self.buffer = b""
         self.offset = 0
-        self.sha = hashlib.sha256()
+        self.sha = hashlib.sha256() if hashed else None
         self.size = 0
 
     def _fill(self) -> bool:
         data = self.stream.read(CHUNK)
         if not data:
             return False
-        self.sha.update(data)
+        if self.sha is not None:
+            self.sha.update(data)
         self.size += len(data)
         self.buffer = self.buffer[self.offset :] + data
         self.offset = 0
@@ -290,10 +292,11 @@ class _Writer:
         )
 
 
-def tar_split(stream: BinaryIO, out: Sink, what: str) -> TarFacts:
+def tar_split(stream: BinaryIO, out: Sink, what: str, digest: str | None = None) -> TarFacts:
     """Write the tar-split of the tar `stream` to `out` (uncompressed JSON lines); the tar's
-    digest, size and owners. `what` names the layer in errors."""
-    source = _Input(stream, what)
+    digest (hashed as it is read, unless the caller knows it: `digest`), size and owners.
+    `what` names the layer in errors."""
+    source = _Input(stream, what, hashed=digest is None)
     writer = _Writer(out)
     uids: set[int] = set()
     gids: set[int] = set()
@@ -328,9 +331,10 @@ def tar_split(stream: BinaryIO, out: Sink, what: str) -> TarFacts:
     for piece in source.rest():  # tar-split reads what follows the end in chunks, to EOF
         writer.segment(piece)
     writer.segment(b"")
-    return TarFacts(
-        f"sha256:{source.sha.hexdigest()}", source.size, tuple(sorted(uids)), tuple(sorted(gids))
-    )
+    if source.sha is not None:
+        digest = f"sha256:{source.sha.hexdigest()}"
+    assert digest is not None
+    return TarFacts(digest, source.size, tuple(sorted(uids)), tuple(sorted(gids)))
 
 
 def _next_entry(source: _Input, raw: bytearray, what: str) -> tuple[_Header, int, int] | None:

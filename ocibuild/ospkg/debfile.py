@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, cast
 
 from ocibuild.errors import SourceError
 from ocibuild.layer.entry import Entry, Kind, check_relative
-from ocibuild.layer.reader import DECODE_ERRORS
+from ocibuild.layer.reader import DECODE_ERRORS, each_member, open_stream
 from ocibuild.layer.safepath import check_tar_member
 from ocibuild.limits import check_expansion
 from ocibuild.ospkg.compress import compression_of, decompressed
@@ -96,7 +96,7 @@ def _tar(f: BinaryIO, member: ArMember, what: str) -> Iterator[tarfile.TarFile]:
     window = MemberContent(f, member.size, what)
     with decompressed(window, compression_of(member.name), f"{what} {member.name}") as stream:  # type: ignore[arg-type]
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with open_stream(stream) as tar:
                 yield tar
             # past tar's end-of-archive blocks, to the end: checks the compressed tail (CRC)
             drained = 0
@@ -136,7 +136,7 @@ def read_deb(path: Path, what: str) -> DebArchive:
 def _members(deb: DebArchive) -> Iterator[tuple[PayloadFile, tarfile.TarFile, tarfile.TarInfo]]:
     with open(deb.path, "rb") as f, _tar(f, deb.data, deb.what) as tar:
         unpacked = 0
-        for info in tar:
+        for info in each_member(tar):
             check_tar_member(info, deb.what)
             unpacked += 512 + info.size
             check_expansion(unpacked, deb.data.size, deb.what)

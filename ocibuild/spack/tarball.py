@@ -26,7 +26,7 @@ from typing import BinaryIO, cast
 
 from ocibuild.errors import SourceError, UnsafePathError
 from ocibuild.layer.entry import Entry, Kind, check_relative
-from ocibuild.layer.reader import UNREADABLE, member_content
+from ocibuild.layer.reader import UNREADABLE, each_member, member_content, open_stream
 from ocibuild.layer.safepath import LayerTree, check_tar_member
 from ocibuild.limits import check_expansion
 from ocibuild.spack import elf
@@ -77,10 +77,10 @@ def scan(tarball: PackageTarball) -> Scan:
     try:
         with (
             open_tarball(tarball.path) as stream,
-            tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar,
+            open_stream(stream) as tar,
         ):
             unpacked = 0
-            for member in tar:
+            for member in each_member(tar):
                 check_tar_member(member, str(tarball))
                 unpacked += 512 + member.size
                 check_expansion(unpacked, tarball.size, str(tarball))

@@ -36,7 +36,6 @@ from ocibuild.store.rootfs import under
 from ocibuild.store.verify import VerifiedBlob
 
 CHUNK = 1 << 20
-TAR_BUFFER = 64 << 10  # tarfile's stream buffer: larger ones copy more per header
 BLOCK = 512
 # What HPC runtimes bind-mount over: ch-run refuses an image lacking any of them.
 MOUNT_DIRS = ("dev", "proc", "sys", "tmp", "mnt", "home")
@@ -130,7 +129,7 @@ def _layer(
     ):
         stream = cast(BinaryIO, _Copying(tar_stream, copy)) if copy else tar_stream
         try:
-            for info, tar in members(stream, what, bufsize=TAR_BUFFER):
+            for info, tar in members(stream, what):
                 check_member_numbers(info, what)  # what it writes is bounded as what it reads
                 path = clean_path(info.name, f"{what}: entry")
                 if not path:
@@ -216,7 +215,7 @@ def _reread(
             _verified_blob(store, layer) as blob,
             decompressed(cast(BinaryIO, blob), layer.media_type) as stream,
         ):
-            for info, tar in members(stream, what, bufsize=TAR_BUFFER):
+            for info, tar in members(stream, what):
                 if info.isreg() and clean_path(info.name, what) == link.target:
                     yield _header(info, link.path, options)
                     yield from _content(tar, info)

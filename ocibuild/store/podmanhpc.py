@@ -306,7 +306,9 @@ class _TarSplitter:
             atomic_writer(self.squash.tar_split(layer.id), 0o644, create_parent=False) as out,
             igzip.GzipFile(fileobj=out, mode="wb", compresslevel=TAR_SPLIT_LEVEL, mtime=0) as gz,
         ):
-            facts = tar_split(stream, gz, what)
+            # a layer this store built was hashed as it was written: its tar's digest is known
+            known = self.store.state.diff_id(str(layer.descriptor.digest))
+            facts = tar_split(stream, gz, what, known)
             if facts.digest != layer.diff_id:
                 raise DigestMismatchError(
                     f"{what} does not verify: its tar has {facts.digest}, the config's diff id "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild.errors import ExportError
+from ocibuild.layer.reader import open_stream
 from ocibuild.outpath import OutputPath, output_directory
 
 CHUNK = 1 << 20
@@ -172,7 +173,7 @@ def write_rootdir(
     try:
         reader = io.BufferedReader(_ChunkReader(tar_chunks), CHUNK)
         try:
-            with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:
+            with open_stream(reader) as tar:
                 tar.extractall(tmp, numeric_owner=True, filter=_member_filter(safety))
         except tarfile.TarError as e:
             raise ExportError(

@@ -78,6 +78,12 @@ class State:
         digest, size, diff_id, media_type, tar_size, entries = rows[0]
         return Layer(Digest(digest), size, Digest(diff_id), tar_size, media_type, entries)
 
+    def diff_id(self, digest: str) -> str | None:
+        """The digest of the tar inside the layer blob `digest`, as the build that wrote the
+        blob hashed it; None for a blob no build of this store wrote (pulled, loaded)."""
+        rows = self._read("SELECT diff_id FROM layers WHERE digest=? LIMIT 1", (digest,))
+        return str(rows[0][0]) if rows else None
+
     def remember_layers(self, layers: Iterable[tuple[str, Layer]]) -> None:
         """Cache layers by key, in one transaction."""
         rows = [

@@ -34,7 +34,7 @@ from ocibuild.cputime import sample, stage
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
-from ocibuild.layer.reader import UNREADABLE, member_content
+from ocibuild.layer.reader import UNREADABLE, each_member, member_content, open_stream
 from ocibuild.layer.safepath import LayerTree, check_tar_member
 from ocibuild.limits import check_expansion
 
@@ -296,10 +296,10 @@ class _Reader(threading.Thread):
     def _read(self) -> None:
         with (
             open_tarball(self.tarball.path) as stream,
-            tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar,
+            open_stream(stream) as tar,
         ):
             unpacked = 0
-            for info in tar:
+            for info in each_member(tar):
                 entry = member_entry(info, self.into, self.tarball)
                 unpacked += HEADER_COST + info.size
                 check_expansion(unpacked, self.tarball.size, str(self.tarball))
