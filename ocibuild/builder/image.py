@@ -82,7 +82,7 @@ def build_image(
                 ctx = LayerContext(image_session, layer.origin, index, lower, platform)
                 plans = layer.plan(ctx)
                 source_start += [len(futures)] * len(plans)
-                futures += [scheduler.schedule(plan) for plan in plans]
+                futures += scheduler.schedule(plans)
             layers = tuple(f.result() for f in futures)
         except BaseException:
             # layers not started never start; those under way stop at their next chunk

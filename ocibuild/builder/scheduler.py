@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -59,16 +59,22 @@ class LayerScheduler:
         self.uncached = {} if uncached is None else uncached
         self.every_core = threading.Lock()  # held while reading the entries of such a layer
 
-    def schedule(self, plan: LayerPlan) -> Future[BuiltLayer]:
-        """The layer of `plan`, called in layer order: a cache hit at once when its key is
-        known, else started (its downloads begin) and resolved in the pool."""
-        if isinstance(plan.key, str) and (hit := self._cache_hit(plan, plan.key)) is not None:
-            done: Future[BuiltLayer] = Future()
-            done.set_result(hit)
-            return done
-        if plan.start is not None:
-            plan.start()
-        return self.pool.submit(self._build, plan)
+    def schedule(self, plans: Sequence[LayerPlan]) -> list[Future[BuiltLayer]]:
+        """The layers of one source's `plans`, called in layer order: a cache hit at once when
+        its key is known, else started (its downloads begin, in layer order) and resolved in
+        the pool, the heaviest first: the longest layer does not wait for the short ones."""
+        futures: dict[int, Future[BuiltLayer]] = {}
+        for index, plan in enumerate(plans):
+            if isinstance(plan.key, str) and (hit := self._cache_hit(plan, plan.key)) is not None:
+                done: Future[BuiltLayer] = Future()
+                done.set_result(hit)
+                futures[index] = done
+            elif plan.start is not None:
+                plan.start()
+        waiting = [i for i in range(len(plans)) if i not in futures]
+        for index in sorted(waiting, key=lambda i: -plans[i].weight):
+            futures[index] = self.pool.submit(self._build, plans[index])
+        return [futures[i] for i in range(len(plans))]
 
     def _cache_key(self, plan_key: str) -> str:
         return input_key(plan_key, str(self.compression), self.mtime)

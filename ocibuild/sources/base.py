@@ -47,6 +47,9 @@ class LayerPlan:
     entries: Callable[[], Iterable[Entry]]
     created_by: str
     size_hint: int | None = None  # about how many tar bytes, for progress bars
+    # about how much work writing the layer is, in a unit the source uses for all its layers
+    # (bytes to read): of one source's layers, the heaviest are written first
+    weight: int = 0
     # its entries come from threads on every core (bzip2 decoders): such layers read them one
     # at a time, as two would only compete for the cores (and cost more CPU for it)
     every_core: bool = False

@@ -189,7 +189,7 @@ def _plan(spec: SpackSpec, ctx: LayerContext) -> list[LayerPlan]:
         spec.layering,
         spec.max_layers - 1,
     )
-    plans = [_package_layer([s.node for s in g], install) for g in groups]
+    plans = [_package_layer([s.node for s in g], install, sizes) for g in groups]
     return [*plans, _metadata_layer(install, ctx)]
 
 
@@ -287,8 +287,9 @@ def _spec_files(
 
 
 def _sizes(install: _Install, layering: str) -> dict[str, int]:
-    """Tarball sizes, which `auto` groups by (pinned, cached or asked: nothing downloaded)."""
-    if layering != "auto":
+    """Tarball sizes (pinned, cached or asked: nothing downloaded), which `auto` groups by and
+    the heaviest layers are written first by."""
+    if layering == "single":
         return {}
     nodes = install.installed
     with ThreadPoolExecutor(max_workers=max(1, install.fetcher.parallel)) as pool:
@@ -300,7 +301,7 @@ def _tree_key(install: _Install) -> list[object]:
     return [install.tree.root, install.tree.padded_length]
 
 
-def _package_layer(group: list[Node], install: _Install) -> LayerPlan:
+def _package_layer(group: list[Node], install: _Install, sizes: dict[str, int]) -> LayerPlan:
     key = input_key(
         "spack",
         LAYER_FORMAT,
@@ -323,6 +324,7 @@ def _package_layer(group: list[Node], install: _Install) -> LayerPlan:
         entries=entries,
         created_by=f"ocibuild spack {install.spec.what} -> {install.tree.padded_root}: {listed}",
         every_core=readers > 1,
+        weight=sum(sizes.get(n.hash, 0) for n in group),
         start=lambda: install.start(group),
         components=lambda: [install.component(n) for n in group],
     )

@@ -1,5 +1,6 @@
 """The layer scheduler: deferred plans are resolved in its pool while earlier layers are
-written, and layers whose plans use every core are written one at a time."""
+written, layers whose plans use every core are written one at a time, and a source's heaviest
+layers start first."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def write_two(tmp_path: Path, every_core: bool) -> int:
     ]
     with store.transaction() as tx, ThreadPoolExecutor(max_workers=2) as pool:
         scheduler = LayerScheduler(tx, store.state, pool, Compression("gzip"), 0, silent)
-        futures = [scheduler.schedule(plan) for plan in plans]
+        futures = scheduler.schedule(plans)
         built = [f.result() for f in futures]
     assert [b.plan.key for b in built] == ["a", "b"]
     return overlap.most
@@ -89,8 +90,8 @@ def test_a_plan_whose_key_waits_lets_the_layer_after_it_be_written(tmp_path: Pat
     with store.transaction() as tx, ThreadPoolExecutor(max_workers=2) as pool:
         scheduler = LayerScheduler(tx, store.state, pool, Compression("gzip"), 0, silent)
         futures = [
-            scheduler.schedule(second),
-            scheduler.schedule(LayerPlan("first", "first", first_entries, "f")),
+            *scheduler.schedule([second]),
+            *scheduler.schedule([LayerPlan("first", "first", first_entries, "f")]),
         ]
         built = [f.result(timeout=20) for f in futures]
     assert [b.key for b in built] == [
@@ -98,3 +99,33 @@ def test_a_plan_whose_key_waits_lets_the_layer_after_it_be_written(tmp_path: Pat
         scheduler._cache_key("first"),
     ]
     assert written == ["first"]
+
+
+def test_the_heaviest_layers_of_a_source_start_first_and_stay_in_layer_order(
+    tmp_path: Path,
+) -> None:
+    started: list[str] = []
+    begun: list[str] = []
+
+    def entries(name: str) -> Iterator[Entry]:
+        begun.append(name)
+        yield bytes_entry(name, name.encode())
+
+    plans = [
+        LayerPlan(
+            name,
+            name,
+            lambda name=name: entries(name),  # type: ignore[misc]
+            name,
+            weight=weight,
+            start=lambda name=name: started.append(name),  # type: ignore[misc]
+        )
+        for name, weight in (("small", 1), ("big", 100), ("unknown", 0), ("middle", 50))
+    ]
+    store = Store.open(tmp_path / "store")
+    with store.transaction() as tx, ThreadPoolExecutor(max_workers=1) as pool:
+        scheduler = LayerScheduler(tx, store.state, pool, Compression("gzip"), 0, silent)
+        built = [f.result(timeout=20) for f in scheduler.schedule(plans)]
+    assert [b.plan.key for b in built] == ["small", "big", "unknown", "middle"]
+    assert started == ["small", "big", "unknown", "middle"]  # downloads begin in layer order
+    assert begun == ["big", "middle", "small", "unknown"]
