@@ -204,6 +204,7 @@ def _plan(
         entries=entries,
         created_by=f"ocibuild ups {spec.what} -> /{into}: {listed}",
         every_core=any(decodes_on_every_core(t.url) for t in group),
+        weight=size,
         start=start,
         components=components,
     )
