@@ -1,4 +1,4 @@
-"""The layer writer: deterministic PAX tar, one-pass hashing, codecs."""
+"""The layer writer: deterministic PAX tar, one-pass hashing, codecs; the streaming tar reader."""
 
 from __future__ import annotations
 
@@ -153,3 +153,24 @@ def test_long_and_unicode_names_use_pax() -> None:
     long_name = "p/" + "x" * 150
     data, _ = layer([bytes_entry(long_name, b"1"), bytes_entry("café", b"2")], "none")
     assert [m.name for m in members(data)] == ["café", "p", long_name]
+
+
+def test_a_streamed_tar_forgets_the_members_it_has_read() -> None:
+    """tarfile keeps every member it reads; the project's readers must not, or memory grows
+    with the number of files of a layer or tarball."""
+    from ocibuild.layer.reader import each_member, open_stream
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(2000):
+            info = tarfile.TarInfo(f"{'d' * 120}/f{i}")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    raw.seek(0)
+    seen = []
+    with open_stream(raw) as tar:
+        for info in each_member(tar):
+            seen.append(info.name)
+            assert len(tar.members) <= 1
+            assert tar.extractfile(info).read() == b"x"  # type: ignore[union-attr]
+    assert seen == [f"{'d' * 120}/f{i}" for i in range(2000)]
