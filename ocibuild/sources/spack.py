@@ -251,29 +251,35 @@ def _spec_files(
     verified: dict[str, SpecFile] = {}
     wanted = list(roots)
     needed_by: dict[str, tuple[Node, str]] = {}
+
+    def verified_spec(node: Node, future: Future[Fetched]) -> SpecFile:
+        try:
+            got = future.result()
+        except MissingDownloadError:
+            if node.hash in needed_by:
+                parent, types = needed_by[node.hash]
+                raise SourceError(
+                    f"{parent.short} needs {node.short} ({types}), which is not in the "
+                    f"build cache {mirror}"
+                ) from None
+            raise
+        if keys is not None:
+            data, _ = verify_clearsigned(got.path, keys, got.url)
+        else:
+            data = got.path.read_bytes()
+        found = cache.parse_spec_file(data, got.url)
+        if found.node.hash != node.hash:
+            raise SourceError(f"{got.url}: holds the spec of {found.node.short}, not {node.short}")
+        return found
+
     while wanted:
         urls = [(cache.spec_url(mirror, n, keys is not None), f"spec of {n.short}") for n in wanted]
         futures = fetcher.start_all(urls)
-        for node, future in zip(wanted, futures, strict=True):
-            try:
-                got = future.result()
-            except MissingDownloadError:
-                if node.hash in needed_by:
-                    parent, types = needed_by[node.hash]
-                    raise SourceError(
-                        f"{parent.short} needs {node.short} ({types}), which is not in the "
-                        f"build cache {mirror}"
-                    ) from None
-                raise
-            if keys is not None:
-                data, _ = verify_clearsigned(got.path, keys, got.url)
-            else:
-                data = got.path.read_bytes()
-            found = cache.parse_spec_file(data, got.url)
-            if found.node.hash != node.hash:
-                raise SourceError(
-                    f"{got.url}: holds the spec of {found.node.short}, not {node.short}"
-                )
+        # each signature is checked by a gpgv of its own, so several at once; the first
+        # failure in the list's order is the one raised, as one at a time
+        with ThreadPoolExecutor(max_workers=max(1, min(len(wanted), threads()))) as pool:
+            found_specs = list(pool.map(verified_spec, wanted, futures))
+        for node, found in zip(wanted, found_specs, strict=True):
             verified[node.hash] = found
             for n in found.nodes:
                 nodes[n.hash] = n  # the signed DAG over the unsigned index
