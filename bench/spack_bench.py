@@ -88,6 +88,11 @@ def spack_python(spack: Path) -> str | None:
     return None
 
 
+def untimed(command: str, env: dict[str, str]) -> None:
+    """A shell command the bench needs done but does not time; its output is not shown."""
+    subprocess.run(command, shell=True, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def root_hashes(cache: Path, roots: str) -> list[str]:
     index = json.loads((cache / "build_cache" / "index.json").read_text())["database"]["installs"]
     out = []
@@ -261,13 +266,7 @@ def measure(
     # Spack warm, as a user's is: its first command on a fresh misc_cache indexes the package
     # repositories (30-40 s here); an untimed install of the cache's smallest package does that
     smallest = min(cache.rglob("*.spack"), key=lambda p: p.stat().st_size).stem[-32:]
-    subprocess.run(
-        f"{python} {spack} install --cache-only {check} /{smallest}",
-        shell=True,
-        env=spack_env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    untimed(f"{python} {spack} install --cache-only {check} /{smallest}", spack_env)
     shutil.rmtree(root)
     install = timed(
         "spack install --cache-only",
@@ -292,12 +291,9 @@ def measure(
         timings += [pushed, both(OCIBUILD_PUSH, timings[0], pushed)]
         # Spack's push wants every dependency installed, build-only ones too (deptype "all" in
         # binary_distribution.specs_to_be_packaged), which `install --cache-only` leaves out
-        subprocess.run(
+        untimed(
             f"{python} {spack} install --cache-only --include-build-deps {check} {hashes}",
-            shell=True,
-            env=spack_env,
-            check=True,
-            stdout=subprocess.DEVNULL,
+            spack_env,
         )
         with registry(work, "spack", tls) as (host, _):
             base = work / "base"

@@ -44,16 +44,23 @@ TAR_BUFFER = 64 << 10
 
 
 @contextmanager
+def gunzipped(raw: BinaryIO, block_size: int = 1 << 20) -> Iterator[BinaryIO]:
+    """The decoded stream of gzip `raw`, decoded in a thread of its own (ISA-L), which holds no
+    GIL while it decodes: the reader's Python work (tar headers, hashing, writing) goes on
+    meanwhile. The thread holds about nine `block_size`s."""
+    from isal import igzip_threaded
+
+    with igzip_threaded.open(raw, "rb", threads=1, block_size=block_size) as stream:
+        yield cast(BinaryIO, stream)
+
+
+@contextmanager
 def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
     """The tar stream inside a layer blob of any OCI or Docker layer media type."""
     compression = layer_compression(media_type)
     if compression == "gzip":
-        from isal import igzip_threaded
-
-        # decoded in a thread of its own, which holds no GIL while it decodes: the reader's
-        # Python work (tar headers, hashing, writing) goes on meanwhile
-        with igzip_threaded.open(blob, "rb", threads=1) as stream:
-            yield cast(BinaryIO, stream)
+        with gunzipped(blob) as stream:
+            yield stream
     elif compression == "zstd":
         import zstandard
 

@@ -34,7 +34,13 @@ from ocibuild.cputime import sample, stage
 from ocibuild.errors import LayerError, SourceError, UnsafePathError
 from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry, Kind, check_relative, clean_path
-from ocibuild.layer.reader import UNREADABLE, each_member, member_content, open_stream
+from ocibuild.layer.reader import (
+    UNREADABLE,
+    each_member,
+    gunzipped,
+    member_content,
+    open_stream,
+)
 from ocibuild.layer.safepath import LayerTree, check_tar_member
 from ocibuild.limits import check_expansion
 
@@ -81,10 +87,8 @@ def open_tarball(path: Path) -> Iterator[BinaryIO]:
                 yield _Bzip2Stream(stream)  # type: ignore[misc]
                 sample()  # its decoder threads exit with it
         elif magic.startswith(b"\x1f\x8b"):
-            from isal import igzip_threaded
-
-            # decoded in a thread of its own, which holds no GIL while it decodes
-            with igzip_threaded.open(raw, "rb", threads=1, block_size=256 << 10) as stream:
+            # smaller blocks than a layer's: a build reads several tarballs at once
+            with gunzipped(raw, block_size=256 << 10) as stream:
                 yield stream
         elif magic.startswith(b"\xfd7zXZ\x00"):
             with lzma.LZMAFile(raw) as stream:
