@@ -47,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import Timing, argument_parser, fresh, have, registry, table, timed, workdir
+from common import Timing, argument_parser, compiled, fresh, have, registry, table, timed, workdir
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT / "tests" / "spack" / "fixtures"
@@ -372,6 +372,7 @@ def main() -> int:
         print("skipped: pigz is not installed")
         return 0
     work = workdir(args.workdir, "spack-bench-")
+    compiled(args.spack / "lib" / "spack")
     cache = args.cache.resolve()
     size = sum(p.stat().st_size for p in cache.rglob("*.spack"))
     print(f"build cache {cache}: {size / 1e6:.1f} MB of tarballs; {os.cpu_count()} cores")

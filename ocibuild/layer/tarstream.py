@@ -72,7 +72,7 @@ def _relink_hardlinks(ordered: list[Entry]) -> list[Entry]:
 
 
 def tar_header(entry: Entry, mtime: int) -> bytes:
-    fast = _ustar_header(entry, mtime)
+    fast = _fast_header(entry, mtime)
     if fast is not None:
         return fast
     info = tarfile.TarInfo(entry.path + ("/" if entry.kind is Kind.DIR and entry.path else ""))
@@ -93,46 +93,96 @@ def tar_header(entry: Entry, mtime: int) -> bytes:
 
 
 _USTAR_LIMIT = 0o7777777  # the largest uid/gid/dev number a 8-byte octal field holds
+_PAX_HEADER = "././@PaxHeader"  # the name tarfile (and star) give an extended header
 
 
-def _ustar_header(entry: Entry, mtime: int) -> bytes | None:
-    """The same bytes `tarfile` writes for an entry that needs no PAX extension, built
-    directly: layers of many small files spend most of their time in headers."""
+def _fast_header(entry: Entry, mtime: int) -> bytes | None:
+    """The same bytes `tarfile` writes, built directly, for an entry whose strings are ASCII
+    and numbers fit their fields; names longer than their fields go into a PAX extended
+    header as tarfile puts them. None for anything else (tarfile then writes it). Layers of
+    many small files, and Spack's long padded paths, spend most of their time in headers."""
     name = entry.path + ("/" if entry.kind is Kind.DIR and entry.path else "")
+    size = entry.size if entry.kind is Kind.FILE else 0
     if (
         entry.xattrs
         or not name.isascii()
         or not entry.link.isascii()
         or not entry.uname.isascii()
         or not entry.gname.isascii()
-        or len(name) > 100
-        or len(entry.link) > 100
         or max(entry.uid, entry.gid, entry.devmajor, entry.devminor) > _USTAR_LIMIT
         or not 0 <= mtime <= 0o77777777777
+        or size > 0o77777777777
     ):
         return None
-    size = entry.size if entry.kind is Kind.FILE else 0
-    if size > 0o77777777777:
-        return None
+    records = b"".join(
+        _pax_record(keyword, value)
+        for keyword, value, field in (
+            ("path", name, 100),
+            ("linkpath", entry.link, 100),
+            ("uname", entry.uname, 32),
+            ("gname", entry.gname, 32),
+        )
+        if len(value) > field
+    )
+    header = _ustar_block(
+        name,
+        mode=entry.mode & 0o7777,
+        uid=entry.uid,
+        gid=entry.gid,
+        size=size,
+        mtime=mtime,
+        kind=_TYPES[entry.kind],
+        link=entry.link,
+        uname=entry.uname,
+        gname=entry.gname,
+        device=(entry.devmajor, entry.devminor) if entry.kind in (Kind.CHAR, Kind.BLOCK) else None,
+    )
+    if not records:
+        return header
+    extended = _ustar_block(_PAX_HEADER, size=len(records), kind=tarfile.XHDTYPE)
+    padding = -len(records) % BLOCK
+    return extended + records + b"\0" * padding + header
+
+
+def _pax_record(keyword: str, value: str) -> bytes:
+    """One `LENGTH KEYWORD=VALUE\\n` record, LENGTH counting its own digits."""
+    body = f" {keyword}={value}\n".encode()
+    length = len(body)
+    while len(str(length)) + len(body) != length:
+        length = len(str(length)) + len(body)
+    return str(length).encode() + body
+
+
+def _ustar_block(
+    name: str,
+    *,
+    mode: int = 0,
+    uid: int = 0,
+    gid: int = 0,
+    size: int = 0,
+    mtime: int = 0,
+    kind: bytes,
+    link: str = "",
+    uname: str = "",
+    gname: str = "",
+    device: tuple[int, int] | None = None,
+) -> bytes:
+    """A ustar header block; its ASCII strings are cut to their fields, as tarfile cuts them."""
     header = b"".join(
         (
-            name.encode().ljust(100, b"\0"),
-            b"%07o\0" % (entry.mode & 0o7777),
-            b"%07o\0" % entry.uid,
-            b"%07o\0" % entry.gid,
+            name.encode()[:100].ljust(100, b"\0"),
+            b"%07o\0" % mode,
+            b"%07o\0" % uid,
+            b"%07o\0" % gid,
             b"%011o\0" % size,
             b"%011o\0" % mtime,
             b"        ",
-            _TYPES[entry.kind],
-            entry.link.encode().ljust(100, b"\0"),
+            kind,
+            link.encode()[:100].ljust(100, b"\0"),
             b"ustar\x0000",
-            entry.uname.encode()[:32].ljust(32, b"\0"),
-            entry.gname.encode()[:32].ljust(32, b"\0"),
-            *(
-                (b"%07o\0" % entry.devmajor, b"%07o\0" % entry.devminor)
-                if entry.kind in (Kind.CHAR, Kind.BLOCK)
-                else (b"\0" * 16,)
-            ),
+            uname.encode()[:32].ljust(32, b"\0"),
+            gname.encode()[:32].ljust(32, b"\0"),
+            b"%07o\0%07o\0" % device if device is not None else b"\0" * 16,
             b"\0" * 155,
         )
     )

@@ -11,6 +11,7 @@ package with the same k); 10 <= k < 50 depends on k % 10 and (k + 3) % 10; k >= 
 
     make_fake_repo.py DIR    # writes DIR/repo.yaml and DIR/packages/*/package.py
 """
+
 import os
 import sys
 

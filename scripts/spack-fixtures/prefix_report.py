@@ -11,6 +11,7 @@ bytes either side of the needle) with its byte offset in the file; trailing NUL 
 NEEDED and SONAME from `readelf -d -l`. Spack's metadata (`.spack-db/`, `<prefix>/.spack/`) is
 left out: Spack never relocates it (the tree listing has its bytes).
 """
+
 import json
 import os
 import re
@@ -20,8 +21,9 @@ import sys
 
 
 def elf_info(path):
-    out = subprocess.run(["readelf", "-W", "-d", "-l", path], capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run(
+        ["readelf", "-W", "-d", "-l", path], capture_output=True, text=True, check=False
+    ).stdout
     info = {}
     m = re.search(r"\[Requesting program interpreter: (.*)\]", out)
     if m:
@@ -49,8 +51,13 @@ def strings_with(data, needles):
             nul = 0
             while end + nul < len(data) and data[end + nul] == 0:
                 nul += 1
-            found.append({"offset": start, "text": data[start:end].decode("utf-8", "backslashreplace"),
-                          "nul_run": nul})
+            found.append(
+                {
+                    "offset": start,
+                    "text": data[start:end].decode("utf-8", "backslashreplace"),
+                    "nul_run": nul,
+                }
+            )
     found.sort(key=lambda s: s["offset"])
     return found
 

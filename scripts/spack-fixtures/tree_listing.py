@@ -5,6 +5,7 @@ a file's bytes, and, for a hard-linked file, the first path (in sorted order) sh
 
     tree_listing.py ROOT [--exclude RELPATH ...] > listing.json
 """
+
 import hashlib
 import json
 import os

@@ -58,7 +58,8 @@ def copy_slice(source, dest, rpath):
                 if os.path.commonpath([resolved, source]) != source:
                     continue  # leaves the slice
                 os.symlink(
-                    link if not os.path.isabs(link)
+                    link
+                    if not os.path.isabs(link)
                     else join_path(dest, os.path.relpath(resolved, source)),
                     dst,
                 )

@@ -25,11 +25,26 @@ class OcibuildZpipe(Package):
         mkdirp(prefix.bin)
         share = join_path(prefix.share, "ocibuild-zpipe")
         mkdirp(share)
-        cc("-O2", "-o", join_path(prefix.bin, "zpipe"), "zpipe.c",
-           "-I" + zlib.include, "-L" + zlib.lib, "-lz")
-        cc("-O2", "-o", join_path(prefix.bin, "zpipe-where"), "where.c",
-           '-DZPIPE_PREFIX="%s"' % prefix, '-DZLIB_PREFIX="%s"' % zlib,
-           "-I" + zlib.include, "-L" + zlib.lib, "-lz")
+        cc(
+            "-O2",
+            "-o",
+            join_path(prefix.bin, "zpipe"),
+            "zpipe.c",
+            "-I" + zlib.include,
+            "-L" + zlib.lib,
+            "-lz",
+        )
+        cc(
+            "-O2",
+            "-o",
+            join_path(prefix.bin, "zpipe-where"),
+            "where.c",
+            '-DZPIPE_PREFIX="%s"' % prefix,
+            '-DZLIB_PREFIX="%s"' % zlib,
+            "-I" + zlib.include,
+            "-L" + zlib.lib,
+            "-lz",
+        )
         # a script whose interpreter lives in a (padded, long) Spack prefix: Spack's sbang hook
         # rewrites its shebang after the install
         script = join_path(prefix.bin, "zpipe-roundtrip")
