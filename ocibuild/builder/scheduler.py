@@ -1,7 +1,9 @@
 """The layers of one image, each a future of one `Layer`: a hit of the layer cache, or written
 (in a thread pool: compressors release the GIL) into the image's store transaction. A plan
 whose key waits on its downloads is resolved in the pool too, so earlier layers are written
-while it waits. Layers whose plans use every core read their entries one at a time."""
+while it waits. Layers whose plans use every core read their entries one at a time. When a
+source has several heavy layers that can be made apart, each is written in a process of its
+own (`ocibuild.layer.apart`): their Python work then shares no GIL."""
 
 from __future__ import annotations
 
@@ -10,19 +12,27 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from ocibuild.compression import Compression
 from ocibuild.errors import Cancelled
+from ocibuild.layer import apart
 from ocibuild.layer.blob import Layer
+from ocibuild.layer.codec import threads
 from ocibuild.layer.entry import Entry
 from ocibuild.layer.writer import write_layer
 from ocibuild.oci import Descriptor
 from ocibuild.progress import LayerEvent, Message, Reporter
-from ocibuild.sources.base import LayerPlan, input_key
+from ocibuild.sources.base import Apart, LayerPlan, input_key
 from ocibuild.store.state import State
 from ocibuild.store.transaction import Transaction
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports of a layer being written
+# a layer is written apart when its source has at least APART_LAYERS layers of at least
+# APART_WEIGHT (tarball bytes) that can be, on a machine of more than one core: a process
+# costs an interpreter's start, and only layers that would share the GIL gain from one
+APART_WEIGHT = 16 << 20
+APART_LAYERS = 2
 
 
 @dataclass(frozen=True)
@@ -72,8 +82,12 @@ class LayerScheduler:
             elif plan.start is not None:
                 plan.start()
         waiting = [i for i in range(len(plans)) if i not in futures]
+        heavy = _apart([plans[i] for i in waiting])
         for index in sorted(waiting, key=lambda i: -plans[i].weight):
-            futures[index] = self.pool.submit(self._build, plans[index])
+            plan = plans[index]
+            futures[index] = self.pool.submit(
+                self._build, plan, plan.apart if plan in heavy else None
+            )
         return [futures[i] for i in range(len(plans))]
 
     def _cache_key(self, plan_key: str) -> str:
@@ -102,17 +116,17 @@ class LayerScheduler:
         self.state.forget_layers({hit.digest})
         return None
 
-    def _build(self, plan: LayerPlan) -> BuiltLayer:
+    def _build(self, plan: LayerPlan, apart: Apart | None) -> BuiltLayer:
         if self.cancel.is_set():
             raise Cancelled("layer not started")
         if isinstance(plan.key, str):  # not in the cache: `schedule` looked
-            return self._write(plan, plan.key)
+            return self._write(plan, plan.key, apart)
         plan_key = plan.key()  # waits for what the key depends on (downloads)
         if self.cancel.is_set():
             raise Cancelled("layer not started")
-        return self._cache_hit(plan, plan_key) or self._write(plan, plan_key)
+        return self._cache_hit(plan, plan_key) or self._write(plan, plan_key, apart)
 
-    def _write(self, plan: LayerPlan, plan_key: str) -> BuiltLayer:
+    def _write(self, plan: LayerPlan, plan_key: str, apart: Apart | None) -> BuiltLayer:
         key = self._cache_key(plan_key)
 
         def progress(done: int) -> None:
@@ -133,13 +147,28 @@ class LayerScheduler:
                 return _holding(self.every_core, plan.entries)
             return plan.entries()
 
-        layer = self.tx.write_layer(
-            lambda sink: write_layer(
-                entries(), sink, self.compression, self.mtime, throttled, self.cancel
+        if apart is not None:
+            layer = self.tx.write_layer_at(lambda path: self._written_apart(apart, path, throttled))
+        else:
+            layer = self.tx.write_layer(
+                lambda sink: write_layer(
+                    entries(), sink, self.compression, self.mtime, throttled, self.cancel
+                )
             )
-        )
         self.uncached.setdefault(key, layer)
         return self._finished(key, plan, layer, cached=False, seconds=time.monotonic() - started)
+
+    def _written_apart(self, plan: Apart, path: Path, progress: Callable[[int], None]) -> Layer:
+        try:
+            job = plan.job()
+            layer, outcome = apart.write_apart(
+                job, path, self.compression, self.mtime, progress, self.cancel
+            )
+        except BaseException as e:
+            plan.settle(e)
+            raise
+        plan.settle(outcome)
+        return layer
 
     def _finished(
         self, key: str, plan: LayerPlan, layer: Layer, *, cached: bool, seconds: float = 0.0
@@ -155,6 +184,12 @@ class LayerScheduler:
                 )
             )
         return BuiltLayer(layer, key, plan, cached)
+
+
+def _apart(plans: Sequence[LayerPlan]) -> set[LayerPlan]:
+    """The plans to write in processes of their own."""
+    heavy = {p for p in plans if p.apart is not None and p.weight >= APART_WEIGHT}
+    return heavy if len(heavy) >= APART_LAYERS and threads() > 1 else set()
 
 
 def _holding(lock: threading.Lock, entries: Callable[[], Iterable[Entry]]) -> Iterator[Entry]:

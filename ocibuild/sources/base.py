@@ -15,6 +15,10 @@ in one of its workers, so the layers before are written meanwhile. A plan whose 
 at once (a lock file pins its downloads) and that is in the cache is never started: it
 downloads nothing. Sources never touch the store, never print: they report through
 `ctx.report` and raise `SourceError` naming the file, URL or recipe line at fault.
+
+A heavy layer may also be made `apart`: its entries made and written in a process of its own
+(`ocibuild.layer.apart`), so that the Python work of several heavy layers runs on several
+cores. The builder decides; the layer's bytes are the same either way.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import Origin
+from ocibuild.layer.apart import ApartJob
 from ocibuild.layer.entry import Entry
 from ocibuild.oci import RuntimeConfig
 from ocibuild.sbom import Component
@@ -37,6 +42,16 @@ if TYPE_CHECKING:
 RuntimeHook = Callable[[RuntimeConfig, ImageFiles], RuntimeConfig]
 """What a layer does to the image's runtime config, given the config so far (base image, then
 the layers below in order) and the image's files (whole, and below the source)."""
+
+
+@dataclass(frozen=True)
+class Apart:
+    """How a layer is made in a process of its own. `job` (called in the build, once what
+    `start` began is done) gives the picklable job; `settle` gets back its outcome, or the
+    error that ended it, whichever came."""
+
+    job: Callable[[], ApartJob]
+    settle: Callable[[object], None]
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ class LayerPlan:
     # what the layer holds, for the image's SBOM; asked once the layer is built or found in
     # the cache (its key resolved), so it may read what `start` fetched
     components: Callable[[], Sequence[Component]] | None = None
+    apart: Apart | None = None
 
 
 def content_key(files: dict[str, bytes]) -> dict[str, str]:

@@ -31,7 +31,7 @@ from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.oci import RuntimeConfig
 from ocibuild.progress import Message, plural
 from ocibuild.sbom import Component
-from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
+from ocibuild.sources.base import Apart, LayerPlan, fetcher_for, input_key
 from ocibuild.sources.session import ImageFiles, LayerContext
 from ocibuild.sources.specs import SpackSpec
 from ocibuild.spack import cache
@@ -40,11 +40,12 @@ from ocibuild.spack.dag import RUN_DEPTYPES, match_roots, parse_root, run_closur
 from ocibuild.spack.database import database_entries, database_index
 from ocibuild.spack.environment import activate_changes, apply_changes, load_changes
 from ocibuild.spack.layering import Sized, group_packages
+from ocibuild.spack.layerjob import LayerJob, PackageJob, checked_scan, relocation
 from ocibuild.spack.layout import InstallTree, padding_length
 from ocibuild.spack.lockfile import read_lock
-from ocibuild.spack.relocate import check_lengths, prefix_maps, relocate_link
+from ocibuild.spack.relocate import relocate_link
 from ocibuild.spack.sbang import sbang_script
-from ocibuild.spack.tarball import PackageTarball, Relocation, Scan, layer_entries, scan
+from ocibuild.spack.tarball import PackageTarball, Relocation, Scan, layer_entries
 from ocibuild.spack.view import Conflict, ViewSource, merged_view
 from ocibuild.trust.openpgp import Keyring, Keys, keyring, verify_clearsigned
 from ocibuild.variables import expand
@@ -123,12 +124,20 @@ class _Install:
             future = self._scans[node.hash]
         if mine:
             try:
-                result = scan(self._tarballs[node.hash].result())
-                check_lengths(result.info.old_prefix, self.prefix(node), node.short)
-                future.set_result(result)
+                future.set_result(
+                    checked_scan(self._tarballs[node.hash].result(), self.prefix(node))
+                )
             except BaseException as e:
                 future.set_exception(e)
         return future.result()
+
+    def claim(self, nodes: Sequence[Node]) -> dict[str, Future[Scan]]:
+        """The scans of `nodes` that nobody has begun, now promised by the caller (who makes
+        them elsewhere, and settles every future it got: others wait on them)."""
+        with self._lock:
+            claimed = {n.hash: Future[Scan]() for n in nodes if n.hash not in self._scans}
+            self._scans.update(claimed)
+        return claimed
 
     def scanned(self, node: Node) -> Scan | None:
         """The package's scan if this build already made it (its layer was written), else
@@ -144,16 +153,29 @@ class _Install:
         with ThreadPoolExecutor(max_workers=max(1, min(len(nodes), threads()))) as pool:
             return list(pool.map(self.scan, nodes))
 
-    def relocation(self, node: Node, found: Scan) -> Relocation:
+    def prefixes(self, node: Node) -> dict[str, str]:
         """Spack's `hashes_to_prefixes`: the link closure and the direct run dependencies."""
         linked = topological([node], self.nodes, ("link",))
         run = [self.nodes[d.hash] for d in node.deps("run") if d.hash in self.nodes]
-        prefixes = {n.hash: self.prefix(n) for n in [*linked, *run] if n.external is None}
-        maps = prefix_maps(
-            found.info, self.prefix(node), self.tree.padded_root, self.tree.sbang, prefixes
-        )
+        return {n.hash: self.prefix(n) for n in [*linked, *run] if n.external is None}
+
+    def relocation(self, node: Node, found: Scan) -> Relocation:
         tarball = self._tarballs[node.hash].result()
-        return Relocation(tarball, found, clean_path(self.prefix(node)), maps, self.tree.sbang)
+        return relocation(tarball, found, self.prefix(node), self.tree, self.prefixes(node))
+
+    def job(self, nodes: Sequence[Node], readers: int) -> PackageJobs:
+        """The layer of `nodes` as a job for another process, once their tarballs are in and
+        checked; the scans it makes are claimed (`claim`) for it."""
+        claimed = self.claim(nodes)
+        try:
+            packages = tuple(
+                PackageJob(self._tarballs[n.hash].result(), self.prefix(n), self.prefixes(n))
+                for n in nodes
+            )
+        except BaseException as e:
+            _settle(claimed, nodes, e)
+            raise
+        return PackageJobs(LayerJob(packages, self.tree, readers), claimed)
 
     def component(self, node: Node) -> Component:
         qualifiers = f"arch={node.arch}&compiler={node.compiler}&hash={node.hash}"
@@ -321,6 +343,16 @@ def _package_layer(group: list[Node], install: _Install, sizes: dict[str, int]) 
         relocations = [install.relocation(n, s) for n, s in zip(group, found, strict=True)]
         return layer_entries(relocations, clean_path(install.tree.root), readers)
 
+    jobs: list[PackageJobs] = []
+
+    def job() -> LayerJob:
+        jobs.append(install.job(group, readers))
+        return jobs[-1].job
+
+    def settle(outcome: object) -> None:
+        claimed = jobs[-1].claimed if jobs else {}
+        _settle(claimed, group, outcome)
+
     names = [n.short for n in group]
     listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     what = names[0] if len(group) == 1 else plural(len(group), "package")
@@ -333,7 +365,28 @@ def _package_layer(group: list[Node], install: _Install, sizes: dict[str, int]) 
         weight=sum(sizes.get(n.hash, 0) for n in group),
         start=lambda: install.start(group),
         components=lambda: [install.component(n) for n in group],
+        apart=Apart(job, settle),
     )
+
+
+@dataclass(frozen=True)
+class PackageJobs:
+    """A layer's job for another process, and the scans promised to the build for it."""
+
+    job: LayerJob
+    claimed: dict[str, Future[Scan]]
+
+
+def _settle(claimed: dict[str, Future[Scan]], nodes: Sequence[Node], outcome: object) -> None:
+    """Keep the promised scans: the job's (a list, in `nodes`' order), or its error."""
+    if isinstance(outcome, BaseException) or not isinstance(outcome, list):
+        error = outcome if isinstance(outcome, BaseException) else SourceError("no scans came back")
+        for future in claimed.values():
+            future.set_exception(error)
+        return
+    for node, found in zip(nodes, outcome, strict=True):
+        if node.hash in claimed:
+            claimed[node.hash].set_result(found)
 
 
 def _metadata_layer(install: _Install, ctx: LayerContext) -> LayerPlan:

@@ -43,20 +43,31 @@ class Transaction:
 
     def write_layer(self, write: Callable[[BinaryIO], Layer]) -> Layer:
         """Stage the layer blob that `write` writes into the file it is given."""
+        return self._stage_layer(lambda pending: write(pending.file))
+
+    def write_layer_at(self, write: Callable[[Path], Layer]) -> Layer:
+        """Stage the layer blob that `write` writes into the (empty) file at the path it is
+        given: another process's writer."""
+        return self._stage_layer(lambda pending: write(pending.tmp))
+
+    def _stage_layer(self, write: Callable[[PendingBlob], Layer]) -> Layer:
         layers: list[Layer] = []
 
-        def written(f: BinaryIO) -> str:
-            layers.append(write(f))
+        def written(pending: PendingBlob) -> str:
+            layers.append(write(pending))
             return layers[0].digest
 
-        self.stage(written)
+        self._stage(written)
         return layers[0]
 
     def stage(self, write: Callable[[BinaryIO], str]) -> str:
         """Stage the blob that `write` writes into the file it is given; `write` returns its
         digest (computed as it wrote)."""
+        return self._stage(lambda pending: write(pending.file))
+
+    def _stage(self, write: Callable[[PendingBlob], str]) -> str:
         with self.store.pending_blob() as pending:
-            digest = write(pending.file)
+            digest = write(pending)
             tmp = pending.keep()
         with self._mutex:
             if digest in self._staged:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from ocibuild.builder.scheduler import LayerScheduler
 from ocibuild.compression import Compression
 from ocibuild.layer.entry import Entry, bytes_entry
@@ -129,3 +131,30 @@ def test_the_heaviest_layers_of_a_source_start_first_and_stay_in_layer_order(
     assert [b.plan.key for b in built] == ["small", "big", "unknown", "middle"]
     assert started == ["small", "big", "unknown", "middle"]  # downloads begin in layer order
     assert begun == ["big", "middle", "small", "unknown"]
+
+
+def test_heavy_layers_go_apart_only_when_two_can_share_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process per layer pays only when two heavy layers would otherwise share the GIL."""
+    from ocibuild.builder import scheduler
+    from ocibuild.sources.base import Apart
+
+    def plan(name: str, weight: int, apart: bool = True) -> LayerPlan:
+        return LayerPlan(
+            key=name,
+            description=name,
+            entries=list,
+            created_by=name,
+            weight=weight,
+            apart=Apart(job=lambda: None, settle=lambda _: None) if apart else None,  # type: ignore[arg-type,return-value]
+        )
+
+    heavy = scheduler.APART_WEIGHT
+    one, two = plan("one", heavy), plan("two", heavy + 1)
+    light, fixed = plan("light", heavy - 1), plan("fixed", heavy, apart=False)
+    monkeypatch.setattr(scheduler, "threads", lambda: 2)
+    assert scheduler._apart([one, two, light, fixed]) == {one, two}
+    assert scheduler._apart([one, light, fixed]) == set()
+    monkeypatch.setattr(scheduler, "threads", lambda: 1)
+    assert scheduler._apart([one, two]) == set()

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,6 +111,24 @@ def recipe(path: Path, spack: str, ref: str = REF, base_files: str = USR_FILES) 
         f"      - spack: {spack}\n"
     )
     return path
+
+
+def layers_apart(mp: pytest.MonkeyPatch) -> list[object]:
+    """Make the builder write every Spack package layer in a process of its own (as it does
+    for heavy ones); the jobs written that way, as they come."""
+    from ocibuild.builder import scheduler
+    from ocibuild.layer import apart
+
+    jobs: list[object] = []
+    write_apart = apart.write_apart
+
+    def counted(job: Any, *args: Any) -> Any:
+        jobs.append(job)
+        return write_apart(job, *args)
+
+    mp.setattr(scheduler, "APART_WEIGHT", 0)
+    mp.setattr(apart, "write_apart", counted)
+    return jobs
 
 
 def build(capsys: pytest.CaptureFixture[str], recipe_file: Path, store: Path) -> None:

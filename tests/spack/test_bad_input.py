@@ -9,12 +9,13 @@ import json
 import re
 import tarfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ocibuild.cli import main
-from tests.spack.conftest import BASE_REF, FIXTURES, KEY, REF, Served, fail, recipe
+from tests.spack.conftest import BASE_REF, FIXTURES, KEY, REF, Served, fail, layers_apart, recipe
 from tests.ups.conftest import store_snapshot
 
 ZLIB = "linux-debian12-x86_64-gcc-12.2.0-zlib-1.2.13-vptum3ymiatmgooaso2x3hoyzlmb6exq"
@@ -48,6 +49,25 @@ def refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str) -> s
     return err
 
 
+@dataclass(frozen=True)
+class Written:
+    apart: bool
+    jobs: list[object]  # the layers' jobs sent to processes of their own
+
+    def check(self) -> None:
+        """The refusal came from a layer written where it was meant to be."""
+        assert bool(self.jobs) == self.apart
+
+
+@pytest.fixture(params=["threads", "processes"])
+def written(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Written:
+    """The package layers written in the build's threads, or each in a process of its own:
+    a bad tarball is refused the same way."""
+    if request.param == "processes":
+        return Written(True, layers_apart(monkeypatch))
+    return Written(False, [])
+
+
 def rewrite_tarball(site: Path, change: Callable[[tarfile.TarFile, tarfile.TarFile], None]) -> None:
     """Rewrite zlib's tarball (members through `change(old, new)`), and the unsigned spec
     file's checksum to match, as a cache whose maker put that tarball there would."""
@@ -76,7 +96,11 @@ def copy_members(old: tarfile.TarFile, new: tarfile.TarFile, extra: tarfile.TarI
 
 
 def test_a_tarball_whose_checksum_is_wrong(
-    tmp_path: Path, own_cache: Served, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    own_cache: Served,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    written: Written,
 ) -> None:
     path = own_cache.root / "signed" / ZLIB_TARBALL
     path.write_bytes(path.read_bytes() + b"\0")
@@ -116,10 +140,15 @@ def test_a_changed_signed_spec(
 
 
 def test_relocation_into_a_longer_prefix_than_the_padding_allows(
-    tmp_path: Path, caches: Served, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    caches: Served,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    written: Written,
 ) -> None:
     long_root = "/opt/" + "x" * 195
     err = refused(tmp_path, capsys, signed(caches.url, into=f"{{root: {long_root}}}"))
+    written.check()
     # the first layer written fails: zlib's or gcc-runtime's, each naming both lengths
     assert re.search(
         r"(zlib@1.2.13/vptum3y: cannot relocate from its 206-character build prefix .* into the "
@@ -130,7 +159,11 @@ def test_relocation_into_a_longer_prefix_than_the_padding_allows(
 
 
 def test_a_member_outside_the_prefix(
-    tmp_path: Path, own_cache: Served, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    own_cache: Served,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    written: Written,
 ) -> None:
     def change(old: tarfile.TarFile, new: tarfile.TarFile) -> None:
         extra = tarfile.TarInfo("etc/profile.d/evil.sh")
@@ -139,6 +172,7 @@ def test_a_member_outside_the_prefix(
 
     rewrite_tarball(own_cache.root, change)
     err = refused(tmp_path, capsys, unsigned(own_cache.url))
+    written.check()
     assert f"{ZLIB}.spack: member etc/profile.d/evil.sh is outside the package prefix" in err
 
 
@@ -151,6 +185,7 @@ def test_a_symlink_escaping_the_install_tree(
     own_cache: Served,
     cache_dir: Path,
     capsys: pytest.CaptureFixture[str],
+    written: Written,
 ) -> None:
     def change(old: tarfile.TarFile, new: tarfile.TarFile) -> None:
         prefix = old.getmembers()[-1].name.removesuffix("/.spack/binary_distribution")
@@ -161,6 +196,7 @@ def test_a_symlink_escaping_the_install_tree(
 
     rewrite_tarball(own_cache.root, change)
     err = refused(tmp_path, capsys, unsigned(own_cache.url))
+    written.check()
     assert "lib/evil -> " in err
     assert "outside /opt/spack" in err or "climbs above the image root" in err
 

@@ -19,6 +19,7 @@ from tests.spack.conftest import (
     Served,
     build,
     export_dir,
+    layers_apart,
     listing,
     oracle_listing,
     recipe,
@@ -39,13 +40,17 @@ def spack_entry(mirror: str, view: str | None = None, specs: list[str] = ROOTS) 
     return entry + (f", view: {view}}}" if view else "}")
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, caches: Served) -> tuple[Path, Path]:
-    """The image of the five roots (view at /opt/view), and its root filesystem."""
+@pytest.fixture(scope="module", params=["threads", "processes"])
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, caches: Served
+) -> tuple[Path, Path]:
+    """The image of the five roots (view at /opt/view), and its root filesystem: its package
+    layers written in the build's threads, or each in a process of its own."""
     tmp = tmp_path_factory.mktemp("oracle")
     store = tmp / "store"
     mp = pytest.MonkeyPatch()
     mp.setenv("OCIBUILD_CACHE", str(tmp / "cache"))
+    written_apart = layers_apart(mp) if request.param == "processes" else []
     capsys = _Capture()
     try:
         build(
@@ -54,6 +59,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, caches: Served) -> tuple[Pat
         rootfs = export_dir(capsys, store, REF, tmp / "rootfs")  # type: ignore[arg-type]
     finally:
         mp.undo()
+    assert len(written_apart) == (6 if request.param == "processes" else 0)
     return store, rootfs
 
 
