@@ -118,9 +118,14 @@ class Timing:
 def timed(
     name: str, command: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> Timing:
-    """Run a shell command under GNU time; wall seconds and the peak RSS of its largest process."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
-        proc = subprocess.run(
+    """Run a shell command under GNU time: its wall seconds, and the peak memory of its whole
+    process tree (the sum of its processes' RSS, sampled every 50 ms), or the peak RSS of its
+    largest process (GNU time's) when that is more."""
+    with (
+        tempfile.NamedTemporaryFile("r", suffix=".time") as out,
+        tempfile.TemporaryFile("w+") as errors,
+    ):
+        proc = subprocess.Popen(
             [
                 "/usr/bin/time",
                 "-o",
@@ -135,14 +140,38 @@ def timed(
             ],
             cwd=cwd,
             env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
         )
+        tree_kb = 0
+        while proc.poll() is None:
+            tree_kb = max(tree_kb, tree_rss_kb(proc.pid))
+            time.sleep(0.05)
         if proc.returncode != 0:
-            raise SystemExit(f"{name} failed ({proc.returncode}): {command}\n{proc.stderr[-2000:]}")
+            errors.seek(0)
+            raise SystemExit(
+                f"{name} failed ({proc.returncode}): {command}\n{errors.read()[-2000:]}"
+            )
         seconds, peak_kb = out.read().split()[-2:]
-    return Timing(name, float(seconds), int(peak_kb) / 1024)
+    return Timing(name, float(seconds), max(int(peak_kb), tree_kb) / 1024)
+
+
+def tree_rss_kb(pid: int) -> int:
+    """The summed RSS of process `pid` and all its descendants, in KiB (0 once it is gone)."""
+    total, waiting = 0, [pid]
+    while waiting:
+        process = waiting.pop()
+        try:
+            with open(f"/proc/{process}/status") as status:
+                total += next(
+                    (int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0
+                )
+            for task in os.listdir(f"/proc/{process}/task"):  # children hang off their thread
+                with open(f"/proc/{process}/task/{task}/children") as children:
+                    waiting += [int(child) for child in children.read().split()]
+        except OSError:  # ended meanwhile
+            continue
+    return total
 
 
 def have(tool: str) -> bool:

@@ -3,7 +3,7 @@
 Builds the deterministic payload (bench/payload.py, ~1 GB in ~12,000 files by default) into a
 one-layer image with `ocibuild recipe`, starts local registries with registry/start.py (Debian's
 docker-registry, plain HTTP, a fresh one for every timed push so that no tool finds blobs the
-other left), and times (wall clock, peak RSS):
+other left), and times (wall clock, peak memory of the process tree):
 
   skopeo copy oci:STORE:REF docker://...   the reference
   ocibuild push REF --to ...               the same image, same registry setup

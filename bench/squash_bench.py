@@ -1,7 +1,7 @@
 """Image -> squashfs: ocibuild against what HPC sites run today, same run.
 
 Builds the deterministic payload (bench/payload.py, ~1 GB in ~12,000 files by default) into a
-one-layer image, then times (wall clock, peak RSS of the largest process) making one squashfs
+one-layer image, then times (wall clock, peak memory of the whole process tree) making one squashfs
 of it, every file root-owned:
 
   ocibuild export --format squashfs   layers flattened and streamed into tar2sqfs (gzip 6)

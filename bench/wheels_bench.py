@@ -3,7 +3,7 @@
 The wheel set is the scientific stack (numpy, awkward, uproot, hist, coffea and everything they
 need: 83 wheels, 0.8 GB installed), from the test wheel cache `scripts/fetch-test-wheels` fills,
 read as a local directory of wheels by every tool. Every download cache is warm: each tool runs
-once before it is timed. Times (wall clock, peak RSS of the largest process):
+once before it is timed. Times (wall clock, peak memory of the whole process tree):
 
   ocibuild recipe --no-cache          the `wheels` layer: resolved from the lock, streamed from
                                       the cached wheels into tar, gzip and sha256 (+ pycs or not)

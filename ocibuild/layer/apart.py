@@ -5,9 +5,9 @@ GIL, so a build's heavy layers take turns on one core however many the machine h
 apart, each heavy layer's Python work runs on a core of its own. The layer's bytes are the
 same whichever way it is written.
 
-The process is a new interpreter running this module (`python -m ocibuild.layer.apart FD`),
-never a fork of the build, whose other threads may hold locks, and never a re-run of the
-build's main script. The job is pickled to its stdin: it makes its entries there, and they
+The process is a new interpreter running this module with the build's own `sys.path` (so it
+imports the very modules the build does), never a fork of the build, whose other threads may
+hold locks, and never a re-run of the build's main script. The job is pickled to its stdin: it makes its entries there, and they
 are written into the staged blob's file. Over the pipe FD come progress, then the layer and
 the job's outcome, or the job's error (the error the thread would have raised, or a
 LayerError naming it). A child that dies, or a build that is cancelled, ends the job: the
@@ -16,6 +16,7 @@ child is killed, and the staged file is the caller's to remove.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -34,7 +35,7 @@ from ocibuild.layer.entry import Entry
 
 POLL = 0.1  # seconds between looks at the child (its messages, its life, the cancel event)
 _ENV_PREFIX = "OCIBUILD_"  # the limits (ocibuild.limits) and settings, as the build has them
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `ocibuild`
+_CHILD = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); import ocibuild.layer.apart as a; a.main()"
 
 
 class ApartJob(Protocol):
@@ -61,10 +62,9 @@ def write_apart(
     reading, writing = os.pipe()
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "ocibuild.layer.apart", str(writing)],
+            [sys.executable, "-c", _CHILD, json.dumps(sys.path), str(writing)],
             stdin=subprocess.PIPE,
             pass_fds=(writing,),
-            env={**os.environ, "PYTHONPATH": _python_path()},
         )
     except BaseException:
         os.close(reading)
@@ -84,11 +84,6 @@ def write_apart(
         if child.poll() is None:
             child.kill()
         child.wait()
-
-
-def _python_path() -> str:
-    present = os.environ.get("PYTHONPATH", "")
-    return os.pathsep.join([_PACKAGE_ROOT, present]) if present else _PACKAGE_ROOT
 
 
 def _received(
@@ -149,7 +144,8 @@ def _portable(error: BaseException) -> BaseException:
     return error
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The writer's process: `python -c _CHILD SYS_PATH FD`, its job on stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides, and ends this process
-    with Connection(int(sys.argv[1]), readable=False) as out:
+    with Connection(int(sys.argv[2]), readable=False) as out:
         _child(out)
