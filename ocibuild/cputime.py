@@ -61,6 +61,13 @@ def process_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def child_seconds() -> float:
+    """User and system CPU seconds of the processes this one started and has waited for
+    (layers written apart, gpgv, the tools a command runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class _Sampler:
     """The last CPU ticks of each thread of a class, and those of its threads that ended."""
 
@@ -167,7 +174,8 @@ def thread_seconds() -> dict[str, float]:
 
 def summary() -> str:
     """`cpu seconds: download 1.2, decode 0.9, ..., native threads 17.2, compress threads 3.0,
-    rest 0.9 (process 23.3)`, or "" when no stage ran."""
+    rest 0.9 (process 23.3, child processes 4.1)`, or "" when no stage ran; the stages add up
+    to the process's seconds, its child processes (layers written apart) are counted beside."""
     measured = stages()
     if not measured:
         return ""
@@ -182,4 +190,6 @@ def summary() -> str:
             "cputime sampler: %.3f CPU seconds in %.1f s (%.2f%% of a core)",
             *(_sampler.own, wall, 100 * _sampler.own / max(wall, 1e-9)),
         )
-    return f"cpu seconds: {', '.join(parts)} (process {total:.1f})"
+    children = child_seconds()
+    spawned = f", child processes {children:.1f}" if children >= 0.05 else ""
+    return f"cpu seconds: {', '.join(parts)} (process {total:.1f}{spawned})"
