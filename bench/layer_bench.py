@@ -1,7 +1,8 @@
 """Layer writing: ocibuild against umoci, buildah and the plain compression floor, same run.
 
 Builds the deterministic payload (bench/payload.py, ~1 GB in ~12,000 files by default) into one
-layer, and times (wall clock, peak memory of the process tree; each tool's best of --repeat interleaved rounds):
+layer, and times (wall clock, peak memory of the process tree; each tool's best of --repeat
+interleaved rounds):
 
   ocibuild gzip layer         ocibuild recipe --no-cache (isal gzip, all cores)
   ocibuild zstd layer         ocibuild recipe --no-cache --compression zstd

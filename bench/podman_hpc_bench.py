@@ -2,8 +2,8 @@
 
 Builds the deterministic payload (bench/payload.py, ~1 GB in ~12,000 files by default) into a
 one-layer image, writes it as an oci-archive (not timed: the way a user hands an image to
-podman), then times (wall clock, peak memory of the whole process tree), in rounds that alternate
-which goes first (the machine may be shared: medians of the rounds are compared):
+podman), then times (wall clock, peak memory of the whole process tree), in rounds that
+alternate which goes first (the machine may be shared: medians of the rounds are compared):
 
   ocibuild export --format podman-hpc     records, tar-split and squash written from the store
   podman-hpc load + podman-hpc migrate    the real podman-hpc 1.2.2: load into its graph root,

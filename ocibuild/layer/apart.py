@@ -7,11 +7,11 @@ same whichever way it is written.
 
 The process is a new interpreter running this module with the build's own `sys.path` (so it
 imports the very modules the build does), never a fork of the build, whose other threads may
-hold locks, and never a re-run of the build's main script. The job is pickled to its stdin: it makes its entries there, and they
-are written into the staged blob's file. Over the pipe FD come progress, then the layer and
-the job's outcome, or the job's error (the error the thread would have raised, or a
-LayerError naming it). A child that dies, or a build that is cancelled, ends the job: the
-child is killed, and the staged file is the caller's to remove.
+hold locks, and never a re-run of the build's main script. The job is pickled to its stdin:
+it makes its entries there, and they are written into the staged blob's file. Over a pipe
+come progress, then the layer and the job's outcome, or the job's error (the error the thread
+would have raised, or a LayerError naming it). A child that dies, or a build that is
+cancelled, ends the job: the child is killed, and the staged file is the caller's to remove.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ from ocibuild.layer.entry import Entry
 
 POLL = 0.1  # seconds between looks at the child (its messages, its life, the cancel event)
 _ENV_PREFIX = "OCIBUILD_"  # the limits (ocibuild.limits) and settings, as the build has them
-_CHILD = "import json, sys; sys.path[:] = json.loads(sys.argv[1]); import ocibuild.layer.apart as a; a.main()"
+_CHILD = (  # python -c _CHILD SYS_PATH FD
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "import ocibuild.layer.apart as apart; apart.main()"
+)
 
 
 class ApartJob(Protocol):
@@ -145,7 +148,7 @@ def _portable(error: BaseException) -> BaseException:
 
 
 def main() -> None:
-    """The writer's process: `python -c _CHILD SYS_PATH FD`, its job on stdin."""
+    """The writer's process, its job on stdin, its messages to the pipe FD (argv[2])."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides, and ends this process
     with Connection(int(sys.argv[2]), readable=False) as out:
         _child(out)
