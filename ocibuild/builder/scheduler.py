@@ -116,17 +116,17 @@ class LayerScheduler:
         self.state.forget_layers({hit.digest})
         return None
 
-    def _build(self, plan: LayerPlan, apart: Apart | None) -> BuiltLayer:
+    def _build(self, plan: LayerPlan, made_apart: Apart | None) -> BuiltLayer:
         if self.cancel.is_set():
             raise Cancelled("layer not started")
         if isinstance(plan.key, str):  # not in the cache: `schedule` looked
-            return self._write(plan, plan.key, apart)
+            return self._write(plan, plan.key, made_apart)
         plan_key = plan.key()  # waits for what the key depends on (downloads)
         if self.cancel.is_set():
             raise Cancelled("layer not started")
-        return self._cache_hit(plan, plan_key) or self._write(plan, plan_key, apart)
+        return self._cache_hit(plan, plan_key) or self._write(plan, plan_key, made_apart)
 
-    def _write(self, plan: LayerPlan, plan_key: str, apart: Apart | None) -> BuiltLayer:
+    def _write(self, plan: LayerPlan, plan_key: str, made_apart: Apart | None) -> BuiltLayer:
         key = self._cache_key(plan_key)
 
         def progress(done: int) -> None:
@@ -147,8 +147,10 @@ class LayerScheduler:
                 return _holding(self.every_core, plan.entries)
             return plan.entries()
 
-        if apart is not None:
-            layer = self.tx.write_layer_at(lambda path: self._written_apart(apart, path, throttled))
+        if made_apart is not None:
+            layer = self.tx.write_layer_at(
+                lambda path: self._written_apart(made_apart, path, throttled)
+            )
         else:
             layer = self.tx.write_layer(
                 lambda sink: write_layer(
@@ -158,16 +160,18 @@ class LayerScheduler:
         self.uncached.setdefault(key, layer)
         return self._finished(key, plan, layer, cached=False, seconds=time.monotonic() - started)
 
-    def _written_apart(self, plan: Apart, path: Path, progress: Callable[[int], None]) -> Layer:
+    def _written_apart(
+        self, made_apart: Apart, path: Path, progress: Callable[[int], None]
+    ) -> Layer:
         try:
-            job = plan.job()
+            job = made_apart.job()
             layer, outcome = apart.write_apart(
                 job, path, self.compression, self.mtime, progress, self.cancel
             )
         except BaseException as e:
-            plan.settle(e)
+            made_apart.settle(e)
             raise
-        plan.settle(outcome)
+        made_apart.settle(outcome)
         return layer
 
     def _finished(

@@ -16,6 +16,7 @@ cancelled, ends the job: the child is killed, and the staged file is the caller'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -34,7 +35,6 @@ from ocibuild.layer.blob import Layer
 from ocibuild.layer.entry import Entry
 
 POLL = 0.1  # seconds between looks at the child (its messages, its life, the cancel event)
-_ENV_PREFIX = "OCIBUILD_"  # the limits (ocibuild.limits) and settings, as the build has them
 _CHILD = (  # python -c _CHILD SYS_PATH FD
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
     "import ocibuild.layer.apart as apart; apart.main()"
@@ -60,8 +60,7 @@ def write_apart(
 ) -> tuple[Layer, object]:
     """Write the layer of `job` into the (empty) file at `path`, in a child process; the layer
     and the job's outcome. Raises what the job raised, Cancelled once `cancel` is set."""
-    environment = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
-    request = pickle.dumps((job, str(path), compression, mtime, environment))
+    request = pickle.dumps((job, str(path), compression, mtime))
     reading, writing = os.pipe()
     try:
         child = subprocess.Popen(
@@ -120,10 +119,7 @@ def _child(sending: Connection) -> None:
     from ocibuild.layer.writer import write_layer
 
     try:
-        job, path, compression, mtime, environment = pickle.load(sys.stdin.buffer)
-        for name in [k for k in os.environ if k.startswith(_ENV_PREFIX)]:
-            del os.environ[name]
-        os.environ.update(environment)
+        job, path, compression, mtime = pickle.load(sys.stdin.buffer)
         with open(path, "r+b") as sink:
             layer = write_layer(
                 job.entries(),
@@ -133,8 +129,9 @@ def _child(sending: Connection) -> None:
                 lambda done: sending.send(("progress", done)),
             )
         sending.send(("done", (layer, job.outcome())))
-    except BaseException as e:  # every error goes back to the build
-        sending.send(("error", _portable(e)))
+    except BaseException as e:  # every error goes back to the build, if it still listens
+        with contextlib.suppress(OSError):
+            sending.send(("error", _portable(e)))
 
 
 def _portable(error: BaseException) -> BaseException:
