@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import http.server
 import os
 import resource
@@ -156,21 +157,27 @@ def timed(
     return Timing(name, float(seconds), max(int(peak_kb), tree_kb) / 1024)
 
 
-def tree_rss_kb(pid: int) -> int:
-    """The summed RSS of process `pid` and all its descendants, in KiB (0 once it is gone)."""
-    total, waiting = 0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """Process `pid` and all its descendants, from /proc (those ended meanwhile left out)."""
+    found, waiting = [], [pid]
     while waiting:
         process = waiting.pop()
         try:
-            with open(f"/proc/{process}/status") as status:
-                total += next(
-                    (int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0
-                )
             for task in os.listdir(f"/proc/{process}/task"):  # children hang off their thread
                 with open(f"/proc/{process}/task/{task}/children") as children:
                     waiting += [int(child) for child in children.read().split()]
         except OSError:  # ended meanwhile
             continue
+        found.append(process)
+    return found
+
+
+def tree_rss_kb(pid: int) -> int:
+    """The summed RSS of process `pid` and all its descendants, in KiB (0 once it is gone)."""
+    total = 0
+    for process in process_tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{process}/status") as status:
+            total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
     return total
 
 
@@ -219,11 +226,10 @@ def series_table(rows: list[tuple[int, dict[str, Timing]]], names: list[str]) ->
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of process `pid` and its children (the registry that
+    """User and system CPU seconds of process `pid` and its descendants (the registry that
     registry/start.py runs), from /proc."""
     total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for each in [str(pid), *children]:
+    for each in process_tree(pid):
         fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total

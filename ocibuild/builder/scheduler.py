@@ -163,15 +163,15 @@ class LayerScheduler:
     def _written_apart(
         self, made_apart: Apart, path: Path, progress: Callable[[int], None]
     ) -> Layer:
+        job, settle = made_apart()
         try:
-            job = made_apart.job()
             layer, outcome = apart.write_apart(
                 job, path, self.compression, self.mtime, progress, self.cancel
             )
         except BaseException as e:
-            made_apart.settle(e)
+            settle(e)
             raise
-        made_apart.settle(outcome)
+        settle(outcome)
         return layer
 
     def _finished(

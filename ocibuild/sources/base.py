@@ -44,14 +44,10 @@ RuntimeHook = Callable[[RuntimeConfig, ImageFiles], RuntimeConfig]
 the layers below in order) and the image's files (whole, and below the source)."""
 
 
-@dataclass(frozen=True)
-class Apart:
-    """How a layer is made in a process of its own. `job` (called in the build, once what
-    `start` began is done) gives the picklable job; `settle` gets back its outcome, or the
-    error that ended it, whichever came."""
-
-    job: Callable[[], ApartJob]
-    settle: Callable[[object], None]
+Apart = Callable[[], tuple[ApartJob, Callable[[object], None]]]
+"""How a layer is made in a process of its own: called in the build, once what `start` began
+is done, it gives the picklable job and where the job's outcome, or the error that ended it,
+goes back. When it raises, nothing was begun."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ocibuild.errors import FetchError, LockError, MissingDownloadError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
@@ -31,7 +31,7 @@ from ocibuild.layer.entry import Entry, Kind, bytes_entry, clean_path
 from ocibuild.oci import RuntimeConfig
 from ocibuild.progress import Message, plural
 from ocibuild.sbom import Component
-from ocibuild.sources.base import Apart, LayerPlan, fetcher_for, input_key
+from ocibuild.sources.base import LayerPlan, fetcher_for, input_key
 from ocibuild.sources.session import ImageFiles, LayerContext
 from ocibuild.sources.specs import SpackSpec
 from ocibuild.spack import cache
@@ -163,19 +163,30 @@ class _Install:
         tarball = self._tarballs[node.hash].result()
         return relocation(tarball, found, self.prefix(node), self.tree, self.prefixes(node))
 
-    def job(self, nodes: Sequence[Node], readers: int) -> PackageJobs:
+    def job(self, nodes: Sequence[Node], readers: int) -> tuple[LayerJob, Callable[[object], None]]:
         """The layer of `nodes` as a job for another process, once their tarballs are in and
-        checked; the scans it makes are claimed (`claim`) for it."""
+        checked, and what keeps the scans it makes: they are claimed (`claim`) for it."""
         claimed = self.claim(nodes)
+
+        def settle(outcome: object) -> None:
+            """The job's scans (a list, in `nodes`' order), or the error that ended it."""
+            if isinstance(outcome, BaseException):
+                for future in claimed.values():
+                    future.set_exception(outcome)
+                return
+            for node, found in zip(nodes, cast(list[Scan], outcome), strict=True):
+                if node.hash in claimed:
+                    claimed[node.hash].set_result(found)
+
         try:
             packages = tuple(
                 PackageJob(self._tarballs[n.hash].result(), self.prefix(n), self.prefixes(n))
                 for n in nodes
             )
         except BaseException as e:
-            _settle(claimed, nodes, e)
+            settle(e)
             raise
-        return PackageJobs(LayerJob(packages, self.tree, readers), claimed)
+        return LayerJob(packages, self.tree, readers), settle
 
     def component(self, node: Node) -> Component:
         qualifiers = f"arch={node.arch}&compiler={node.compiler}&hash={node.hash}"
@@ -343,16 +354,6 @@ def _package_layer(group: list[Node], install: _Install, sizes: dict[str, int]) 
         relocations = [install.relocation(n, s) for n, s in zip(group, found, strict=True)]
         return layer_entries(relocations, clean_path(install.tree.root), readers)
 
-    jobs: list[PackageJobs] = []
-
-    def job() -> LayerJob:
-        jobs.append(install.job(group, readers))
-        return jobs[-1].job
-
-    def settle(outcome: object) -> None:
-        claimed = jobs[-1].claimed if jobs else {}
-        _settle(claimed, group, outcome)
-
     names = [n.short for n in group]
     listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     what = names[0] if len(group) == 1 else plural(len(group), "package")
@@ -365,28 +366,8 @@ def _package_layer(group: list[Node], install: _Install, sizes: dict[str, int]) 
         weight=sum(sizes.get(n.hash, 0) for n in group),
         start=lambda: install.start(group),
         components=lambda: [install.component(n) for n in group],
-        apart=Apart(job, settle),
+        apart=lambda: install.job(group, readers),
     )
-
-
-@dataclass(frozen=True)
-class PackageJobs:
-    """A layer's job for another process, and the scans promised to the build for it."""
-
-    job: LayerJob
-    claimed: dict[str, Future[Scan]]
-
-
-def _settle(claimed: dict[str, Future[Scan]], nodes: Sequence[Node], outcome: object) -> None:
-    """Keep the promised scans: the job's (a list, in `nodes`' order), or its error."""
-    if isinstance(outcome, BaseException) or not isinstance(outcome, list):
-        error = outcome if isinstance(outcome, BaseException) else SourceError("no scans came back")
-        for future in claimed.values():
-            future.set_exception(error)
-        return
-    for node, found in zip(nodes, outcome, strict=True):
-        if node.hash in claimed:
-            claimed[node.hash].set_result(found)
 
 
 def _metadata_layer(install: _Install, ctx: LayerContext) -> LayerPlan:

@@ -138,7 +138,6 @@ def test_heavy_layers_go_apart_only_when_two_can_share_the_cores(
 ) -> None:
     """A process per layer pays only when two heavy layers would otherwise share the GIL."""
     from ocibuild.builder import scheduler
-    from ocibuild.sources.base import Apart
 
     def plan(name: str, weight: int, apart: bool = True) -> LayerPlan:
         return LayerPlan(
@@ -147,7 +146,7 @@ def test_heavy_layers_go_apart_only_when_two_can_share_the_cores(
             entries=list,
             created_by=name,
             weight=weight,
-            apart=Apart(job=lambda: None, settle=lambda _: None) if apart else None,  # type: ignore[arg-type,return-value]
+            apart=(lambda: (None, lambda _: None)) if apart else None,  # type: ignore[arg-type]
         )
 
     heavy = scheduler.APART_WEIGHT
