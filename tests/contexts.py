@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile
-from ocibuild.net import NetworkPolicy
+from ocibuild.net.policy import NetworkPolicy
 from ocibuild.progress import Reporter, silent
 from ocibuild.sources.base import LayerPlan
 from ocibuild.sources.session import BuildSession, BuildSettings, LayerContext, LowerFS

@@ -1,7 +1,8 @@
 """Downloads into a content-addressed cache, verified against the recipe's lock file.
 
-`file://`, `http://` and `https://` URLs and plain paths, through `ocibuild.net` (its session,
-TLS rules and retry policy). A 404 or a size/digest mismatch is reported at once; every failure
+`file://` URLs and plain paths are read here (a mirror on disk: regular files only, a missing
+one answered like a 404); `http://` and `https://` URLs through `web` (`ocibuild.net`'s session
+and TLS rules), under one retry policy. A 404 or a size/digest mismatch is reported at once; every failure
 names what was being fetched, the URL and the cause, at the recipe line (`origin`) that asked
 for it, and, for a failure to reach the server, how to point at another mirror (`hint`).
 Offline, a pinned file comes from the cache by its digest, an unpinned one by its URL.
@@ -17,12 +18,13 @@ import tempfile
 import threading
 import urllib.parse
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.request import url2pathname
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.cputime import stage
@@ -37,25 +39,20 @@ from ocibuild.errors import (
     TransientError,
 )
 from ocibuild.fetch.lockfile import LockFile, Pin
+from ocibuild.infile import open_regular_file
 from ocibuild.limits import BLOB_SIZE, LimitError
-from ocibuild.net import (
-    NetworkPolicy,
-    RetryPolicy,
-    body_chunks,
-    content_length,
-    host_tls,
-    new_session,
-    retrying,
-    send,
-    status_failure,
-)
+from ocibuild.net.policy import NetworkPolicy
+from ocibuild.net.retry import RetryPolicy, retrying
 from ocibuild.progress import FetchEvent, Message, Reporter, silent
 from ocibuild.secrets import public_url, register_url
 
+if TYPE_CHECKING:
+    from ocibuild.fetch.web import Web
+
 CHUNK = 1 << 20
+WEB = ("http", "https")
 _WARNED_HOSTS: set[str] = set()  # hosts whose credentials in a URL were warned about
 MIRROR = "{mirror}"
-MISSING = (404, 410)
 DOWNLOAD_RETRIES = RetryPolicy(retries=4)
 
 
@@ -86,7 +83,7 @@ class Fetcher:
     hint: str = ""  # how to fetch from elsewhere: the option or variable naming the server
     retry: RetryPolicy = DOWNLOAD_RETRIES
     cancel: threading.Event = field(default_factory=threading.Event)  # set: downloads stop
-    _session: requests.Session | None = field(default=None, repr=False)
+    _web: Web | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # background fetches: one queue, in the order started, `parallel` threads that end when
     # the queue is empty
@@ -262,21 +259,10 @@ class Fetcher:
         if self.network.offline:
             return None
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            path = Path(urllib.parse.unquote(parts.path)) if parts.scheme == "file" else Path(url)
-            return path.stat().st_size if path.is_file() else None
-        try:
-            response = send(
-                self.session(),
-                "HEAD",
-                url,
-                tls=host_tls(parts.netloc, self.network.insecure),
-                deadlines=self.network.deadlines,
-            )
-            length = content_length(response, url)
-        except NetworkError:
-            return None  # the download reports it, with the retries and hint downloads get
-        return length if response.status_code == 200 else None
+        if parts.scheme in WEB:
+            return self.web().size(url)
+        path = _local_path(url)
+        return path.stat().st_size if path.is_file() else None
 
     def _pin(self, fetched: Fetched) -> None:
         if self.lock is not None:
@@ -318,13 +304,12 @@ class Fetcher:
         try:
             h = hashlib.sha256()
             size = 0
-            with os.fdopen(fd, "wb") as out, self._open(url, what, accept) as response:
-                expected = content_length(response, f"GET {public_url(url)}")
+            with os.fdopen(fd, "wb") as out, self._body(url, what, accept) as (expected, chunks):
                 BLOB_SIZE.check(expected or 0, f"{label}{public_url(url)}")
                 self.report(
                     FetchEvent(public_url(url), what, "downloading", expected, 0, at)
                 )  # answered
-                for chunk in body_chunks(response, CHUNK):
+                for chunk in chunks:
                     if self.cancel.is_set():
                         raise Cancelled(f"download of {public_url(url)} stopped", self.origin)
                     out.write(chunk)
@@ -348,41 +333,55 @@ class Fetcher:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def _open(self, url: str, what: str, accept: str = "") -> requests.Response:
-        """The answer to GET `url`, status 200; MissingDownloadError for a 404."""
+    @contextmanager
+    def _body(
+        self, url: str, what: str, accept: str = ""
+    ) -> Iterator[tuple[int | None, Iterator[bytes]]]:
+        """The size of the file at `url` (if known) and its chunks: a web URL's through
+        `web`, a file on disk's read here; MissingDownloadError when there is none."""
         label = f"{what}: " if what else ""
-        parts = urllib.parse.urlsplit(url)
-        if not parts.scheme:
-            target = Path(url).absolute().as_uri()
-        elif parts.scheme in ("file", "http", "https"):
-            target = url
+        scheme = urllib.parse.urlsplit(url).scheme
+        if scheme in WEB:
+            with self.web().body(url, label, CHUNK, accept) as answer:
+                yield answer
+        elif scheme in ("", "file"):
+            with self._open_file(url, label) as f:
+                yield os.fstat(f.fileno()).st_size, self._file_chunks(f, url, label)
         else:
             raise FetchError(
-                f"{label}{public_url(url)}: unsupported URL scheme {parts.scheme!r}", self.origin
+                f"{label}{public_url(url)}: unsupported URL scheme {scheme!r}", self.origin
             )
-        response = send(
-            self.session(),
-            "GET",
-            target,
-            tls=host_tls(parts.netloc, self.network.insecure),
-            deadlines=self.network.deadlines,
-            stream=True,
-            headers={"Accept": accept} if accept else None,
-        )
-        if response.status_code == 200:
-            return response
-        missing = response.status_code in MISSING
-        error = status_failure(response)
-        if missing:
-            message = error.message.replace(target, url, 1)
-            raise MissingDownloadError(f"{label}{message}", self.origin)
-        raise error
 
-    def session(self) -> requests.Session:
+    def _open_file(self, url: str, label: str) -> BinaryIO:
+        """A mirror on disk answers like a web server: the file, or none (a 404), or a
+        refusal naming why (only a regular file is read: never a FIFO or a device)."""
+        try:
+            return open_regular_file(_local_path(url))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise MissingDownloadError(
+                f"{label}{public_url(url)}: no such file", self.origin
+            ) from None
+        except OSError as e:
+            reason = (e.strerror or str(e)).lower()
+            raise FetchError(f"{label}{public_url(url)}: {reason}", self.origin) from None
+
+    def _file_chunks(self, f: BinaryIO, url: str, label: str) -> Iterator[bytes]:
+        try:
+            while chunk := f.read(CHUNK):
+                yield chunk
+        except OSError as e:  # the mirror's disk, not the cache's
+            raise FetchError(
+                f"{label}cannot read {public_url(url)}: {e.strerror or e}", self.origin
+            ) from None
+
+    def web(self) -> Web:
+        """The web side, made at the first web URL (it loads requests)."""
         with self._lock:
-            if self._session is None:
-                self._session = new_session(self.parallel, files=True)
-            return self._session
+            if self._web is None:
+                from ocibuild.fetch.web import Web
+
+                self._web = Web(self.network, self.origin)
+            return self._web
 
     def exists(self, url: str) -> bool:
         """Whether `url` can be fetched (cached, or answered without 404); used for fallbacks."""
@@ -391,10 +390,19 @@ class Fetcher:
         if self.network.offline:
             return False
         try:
-            self._open(url, "").close()
+            with self._body(url, ""):
+                pass
         except MissingDownloadError:
             return False
         except NetworkError as e:
             hint = f"; {self.hint}" if self.hint else ""
             raise FetchError(f"{e.message}{hint}", self.origin) from None
         return True
+
+
+def _local_path(url: str) -> Path:
+    """The file a `file://` URL or a plain path names."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        return Path(url2pathname(urllib.parse.unquote(parts.path)))
+    return Path(url)

@@ -10,7 +10,7 @@ named as `file:///srv/repo`) may link to files below its own directory, nowhere 
 from __future__ import annotations
 
 import posixpath
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ocibuild.errors import NetworkError
 from ocibuild.limits import PAGES
@@ -82,3 +82,18 @@ class Pages:
         self.seen.add(target)
         PAGES.check(len(self.seen), self.what)
         return target
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for a message: without its query (upload state, tokens) and user info."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port:
+        host = f"{host}:{port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -1,5 +1,5 @@
 """Sessions and single requests: the User-Agent, pooled connections sized for the work,
-`file://` URLs (a mirror on disk), TLS settings per host, and failures that keep their cause.
+TLS settings per host, and failures that keep their cause.
 
 `send()` either returns a response (whatever its status) or raises a `NetworkError` naming the
 cause (DNS, refused, TLS verification, timeout, a deadline, broken connection) and the URL;
@@ -10,25 +10,19 @@ answer into the error naming the status and the server's own message.
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
-from urllib.request import url2pathname
+from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import BaseAdapter
 
 from ocibuild import __version__
 from ocibuild.errors import NetworkError, TransientError
-from ocibuild.infile import open_regular_file
 from ocibuild.jsonread import read_json
 from ocibuild.net.body import body_chunks, body_head
 from ocibuild.net.deadline import WATCHDOG, Transfer, WatchedAdapter, remember, sending
 from ocibuild.net.failure import failure
-from ocibuild.net.links import MAX_REDIRECTS, redirect_target
+from ocibuild.net.links import MAX_REDIRECTS, redirect_target, safe_url
 from ocibuild.net.policy import Deadlines
 from ocibuild.net.retry import parse_retry_after, retryable_status
 from ocibuild.net.tls import HostTLS
@@ -37,16 +31,13 @@ from ocibuild.secrets import register_url
 USER_AGENT = f"ocibuild/{__version__}"
 
 
-def new_session(connections: int = 4, files: bool = False) -> requests.Session:
+def new_session(connections: int = 4) -> requests.Session:
     """A session for `connections` requests at once per host, with no retries of its own
-    (the retry policy is ours), whose sockets the deadline watchdog can shut; with `files`,
-    `file://` URLs are read from disk (only regular files: never a FIFO or a device)."""
+    (the retry policy is ours), whose sockets the deadline watchdog can shut."""
     session = requests.Session()
     adapter = WatchedAdapter(pool_connections=4, pool_maxsize=max(1, connections), max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    if files:
-        session.mount("file://", FileAdapter())
     session.headers["User-Agent"] = USER_AGENT
     return session
 
@@ -151,32 +142,14 @@ def _size(data: Any) -> int:
         return 0
 
 
-def safe_url(url: str) -> str:
-    """A URL fit for a message: without its query (upload state, tokens) and user info."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port:
-        host = f"{host}:{port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def status_failure(response: requests.Response, method: str = "") -> NetworkError:
     """The error for an answer we did not want: the status and the server's own message;
     TransientError (with the server's Retry-After) for the statuses worth retrying."""
     status = response.status_code
     url = safe_url(response.url)
     where = f"{method} {url}" if method else url
-    if url.startswith("file:"):
-        message = f"{where}: {response.reason}"
-    else:
-        summary = error_summary(response) or (f" {response.reason}" if response.reason else "")
-        message = f"{where}: HTTP {status}{summary}"
+    summary = error_summary(response) or (f" {response.reason}" if response.reason else "")
+    message = f"{where}: HTTP {status}{summary}"
     response.close()
     if retryable_status(status):
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -212,35 +185,3 @@ def error_summary(response: requests.Response) -> str:
         text = body.decode("utf-8", "replace").strip().splitlines()
         return f" {text[0][:200]}" if text else ""
     return ""
-
-
-class FileAdapter(BaseAdapter):
-    """`file://` URLs: a directory mirror answers like a web server (200, 404, 403)."""
-
-    def send(  # type: ignore[override]
-        self, request: requests.PreparedRequest, **kwargs: Any
-    ) -> requests.Response:
-        response = requests.Response()
-        response.url = request.url or ""
-        response.request = request
-        path = Path(url2pathname(unquote(urlsplit(response.url).path)))
-        try:
-            f: Any = open_regular_file(path)
-            size = os.fstat(f.fileno()).st_size
-            response.status_code, response.reason = 200, "OK"
-            response.headers["Content-Length"] = str(size)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            f = io.BytesIO(b"")
-            response.status_code, response.reason = 404, "no such file"
-        except OSError as e:
-            f = io.BytesIO(b"")
-            response.status_code = 403
-            response.reason = (e.strerror or str(e)).lower()
-        if request.method == "HEAD":
-            f.close()
-            f = io.BytesIO(b"")
-        response.raw = f
-        return response
-
-    def close(self) -> None:
-        pass

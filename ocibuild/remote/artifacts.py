@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ocibuild.errors import DigestMismatchError, NetworkError, RegistryError
 from ocibuild.jsonread import read_json_object
-from ocibuild.net import read_body
+from ocibuild.net.body import read_body
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType
 from ocibuild.oci.digest import Digest, sha256_digest
 from ocibuild.remote.blobs import blob_exists, blob_path, start_upload

@@ -20,7 +20,10 @@ import requests
 
 from ocibuild import secrets
 from ocibuild.errors import AuthError, NetworkError, RegistryError
-from ocibuild.net import Deadlines, HostTLS, read_json_body, send
+from ocibuild.net.body import read_json_body
+from ocibuild.net.policy import Deadlines
+from ocibuild.net.session import send
+from ocibuild.net.tls import HostTLS
 from ocibuild.remote.credentials import Credentials
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import requests
 
 from ocibuild.errors import DigestMismatchError, RegistryError, StoreError, TransientError
-from ocibuild.net import Attempts, body_chunks, content_length, safe_url
+from ocibuild.net.body import body_chunks, content_length
+from ocibuild.net.links import safe_url
+from ocibuild.net.retry import Attempts
 from ocibuild.oci import Descriptor
 from ocibuild.oci.digest import Digest
 from ocibuild.remote.progress import BlobProgress

@@ -21,7 +21,9 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from ocibuild.errors import DigestMismatchError, OcibuildError, RegistryError, TransientError
-from ocibuild.net import Attempts, body_chunks, root_cause
+from ocibuild.net.body import body_chunks
+from ocibuild.net.failure import root_cause
+from ocibuild.net.retry import Attempts
 from ocibuild.oci import Descriptor, Index, Manifest
 from ocibuild.oci.reference import Reference, parse_reference
 from ocibuild.progress import Reporter, TransferEvent

@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 
 from ocibuild.errors import NetworkError, RegistryError
 from ocibuild.limits import JSON_SIZE
-from ocibuild.net import Pages, read_json_body
+from ocibuild.net.body import read_json_body
+from ocibuild.net.links import Pages
 from ocibuild.oci.reference import parse_reference
 from ocibuild.progress import Reporter, silent
 from ocibuild.remote.auth import repository_scope

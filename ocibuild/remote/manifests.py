@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ocibuild.errors import DigestMismatchError, NetworkError, RegistryError, TransientError
 from ocibuild.jsonread import JSONObject, read_json, read_json_object
-from ocibuild.net import read_body
+from ocibuild.net.body import read_body
 from ocibuild.oci import Descriptor, Index, Manifest, MediaType, Platform, sha256_digest
 from ocibuild.oci.digest import Digest, is_digest
 from ocibuild.oci.formats import in_format, manifest_format

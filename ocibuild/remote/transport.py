@@ -19,19 +19,11 @@ import requests
 
 from ocibuild.errors import AuthError, NetworkError, RegistryError, TransientError
 from ocibuild.jsonread import read_json
-from ocibuild.net import (
-    HostTLS,
-    host_tls,
-    new_session,
-    retrying,
-    safe_url,
-    send,
-    status_failure,
-)
 from ocibuild.net.body import body_head
-from ocibuild.net.retry import retryable_status
-from ocibuild.net.session import error_summary
-from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV, split_host
+from ocibuild.net.links import safe_url
+from ocibuild.net.retry import retryable_status, retrying
+from ocibuild.net.session import error_summary, new_session, send, status_failure
+from ocibuild.net.tls import CERTS_DIRS_ENV, INSECURE_ENV, HostTLS, host_tls, split_host
 from ocibuild.oci.reference import registry_credentials_key, registry_endpoint
 from ocibuild.progress import RateLimitEvent, Reporter, RetryEvent
 from ocibuild.remote.auth import Authenticator, pick_challenge

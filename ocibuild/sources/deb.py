@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from ocibuild.errors import MissingDownloadError, Origin, SignatureError, SourceError
 from ocibuild.fetch import Fetched, Fetcher
 from ocibuild.layer.entry import Entry, bytes_entry, dir_entry
-from ocibuild.net.session import safe_url
+from ocibuild.net.links import safe_url
 from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.debfile import DebArchive, DebListing, data_entries, list_deb, read_deb
 from ocibuild.ospkg.debindex import (

@@ -30,8 +30,7 @@ from pathlib import Path
 from ocibuild.errors import MissingDownloadError, NetworkError, Origin, SignatureError, SourceError
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry
-from ocibuild.net import linked_url
-from ocibuild.net.session import safe_url
+from ocibuild.net.links import linked_url, safe_url
 from ocibuild.ospkg.accounts import IdMap
 from ocibuild.ospkg.compress import compression_of, decompressed
 from ocibuild.ospkg.record import PackageRecord

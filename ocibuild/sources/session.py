@@ -19,7 +19,7 @@ from typing import Protocol
 from ocibuild.errors import Origin
 from ocibuild.fetch import LockFile
 from ocibuild.layer.entry import Entry, content_sha256
-from ocibuild.net import NetworkPolicy
+from ocibuild.net.policy import NetworkPolicy
 from ocibuild.progress import Reporter, silent
 
 PULL_POLICIES = ("always", "missing", "never")

@@ -21,7 +21,7 @@ from dataclasses import replace
 from ocibuild.errors import FetchError, LockError, Origin, SourceError
 from ocibuild.fetch import Fetcher
 from ocibuild.layer.entry import Entry, clean_path
-from ocibuild.net.session import safe_url
+from ocibuild.net.links import safe_url
 from ocibuild.progress import Message, plural
 from ocibuild.sbom import Component
 from ocibuild.sources.base import LayerPlan, fetcher_for, input_key

@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 from ocibuild.errors import OcibuildError, Origin, SourceError
 from ocibuild.fetch import Fetched
 from ocibuild.layer.entry import Entry
-from ocibuild.net import safe_url
+from ocibuild.net.links import safe_url
 from ocibuild.ospkg.dpkgdb import INFO_DIR, STATUS_PATH, parse_status
 from ocibuild.ospkg.rpmdb import RPMDB_FILES, read_rpmdb
 from ocibuild.progress import Message, plural

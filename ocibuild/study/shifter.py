@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 from ocibuild.errors import BenchError, NetworkError
 from ocibuild.jsonread import read_json
-from ocibuild.net import Deadlines, host_tls, new_session, send
-from ocibuild.net.session import error_summary
+from ocibuild.net.policy import Deadlines
+from ocibuild.net.session import error_summary, new_session, send
+from ocibuild.net.tls import host_tls
 from ocibuild.oci.reference import parse_reference
 from ocibuild.study.targets import ShifterOptions, Target, expand_path
 

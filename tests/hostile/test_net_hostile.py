@@ -17,7 +17,7 @@ import pytest
 
 from ocibuild.errors import FetchError, OcibuildError
 from ocibuild.fetch import Fetcher
-from ocibuild.net import RetryPolicy
+from ocibuild.net.retry import RetryPolicy
 from ocibuild.progress import Event, RetryEvent
 from ocibuild.remote import pull_image
 from ocibuild.remote.lookup import list_tags
