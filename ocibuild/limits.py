@@ -74,6 +74,11 @@ RECIPE_NODES = Limit(
     1_000_000,
     "number of YAML values of a recipe, counting each alias as a copy",
 )
+YAML_NODES = Limit(
+    "OCIBUILD_MAX_YAML_NODES",
+    1_000_000,
+    "number of values of a YAML document written by others, counting each alias as a copy",
+)
 RECIPE_SIZE = Limit("OCIBUILD_MAX_RECIPE_SIZE", 64 << 20, "size in bytes of a recipe file")
 BLOB_SIZE = Limit(
     "OCIBUILD_MAX_BLOB_SIZE",
@@ -104,6 +109,7 @@ ALL = (
     EXPANSION_FLOOR,
     ENV_VALUE,
     RECIPE_NODES,
+    YAML_NODES,
     RECIPE_SIZE,
     BLOB_SIZE,
     JSON_SIZE,

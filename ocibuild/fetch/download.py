@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
-from urllib.request import url2pathname
 
 from ocibuild.atomicfile import atomic_write_bytes
 from ocibuild.cputime import stage
@@ -404,5 +403,5 @@ def _local_path(url: str) -> Path:
     """The file a `file://` URL or a plain path names."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
-        return Path(url2pathname(urllib.parse.unquote(parts.path)))
+        return Path(urllib.parse.unquote(parts.path))
     return Path(url)

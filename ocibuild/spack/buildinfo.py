@@ -8,9 +8,8 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import yaml
-
 from ocibuild.errors import SourceError
+from ocibuild.yamlread import YAMLInputError, read_yaml
 
 BUILDINFO = ".spack/binary_distribution"
 
@@ -39,11 +38,32 @@ def _strings(value: object, what: str) -> frozenset[str]:
     return frozenset(posixpath.normpath(v) for v in value)
 
 
+def _string(doc: Mapping[object, object], key: str, what: str) -> str:
+    value = doc.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SourceError(f"{what}: {BUILDINFO}: {key} is not a string")
+    return value
+
+
+def _hash_to_prefix(doc: Mapping[object, object], what: str) -> dict[str, str]:
+    hashes = doc.get("hash_to_prefix")
+    prefixes = doc.get("prefix_to_hash")
+    if hashes is None and isinstance(prefixes, dict):
+        hashes = {v: k for k, v in prefixes.items()}
+    if not isinstance(hashes, dict):
+        raise SourceError(f"{what}: {BUILDINFO} has no hash_to_prefix")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in hashes.items()):
+        raise SourceError(f"{what}: {BUILDINFO}: hash_to_prefix maps hashes to prefixes")
+    return hashes
+
+
 def parse_buildinfo(data: bytes, what: str) -> BuildInfo:
     try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError as e:
-        raise SourceError(f"{what}: {BUILDINFO} is not YAML ({e})") from None
+        doc = read_yaml(data, f"{what}: {BUILDINFO}")
+    except YAMLInputError as e:
+        raise SourceError(str(e)) from None
     if not isinstance(doc, dict):
         raise SourceError(f"{what}: {BUILDINFO} is not a mapping")
     if doc.get("relative_rpaths"):
@@ -51,23 +71,19 @@ def parse_buildinfo(data: bytes, what: str) -> BuildInfo:
             f"{what}: built with relative RPATHs (an old build cache); ocibuild relocates "
             "absolute ones only"
         )
-    hashes = doc.get("hash_to_prefix")
-    if hashes is None and isinstance(doc.get("prefix_to_hash"), dict):
-        hashes = {v: k for k, v in doc["prefix_to_hash"].items()}
-    if not isinstance(hashes, dict):
-        raise SourceError(f"{what}: {BUILDINFO} has no hash_to_prefix")
+    hashes = _hash_to_prefix(doc, what)
     for key in ("buildpath", "relative_prefix"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
+        if not _string(doc, key, what):
             raise SourceError(f"{what}: {BUILDINFO} has no {key}")
     return BuildInfo(
-        buildpath=doc["buildpath"],
-        relative_prefix=doc["relative_prefix"],
-        spackprefix=str(doc.get("spackprefix", "")),
-        sbang_install_path=str(doc.get("sbang_install_path") or ""),
+        buildpath=_string(doc, "buildpath", what),
+        relative_prefix=_string(doc, "relative_prefix", what),
+        spackprefix=_string(doc, "spackprefix", what),
+        sbang_install_path=_string(doc, "sbang_install_path", what),
         relocate_textfiles=frozenset(
             p for p in _strings(doc.get("relocate_textfiles"), what) if not p.endswith("~")
         ),
         relocate_binaries=_strings(doc.get("relocate_binaries"), what),
         relocate_links=_strings(doc.get("relocate_links"), what),
-        hash_to_prefix={str(k): str(v) for k, v in hashes.items()},
+        hash_to_prefix=hashes,
     )

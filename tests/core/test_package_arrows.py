@@ -20,7 +20,7 @@ FLOORS: dict[str, int] = {
         0,
     ),
     "limits": 1,
-    "jsonread": 2,
+    **dict.fromkeys(("jsonread", "yamlread"), 2),
     **dict.fromkeys(("outpath", "oci", "net", "sbom", "signing"), 3),
     **dict.fromkeys(("yamldecode", "compression", "trust"), 4),
     **dict.fromkeys(("layer", "fetch"), 5),

@@ -201,6 +201,48 @@ def test_a_symlink_escaping_the_install_tree(
     assert "outside /opt/spack" in err or "climbs above the image root" in err
 
 
+@pytest.mark.parametrize(
+    ("buildinfo", "message"),
+    [
+        (b"relocate_textfiles: " + b"[" * 300_000, "nested deeper than 100 levels"),
+        (
+            b"a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+            + b"".join(
+                f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n".encode() for i in range(1, 8)
+            )
+            + b"hash_to_prefix: {h: *a7}\n",
+            "values with its aliases expanded",
+        ),
+        (b"buildpath: [/opt]\nrelative_prefix: p\nhash_to_prefix: {}\n", "not a string"),
+        (b"buildpath: /opt\nrelative_prefix: p\nhash_to_prefix: {h: [p]}\n", "maps hashes"),
+    ],
+    ids=["deep", "aliases", "not-a-string", "not-a-prefix"],
+)
+def test_a_hostile_buildinfo(
+    buildinfo: bytes,
+    message: str,
+    tmp_path: Path,
+    own_cache: Served,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    written: Written,
+) -> None:
+    """The buildinfo is YAML from the cache: read by the reader of YAML written by others
+    (without it, the deep one crashed the process and the aliases made billions of values)."""
+
+    def change(old: tarfile.TarFile, new: tarfile.TarFile) -> None:
+        *members, last = old.getmembers()
+        for member in members:
+            new.addfile(member, old.extractfile(member) if member.isreg() else None)
+        last.size = len(buildinfo)
+        new.addfile(last, io.BytesIO(buildinfo))
+
+    rewrite_tarball(own_cache.root, change)
+    err = refused(tmp_path, capsys, unsigned(own_cache.url))
+    written.check()
+    assert f"{ZLIB}.spack: .spack/binary_distribution" in err and message in err, err
+
+
 def test_a_spec_whose_dependency_is_not_in_the_cache(
     tmp_path: Path, own_cache: Served, cache_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
