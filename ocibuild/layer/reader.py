@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, cast
 
 from ocibuild.errors import LayerError
+from ocibuild.layer.tarheader import Header
 from ocibuild.oci.mediatypes import layer_compression
 
 
@@ -71,8 +72,8 @@ def decompressed(blob: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
 
 
 def open_stream(tar_stream: BinaryIO) -> tarfile.TarFile:
-    """A tar read front to back, never seeking."""
-    return tarfile.open(fileobj=tar_stream, mode="r|", bufsize=TAR_BUFFER)
+    """A tar read front to back, never seeking, its headers decoded by `tarheader`."""
+    return tarfile.open(fileobj=tar_stream, mode="r|", bufsize=TAR_BUFFER, tarinfo=Header)
 
 
 def each_member(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
