@@ -11,6 +11,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,13 @@ class Timing:
     name: str
     seconds: float
     peak_mb: float
+
+
+def median(name: str, timings: list[Timing]) -> Timing:
+    """Several runs of one thing: the median seconds, the largest peak."""
+    return Timing(
+        name, statistics.median(t.seconds for t in timings), max(t.peak_mb for t in timings)
+    )
 
 
 def timed(

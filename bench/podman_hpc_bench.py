@@ -20,7 +20,6 @@ seconds per GB and peak memory moved from the smallest to the largest).
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +33,7 @@ from common import (
     argument_parser,
     files_for,
     fresh,
+    median,
     payload_recipe,
     series_table,
     timed,
@@ -102,12 +102,7 @@ def measure(
                 f"round {round_ + 1}: {timing.name}: {timing.seconds:.2f} s, {timing.peak_mb:.0f} MB",
                 flush=True,
             )
-    medians = {
-        name: Timing(
-            name, statistics.median(t.seconds for t in timings), max(t.peak_mb for t in timings)
-        )
-        for name, timings in runs.items()
-    }
+    medians = {name: median(name, timings) for name, timings in runs.items()}
     ratio = medians[OURS].seconds / medians[THEIRS].seconds
     print()
     print(f"payload: {size_mb} MB in {files} files; {rounds} rounds, medians")

@@ -47,7 +47,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import Timing, argument_parser, compiled, fresh, have, registry, table, timed, workdir
+from common import (
+    Timing,
+    argument_parser,
+    compiled,
+    fresh,
+    have,
+    median,
+    registry,
+    table,
+    timed,
+    workdir,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT / "tests" / "spack" / "fixtures"
@@ -244,10 +255,13 @@ def measure(
         "OCIBUILD_CACHE": str(fresh(work, "ocibuild-cache")),
         "PYTHONPATH": str(PROJECT),
     }
-    store = fresh(work, "store")
+    store = work / "store"
     ocibuild = f"{sys.executable} -m ocibuild --store {store} -q"
-    timings = [timed(OCIBUILD, f"{ocibuild} recipe {recipe}", env=env)]
-    image = blobs_size(store)
+
+    def ours() -> Timing:
+        fresh(work, "store")
+        env["OCIBUILD_CACHE"] = str(fresh(work, "ocibuild-cache"))
+        return timed(OCIBUILD, f"{ocibuild} recipe {recipe}", env=env)
 
     # Spack: install into a fresh tree (padded as ocibuild's), then one gzip layer of it
     shutil.rmtree(root, ignore_errors=True)
@@ -267,14 +281,38 @@ def measure(
     # repositories (30-40 s here); an untimed install of the cache's smallest package does that
     smallest = min(cache.rglob("*.spack"), key=lambda p: p.stat().st_size).stem[-32:]
     untimed(f"{python} {spack} install --cache-only {check} /{smallest}", spack_env)
-    shutil.rmtree(root)
-    install = timed(
-        "spack install --cache-only",
-        f"{python} {spack} install --cache-only {check} {hashes} >/dev/null",
-        env=spack_env,
-    )
-    layer = timed("tar | pigz | sha256sum", f"tar -C {root} -cf - . | pigz | sha256sum")
-    timings += [install, layer, both(SPACK_TAR, install, layer)]
+
+    def theirs() -> tuple[Timing, Timing]:
+        shutil.rmtree(root)
+        install = timed(
+            "spack install --cache-only",
+            f"{python} {spack} install --cache-only {check} {hashes} >/dev/null",
+            env=spack_env,
+        )
+        return install, timed("tar | pigz | sha256sum", f"tar -C {root} -cf - . | pigz | sha256sum")
+
+    builds: list[Timing] = []
+    installs: list[tuple[Timing, Timing]] = []
+    for round_ in range(args.rounds):  # alternating who goes first
+        if round_ % 2:
+            installs.append(theirs())
+        builds.append(ours())
+        if not round_ % 2:
+            installs.append(theirs())
+        if args.rounds > 1:
+            (install, layer), build = installs[-1], builds[-1]
+            print(
+                f"round {round_ + 1}: ocibuild {build.seconds:.2f} s; spack install "
+                f"{install.seconds:.2f} s + tar | pigz {layer.seconds:.2f} s",
+                flush=True,
+            )
+    image = blobs_size(store)
+    timings = [
+        median(OCIBUILD, builds),
+        median("spack install --cache-only", [i for i, _ in installs]),
+        median("tar | pigz | sha256sum", [t for _, t in installs]),
+        median(SPACK_TAR, [both(SPACK_TAR, i, t) for i, t in installs]),
+    ]
     installed, files = tree_size(root)
 
     layers: dict[str, int] = {}
@@ -319,7 +357,7 @@ def measure(
                 env={**spack_env, "SSL_CERT_FILE": str(cert)},
             )
             layers["spack --base-image"] = layers_in(host, "bench/spack:bench", cert)
-        timings += [base_push, both(SPACK_BASE, install, base_push)]
+        timings += [base_push, both(SPACK_BASE, timings[1], base_push)]
     shutil.rmtree(root, ignore_errors=True)
     return Row(installed, files, image, {t.name: t for t in timings}, layers)
 
@@ -361,6 +399,13 @@ def main() -> int:
         help="the key the cache's specs are signed with ('' for an unsigned cache)",
     )
     parser.add_argument("--padding", type=int, default=64)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="build and install this many times, alternating who goes first, and report the "
+        "medians (a small cache's half-second runs vary by a tenth from run to run) [default: 1]",
+    )
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
     spack = args.spack / "bin" / "spack"

@@ -25,14 +25,16 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ocibuild.compression import Compression
 from ocibuild.errors import Cancelled, LayerError
 from ocibuild.layer.blob import Layer
 from ocibuild.layer.entry import Entry
+
+if TYPE_CHECKING:  # multiprocessing is loaded only by a build that writes a layer apart
+    from multiprocessing.connection import Connection
 
 POLL = 0.1  # seconds between looks at the child (its messages, its life, the cancel event)
 _CHILD = (  # python -c _CHILD SYS_PATH FD
@@ -73,6 +75,8 @@ def write_apart(
         raise
     finally:
         os.close(writing)
+    from multiprocessing.connection import Connection
+
     receiving = Connection(reading, writable=False)
     try:
         assert child.stdin is not None
@@ -146,6 +150,8 @@ def _portable(error: BaseException) -> BaseException:
 
 def main() -> None:
     """The writer's process, its job on stdin, its messages to the pipe FD (argv[2])."""
+    from multiprocessing.connection import Connection
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides, and ends this process
     with Connection(int(sys.argv[2]), readable=False) as out:
         _child(out)

@@ -10,7 +10,6 @@ failure, a redirect ocibuild will not follow, any other status.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from collections.abc import Callable
@@ -35,6 +34,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():
         return float(value[:12])  # past 10^12 seconds it is capped all the same
+    import email.utils  # only an HTTP date needs it
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -45,7 +45,7 @@ from ocibuild.spack.layout import InstallTree, padding_length
 from ocibuild.spack.lockfile import read_lock
 from ocibuild.spack.relocate import relocate_link
 from ocibuild.spack.sbang import sbang_script
-from ocibuild.spack.tarball import PackageTarball, Relocation, Scan, layer_entries
+from ocibuild.spack.tarball import KeepBudget, PackageTarball, Relocation, Scan, layer_entries
 from ocibuild.spack.view import Conflict, ViewSource, merged_view
 from ocibuild.trust.openpgp import Keyring, Keys, keyring, verify_clearsigned
 from ocibuild.variables import expand
@@ -114,8 +114,9 @@ class _Install:
         fetching.add_done_callback(done)
         return out
 
-    def scan(self, node: Node) -> Scan:
-        """The first pass over a package's tarball (once, whoever asks first)."""
+    def scan(self, node: Node, keep: KeepBudget | None = None) -> Scan:
+        """The first pass over a package's tarball (once, whoever asks first: with `keep`,
+        the writer of its layer)."""
         self.start([node])
         with self._lock:
             mine = node.hash not in self._scans
@@ -125,7 +126,7 @@ class _Install:
         if mine:
             try:
                 future.set_result(
-                    checked_scan(self._tarballs[node.hash].result(), self.prefix(node))
+                    checked_scan(self._tarballs[node.hash].result(), self.prefix(node), keep)
                 )
             except BaseException as e:
                 future.set_exception(e)
@@ -148,10 +149,10 @@ class _Install:
             return None
         return future.result()
 
-    def scans(self, nodes: Sequence[Node]) -> list[Scan]:
+    def scans(self, nodes: Sequence[Node], keep: KeepBudget | None = None) -> list[Scan]:
         self.start(nodes)
         with ThreadPoolExecutor(max_workers=max(1, min(len(nodes), threads()))) as pool:
-            return list(pool.map(self.scan, nodes))
+            return list(pool.map(lambda node: self.scan(node, keep), nodes))
 
     def prefixes(self, node: Node) -> dict[str, str]:
         """Spack's `hashes_to_prefixes`: the link closure and the direct run dependencies."""
@@ -350,7 +351,7 @@ def _package_layer(group: list[Node], install: _Install, sizes: dict[str, int]) 
     readers = max(1, min(len(group), threads()))
 
     def entries() -> Iterator[Entry]:
-        found = install.scans(group)
+        found = install.scans(group, KeepBudget())
         relocations = [install.relocation(n, s) for n, s in zip(group, found, strict=True)]
         return layer_entries(relocations, clean_path(install.tree.root), readers)
 

@@ -10,12 +10,20 @@ from dataclasses import dataclass, field
 from ocibuild.layer.entry import Entry, clean_path
 from ocibuild.spack.layout import InstallTree
 from ocibuild.spack.relocate import check_lengths, prefix_maps
-from ocibuild.spack.tarball import PackageTarball, Relocation, Scan, layer_entries, scan
+from ocibuild.spack.tarball import (
+    KeepBudget,
+    PackageTarball,
+    Relocation,
+    Scan,
+    layer_entries,
+    scan,
+)
 
 
-def checked_scan(tarball: PackageTarball, prefix: str) -> Scan:
-    """The tarball's first pass, refused when its build prefix is shorter than `prefix`."""
-    found = scan(tarball)
+def checked_scan(tarball: PackageTarball, prefix: str, keep: KeepBudget | None = None) -> Scan:
+    """The tarball's first pass, refused when its build prefix is shorter than `prefix`; with
+    a `keep` budget, for a layer about to be written (its second pass takes what is kept)."""
+    found = scan(tarball, keep)
     check_lengths(found.info.old_prefix, prefix, tarball.node.short)
     return found
 
@@ -51,7 +59,8 @@ class LayerJob:
     scans: list[Scan] = field(default_factory=list)
 
     def entries(self) -> Iterator[Entry]:
-        self.scans = [checked_scan(p.tarball, p.prefix) for p in self.packages]
+        keep = KeepBudget()
+        self.scans = [checked_scan(p.tarball, p.prefix, keep) for p in self.packages]
         moves = [
             relocation(p.tarball, found, p.prefix, self.tree, p.prefixes)
             for p, found in zip(self.packages, self.scans, strict=True)

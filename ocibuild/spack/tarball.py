@@ -1,9 +1,12 @@
-"""A package's `.spack` tarball, read twice and never unpacked.
+"""A package's `.spack` tarball, read in two passes and never unpacked.
 
 The first pass (`scan`) reads the member headers to the end: the buildinfo, which says what to
 relocate, is the last member; the prefix is the directory holding `.spack/binary_distribution`
 (`spack/binary_distribution.py: _ensure_common_prefix`); the listing of the prefix serves the
-view and the environment. The second pass (`relocated_entries`) streams the members again
+view and the environment. For a layer about to be written it also keeps the members and their
+contents while they fit in the layer's `KeepBudget` (KEEP_MEMORY, shared by its tarballs), and
+the second pass takes them instead of decoding and parsing the tarball again (the fixtures'
+build, warm: 196 ms read twice, 167 ms kept). The second pass (`relocated_entries`) streams the members again
 through the UPS tarball reader (a thread per tarball decoding gzip with isal, members checked by
 the one safe-path resolver and the size limits), moves them into the new prefix and relocates
 them as `spack install --cache-only` does: listed text files and binaries (spooled, at most
@@ -19,8 +22,9 @@ import io
 import posixpath
 import tarfile
 import tempfile
+import threading
 from collections.abc import Generator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -34,9 +38,10 @@ from ocibuild.spack.buildinfo import BUILDINFO, BuildInfo, parse_buildinfo
 from ocibuild.spack.cache import Node
 from ocibuild.spack.relocate import PrefixMaps, TextReplacer, relocate_binary, relocate_link
 from ocibuild.spack.sbang import LINE_LIMIT, shebang_prefix
-from ocibuild.ups.tarball import CHUNK, ProductTarball, open_tarball, tarball_entries
+from ocibuild.ups.tarball import CHUNK, Kept, ProductTarball, open_tarball, tarball_entries
 
 SPOOL_MEMORY = 8 << 20  # bytes of one relocated file kept in memory; the rest goes to disk
+KEEP_MEMORY = 32 << 20  # bytes of a layer's tarballs parsed once, not twice
 BUILDINFO_SIZE = 64 << 20  # the largest buildinfo read (it lists every relocated file)
 DIR_MODE = 0o2755  # a package's directories: group-readable, so setgid (config:allow_sgid)
 
@@ -54,26 +59,50 @@ class PackageTarball:
     def __str__(self) -> str:
         return f"{self.node.short}: {self.url}"
 
-    def as_product(self) -> ProductTarball:
+    def as_product(self, kept: Kept | None = None) -> ProductTarball:
         return ProductTarball(
-            self.node.name, self.node.version, self.url, self.path, self.size, self.sha256
+            self.node.name, self.node.version, self.url, self.path, self.size, self.sha256, kept
         )
 
 
 @dataclass(frozen=True)
 class Scan:
-    """What the first pass learnt of a tarball."""
+    """What the first pass learnt of a tarball; `kept`, a small one's members and contents,
+    for the second pass to take."""
 
     prefix: str  # the package prefix as the tarball names it (`opt/spack-build/.../zlib-...`)
     members: int
     info: BuildInfo
     tree: Mapping[str, tuple[Kind, str]]  # path relative to the prefix -> kind, symlink target
+    kept: Kept | None = field(default=None, compare=False, repr=False)
 
 
-def scan(tarball: PackageTarball) -> Scan:
-    """Read the tarball's headers and its buildinfo; refuse a tarball without one."""
+class KeepBudget:
+    """The bytes the first passes over one layer's tarballs may keep in memory, together."""
+
+    def __init__(self, total: int | None = None) -> None:
+        self._left = KEEP_MEMORY if total is None else total
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if size > self._left:
+                return False
+            self._left -= size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self._left += size
+
+
+def scan(tarball: PackageTarball, keep: KeepBudget | None = None) -> Scan:
+    """Read the tarball's headers and its buildinfo; refuse a tarball without one. With a
+    `keep` budget, a tarball whose contents fit in it is kept for the second pass."""
     names: list[tuple[str, Kind, str]] = []
     buildinfo: tuple[str, bytes] | None = None
+    kept: list[tuple[tarfile.TarInfo, bytes]] | None = [] if keep else None
+    taken = 0
     try:
         with (
             open_tarball(tarball.path) as stream,
@@ -86,11 +115,21 @@ def scan(tarball: PackageTarball) -> Scan:
                 check_expansion(unpacked, tarball.size, str(tarball))
                 name = check_relative(member.name, f"{tarball}: member")
                 names.append((name, _kind(member, tarball), member.linkname))
+                content = b""
+                if keep is not None and kept is not None and member.isreg() and member.size:
+                    if keep.take(member.size):
+                        taken += member.size
+                        content = b"".join(member_content(tar, member))
+                    else:  # read twice, then
+                        keep.give(taken)
+                        kept, taken = None, 0
+                if kept is not None:
+                    kept.append((member, content))
                 if name.endswith("/" + BUILDINFO) and member.isreg():
                     if member.size > BUILDINFO_SIZE:
                         raise SourceError(f"{tarball}: {member.name} is {member.size} bytes")
                     if buildinfo is None or len(name) < len(buildinfo[0]):
-                        buildinfo = (name, b"".join(member_content(tar, member)))
+                        buildinfo = (name, content or b"".join(member_content(tar, member)))
             while stream.read(CHUNK):
                 pass
     except UNREADABLE as e:
@@ -112,7 +151,7 @@ def scan(tarball: PackageTarball) -> Scan:
             )
         if rel:
             tree[rel] = (kind, link)
-    return Scan(prefix, len(names), info, tree)
+    return Scan(prefix, len(names), info, tree, None if kept is None else Kept(kept))
 
 
 def _kind(info: tarfile.TarInfo, tarball: PackageTarball) -> Kind:
@@ -151,7 +190,8 @@ def layer_entries(packages: list[Relocation], root: str, readers: int) -> Iterat
     (image-relative, unpadded); `readers` tarballs decode at once."""
     tree = LayerTree(root=root, eager=False)
     emitted: set[str] = set()
-    stream = tarball_entries([p.tarball.as_product() for p in packages], "", readers)
+    products = [p.tarball.as_product(p.scan.kept) for p in packages]
+    stream = tarball_entries(products, "", readers)
     try:
         for package in packages:
             what = str(package.tarball)

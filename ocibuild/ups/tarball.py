@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -49,9 +49,22 @@ READ_AHEAD_BYTES = 32 << 20  # per tarball: what a reader may decompress before 
 HEADER_COST = 512  # what one member's metadata counts against the read-ahead budget
 
 
+class Kept:
+    """A small tarball's members and contents, kept by a first pass over it for the second,
+    which takes them once: a tarball read twice is then decoded and parsed once."""
+
+    def __init__(self, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        self._members: list[tuple[tarfile.TarInfo, bytes]] | None = members
+
+    def take(self) -> list[tuple[tarfile.TarInfo, bytes]] | None:
+        members, self._members = self._members, None
+        return members
+
+
 @dataclass(frozen=True)
 class ProductTarball:
-    """A fetched product tarball: what it is, where it came from, where it is cached."""
+    """A fetched product tarball: what it is, where it came from, where it is cached; `kept`,
+    its members as a first pass kept them."""
 
     product: str
     version: str
@@ -59,6 +72,7 @@ class ProductTarball:
     path: Path
     size: int
     sha256: str
+    kept: Kept | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.product} {self.version}: {self.url}"
@@ -299,6 +313,10 @@ class _Reader(threading.Thread):
             self.buffer.put(("error", error), 0)
 
     def _read(self) -> None:
+        kept = self.tarball.kept.take() if self.tarball.kept else None
+        if kept is not None:
+            self._replay(kept)
+            return
         with (
             open_tarball(self.tarball.path) as stream,
             open_stream(stream) as tar,
@@ -318,6 +336,17 @@ class _Reader(threading.Thread):
             while chunk := stream.read(CHUNK):
                 unpacked += len(chunk)
                 check_expansion(unpacked, self.tarball.size, str(self.tarball))
+
+    def _replay(self, kept: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        """The members a first pass kept, through the checks `_read` makes (the expansion
+        limits, the tarball's end: the first pass checked those)."""
+        for info, content in kept:
+            entry = member_entry(info, self.into, self.tarball)
+            self.buffer.put(("entry", entry), HEADER_COST)
+            if entry.kind is Kind.FILE and info.size:
+                for start in range(0, len(content), CHUNK):
+                    chunk = content[start : start + CHUNK]
+                    self.buffer.put(("data", chunk), len(chunk))
 
 
 def member_entry(info: tarfile.TarInfo, into: str, tarball: ProductTarball) -> Entry:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.spack import tarball as spack_tarball
 from ocibuild.store import Store
+from ocibuild.ups import tarball as ups_tarball
 from tests.spack.conftest import (
     KEY,
     ORACLE,
@@ -40,17 +42,24 @@ def spack_entry(mirror: str, view: str | None = None, specs: list[str] = ROOTS) 
     return entry + (f", view: {view}}}" if view else "}")
 
 
-@pytest.fixture(scope="module", params=["threads", "processes"])
+@pytest.fixture(scope="module", params=["threads", "processes", "read twice"])
 def built(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, caches: Served
 ) -> tuple[Path, Path]:
     """The image of the five roots (view at /opt/view), and its root filesystem: its package
-    layers written in the build's threads, or each in a process of its own."""
+    layers written in the build's threads, each tarball parsed once (the first pass keeps a
+    small tarball for the second), or in processes of their own, or in threads with every
+    tarball read twice."""
     tmp = tmp_path_factory.mktemp("oracle")
     store = tmp / "store"
     mp = pytest.MonkeyPatch()
     mp.setenv("OCIBUILD_CACHE", str(tmp / "cache"))
     written_apart = layers_apart(mp) if request.param == "processes" else []
+    if request.param == "read twice":
+        mp.setattr(spack_tarball, "KEEP_MEMORY", 0)
+    replays: list[object] = []
+    replay = ups_tarball._Reader._replay
+    mp.setattr(ups_tarball._Reader, "_replay", lambda *a: replays.append(a) or replay(*a))
     capsys = _Capture()
     try:
         build(
@@ -60,6 +69,8 @@ def built(
     finally:
         mp.undo()
     assert len(written_apart) == (6 if request.param == "processes" else 0)
+    # the six tarballs replayed from what their first pass kept, here or in the writers
+    assert len(replays) == (6 if request.param == "threads" else 0)
     return store, rootfs
 
 
