@@ -2,9 +2,10 @@
 
 `file://` URLs and plain paths are read here (a mirror on disk: regular files only, a missing
 one answered like a 404); `http://` and `https://` URLs through `web` (`ocibuild.net`'s session
-and TLS rules), under one retry policy. A 404 or a size/digest mismatch is reported at once; every failure
-names what was being fetched, the URL and the cause, at the recipe line (`origin`) that asked
-for it, and, for a failure to reach the server, how to point at another mirror (`hint`).
+and TLS rules), under one retry policy. A 404 or a size/digest mismatch is reported at once;
+every failure names what was being fetched, the URL and the cause, at the recipe line (`origin`)
+that asked for it, and, for a failure to reach the server, how to point at another mirror
+(`hint`).
 Offline, a pinned file comes from the cache by its digest, an unpinned one by its URL.
 `start_all` downloads in the background, so a source can hand out work that waits on each file;
 setting `cancel` stops every download at its next chunk.

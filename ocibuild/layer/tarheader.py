@@ -1,9 +1,10 @@
 """Tar headers read as tarfile reads them, in a fraction of its time.
 
 tarfile decodes a header's 17 fields with a function call each and sums its checksum through
-two struct unpackings: about a third of the CPU time of reading a tarball of small files
-(Spack's padded prefixes need a PAX header before every member, so two headers per member).
-`Header.frombuf` decodes the same fields in one unpacking, and hands every header it cannot
+two struct unpackings: 16 us a header, and a tarball of small files is mostly headers (Spack's
+padded prefixes need a PAX header before every member, so two headers a member). `Header.frombuf`
+decodes the same fields in one unpacking (6 us; the fixtures' xz layer, 314 members, went from
+105 to 88 ms), and hands every header it cannot
 read the common way (an all-zero block, a short one, base-256 numbers, a checksum other than
 the unsigned one, GNU sparse files, anything that does not parse) to tarfile's own `frombuf`,
 so that every result and every error is tarfile's. A property test holds the two equal.

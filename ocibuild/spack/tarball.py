@@ -6,14 +6,14 @@ relocate, is the last member; the prefix is the directory holding `.spack/binary
 view and the environment. For a layer about to be written it also keeps the members and their
 contents while they fit in the layer's `KeepBudget` (KEEP_MEMORY, shared by its tarballs), and
 the second pass takes them instead of decoding and parsing the tarball again (the fixtures'
-build, warm: 196 ms read twice, 167 ms kept). The second pass (`relocated_entries`) streams the members again
-through the UPS tarball reader (a thread per tarball decoding gzip with isal, members checked by
-the one safe-path resolver and the size limits), moves them into the new prefix and relocates
-them as `spack install --cache-only` does: listed text files and binaries (spooled, at most
-`SPOOL_MEMORY` bytes of each in memory), listed symlinks, overlong shebangs (sbang), and Spack's
-permissions (directories of the prefix 02755, files 0755 or 0644). Members outside the prefix
-(other than its parent directories) are refused; so is a symlink resolving outside the install
-tree, checked against the relocated tree.
+build, warm: 196 ms read twice, 167 ms kept). The second pass (`relocated_entries`) streams the
+members again through the UPS tarball reader (a thread per tarball decoding gzip with isal,
+members checked by the one safe-path resolver and the size limits), moves them into the new
+prefix and relocates them as `spack install --cache-only` does: listed text files and binaries
+(spooled, at most `SPOOL_MEMORY` bytes of each in memory), listed symlinks, overlong shebangs
+(sbang), and Spack's permissions (directories of the prefix 02755, files 0755 or 0644). Members
+outside the prefix (other than its parent directories) are refused; so is a symlink resolving
+outside the install tree, checked against the relocated tree.
 """
 
 from __future__ import annotations
@@ -95,13 +95,19 @@ class KeepBudget:
         with self._lock:
             self._left += size
 
+    def holds(self, size: int) -> bool:
+        with self._lock:
+            return size <= self._left
+
 
 def scan(tarball: PackageTarball, keep: KeepBudget | None = None) -> Scan:
     """Read the tarball's headers and its buildinfo; refuse a tarball without one. With a
     `keep` budget, a tarball whose contents fit in it is kept for the second pass."""
+    if keep is not None and not keep.holds(tarball.size):
+        keep = None  # its contents are more than its compressed bytes: they would not fit
     names: list[tuple[str, Kind, str]] = []
     buildinfo: tuple[str, bytes] | None = None
-    kept: list[tuple[tarfile.TarInfo, bytes]] | None = [] if keep else None
+    kept: list[tuple[tarfile.TarInfo, bytes]] | None = [] if keep is not None else None
     taken = 0
     try:
         with (

@@ -313,7 +313,7 @@ class _Reader(threading.Thread):
             self.buffer.put(("error", error), 0)
 
     def _read(self) -> None:
-        kept = self.tarball.kept.take() if self.tarball.kept else None
+        kept = self.tarball.kept.take() if self.tarball.kept is not None else None
         if kept is not None:
             self._replay(kept)
             return
@@ -338,8 +338,8 @@ class _Reader(threading.Thread):
                 check_expansion(unpacked, self.tarball.size, str(self.tarball))
 
     def _replay(self, kept: list[tuple[tarfile.TarInfo, bytes]]) -> None:
-        """The members a first pass kept, through the checks `_read` makes (the expansion
-        limits, the tarball's end: the first pass checked those)."""
+        """The members a first pass kept, each through `member_entry` as in `_read` (the
+        first pass checked the expansion limits and the tarball's end)."""
         for info, content in kept:
             entry = member_entry(info, self.into, self.tarball)
             self.buffer.put(("entry", entry), HEADER_COST)

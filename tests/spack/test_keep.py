@@ -62,3 +62,19 @@ def test_one_budget_for_a_layer_and_what_does_not_fit_is_given_back(tmp_path: Pa
     assert scan(zlib, budget).kept is not None
     assert scan(xz, budget).kept is None  # xz's files are more than the 1000 bytes left
     assert budget.take(1000) and not budget.take(1)  # what xz took on the way was given back
+
+
+def test_a_tarball_larger_than_what_is_left_is_not_kept_at_all(tmp_path: Path) -> None:
+    """Its contents are more than its compressed bytes: not a byte of it is taken."""
+    xz = package("xz-5.4.1", tmp_path)
+
+    class Counted(KeepBudget):
+        taken = 0
+
+        def take(self, size: int) -> bool:
+            self.taken += 1
+            return super().take(size)
+
+    small, large = Counted(xz.size - 1), Counted(xz.size)
+    assert scan(xz, small).kept is None and small.taken == 0
+    assert scan(xz, large).kept is None and large.taken > 0  # tried: its files are larger
