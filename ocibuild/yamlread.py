@@ -4,7 +4,9 @@ write, have their own (`yamldecode`).
 `read_yaml` parses with libyaml when PyYAML has it (a tenth of the pure-Python parser's time)
 and refuses, with a one-line `YAMLInputError` naming what was read:
 
-- malformed YAML;
+- malformed YAML, and values PyYAML cannot make, which its loader raises as whatever Python
+  raised (a 30th of February and an integer of 5,000 digits a ValueError, `!!int ""` an
+  IndexError);
 - nesting deeper than `MAX_DEPTH`. PyYAML builds nested values by recursion: past Python's limit
   the pure-Python loader raises RecursionError, and libyaml's crashes the process (a few hundred
   kilobytes of `[` do it). The depth is counted on the parser's event stream, which does not
@@ -36,7 +38,12 @@ def read_yaml(data: bytes, what: str) -> object:
     """The value of the YAML document `data`; `what` names it in errors."""
     try:
         _check_events(data, what)
-        return yaml.load(data, Loader=_LOADER)
+        try:
+            return yaml.load(data, Loader=_LOADER)
+        except yaml.YAMLError:
+            raise
+        except Exception as e:  # PyYAML's constructors fail on some input in their own ways
+            raise YAMLInputError(f"{what}: not YAML: a value it cannot hold ({e})") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ocibuild.errors import SourceError
+from ocibuild.spack.buildinfo import BuildInfo, parse_buildinfo
 from ocibuild.yamlread import MAX_DEPTH, YAMLInputError, read_yaml
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ocibuild"
@@ -38,6 +42,9 @@ BAD: dict[str, tuple[bytes, str]] = {
     "laughs": (laughs(9), "more than 1000000 values with its aliases expanded"),
     "not-yaml": (b"a: [1, 2\n", "not YAML"),
     "two-documents": (b"a: 1\n---\nb: 2\n", "not YAML"),
+    "no-such-day": (b"a: 2001-02-30\n", "day is out of range for month"),
+    "huge-integer": (b"a: 1" + b"0" * 5000 + b"\n", "a value it cannot hold (Exceeds the limit"),
+    "empty-integer": (b"a: !!int ''\n", "a value it cannot hold (string index out of range)"),
 }
 
 
@@ -79,6 +86,90 @@ def test_the_alias_limit_is_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert read_yaml(laughs(2), "x") is not None  # 2 + 1 + 10 + 1 values with the mapping
     with pytest.raises(YAMLInputError, match=r"x: more than 30 values .*OCIBUILD_MAX_YAML_NODES"):
         read_yaml(laughs(3), "x")
+
+
+# what YAML is made of, and what a buildinfo holds: random documents of these pieces reach the
+# parser's corners (flow and block nesting, anchors, tags, timestamps, huge numbers)
+PIECES = st.sampled_from(
+    [
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        ": ",
+        "- ",
+        "\n",
+        "  ",
+        "&a ",
+        "*a",
+        "&b ",
+        "*b",
+        "? ",
+        "'",
+        '"',
+        "!!binary ",
+        "!!str ",
+        "!!int ",
+        "!!python/name:os.system ",
+        "2001-02-30",
+        "2001-02-03",
+        "0x" + "f" * 5000,
+        "1e999",
+        "-.inf",
+        "~",
+        "null",
+        "true",
+        "x",
+        "/opt/p",
+        "\t",
+        "#",
+        "%YAML 1.1\n",
+        "---\n",
+        "...\n",
+        "buildpath: ",
+        "relative_prefix: ",
+        "hash_to_prefix: ",
+        "relocate_textfiles: ",
+        "relocate_binaries: ",
+        "relocate_links: ",
+        "prefix_to_hash: ",
+        "\xe9",
+        "\ud800",
+    ]
+)
+DOCUMENTS = st.lists(PIECES, max_size=60).map(
+    lambda pieces: "".join(pieces).encode("utf-8", "surrogatepass")
+)
+VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500)
+@given(DOCUMENTS)
+def test_any_document_is_a_value_or_one_refusal(data: bytes) -> None:
+    """Whatever the bytes, the reader gives a value or a one-line YAMLInputError (no other
+    exception), and a buildinfo is a BuildInfo or a one-line SourceError."""
+    try:
+        read_yaml(data, "doc.yaml")
+    except YAMLInputError as e:
+        assert str(e).startswith("doc.yaml: ") and "\n" not in str(e)
+    try:
+        assert isinstance(parse_buildinfo(data, "p.spack"), BuildInfo)
+    except SourceError as e:
+        assert str(e).startswith("p.spack: ") and "\n" not in str(e)
+
+
+@settings(max_examples=200)
+@given(VALUES, st.booleans())
+def test_what_yaml_writes_reads_back_as_pyyaml_reads_it(value: object, flow: bool) -> None:
+    data = yaml.safe_dump(value, default_flow_style=flow).encode()
+    assert read_yaml(data, "x") == yaml.safe_load(data)
 
 
 def yaml_loads(path: Path) -> list[str]:

@@ -86,13 +86,24 @@ def rewrite_tarball(site: Path, change: Callable[[tarfile.TarFile, tarfile.TarFi
     spec.write_text(json.dumps(doc, indent=0, separators=(",", ":")))
 
 
-def copy_members(old: tarfile.TarFile, new: tarfile.TarFile, extra: tarfile.TarInfo) -> None:
-    """`old`'s members, with `extra` just before the buildinfo (the last member)."""
-    members = old.getmembers()
-    for member in members[:-1]:
+def copy_members(
+    old: tarfile.TarFile,
+    new: tarfile.TarFile,
+    extra: tarfile.TarInfo | None = None,
+    buildinfo: bytes | None = None,
+) -> None:
+    """`old`'s members, with `extra` just before the buildinfo (the last member), and the
+    buildinfo's content replaced by `buildinfo`."""
+    *members, last = old.getmembers()
+    for member in members:
         new.addfile(member, old.extractfile(member) if member.isreg() else None)
-    new.addfile(extra, io.BytesIO(b"x") if extra.isreg() else None)
-    new.addfile(members[-1], old.extractfile(members[-1]))
+    if extra is not None:
+        new.addfile(extra, io.BytesIO(b"x") if extra.isreg() else None)
+    if buildinfo is None:
+        new.addfile(last, old.extractfile(last))
+    else:
+        last.size = len(buildinfo)
+        new.addfile(last, io.BytesIO(buildinfo))
 
 
 def test_a_tarball_whose_checksum_is_wrong(
@@ -230,14 +241,7 @@ def test_a_hostile_buildinfo(
     """The buildinfo is YAML from the cache: read by the reader of YAML written by others
     (without it, the deep one crashed the process and the aliases made billions of values)."""
 
-    def change(old: tarfile.TarFile, new: tarfile.TarFile) -> None:
-        *members, last = old.getmembers()
-        for member in members:
-            new.addfile(member, old.extractfile(member) if member.isreg() else None)
-        last.size = len(buildinfo)
-        new.addfile(last, io.BytesIO(buildinfo))
-
-    rewrite_tarball(own_cache.root, change)
+    rewrite_tarball(own_cache.root, lambda old, new: copy_members(old, new, buildinfo=buildinfo))
     err = refused(tmp_path, capsys, unsigned(own_cache.url))
     written.check()
     assert f"{ZLIB}.spack: .spack/binary_distribution" in err and message in err, err
